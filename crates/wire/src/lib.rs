@@ -1,0 +1,14 @@
+//! Packet views and protocol classifiers for the callwall censor.
+//!
+//! Everything here is a pure function over `&[u8]`: no I/O, no clock, no allocation on the
+//! parse path, and no panic on any input (property tests feed random and mutated bytes).
+//! Unknown codes are data, not errors.
+//!
+//! What it does not do: it does not reassemble IP fragments (a non-first fragment has no
+//! transport header and is reported as such), and it never decides policy; that is the
+//! censor's job.
+#![forbid(unsafe_code)]
+
+pub mod packet;
+
+pub use packet::{Frame, IpAddr, L4, ParseError, Transport};

@@ -139,6 +139,10 @@ pub trait VoiceTransport: Send + Sync {
     fn name(&self) -> &'static str;
     /// The strategies this transport offers, in the order `auto` should try them.
     fn strategies(&self) -> &'static [&'static str];
+    /// The strategies `auto` tries, in order, like a real app falling back. Defaults to all.
+    fn auto_order(&self) -> &'static [&'static str] {
+        self.strategies()
+    }
     /// Places a call (caller side) with one strategy.
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError>;
     /// Answers a call (callee side) with one strategy. It must publish whatever the caller

@@ -22,7 +22,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use metrics::{CallMetrics, Thresholds, Verdict};
+pub use metrics::{analyze, CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
+pub use peer::{run_peer, Attempt, PeerReport, PeerSpec};
+pub use voice::{Arrival, VoiceModel};
 
 /// Which side of the call a peer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,7 +112,9 @@ impl std::fmt::Debug for MediaLink {
 /// Why a transport could not set up a call.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("strategy {strategy:?} is not offered by transport {transport:?}; choose one of {offered}")]
+    #[error(
+        "strategy {strategy:?} is not offered by transport {transport:?}; choose one of {offered}"
+    )]
     UnknownStrategy { transport: &'static str, strategy: String, offered: String },
     #[error("timed out after {0:?} while {1}")]
     Timeout(Duration, &'static str),

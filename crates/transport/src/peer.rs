@@ -1,1 +1,436 @@
-//! Placeholder: filled in by the transport work.
+//! One peer of a call: wait for the start time, try strategies in order, run the voice, report.
+//!
+//! Both peers of a call get a [`PeerSpec`] with the same `call_id`, `start_at`, strategies and
+//! duration, and run [`run_peer`] in their own host. They agree on which strategy they are
+//! trying through the signal server:
+//!
+//! ```text
+//! caller, attempt i:  put "{call_id}/attempt/{i}" = strategy, then dial with call_id "{call_id}/{i}"
+//! callee:             get "{call_id}/attempt/{i}", answer it with call_id "{call_id}/{i}";
+//!                     give it up when "{call_id}/attempt/{i+1}" appears or its deadline passes
+//! ```
+//!
+//! The callee keeps watching for the next attempt even after its side connected, because the
+//! caller's side may not have (a censor dropping only the answer): then the callee drops the
+//! link and answers the caller's next attempt.
+//!
+//! Timing guarantees, with `budget = connect_timeout x strategies`:
+//! - each dial is bounded by `connect_timeout`; the whole connect phase by `start_at + budget`;
+//! - media runs for `duration` from the peer's connect time, never past
+//!   `start_at + budget + duration`, then the peer listens [`DRAIN`] longer for frames in flight;
+//! - everything is bounded by a hard deadline [`HARD_SLACK`] after that, so `run_peer` always
+//!   returns. It never panics: failures are in the report.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::signal::Client;
+use crate::voice::{self, unix_ns_now, Arrival, VoiceModel};
+use crate::{CallContext, Role, VoiceTransport};
+
+/// How long a peer keeps listening after its own media end, for frames still in flight and for
+/// a peer that connected a little later.
+pub const DRAIN: Duration = Duration::from_secs(1);
+/// Margin past the media-and-drain deadline before `run_peer` gives up on everything.
+pub const HARD_SLACK: Duration = Duration::from_secs(3);
+/// Most attempts a callee will follow (protects against a caller counting forever).
+pub const MAX_ATTEMPTS: usize = 64;
+
+/// What a peer process is told to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerSpec {
+    /// The transport's name (`noise`, `quic`, `webrtc`).
+    pub transport: String,
+    /// Strategies to try in order; `["auto"]` means the transport's `auto_order()`.
+    pub strategies: Vec<String>,
+    pub ctx: CallContext,
+    /// When the call starts (UNIX ns, the shared system clock).
+    pub start_at_unix_ns: u64,
+    /// How long to talk once connected; written `"10s"` in files.
+    #[serde(with = "voice::duration_str")]
+    pub duration: Duration,
+    #[serde(default)]
+    pub voice: VoiceModel,
+}
+
+impl PeerSpec {
+    /// `connect_timeout x number of strategies` (strategies not yet resolved count as given).
+    pub fn connect_budget(&self, strategies: usize) -> Duration {
+        self.ctx.connect_timeout.saturating_mul(strategies.max(1) as u32)
+    }
+}
+
+/// One strategy tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub strategy: String,
+    pub ok: bool,
+    pub elapsed_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a peer did and heard. The harness feeds a caller's and a callee's report to
+/// [`crate::metrics::analyze`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerReport {
+    pub role: Role,
+    pub transport: String,
+    pub attempts: Vec<Attempt>,
+    /// The strategy that connected.
+    pub strategy: Option<String>,
+    /// The transport's description of the media path.
+    pub path: Option<String>,
+    /// When the first attempt started (UNIX ns).
+    pub dial_start_unix_ns: u64,
+    /// When the strategy that carried media connected.
+    pub connected_unix_ns: Option<u64>,
+    /// First frame sent (UNIX ns; 0 if no media ran).
+    pub media_start_unix_ns: u64,
+    /// When the sender's clock stopped (UNIX ns; 0 if no media ran).
+    pub media_end_unix_ns: u64,
+    /// When this peer stopped listening (UNIX ns; 0 if no media ran).
+    #[serde(default)]
+    pub recv_end_unix_ns: u64,
+    /// The voice model this peer sent with.
+    #[serde(default)]
+    pub voice: VoiceModel,
+    pub frames_sent: u64,
+    /// Incoming payloads too short to be voice frames.
+    #[serde(default)]
+    pub frames_malformed: u64,
+    /// Every frame received, in order of arrival.
+    pub arrivals: Vec<Arrival>,
+    /// Set when the peer itself failed (bad spec, signal server unreachable, crash): the call's
+    /// verdict is then `error`. Strategies that did not connect are not errors (see `attempts`).
+    pub error: Option<String>,
+}
+
+impl Default for PeerReport {
+    fn default() -> Self {
+        PeerReport::new(Role::Caller, "")
+    }
+}
+
+impl PeerReport {
+    /// An empty report.
+    pub fn new(role: Role, transport: &str) -> Self {
+        PeerReport {
+            role,
+            transport: transport.to_string(),
+            attempts: Vec::new(),
+            strategy: None,
+            path: None,
+            dial_start_unix_ns: 0,
+            connected_unix_ns: None,
+            media_start_unix_ns: 0,
+            media_end_unix_ns: 0,
+            recv_end_unix_ns: 0,
+            voice: VoiceModel::default(),
+            frames_sent: 0,
+            frames_malformed: 0,
+            arrivals: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The report of a peer that failed before or outside `run_peer` (e.g. its process died).
+    pub fn failed(role: Role, transport: &str, error: impl Into<String>) -> Self {
+        PeerReport { error: Some(error.into()), ..PeerReport::new(role, transport) }
+    }
+
+    fn clear_media(&mut self) {
+        self.strategy = None;
+        self.path = None;
+        self.connected_unix_ns = None;
+        self.media_start_unix_ns = 0;
+        self.media_end_unix_ns = 0;
+        self.recv_end_unix_ns = 0;
+        self.frames_sent = 0;
+        self.frames_malformed = 0;
+        self.arrivals.clear();
+    }
+
+    fn take_drive(&mut self, d: voice::DriveReport) {
+        self.frames_sent = d.frames_sent;
+        self.frames_malformed = d.malformed;
+        self.arrivals = d.arrivals;
+        self.media_start_unix_ns = d.media_start_unix_ns;
+        self.media_end_unix_ns = d.media_end_unix_ns;
+        self.recv_end_unix_ns = d.recv_end_unix_ns;
+    }
+}
+
+fn ms_since(start: tokio::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn system_time(unix_ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(unix_ns)
+}
+
+/// The strategy list with `auto` expanded.
+pub fn resolve_strategies(requested: &[String], t: &dyn VoiceTransport) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in requested {
+        if s == "auto" {
+            out.extend(t.auto_order().iter().map(|s| s.to_string()));
+        } else {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// Runs one peer of a call and reports what happened. See the module doc for the protocol
+/// and the timing guarantees.
+pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> PeerReport {
+    let role = spec.ctx.role;
+    let mut report = PeerReport::new(role, &spec.transport);
+    report.voice = spec.voice;
+    let Some(t) = transports.iter().copied().find(|t| t.name() == spec.transport) else {
+        let names: Vec<&str> = transports.iter().map(|t| t.name()).collect();
+        report.error = Some(format!(
+            "unknown transport {:?}; choose one of {}",
+            spec.transport,
+            names.join(", ")
+        ));
+        return report;
+    };
+    let strategies = resolve_strategies(&spec.strategies, t);
+    if strategies.is_empty() {
+        report.error = Some("no strategies to try; name at least one or \"auto\"".into());
+        return report;
+    }
+    let budget = spec.connect_budget(strategies.len());
+    let connect_deadline_ns = spec.start_at_unix_ns.saturating_add(budget.as_nanos() as u64);
+    let media_cap_ns = connect_deadline_ns.saturating_add(spec.duration.as_nanos() as u64);
+    let hard_ns = media_cap_ns
+        .saturating_add(DRAIN.as_nanos() as u64)
+        .saturating_add(HARD_SLACK.as_nanos() as u64);
+    let hard = voice::instant_at_unix_ns(hard_ns);
+
+    // Wait for the start.
+    tokio::time::sleep_until(voice::instant_at_unix_ns(spec.start_at_unix_ns)).await;
+    report.dial_start_unix_ns = unix_ns_now();
+
+    let work = async {
+        match role {
+            Role::Caller => {
+                run_caller(spec, t, &strategies, connect_deadline_ns, media_cap_ns, &mut report)
+                    .await
+            }
+            Role::Callee => {
+                run_callee(spec, t, connect_deadline_ns, media_cap_ns, &mut report).await
+            }
+        }
+    };
+    let outcome = tokio::time::timeout_at(hard, work).await;
+    if outcome.is_err() && report.error.is_none() {
+        report.error = Some(format!(
+            "peer did not finish by its hard deadline ({:?} after the connect budget and call); \
+             a transport ignored its timeouts",
+            spec.duration + DRAIN + HARD_SLACK
+        ));
+    }
+    report
+}
+
+async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Client> {
+    let wait = spec.ctx.connect_timeout.max(Duration::from_secs(1));
+    match Client::connect(spec.ctx.signal, wait).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            report.error = Some(format!("signalling: {e}"));
+            None
+        }
+    }
+}
+
+fn attempt_ctx(spec: &PeerSpec, i: usize) -> CallContext {
+    let mut ctx = spec.ctx.clone();
+    ctx.call_id = format!("{}/{i}", spec.ctx.call_id);
+    ctx.seed = spec.ctx.seed.wrapping_add(i as u64);
+    ctx
+}
+
+fn attempt_key(spec: &PeerSpec, i: usize) -> String {
+    format!("{}/attempt/{i}", spec.ctx.call_id)
+}
+
+/// Media end for a peer that connected at `connected_ns`.
+fn media_end(spec: &PeerSpec, connected_ns: u64, media_cap_ns: u64) -> SystemTime {
+    system_time(connected_ns.saturating_add(spec.duration.as_nanos() as u64).min(media_cap_ns))
+}
+
+async fn run_caller(
+    spec: &PeerSpec,
+    t: &dyn VoiceTransport,
+    strategies: &[String],
+    connect_deadline_ns: u64,
+    media_cap_ns: u64,
+    report: &mut PeerReport,
+) {
+    let Some(mut sig) = signal_client(spec, report).await else { return };
+    let mut link = None;
+    for (i, strategy) in strategies.iter().enumerate() {
+        if unix_ns_now() >= connect_deadline_ns {
+            break;
+        }
+        let started = tokio::time::Instant::now();
+        if let Err(e) = sig.put(&attempt_key(spec, i), strategy).await {
+            report.error = Some(format!("signalling: {e}"));
+            return;
+        }
+        let ctx = attempt_ctx(spec, i);
+        let result = tokio::time::timeout(spec.ctx.connect_timeout, t.dial(&ctx, strategy)).await;
+        let (ok, error) = match result {
+            Ok(Ok(l)) => {
+                link = Some(l);
+                (true, None)
+            }
+            Ok(Err(e)) => (false, Some(e.to_string())),
+            Err(_) => (false, Some(format!("timed out after {:?}", spec.ctx.connect_timeout))),
+        };
+        tracing::debug!(call = %spec.ctx.call_id, strategy, ok, ?error, "caller attempt {i}");
+        report.attempts.push(Attempt {
+            strategy: strategy.clone(),
+            ok,
+            elapsed_ms: ms_since(started),
+            error,
+        });
+        if ok {
+            report.strategy = Some(strategy.clone());
+            break;
+        }
+    }
+    let Some(link) = link else { return };
+    let connected = unix_ns_now();
+    report.connected_unix_ns = Some(connected);
+    report.path = Some(link.path.clone());
+    let d = voice::drive(link, &spec.voice, media_end(spec, connected, media_cap_ns), DRAIN).await;
+    report.take_drive(d);
+}
+
+enum Step {
+    Connected(crate::MediaLink),
+    Failed(String),
+    Superseded,
+}
+
+async fn run_callee(
+    spec: &PeerSpec,
+    t: &dyn VoiceTransport,
+    connect_deadline_ns: u64,
+    media_cap_ns: u64,
+    report: &mut PeerReport,
+) {
+    let Some(mut sig) = signal_client(spec, report).await else { return };
+    // The caller may need a little longer than the budget to put its last key.
+    let follow_until_ns =
+        connect_deadline_ns.saturating_add(spec.ctx.connect_timeout.as_nanos() as u64 / 2);
+    let mut i = 0usize;
+    while i < MAX_ATTEMPTS {
+        let wait = Duration::from_nanos(follow_until_ns.saturating_sub(unix_ns_now()));
+        if wait.is_zero() {
+            break;
+        }
+        let strategy = match sig.get(&attempt_key(spec, i), wait).await {
+            Ok(s) => s,
+            Err(crate::signal::SignalError::Timeout { .. }) => break,
+            Err(e) => {
+                report.error = Some(format!("signalling: {e}"));
+                return;
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let ctx = attempt_ctx(spec, i);
+        // Our own deadline for this attempt: the caller gives up after connect_timeout, plus a
+        // margin for the signalling round trip.
+        let own_deadline = started + spec.ctx.connect_timeout + Duration::from_millis(500);
+        let next_key = attempt_key(spec, i + 1);
+        let next_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
+        let step = {
+            let answer = t.answer(&ctx, &strategy);
+            let next = sig.get(&next_key, next_wait);
+            tokio::select! {
+                r = answer => match r {
+                    Ok(l) => Step::Connected(l),
+                    Err(e) => Step::Failed(e.to_string()),
+                },
+                r = next => match r {
+                    Ok(_) => Step::Superseded,
+                    Err(e) => Step::Failed(format!("signalling while answering: {e}")),
+                },
+                _ = tokio::time::sleep_until(own_deadline) => {
+                    Step::Failed(format!("timed out after {:?}", spec.ctx.connect_timeout))
+                }
+            }
+        };
+        let link = match step {
+            Step::Connected(l) => l,
+            Step::Failed(e) => {
+                report.attempts.push(Attempt {
+                    strategy,
+                    ok: false,
+                    elapsed_ms: ms_since(started),
+                    error: Some(e),
+                });
+                i += 1;
+                continue;
+            }
+            Step::Superseded => {
+                report.attempts.push(Attempt {
+                    strategy,
+                    ok: false,
+                    elapsed_ms: ms_since(started),
+                    error: Some("abandoned: the caller moved on to its next strategy".into()),
+                });
+                i += 1;
+                continue;
+            }
+        };
+        let connected = unix_ns_now();
+        report.attempts.push(Attempt {
+            strategy: strategy.clone(),
+            ok: true,
+            elapsed_ms: ms_since(started),
+            error: None,
+        });
+        report.strategy = Some(strategy);
+        report.connected_unix_ns = Some(connected);
+        report.path = Some(link.path.clone());
+        let end = media_end(spec, connected, media_cap_ns);
+        // Keep watching: if the caller's side did not connect, it moves on and so do we.
+        let watch_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
+        let superseded = {
+            let drive = voice::drive(link, &spec.voice, end, DRAIN);
+            let next = sig.get(&next_key, watch_wait);
+            tokio::pin!(drive);
+            tokio::select! {
+                d = &mut drive => Err(d),
+                r = next => match r {
+                    Ok(_) => Ok(()),
+                    // Signalling trouble while talking does not end the call.
+                    Err(_) => Err(drive.await),
+                },
+            }
+        };
+        match superseded {
+            Err(d) => {
+                report.take_drive(d);
+                return;
+            }
+            Ok(()) => {
+                if let Some(a) = report.attempts.last_mut() {
+                    a.ok = false;
+                    a.error =
+                        Some("connected here, but the caller moved on to its next strategy".into());
+                }
+                report.clear_media();
+                i += 1;
+            }
+        }
+    }
+}

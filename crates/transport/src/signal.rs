@@ -79,7 +79,9 @@ impl Client {
                     let (r, w) = s.into_split();
                     return Ok(Client { reader: BufReader::new(r), writer: w });
                 }
-                Ok(Err(e)) if tokio::time::Instant::now() + Duration::from_millis(100) < deadline => {
+                Ok(Err(e))
+                    if tokio::time::Instant::now() + Duration::from_millis(100) < deadline =>
+                {
                     tracing::debug!("signal connect to {addr} failed ({e}), retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -90,7 +92,8 @@ impl Client {
     }
 
     async fn request(&mut self, req: &Request, wait: Duration) -> Result<Response, SignalError> {
-        let mut line = serde_json::to_string(req).map_err(|e| SignalError::Protocol(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(req).map_err(|e| SignalError::Protocol(e.to_string()))?;
         line.push('\n');
         self.writer.write_all(line.as_bytes()).await?;
         let mut buf = String::new();
@@ -193,12 +196,14 @@ async fn handle(stream: TcpStream, store: Arc<(Mutex<Store>, Notify)>) -> std::i
             }
             Ok(Request::Get { key, wait_ms }) => {
                 let (lock, notify) = &*store;
-                let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(600_000));
+                let deadline =
+                    tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(600_000));
                 loop {
                     let notified = notify.notified();
                     tokio::pin!(notified);
                     notified.as_mut().enable();
-                    let found = lock.lock().unwrap_or_else(|p| p.into_inner()).map.get(&key).cloned();
+                    let found =
+                        lock.lock().unwrap_or_else(|p| p.into_inner()).map.get(&key).cloned();
                     if let Some(v) = found {
                         break Response { ok: true, value: Some(v), error: None };
                     }

@@ -9,6 +9,16 @@
 //! censor's job.
 #![forbid(unsafe_code)]
 
+pub mod dtls;
+pub mod fet;
+pub mod label;
 pub mod packet;
+mod reader;
+pub mod quic;
+pub mod rtp;
+pub mod stun;
+pub mod tls;
+pub mod wireguard;
 
+pub use label::{Label, Labels, UnknownLabel};
 pub use packet::{Frame, IpAddr, L4, ParseError, Transport};

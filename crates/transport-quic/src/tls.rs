@@ -1,0 +1,272 @@
+//! TLS for the QUIC transport: a fresh self-signed certificate per call, a client verifier that
+//! trusts exactly that certificate, and the ALPN padding that makes a ClientHello span two
+//! Initial packets.
+//!
+//! Everything here uses rustls's `ring` provider and TLS 1.3 only (QUIC requires 1.3,
+//! RFC 9001 section 4.2).
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// Bytes of ALPN padding the `quic-split` strategy adds to its ClientHello.
+///
+/// A client Initial datagram is 1200 bytes (RFC 9000 section 14.1); after the long header
+/// (up to ~60 bytes), the AEAD tag (16) and the CRYPTO frame header, about 1130 bytes of
+/// ClientHello fit. rustls's ClientHello for QUIC is ~250-400 bytes, so 1100 bytes of padding
+/// protocols push it past one packet for any SNI.
+pub const SPLIT_PADDING_BYTES: usize = 1100;
+
+/// Length of one padding protocol name (ALPN names are at most 255 bytes, RFC 7301 section 3.1).
+const PADDING_NAME_LEN: usize = 220;
+
+/// The rustls crypto provider every config here uses.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A call's certificate: the DER of a fresh self-signed certificate for one name, its key, and
+/// the SHA-256 the caller pins.
+pub struct CallCertificate {
+    pub cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for CallCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallCertificate").field("sha256", &hex(&self.sha256)).finish_non_exhaustive()
+    }
+}
+
+impl CallCertificate {
+    /// Generates an ECDSA P-256 certificate naming `name` (a DNS name or an IP address).
+    pub fn generate(name: &str) -> Result<CallCertificate, String> {
+        let certified = rcgen::generate_simple_self_signed(vec![name.to_string()])
+            .map_err(|e| format!("cannot make a certificate for {name:?}: {e}"))?;
+        let cert = certified.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+        let sha256 = sha256(&cert);
+        Ok(CallCertificate { cert, key, sha256 })
+    }
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses lowercase or uppercase hex into exactly 32 bytes.
+pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The server side: presents `cert`, accepts only `alpn`, no client authentication.
+pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::ServerConfig, String> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("tls server config: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.clone()],
+            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
+        )
+        .map_err(|e| format!("tls server certificate: {e}"))?;
+    config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    Ok(config)
+}
+
+/// The client side: trusts only the certificate whose SHA-256 is `pinned`, offers `alpns` in
+/// that order, sends no client certificate, never resumes (a fresh certificate per call).
+pub fn client_config(pinned: [u8; 32], alpns: Vec<Vec<u8>>) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedCertVerifier { pinned, provider: provider.clone() });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("tls client config: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = alpns;
+    config.resumption = rustls::client::Resumption::disabled();
+    config.enable_early_data = false;
+    Ok(config)
+}
+
+/// The ALPN list a caller offers: the real protocol first, then, when `split`, padding
+/// protocols adding up to [`SPLIT_PADDING_BYTES`], named deterministically from `seed`.
+///
+/// The server only knows the real protocol, so it always selects it (RFC 7301 section 3.2:
+/// the server picks from the client's list); padding names are never negotiated.
+pub fn alpn_list(alpn: &str, split: bool, seed: u64) -> Vec<Vec<u8>> {
+    let mut list = vec![alpn.as_bytes().to_vec()];
+    if split {
+        let mut added = 0;
+        let mut i = 0u64;
+        while added < SPLIT_PADDING_BYTES {
+            list.push(padding_name(seed, i));
+            added += PADDING_NAME_LEN + 1;
+            i += 1;
+        }
+    }
+    list
+}
+
+/// A printable protocol name of [`PADDING_NAME_LEN`] bytes: `x-` then lowercase hex derived
+/// from the seed, so runs with one seed send the same bytes.
+fn padding_name(seed: u64, index: u64) -> Vec<u8> {
+    let mut name = b"x-".to_vec();
+    let mut counter = 0u64;
+    while name.len() < PADDING_NAME_LEN {
+        let mut h = Sha256::new();
+        h.update(b"callwall quic-split alpn padding");
+        h.update(seed.to_be_bytes());
+        h.update(index.to_be_bytes());
+        h.update(counter.to_be_bytes());
+        name.extend(hex(&h.finalize()).bytes());
+        counter += 1;
+    }
+    name.truncate(PADDING_NAME_LEN);
+    name
+}
+
+/// Trusts exactly one end-entity certificate, by SHA-256 of its DER, whatever name the client
+/// asked for; the handshake signature is still checked against that certificate's key, so the
+/// peer must hold the private key. This is certificate pinning, not a weakening: no CA, no
+/// system roots, no other certificate is accepted.
+#[derive(Debug)]
+struct PinnedCertVerifier {
+    pinned: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if sha256(end_entity.as_ref()) == self.pinned {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ClientHello rustls emits for QUIC with this crate's client config, in bytes.
+    fn client_hello_len(alpns: Vec<Vec<u8>>, sni: &str) -> usize {
+        let config = Arc::new(client_config([0; 32], alpns).unwrap());
+        let name = ServerName::try_from(sni.to_string()).unwrap();
+        // Roughly what quinn sends as transport parameters (RFC 9000 section 18).
+        let params = vec![0u8; 90];
+        let mut conn =
+            rustls::quic::ClientConnection::new(config, rustls::quic::Version::V1, name, params)
+                .unwrap();
+        let mut hello = Vec::new();
+        conn.write_hs(&mut hello);
+        // TLS handshake header: type 1 (client_hello), 3-byte length (RFC 8446 section 4).
+        assert_eq!(hello[0], 1);
+        let len = u32::from_be_bytes([0, hello[1], hello[2], hello[3]]) as usize;
+        assert_eq!(len + 4, hello.len());
+        hello.len()
+    }
+
+    #[test]
+    fn split_client_hello_is_larger_than_one_initial() {
+        let plain = client_hello_len(alpn_list("h3", false, 7), "a.b");
+        let split = client_hello_len(alpn_list("h3", true, 7), "a.b");
+        assert!(plain < 600, "plain ClientHello {plain} bytes");
+        assert!(split > 1250, "split ClientHello only {split} bytes");
+    }
+
+    #[test]
+    fn alpn_padding_is_deterministic_and_real_protocol_first() {
+        let a = alpn_list("h3", true, 1);
+        assert_eq!(a, alpn_list("h3", true, 1));
+        assert_ne!(a, alpn_list("h3", true, 2));
+        assert_eq!(a[0], b"h3");
+        assert!(a[1..].iter().all(|p| p.len() == PADDING_NAME_LEN && p.starts_with(b"x-")));
+        assert!(a.iter().map(|p| p.len() + 1).sum::<usize>() > SPLIT_PADDING_BYTES);
+        assert_eq!(alpn_list("h3", false, 1), vec![b"h3".to_vec()]);
+    }
+
+    #[test]
+    fn sha256_hex_round_trip() {
+        let d = sha256(b"abc");
+        let h = hex(&d);
+        assert_eq!(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(parse_sha256_hex(&h), Some(d));
+        assert_eq!(parse_sha256_hex(&h.to_uppercase()), Some(d));
+        assert_eq!(parse_sha256_hex(&h[..62]), None);
+        assert_eq!(parse_sha256_hex(&format!("{}zz", &h[..62])), None);
+        assert_eq!(parse_sha256_hex("é"), None);
+    }
+
+    #[test]
+    fn certificate_names_the_sni() {
+        let c = CallCertificate::generate("www.example.com").unwrap();
+        assert_eq!(c.sha256, sha256(&c.cert));
+        server_config(&c, "h3").unwrap();
+    }
+}

@@ -9,8 +9,10 @@
 //! censor's job.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod dtls;
 pub mod fet;
+pub mod inspect;
 pub mod label;
 pub mod packet;
 mod reader;
@@ -22,3 +24,4 @@ pub mod wireguard;
 
 pub use label::{Label, Labels, UnknownLabel};
 pub use packet::{Frame, IpAddr, L4, ParseError, Transport};
+pub use inspect::{classify_datagram, classify_segment, Dir, FlowFacts, FlowInspector, InspectorConfig, Proto};

@@ -1,0 +1,613 @@
+//! The censor's entry point: per-datagram labels ([`classify_datagram`]) and a bounded
+//! per-flow inspector ([`FlowInspector`]) that follows the first packets of a flow in both
+//! directions and collects [`FlowFacts`]: labels, SNI and ALPN (TLS, QUIC, DTLS), the QUIC
+//! version, a DTLS ClientHello fingerprint, STUN facts, and the GFW fully-encrypted test.
+//!
+//! Guarantees: no I/O, no clock, no panic on any input. Per packet, the only heap use is the
+//! bounded ClientHello reassembly buffer (TLS over TCP or QUIC Initials, [`InspectorConfig::
+//! reassembly_limit`]) and the strings of [`FlowFacts`], each allocated once per flow when
+//! found. After [`InspectorConfig::max_packets_per_dir`] payload-carrying packets in each
+//! direction the inspector stops working and `observe` is a counter increment.
+//!
+//! What it does not do: TCP segments are taken in arrival order (no sequence numbers, so no
+//! repair of reordering or retransmission); IP fragments are not reassembled; encrypted
+//! traffic past the handshake is not decrypted.
+
+use crate::fet::{self, FetOutcome};
+use crate::label::{Label, Labels};
+use crate::quic::{self, InitialTracker, LongType};
+use crate::stun::{self, Demux, StunClass};
+use crate::tls::{ClientHello, ClientHelloReassembler, Reassembly};
+use crate::{dns, dtls, rtp, tls, wireguard};
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+/// Direction of a packet relative to the flow's initiator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    ClientToServer,
+    ServerToClient,
+}
+
+/// Limits of a [`FlowInspector`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectorConfig {
+    /// Payload-carrying packets inspected per direction (default 16).
+    pub max_packets_per_dir: u32,
+    /// Bytes of ClientHello reassembled at most (default 16 KiB).
+    pub reassembly_limit: usize,
+}
+
+impl Default for InspectorConfig {
+    fn default() -> Self {
+        InspectorConfig { max_packets_per_dir: 16, reassembly_limit: 16 * 1024 }
+    }
+}
+
+/// What the first STUN messages of a flow said (RFC 8489).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunFacts {
+    /// Method of the first STUN message (see [`stun::method`]).
+    pub method: u16,
+    /// Class of the first STUN message.
+    pub class: StunClass,
+    /// True when the first message had no magic cookie (RFC 3489).
+    pub classic: bool,
+    /// SOFTWARE, USERNAME, REALM: the first value seen on the flow, lossily UTF-8.
+    pub software: Option<String>,
+    pub username: Option<String>,
+    pub realm: Option<String>,
+    /// Whether the first FINGERPRINT seen verified; None when no message had one.
+    pub fingerprint_valid: Option<bool>,
+    /// True when some message carried MESSAGE-INTEGRITY(-SHA256).
+    pub message_integrity: bool,
+    /// STUN messages seen while inspecting.
+    pub messages: u32,
+}
+
+/// What a DTLS ServerHello said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsServerFacts {
+    pub version: u16,
+    pub cipher_suite: u16,
+    /// Extension types, in the server's order (pion's once included supported_groups).
+    pub extensions: Vec<u16>,
+}
+
+/// Everything the inspector learned about a flow so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowFacts {
+    /// Union of the labels of every inspected packet (and of reassembled messages).
+    pub labels: Labels,
+    /// Labels of the first payload-carrying packet of the flow, in either direction (with
+    /// what that packet alone completed: SNI of a one-packet QUIC ClientHello, the FET result
+    /// of a first TCP client packet).
+    pub first_packet_labels: Labels,
+    /// Direction of that first packet.
+    pub first_packet_dir: Option<Dir>,
+    /// Labels of the first payload-carrying server-to-client packet.
+    pub first_server_packet_labels: Labels,
+    /// Payload-carrying packets observed, per direction (counted also past the limit).
+    pub packets_c2s: u32,
+    pub packets_s2c: u32,
+    /// Server name of the ClientHello (TLS, QUIC or DTLS).
+    pub sni: Option<String>,
+    /// Which client-to-server packet (1-based) completed the ClientHello that gave `sni`/`alpn`.
+    /// More than 1 means the hello was split over packets (as circumvention does).
+    pub client_hello_packet: Option<u32>,
+    /// ALPN protocols offered by the client, in order.
+    pub alpn: Vec<String>,
+    /// Version of the first QUIC long header seen.
+    pub quic_version: Option<u32>,
+    /// QUIC client Initials whose CRYPTO frames built the ClientHello.
+    pub quic_initials_with_crypto: u32,
+    /// Fingerprint of a TLS-over-TCP (`t...`) or QUIC (`q...`) ClientHello, see
+    /// [`ClientHello::fingerprint`].
+    pub tls_fingerprint: Option<String>,
+    pub tls_fingerprint_hash: Option<u64>,
+    /// Fingerprint of the DTLS ClientHello (`d...`), see [`ClientHello::fingerprint`].
+    pub dtls_fingerprint: Option<String>,
+    pub dtls_fingerprint_hash: Option<u64>,
+    /// The DTLS ServerHello, if one was seen whole.
+    pub dtls_server: Option<DtlsServerFacts>,
+    /// STUN facts, if the flow carried STUN.
+    pub stun: Option<StunFacts>,
+    /// GFW fully-encrypted test on the first client-to-server TCP data packet.
+    pub fet: Option<FetOutcome>,
+    /// Largest WireGuard transport counter seen (its high bytes stay zero for a long time).
+    pub wireguard_max_counter: Option<u64>,
+    /// True once the inspector stopped looking (both directions reached the limit).
+    pub done: bool,
+}
+
+/// Labels of one UDP payload, with no flow state. Cheap: one branch on the first byte (RFC
+/// 7983), then the one parser it points to; DNS is tried only when nothing else matched.
+pub fn classify_datagram(payload: &[u8]) -> Labels {
+    let Some(&first) = payload.first() else { return Labels::EMPTY };
+    let mut l = Labels::EMPTY;
+    match stun::demux(first) {
+        Demux::Stun => {
+            if let Ok(m) = stun::parse_datagram(payload) {
+                l.insert(Label::Stun);
+                if !m.has_cookie {
+                    l.insert(Label::StunClassic);
+                }
+            }
+        }
+        Demux::Dtls => {
+            if dtls::is_dtls_datagram(payload) {
+                l.insert(Label::Dtls);
+                match dtls::handshake_type(payload) {
+                    Some(tls::handshake::CLIENT_HELLO) => l.insert(Label::DtlsClientHello),
+                    Some(tls::handshake::SERVER_HELLO) => l.insert(Label::DtlsServerHello),
+                    _ => {}
+                }
+            }
+        }
+        Demux::ChannelData => {
+            if stun::parse_channel_data(payload).is_some() {
+                l.insert(Label::TurnChannelData);
+            }
+        }
+        Demux::Rtp => {
+            if rtp::is_rtcp_type(payload.get(1).copied().unwrap_or(0)) {
+                if rtp::parse_rtcp(payload).is_some() {
+                    l.insert(Label::Rtcp);
+                }
+            } else if rtp::parse_rtp(payload).is_some() {
+                l.insert(Label::Rtp);
+            }
+        }
+        Demux::QuicLong => l = l.union(quic_labels(payload)),
+        Demux::Zrtp | Demux::Other => {}
+    }
+    if l.is_empty() && (1..=4).contains(&first) {
+        if let Some(m) = wireguard::parse(payload) {
+            l.insert(Label::Wireguard);
+            if m.is_handshake() {
+                l.insert(Label::WireguardHandshake);
+            }
+        }
+    }
+    if l.is_empty() && dns::looks_like_dns(payload) {
+        l.insert(Label::Dns);
+    }
+    l
+}
+
+fn quic_labels(payload: &[u8]) -> Labels {
+    let mut l = Labels::EMPTY;
+    if !quic::looks_like_long_header(payload) {
+        return l;
+    }
+    l.insert(Label::Quic);
+    if let Ok(h) = quic::parse_long_header(payload) {
+        if h.version == quic::VERSION_NEGOTIATION {
+            l.insert(Label::QuicVersionNegotiation);
+        }
+        if h.version == quic::VERSION_2 {
+            l.insert(Label::QuicV2);
+        }
+        if h.packet_type == Some(LongType::Initial) {
+            l.insert(Label::QuicInitial);
+        }
+    }
+    l
+}
+
+/// Labels of one TCP payload, with no flow state.
+pub fn classify_segment(payload: &[u8]) -> Labels {
+    let mut l = Labels::EMPTY;
+    if tls::looks_like_tls(payload) {
+        l.insert(Label::Tls);
+        if payload.get(5) == Some(&tls::handshake::CLIENT_HELLO) && payload[0] == tls::CONTENT_HANDSHAKE {
+            // The whole hello may not be here: the inspector adds TlsClientHello once it is.
+            if tls::ClientHello::parse_handshake(&payload[5..]).is_ok() {
+                l.insert(Label::TlsClientHello);
+            }
+        }
+    } else if looks_like_http(payload) {
+        l.insert(Label::Http);
+    } else if dns::looks_like_dns_tcp(payload) {
+        l.insert(Label::Dns);
+    }
+    l
+}
+
+/// An HTTP/1.x request line start (RFC 9112 section 3) or a status line (section 4).
+pub fn looks_like_http(payload: &[u8]) -> bool {
+    const METHODS: [&[u8]; 9] =
+        [b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ", b"TRACE "];
+    METHODS.iter().any(|m| payload.starts_with(m)) || payload.starts_with(b"HTTP/1.")
+}
+
+/// Follows one flow (both directions) for its first packets. Create one per flow; feed it every
+/// packet's transport payload with [`FlowInspector::observe`].
+#[derive(Debug, Clone, Default)]
+pub struct FlowInspector {
+    cfg: InspectorConfig,
+    facts: FlowFacts,
+    quic: Option<Box<InitialTracker>>,
+    tls: Option<Box<ClientHelloReassembler>>,
+    /// True once the ClientHello has been read or given up on.
+    hello_settled: bool,
+}
+
+impl FlowInspector {
+    pub fn new() -> Self {
+        Self::with_config(InspectorConfig::default())
+    }
+
+    pub fn with_config(cfg: InspectorConfig) -> Self {
+        FlowInspector { cfg, facts: FlowFacts::default(), quic: None, tls: None, hello_settled: false }
+    }
+
+    pub fn facts(&self) -> &FlowFacts {
+        &self.facts
+    }
+
+    /// Inspects the payload of one packet of the flow. Empty payloads (TCP SYN, pure ACKs)
+    /// are ignored.
+    pub fn observe(&mut self, proto: Proto, dir: Dir, payload: &[u8]) -> &FlowFacts {
+        if payload.is_empty() {
+            return &self.facts;
+        }
+        let n = match dir {
+            Dir::ClientToServer => {
+                self.facts.packets_c2s = self.facts.packets_c2s.saturating_add(1);
+                self.facts.packets_c2s
+            }
+            Dir::ServerToClient => {
+                self.facts.packets_s2c = self.facts.packets_s2c.saturating_add(1);
+                self.facts.packets_s2c
+            }
+        };
+        if self.facts.done || n > self.cfg.max_packets_per_dir {
+            let max = self.cfg.max_packets_per_dir;
+            if !self.facts.done && self.facts.packets_c2s >= max && self.facts.packets_s2c >= max {
+                self.finish();
+            }
+            return &self.facts;
+        }
+        let first_of_flow = self.facts.first_packet_dir.is_none();
+        let first_of_server = dir == Dir::ServerToClient && self.facts.packets_s2c == 1;
+        let mut l = match proto {
+            Proto::Udp => self.observe_udp(dir, n, payload),
+            Proto::Tcp => self.observe_tcp(dir, n, payload),
+        };
+        if l.contains(Label::QuicV2) || l.contains(Label::QuicInitial) {
+            l.insert(Label::Quic);
+        }
+        self.facts.labels |= l;
+        if first_of_flow {
+            self.facts.first_packet_labels = l;
+            self.facts.first_packet_dir = Some(dir);
+        }
+        if first_of_server {
+            self.facts.first_server_packet_labels = l;
+        }
+        let max = self.cfg.max_packets_per_dir;
+        if self.facts.packets_c2s >= max && self.facts.packets_s2c >= max {
+            self.finish();
+        }
+        &self.facts
+    }
+
+    fn finish(&mut self) {
+        self.facts.done = true;
+        self.quic = None;
+        self.tls = None;
+    }
+
+    fn observe_udp(&mut self, dir: Dir, n: u32, payload: &[u8]) -> Labels {
+        let mut l = classify_datagram(payload);
+        if l.contains(Label::Stun) {
+            self.stun_facts(payload);
+        }
+        if l.contains(Label::Quic) && self.facts.quic_version.is_none() {
+            if let Ok(h) = quic::parse_long_header(payload) {
+                if h.version != quic::VERSION_NEGOTIATION {
+                    self.facts.quic_version = Some(h.version);
+                }
+            }
+        }
+        if l.is_empty() && self.facts.labels.contains(Label::Quic) && quic::looks_like_short_header(payload[0]) {
+            l.insert(Label::Quic);
+        }
+        if dir == Dir::ClientToServer && l.contains(Label::QuicInitial) && !self.hello_settled {
+            l |= self.quic_initial(n, payload);
+        }
+        if dir == Dir::ClientToServer && l.contains(Label::DtlsClientHello) && self.facts.dtls_fingerprint.is_none() {
+            if let Ok(ch) = dtls::client_hello(payload) {
+                self.facts.dtls_fingerprint = Some(ch.fingerprint('d'));
+                self.facts.dtls_fingerprint_hash = Some(ch.fingerprint_hash('d'));
+                if self.facts.sni.is_none() {
+                    l |= self.take_hello(&ch, n);
+                }
+            }
+        }
+        if dir == Dir::ServerToClient && l.contains(Label::DtlsServerHello) && self.facts.dtls_server.is_none() {
+            if let Ok(sh) = dtls::server_hello(payload) {
+                self.facts.dtls_server = Some(DtlsServerFacts {
+                    version: sh.legacy_version,
+                    cipher_suite: sh.cipher_suite,
+                    extensions: sh.extensions().map(|e| e.0).collect(),
+                });
+            }
+        }
+        if l.contains(Label::Wireguard) {
+            if let Some(wireguard::Message::Transport { counter, .. }) = wireguard::parse(payload) {
+                let m = self.facts.wireguard_max_counter.map_or(counter, |c| c.max(counter));
+                self.facts.wireguard_max_counter = Some(m);
+            }
+        }
+        l
+    }
+
+    fn quic_initial(&mut self, n: u32, payload: &[u8]) -> Labels {
+        let limit = self.cfg.reassembly_limit;
+        let tracker = self.quic.get_or_insert_with(|| Box::new(InitialTracker::new(limit)));
+        let mut scratch = [0u8; quic::SCRATCH_LEN];
+        let state = tracker.push_datagram(payload, &mut scratch);
+        let mut l = Labels::EMPTY;
+        match state {
+            Reassembly::NeedMore => {}
+            Reassembly::Complete => {
+                if let Some(t) = self.quic.take() {
+                    self.facts.quic_initials_with_crypto = t.packets_with_crypto;
+                    if let Some(ch) = t.client_hello() {
+                        self.facts.tls_fingerprint = Some(ch.fingerprint('q'));
+                        self.facts.tls_fingerprint_hash = Some(ch.fingerprint_hash('q'));
+                        l |= self.take_hello(&ch, n);
+                    }
+                }
+                self.hello_settled = true;
+            }
+            Reassembly::NotClientHello | Reassembly::TooLarge => {
+                self.quic = None;
+                self.hello_settled = true;
+            }
+        }
+        l
+    }
+
+    /// Copies SNI and ALPN out of a ClientHello (once per flow).
+    fn take_hello(&mut self, ch: &ClientHello<'_>, n: u32) -> Labels {
+        let mut l = Labels::EMPTY;
+        if let Some(sni) = ch.sni() {
+            self.facts.sni = Some(sni.to_owned());
+            l.insert(Label::Sni);
+        }
+        self.facts.alpn = ch.alpn().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        self.facts.client_hello_packet = Some(n);
+        l
+    }
+
+    fn stun_facts(&mut self, payload: &[u8]) {
+        let Ok(m) = stun::parse_datagram(payload) else { return };
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let f = self.facts.stun.get_or_insert_with(|| StunFacts {
+            method: m.method,
+            class: m.class,
+            classic: !m.has_cookie,
+            software: None,
+            username: None,
+            realm: None,
+            fingerprint_valid: None,
+            message_integrity: false,
+            messages: 0,
+        });
+        f.messages = f.messages.saturating_add(1);
+        if f.software.is_none() {
+            f.software = text(m.software());
+        }
+        if f.username.is_none() {
+            f.username = text(m.username());
+        }
+        if f.realm.is_none() {
+            f.realm = text(m.realm());
+        }
+        if f.fingerprint_valid.is_none() {
+            f.fingerprint_valid = m.fingerprint().map(|fp| fp.is_valid());
+        }
+        f.message_integrity |= m.has_message_integrity();
+    }
+
+    fn observe_tcp(&mut self, dir: Dir, n: u32, payload: &[u8]) -> Labels {
+        let mut l = classify_segment(payload);
+        if dir == Dir::ServerToClient {
+            return l;
+        }
+        if n == 1 {
+            // Wu et al. 2023: only the first data packet from the client is tested.
+            if let Some(out) = fet::fet(payload) {
+                self.facts.fet = Some(out);
+                if out.is_fully_encrypted() {
+                    l.insert(Label::FullyEncrypted);
+                }
+            }
+            if l.contains(Label::Tls) && payload[0] == tls::CONTENT_HANDSHAKE {
+                self.tls = Some(Box::new(ClientHelloReassembler::new(self.cfg.reassembly_limit)));
+            } else {
+                self.hello_settled = true;
+            }
+        }
+        if self.hello_settled {
+            return l;
+        }
+        let Some(r) = self.tls.as_mut() else { return l };
+        match r.push(payload) {
+            Reassembly::NeedMore => {}
+            Reassembly::Complete => {
+                if let Some(r) = self.tls.take() {
+                    if let Some(ch) = r.client_hello() {
+                        self.facts.tls_fingerprint = Some(ch.fingerprint('t'));
+                        self.facts.tls_fingerprint_hash = Some(ch.fingerprint_hash('t'));
+                        l |= self.take_hello(&ch, n);
+                        l.insert(Label::TlsClientHello);
+                    }
+                }
+                self.hello_settled = true;
+            }
+            Reassembly::NotClientHello | Reassembly::TooLarge => {
+                self.tls = None;
+                self.hello_settled = true;
+            }
+        }
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quic::build;
+    use crate::stun::tests::{hex, rfc5769_request};
+    use crate::tls::tests::{client_hello_msg, record};
+    use proptest::prelude::*;
+
+    fn vector(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        hex(&std::fs::read_to_string(path).unwrap())
+    }
+
+    #[test]
+    fn classify_each_kind() {
+        assert!(classify_datagram(&rfc5769_request()).contains(Label::Stun));
+        assert!(classify_datagram(&crate::dtls::tests::pion_like()).contains_all(
+            Labels::from(Label::Dtls).with(Label::DtlsClientHello)
+        ));
+        let q = classify_datagram(&vector("rfc9369-a2-client-initial.hex"));
+        assert_eq!(q, [Label::Quic, Label::QuicInitial, Label::QuicV2].into_iter().collect());
+        let mut rtp = vec![0x80, 0x6f, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
+        rtp.extend_from_slice(&[0x55; 40]);
+        assert_eq!(classify_datagram(&rtp), Label::Rtp.into());
+        let mut wg = vec![1, 0, 0, 0];
+        wg.resize(148, 3);
+        assert_eq!(classify_datagram(&wg), [Label::Wireguard, Label::WireguardHandshake].into_iter().collect());
+        assert_eq!(classify_datagram(&[0x40, 0x00, 0, 2, 9, 9]), Label::TurnChannelData.into());
+        assert_eq!(classify_datagram(&[]), Labels::EMPTY);
+        assert_eq!(classify_segment(b"GET / HTTP/1.1\r\n"), Label::Http.into());
+    }
+
+    #[test]
+    fn quic_flow_rfc9001_gives_sni_on_first_packet() {
+        let mut fi = FlowInspector::new();
+        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &vector("rfc9001-a2-client-initial.hex"));
+        assert_eq!(f.sni.as_deref(), Some("example.com"));
+        assert_eq!(f.alpn, vec!["alpn".to_owned()]);
+        assert_eq!(f.quic_version, Some(quic::VERSION_1));
+        assert!(f.first_packet_labels.contains_all([Label::Quic, Label::QuicInitial, Label::Sni].into_iter().collect()));
+        assert_eq!(f.client_hello_packet, Some(1));
+        assert!(f.tls_fingerprint.as_deref().unwrap().starts_with("q0303|"));
+    }
+
+    #[test]
+    fn quic_flow_with_split_hello() {
+        let ch = client_hello_msg("split.example", &["h3"], &[]);
+        let (a, b) = ch.split_at(100);
+        let dcid = [9u8; 8];
+        let p1 = build::client_initial(quic::VERSION_1, &dcid, &[], 0, &build::crypto_frame(0, a), 1200);
+        let p2 = build::client_initial(quic::VERSION_1, &dcid, &[], 1, &build::crypto_frame(100, b), 1200);
+        let mut fi = FlowInspector::new();
+        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p1);
+        assert_eq!(f.sni, None);
+        assert!(!f.first_packet_labels.contains(Label::Sni));
+        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p2);
+        assert_eq!(f.sni.as_deref(), Some("split.example"));
+        assert_eq!(f.client_hello_packet, Some(2));
+        assert_eq!(f.quic_initials_with_crypto, 2);
+    }
+
+    #[test]
+    fn webrtc_like_flow() {
+        let mut fi = FlowInspector::new();
+        fi.observe(Proto::Udp, Dir::ClientToServer, &rfc5769_request());
+        fi.observe(Proto::Udp, Dir::ClientToServer, &crate::dtls::tests::pion_like());
+        let mut rtp = vec![0x80, 0x6f, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
+        rtp.extend_from_slice(&[0x55; 40]);
+        for _ in 0..100 {
+            fi.observe(Proto::Udp, Dir::ClientToServer, &rtp);
+        }
+        let f = fi.facts();
+        assert_eq!(f.first_packet_labels, Label::Stun.into());
+        assert!(f.labels.contains_all([Label::Stun, Label::Dtls, Label::DtlsClientHello, Label::Rtp].into_iter().collect()));
+        let s = f.stun.as_ref().unwrap();
+        assert_eq!((s.method, s.class, s.classic), (stun::method::BINDING, StunClass::Request, false));
+        assert_eq!(s.software.as_deref(), Some("STUN test client"));
+        assert_eq!(s.username.as_deref(), Some("evtj:h6vY"));
+        assert_eq!(s.fingerprint_valid, Some(true));
+        assert!(f.dtls_fingerprint.as_deref().unwrap().starts_with("dfefd|c02b"));
+        assert_eq!(f.packets_c2s, 102);
+        assert!(!f.done, "server side not exhausted");
+        for _ in 0..16 {
+            fi.observe(Proto::Udp, Dir::ServerToClient, &rtp);
+        }
+        assert!(fi.facts().done);
+    }
+
+    #[test]
+    fn tcp_tls_split_over_segments() {
+        let rec = record(22, &client_hello_msg("tcp.example", &["h2", "http/1.1"], &[]));
+        let (a, b) = rec.split_at(30);
+        let mut fi = FlowInspector::new();
+        fi.observe(Proto::Tcp, Dir::ClientToServer, &[]);
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, a);
+        assert!(matches!(f.fet, Some(FetOutcome::Exempt(_))));
+        assert!(f.first_packet_labels.contains(Label::Tls) && !f.labels.contains(Label::TlsClientHello));
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, b);
+        assert_eq!(f.sni.as_deref(), Some("tcp.example"));
+        assert_eq!(f.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
+        assert!(f.labels.contains(Label::TlsClientHello));
+        assert_eq!(f.client_hello_packet, Some(2));
+    }
+
+    #[test]
+    fn tcp_fully_encrypted_first_packet() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let p: Vec<u8> = (0..200)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut fi = FlowInspector::new();
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, &p);
+        assert_eq!(f.fet, Some(FetOutcome::FullyEncrypted));
+        assert!(f.first_packet_labels.contains(Label::FullyEncrypted));
+        // Only the first data packet is tested.
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, b"GET / HTTP/1.1\r\n");
+        assert_eq!(f.fet, Some(FetOutcome::FullyEncrypted));
+    }
+
+    #[test]
+    fn inspection_stops_after_the_limit() {
+        let mut fi = FlowInspector::with_config(InspectorConfig { max_packets_per_dir: 2, ..Default::default() });
+        fi.observe(Proto::Udp, Dir::ClientToServer, &[0x55; 30]);
+        fi.observe(Proto::Udp, Dir::ClientToServer, &[0x55; 30]);
+        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &rfc5769_request());
+        assert!(!f.labels.contains(Label::Stun), "third packet not inspected");
+        assert_eq!(f.first_packet_labels, Labels::EMPTY);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(pkts in proptest::collection::vec((any::<bool>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+            let mut fi = FlowInspector::new();
+            for (tcp, c2s, p) in &pkts {
+                let proto = if *tcp { Proto::Tcp } else { Proto::Udp };
+                let dir = if *c2s { Dir::ClientToServer } else { Dir::ServerToClient };
+                fi.observe(proto, dir, p);
+                let _ = classify_datagram(p);
+                let _ = classify_segment(p);
+            }
+        }
+    }
+}

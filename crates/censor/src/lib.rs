@@ -1,1 +1,20 @@
-//! placeholder
+//! The callwall censor.
+//!
+//! - [`policy`]: the rule-chain model a scenario writes (`raw`, serde, unknown keys rejected)
+//!   and its validated, compiled form.
+//! - [`engine`]: the sans-I/O engine: flow table, classifiers, rule chain, actions, counters
+//!   and decision log. Pure: no clock, no sockets; randomness from the scenario seed.
+//! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
+//!   censor host through AF_PACKET sockets, with a timer queue for held frames and a pcap of
+//!   what it saw.
+//!
+//! What it does not do: route (the censor host is a transparent L2 bridge with no addresses),
+//! reassemble IP fragments, or modify forwarded frames.
+
+pub mod bridge;
+pub mod engine;
+pub mod policy;
+mod sys;
+
+pub use engine::{CensorReport, Dir, Engine, Event, RuleCounters, Transmit, Verdict};
+pub use policy::Policy;

@@ -15,6 +15,7 @@ pub mod fet;
 pub mod inspect;
 pub mod label;
 pub mod packet;
+pub mod pcap;
 mod reader;
 pub mod quic;
 pub mod rtp;

@@ -7,7 +7,8 @@ use crate::reader::Reader;
 /// DNS query or response with exactly one question.
 pub fn looks_like_dns(msg: &[u8]) -> bool {
     let mut r = Reader::new(msg);
-    let (Some(_id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) = (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
+    let (Some(_id), Some(flags), Some(qd), Some(an), Some(ns), Some(ar)) =
+        (r.u16(), r.u16(), r.u16(), r.u16(), r.u16(), r.u16())
     else {
         return false;
     };

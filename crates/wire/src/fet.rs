@@ -133,7 +133,8 @@ mod tests {
         assert_eq!(fet(&p), Some(FetOutcome::Exempt(Exemption::PrintablePrefix)));
         // Mostly printable but interleaved with 0x80+x so no 6-byte prefix or 21 run; popcount
         // kept mid-range.
-        let p: Vec<u8> = (0..200).map(|i| if i % 3 == 2 { 0x9c } else { b'M' + (i % 7) as u8 }).collect();
+        let p: Vec<u8> =
+            (0..200).map(|i| if i % 3 == 2 { 0x9c } else { b'M' + (i % 7) as u8 }).collect();
         assert_eq!(fet(&p), Some(FetOutcome::Exempt(Exemption::PrintableFraction)));
         // A 21-byte printable run inside random data.
         let mut p = random_looking(40);

@@ -205,7 +205,9 @@ pub fn classify_segment(payload: &[u8]) -> Labels {
     let mut l = Labels::EMPTY;
     if tls::looks_like_tls(payload) {
         l.insert(Label::Tls);
-        if payload.get(5) == Some(&tls::handshake::CLIENT_HELLO) && payload[0] == tls::CONTENT_HANDSHAKE {
+        if payload.get(5) == Some(&tls::handshake::CLIENT_HELLO)
+            && payload[0] == tls::CONTENT_HANDSHAKE
+        {
             // The whole hello may not be here: the inspector adds TlsClientHello once it is.
             if tls::ClientHello::parse_handshake(&payload[5..]).is_ok() {
                 l.insert(Label::TlsClientHello);
@@ -221,8 +223,17 @@ pub fn classify_segment(payload: &[u8]) -> Labels {
 
 /// An HTTP/1.x request line start (RFC 9112 section 3) or a status line (section 4).
 pub fn looks_like_http(payload: &[u8]) -> bool {
-    const METHODS: [&[u8]; 9] =
-        [b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ", b"TRACE "];
+    const METHODS: [&[u8]; 9] = [
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"PATCH ",
+        b"TRACE ",
+    ];
     METHODS.iter().any(|m| payload.starts_with(m)) || payload.starts_with(b"HTTP/1.")
 }
 
@@ -244,7 +255,13 @@ impl FlowInspector {
     }
 
     pub fn with_config(cfg: InspectorConfig) -> Self {
-        FlowInspector { cfg, facts: FlowFacts::default(), quic: None, tls: None, hello_settled: false }
+        FlowInspector {
+            cfg,
+            facts: FlowFacts::default(),
+            quic: None,
+            tls: None,
+            hello_settled: false,
+        }
     }
 
     pub fn facts(&self) -> &FlowFacts {
@@ -316,13 +333,19 @@ impl FlowInspector {
                 }
             }
         }
-        if l.is_empty() && self.facts.labels.contains(Label::Quic) && quic::looks_like_short_header(payload[0]) {
+        if l.is_empty()
+            && self.facts.labels.contains(Label::Quic)
+            && quic::looks_like_short_header(payload[0])
+        {
             l.insert(Label::Quic);
         }
         if dir == Dir::ClientToServer && l.contains(Label::QuicInitial) && !self.hello_settled {
             l |= self.quic_initial(n, payload);
         }
-        if dir == Dir::ClientToServer && l.contains(Label::DtlsClientHello) && self.facts.dtls_fingerprint.is_none() {
+        if dir == Dir::ClientToServer
+            && l.contains(Label::DtlsClientHello)
+            && self.facts.dtls_fingerprint.is_none()
+        {
             if let Ok(ch) = dtls::client_hello(payload) {
                 self.facts.dtls_fingerprint = Some(ch.fingerprint('d'));
                 self.facts.dtls_fingerprint_hash = Some(ch.fingerprint_hash('d'));
@@ -331,7 +354,10 @@ impl FlowInspector {
                 }
             }
         }
-        if dir == Dir::ServerToClient && l.contains(Label::DtlsServerHello) && self.facts.dtls_server.is_none() {
+        if dir == Dir::ServerToClient
+            && l.contains(Label::DtlsServerHello)
+            && self.facts.dtls_server.is_none()
+        {
             if let Ok(sh) = dtls::server_hello(payload) {
                 self.facts.dtls_server = Some(DtlsServerFacts {
                     version: sh.legacy_version,
@@ -391,7 +417,7 @@ impl FlowInspector {
     fn stun_facts(&mut self, payload: &[u8]) {
         let Ok(m) = stun::parse_datagram(payload) else { return };
         let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-        let f = self.facts.stun.get_or_insert_with(|| StunFacts {
+        let f = self.facts.stun.get_or_insert(StunFacts {
             method: m.method,
             class: m.class,
             classic: !m.has_cookie,
@@ -479,9 +505,8 @@ mod tests {
     #[test]
     fn classify_each_kind() {
         assert!(classify_datagram(&rfc5769_request()).contains(Label::Stun));
-        assert!(classify_datagram(&crate::dtls::tests::pion_like()).contains_all(
-            Labels::from(Label::Dtls).with(Label::DtlsClientHello)
-        ));
+        assert!(classify_datagram(&crate::dtls::tests::pion_like())
+            .contains_all(Labels::from(Label::Dtls).with(Label::DtlsClientHello)));
         let q = classify_datagram(&vector("rfc9369-a2-client-initial.hex"));
         assert_eq!(q, [Label::Quic, Label::QuicInitial, Label::QuicV2].into_iter().collect());
         let mut rtp = vec![0x80, 0x6f, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
@@ -489,7 +514,10 @@ mod tests {
         assert_eq!(classify_datagram(&rtp), Label::Rtp.into());
         let mut wg = vec![1, 0, 0, 0];
         wg.resize(148, 3);
-        assert_eq!(classify_datagram(&wg), [Label::Wireguard, Label::WireguardHandshake].into_iter().collect());
+        assert_eq!(
+            classify_datagram(&wg),
+            [Label::Wireguard, Label::WireguardHandshake].into_iter().collect()
+        );
         assert_eq!(classify_datagram(&[0x40, 0x00, 0, 2, 9, 9]), Label::TurnChannelData.into());
         assert_eq!(classify_datagram(&[]), Labels::EMPTY);
         assert_eq!(classify_segment(b"GET / HTTP/1.1\r\n"), Label::Http.into());
@@ -498,11 +526,14 @@ mod tests {
     #[test]
     fn quic_flow_rfc9001_gives_sni_on_first_packet() {
         let mut fi = FlowInspector::new();
-        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &vector("rfc9001-a2-client-initial.hex"));
+        let f =
+            fi.observe(Proto::Udp, Dir::ClientToServer, &vector("rfc9001-a2-client-initial.hex"));
         assert_eq!(f.sni.as_deref(), Some("example.com"));
         assert_eq!(f.alpn, vec!["alpn".to_owned()]);
         assert_eq!(f.quic_version, Some(quic::VERSION_1));
-        assert!(f.first_packet_labels.contains_all([Label::Quic, Label::QuicInitial, Label::Sni].into_iter().collect()));
+        assert!(f
+            .first_packet_labels
+            .contains_all([Label::Quic, Label::QuicInitial, Label::Sni].into_iter().collect()));
         assert_eq!(f.client_hello_packet, Some(1));
         assert!(f.tls_fingerprint.as_deref().unwrap().starts_with("q0303|"));
     }
@@ -512,8 +543,16 @@ mod tests {
         let ch = client_hello_msg("split.example", &["h3"], &[]);
         let (a, b) = ch.split_at(100);
         let dcid = [9u8; 8];
-        let p1 = build::client_initial(quic::VERSION_1, &dcid, &[], 0, &build::crypto_frame(0, a), 1200);
-        let p2 = build::client_initial(quic::VERSION_1, &dcid, &[], 1, &build::crypto_frame(100, b), 1200);
+        let p1 =
+            build::client_initial(quic::VERSION_1, &dcid, &[], 0, &build::crypto_frame(0, a), 1200);
+        let p2 = build::client_initial(
+            quic::VERSION_1,
+            &dcid,
+            &[],
+            1,
+            &build::crypto_frame(100, b),
+            1200,
+        );
         let mut fi = FlowInspector::new();
         let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p1);
         assert_eq!(f.sni, None);
@@ -536,9 +575,14 @@ mod tests {
         }
         let f = fi.facts();
         assert_eq!(f.first_packet_labels, Label::Stun.into());
-        assert!(f.labels.contains_all([Label::Stun, Label::Dtls, Label::DtlsClientHello, Label::Rtp].into_iter().collect()));
+        assert!(f.labels.contains_all(
+            [Label::Stun, Label::Dtls, Label::DtlsClientHello, Label::Rtp].into_iter().collect()
+        ));
         let s = f.stun.as_ref().unwrap();
-        assert_eq!((s.method, s.class, s.classic), (stun::method::BINDING, StunClass::Request, false));
+        assert_eq!(
+            (s.method, s.class, s.classic),
+            (stun::method::BINDING, StunClass::Request, false)
+        );
         assert_eq!(s.software.as_deref(), Some("STUN test client"));
         assert_eq!(s.username.as_deref(), Some("evtj:h6vY"));
         assert_eq!(s.fingerprint_valid, Some(true));
@@ -559,7 +603,9 @@ mod tests {
         fi.observe(Proto::Tcp, Dir::ClientToServer, &[]);
         let f = fi.observe(Proto::Tcp, Dir::ClientToServer, a);
         assert!(matches!(f.fet, Some(FetOutcome::Exempt(_))));
-        assert!(f.first_packet_labels.contains(Label::Tls) && !f.labels.contains(Label::TlsClientHello));
+        assert!(
+            f.first_packet_labels.contains(Label::Tls) && !f.labels.contains(Label::TlsClientHello)
+        );
         let f = fi.observe(Proto::Tcp, Dir::ClientToServer, b);
         assert_eq!(f.sni.as_deref(), Some("tcp.example"));
         assert_eq!(f.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
@@ -589,7 +635,10 @@ mod tests {
 
     #[test]
     fn inspection_stops_after_the_limit() {
-        let mut fi = FlowInspector::with_config(InspectorConfig { max_packets_per_dir: 2, ..Default::default() });
+        let mut fi = FlowInspector::with_config(InspectorConfig {
+            max_packets_per_dir: 2,
+            ..Default::default()
+        });
         fi.observe(Proto::Udp, Dir::ClientToServer, &[0x55; 30]);
         fi.observe(Proto::Udp, Dir::ClientToServer, &[0x55; 30]);
         let f = fi.observe(Proto::Udp, Dir::ClientToServer, &rfc5769_request());

@@ -241,7 +241,9 @@ mod tests {
     fn unknown_name_lists_valid_ones() {
         let e = "sctp".parse::<Label>().unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("`sctp`") && msg.contains("turn-channel-data") && msg.contains("quic-v2"));
+        assert!(
+            msg.contains("`sctp`") && msg.contains("turn-channel-data") && msg.contains("quic-v2")
+        );
     }
 
     #[test]

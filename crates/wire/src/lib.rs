@@ -16,13 +16,15 @@ pub mod inspect;
 pub mod label;
 pub mod packet;
 pub mod pcap;
-mod reader;
 pub mod quic;
+mod reader;
 pub mod rtp;
 pub mod stun;
 pub mod tls;
 pub mod wireguard;
 
+pub use inspect::{
+    classify_datagram, classify_segment, Dir, FlowFacts, FlowInspector, InspectorConfig, Proto,
+};
 pub use label::{Label, Labels, UnknownLabel};
-pub use packet::{Frame, IpAddr, L4, ParseError, Transport};
-pub use inspect::{classify_datagram, classify_segment, Dir, FlowFacts, FlowInspector, InspectorConfig, Proto};
+pub use packet::{Frame, IpAddr, ParseError, Transport, L4};

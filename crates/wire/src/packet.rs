@@ -264,7 +264,12 @@ fn parse_l4(proto: u8, body: &[u8]) -> L4<'_> {
                     dst_port: u16::from_be_bytes([body[2], body[3]]),
                     payload: &body[data_off..],
                 },
-                TcpInfo { seq, ack, flags: body[13], window: u16::from_be_bytes([body[14], body[15]]) },
+                TcpInfo {
+                    seq,
+                    ack,
+                    flags: body[13],
+                    window: u16::from_be_bytes([body[14], body[15]]),
+                },
             )
         }
         _ => L4::Other(body),

@@ -53,9 +53,13 @@ pub enum PcapError {
 impl fmt::Display for PcapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PcapError::Truncated { offset } => write!(f, "capture truncated in the block at byte {offset}"),
+            PcapError::Truncated { offset } => {
+                write!(f, "capture truncated in the block at byte {offset}")
+            }
             PcapError::BadMagic(m) => write!(f, "not a pcap or pcapng file (magic {m:#010x})"),
-            PcapError::Corrupt { offset, reason } => write!(f, "corrupt capture at byte {offset}: {reason}"),
+            PcapError::Corrupt { offset, reason } => {
+                write!(f, "corrupt capture at byte {offset}: {reason}")
+            }
         }
     }
 }
@@ -117,7 +121,12 @@ impl<'a> PcapReader<'a> {
             }
             NG_SHB => {
                 // The SHB's own byte order is found from its byte-order magic; read in next().
-                return Ok(PcapReader { buf, pos: 0, kind: Kind::Ng { le: true, ifaces: Vec::new() }, failed: false });
+                return Ok(PcapReader {
+                    buf,
+                    pos: 0,
+                    kind: Kind::Ng { le: true, ifaces: Vec::new() },
+                    failed: false,
+                });
             }
             m => return Err(PcapError::BadMagic(m)),
         };
@@ -130,20 +139,31 @@ impl<'a> PcapReader<'a> {
         Ok(Kind::Pcap { le, nanos, linktype: linktype & 0xffff })
     }
 
-    fn next_pcap(&mut self, le: bool, nanos: bool, linktype: u32) -> Option<Result<Record<'a>, PcapError>> {
+    fn next_pcap(
+        &mut self,
+        le: bool,
+        nanos: bool,
+        linktype: u32,
+    ) -> Option<Result<Record<'a>, PcapError>> {
         let at = self.pos;
         if at == self.buf.len() {
             return None;
         }
         let trunc = Err(PcapError::Truncated { offset: at });
-        let (Some(sec), Some(frac), Some(incl), Some(orig)) =
-            (rd32(self.buf, at, le), rd32(self.buf, at + 4, le), rd32(self.buf, at + 8, le), rd32(self.buf, at + 12, le))
-        else {
+        let (Some(sec), Some(frac), Some(incl), Some(orig)) = (
+            rd32(self.buf, at, le),
+            rd32(self.buf, at + 4, le),
+            rd32(self.buf, at + 8, le),
+            rd32(self.buf, at + 12, le),
+        ) else {
             return Some(trunc);
         };
         let incl = incl as usize;
         if incl > MAX_RECORD {
-            return Some(Err(PcapError::Corrupt { offset: at, reason: "record length over 64 MiB" }));
+            return Some(Err(PcapError::Corrupt {
+                offset: at,
+                reason: "record length over 64 MiB",
+            }));
         }
         let Some(data) = self.buf.get(at + 16..at + 16 + incl) else { return Some(trunc) };
         self.pos = at + 16 + incl;
@@ -167,7 +187,12 @@ impl<'a> PcapReader<'a> {
                 *le = match bom {
                     NG_BYTE_ORDER_MAGIC => true,
                     m if m.swap_bytes() == NG_BYTE_ORDER_MAGIC => false,
-                    _ => return Some(Err(PcapError::Corrupt { offset: at, reason: "bad byte-order magic" })),
+                    _ => {
+                        return Some(Err(PcapError::Corrupt {
+                            offset: at,
+                            reason: "bad byte-order magic",
+                        }))
+                    }
                 };
                 ifaces.clear();
             }
@@ -175,12 +200,15 @@ impl<'a> PcapReader<'a> {
             let Some(total) = rd32(self.buf, at + 4, le) else { return Some(trunc) };
             let total = total as usize;
             // Section 3.1: Block Total Length is a multiple of 4 and at least 12.
-            if total < 12 || total % 4 != 0 || total > MAX_RECORD {
+            if total < 12 || total & 3 != 0 || total > MAX_RECORD {
                 return Some(Err(PcapError::Corrupt { offset: at, reason: "bad block length" }));
             }
             let Some(block) = self.buf.get(at..at + total) else { return Some(trunc) };
             if rd32(block, total - 4, le) != Some(total as u32) {
-                return Some(Err(PcapError::Corrupt { offset: at, reason: "block lengths differ" }));
+                return Some(Err(PcapError::Corrupt {
+                    offset: at,
+                    reason: "block lengths differ",
+                }));
             }
             self.pos = at + total;
             let body = &block[8..total - 4];
@@ -188,7 +216,9 @@ impl<'a> PcapReader<'a> {
             let corrupt = |reason| Some(Err(PcapError::Corrupt { offset: at, reason }));
             match typ {
                 NG_IDB => {
-                    let Some(lt) = rd16(body, 0, le) else { return corrupt("short interface block") };
+                    let Some(lt) = rd16(body, 0, le) else {
+                        return corrupt("short interface block");
+                    };
                     let mut tsresol = 6;
                     // Options from offset 8: code, length, value padded to 4 (section 3.5).
                     let mut o = 8;
@@ -210,24 +240,56 @@ impl<'a> PcapReader<'a> {
                 }
                 NG_EPB | NG_PB => {
                     let (iface, ts_hi, ts_lo, cap, orig) = if typ == NG_EPB {
-                        (rd32(body, 0, le), rd32(body, 4, le), rd32(body, 8, le), rd32(body, 12, le), rd32(body, 16, le))
+                        (
+                            rd32(body, 0, le),
+                            rd32(body, 4, le),
+                            rd32(body, 8, le),
+                            rd32(body, 12, le),
+                            rd32(body, 16, le),
+                        )
                     } else {
-                        (rd16(body, 0, le).map(u32::from), rd32(body, 4, le), rd32(body, 8, le), rd32(body, 12, le), rd32(body, 16, le))
+                        (
+                            rd16(body, 0, le).map(u32::from),
+                            rd32(body, 4, le),
+                            rd32(body, 8, le),
+                            rd32(body, 12, le),
+                            rd32(body, 16, le),
+                        )
                     };
-                    let (Some(iface), Some(hi), Some(lo), Some(cap), Some(orig)) = (iface, ts_hi, ts_lo, cap, orig) else {
+                    let (Some(iface), Some(hi), Some(lo), Some(cap), Some(orig)) =
+                        (iface, ts_hi, ts_lo, cap, orig)
+                    else {
                         return corrupt("short packet block");
                     };
-                    let Some(data) = body.get(20..20 + cap as usize) else { return corrupt("captured length past the block") };
-                    let Some(ifc) = ifaces.get(iface as usize) else { return corrupt("packet for an undeclared interface") };
+                    let Some(data) = body.get(20..20 + cap as usize) else {
+                        return corrupt("captured length past the block");
+                    };
+                    let Some(ifc) = ifaces.get(iface as usize) else {
+                        return corrupt("packet for an undeclared interface");
+                    };
                     let units = (u64::from(hi) << 32) | u64::from(lo);
-                    return Some(Ok(Record { timestamp_ns: to_ns(units, ifc.tsresol), linktype: ifc.linktype, data, orig_len: orig }));
+                    return Some(Ok(Record {
+                        timestamp_ns: to_ns(units, ifc.tsresol),
+                        linktype: ifc.linktype,
+                        data,
+                        orig_len: orig,
+                    }));
                 }
                 NG_SPB => {
-                    let Some(orig) = rd32(body, 0, le) else { return corrupt("short simple packet block") };
-                    let Some(ifc) = ifaces.first() else { return corrupt("packet for an undeclared interface") };
+                    let Some(orig) = rd32(body, 0, le) else {
+                        return corrupt("short simple packet block");
+                    };
+                    let Some(ifc) = ifaces.first() else {
+                        return corrupt("packet for an undeclared interface");
+                    };
                     // Section 4.4: captured length is the smaller of the original and the block room.
                     let cap = (orig as usize).min(body.len() - 4);
-                    return Some(Ok(Record { timestamp_ns: 0, linktype: ifc.linktype, data: &body[4..4 + cap], orig_len: orig }));
+                    return Some(Ok(Record {
+                        timestamp_ns: 0,
+                        linktype: ifc.linktype,
+                        data: &body[4..4 + cap],
+                        orig_len: orig,
+                    }));
                 }
                 _ => {}
             }
@@ -270,7 +332,11 @@ impl<'a> Iterator for PcapReader<'a> {
 /// returned as they are; raw IP, SLL, SLL2 and BSD loopback records get a synthetic 14-byte
 /// Ethernet header (zero MACs, the right EtherType) written into `scratch`. None for other link
 /// types or a truncated link header.
-pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+pub fn to_ethernet<'a>(
+    linktype: u32,
+    data: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
     let (ethertype, ip) = match linktype {
         linktype::ETHERNET => return Some(data),
         linktype::RAW => match data.first()? >> 4 {
@@ -281,12 +347,17 @@ pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) 
         linktype::IPV4 => (ETHERTYPE_IPV4, data),
         linktype::IPV6 => (ETHERTYPE_IPV6, data),
         // SLL: protocol type at bytes 14-15, header 16 bytes.
-        linktype::LINUX_SLL => (u16::from_be_bytes([*data.get(14)?, *data.get(15)?]), data.get(16..)?),
+        linktype::LINUX_SLL => {
+            (u16::from_be_bytes([*data.get(14)?, *data.get(15)?]), data.get(16..)?)
+        }
         // SLL2: protocol type at bytes 0-1, header 20 bytes.
-        linktype::LINUX_SLL2 => (u16::from_be_bytes([*data.first()?, *data.get(1)?]), data.get(20..)?),
+        linktype::LINUX_SLL2 => {
+            (u16::from_be_bytes([*data.first()?, *data.get(1)?]), data.get(20..)?)
+        }
         linktype::NULL => {
             let af = data.get(..4)?;
-            let fam = u32::from_le_bytes([af[0], af[1], af[2], af[3]]).min(u32::from_be_bytes([af[0], af[1], af[2], af[3]]));
+            let fam = u32::from_le_bytes([af[0], af[1], af[2], af[3]])
+                .min(u32::from_be_bytes([af[0], af[1], af[2], af[3]]));
             let et = match fam {
                 2 => ETHERTYPE_IPV4,
                 24 | 28 | 30 => ETHERTYPE_IPV6,
@@ -304,7 +375,10 @@ pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) 
 }
 
 /// Parses a record of any supported link type as a [`Frame`] (see [`to_ethernet`]).
-pub fn parse_frame<'a>(rec: &Record<'a>, scratch: &'a mut Vec<u8>) -> Result<Frame<'a>, ParseError> {
+pub fn parse_frame<'a>(
+    rec: &Record<'a>,
+    scratch: &'a mut Vec<u8>,
+) -> Result<Frame<'a>, ParseError> {
     let eth = to_ethernet(rec.linktype, rec.data, scratch).ok_or(ParseError::Truncated)?;
     Frame::parse(eth)
 }
@@ -417,7 +491,7 @@ pub(crate) mod tests {
     fn ng_block(le: bool, typ: u32, body: &[u8]) -> Vec<u8> {
         let w = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while body.len() & 3 != 0 {
             body.push(0);
         }
         let total = (12 + body.len()) as u32;
@@ -428,7 +502,12 @@ pub(crate) mod tests {
         b
     }
 
-    pub(crate) fn pcapng(le: bool, linktype: u16, tsresol: Option<u8>, packets: &[(u64, &[u8])]) -> Vec<u8> {
+    pub(crate) fn pcapng(
+        le: bool,
+        linktype: u16,
+        tsresol: Option<u8>,
+        packets: &[(u64, &[u8])],
+    ) -> Vec<u8> {
         let w32 = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
         let w16 = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
         let mut shb = w32(NG_BYTE_ORDER_MAGIC).to_vec();
@@ -473,9 +552,15 @@ pub(crate) mod tests {
             assert_eq!((recs[0].timestamp_ns, recs[0].data), (1_500_000_000, &fr[..]));
             assert_eq!((recs[1].data, recs[1].orig_len), (&b"short"[..], 5));
             let f = pcapng(le, 1, Some(9), &[(1_500_000, &fr)]);
-            assert_eq!(PcapReader::new(&f).unwrap().next().unwrap().unwrap().timestamp_ns, 1_500_000);
+            assert_eq!(
+                PcapReader::new(&f).unwrap().next().unwrap().unwrap().timestamp_ns,
+                1_500_000
+            );
             let f = pcapng(le, 1, Some(0x80 | 10), &[(2048, &fr)]);
-            assert_eq!(PcapReader::new(&f).unwrap().next().unwrap().unwrap().timestamp_ns, 2_000_000_000);
+            assert_eq!(
+                PcapReader::new(&f).unwrap().next().unwrap().unwrap().timestamp_ns,
+                2_000_000_000
+            );
         }
     }
 
@@ -487,7 +572,10 @@ pub(crate) mod tests {
         let f = pcapng(true, linktype::LINUX_SLL as u16, None, &[(0, &sll)]);
         let r = PcapReader::new(&f).unwrap().next().unwrap().unwrap();
         let mut s = Vec::new();
-        assert_eq!(parse_frame(&r, &mut s).unwrap().ip.unwrap().l4.transport().unwrap().payload, b"hello");
+        assert_eq!(
+            parse_frame(&r, &mut s).unwrap().ip.unwrap().l4.transport().unwrap().payload,
+            b"hello"
+        );
         let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
         sll2.extend_from_slice(ip);
         let mut s = Vec::new();
@@ -501,7 +589,10 @@ pub(crate) mod tests {
 
     #[test]
     fn corrupt_inputs_are_typed_errors() {
-        assert_eq!(PcapReader::new(b"nope").unwrap_err(), PcapError::BadMagic(u32::from_le_bytes(*b"nope")));
+        assert_eq!(
+            PcapReader::new(b"nope").unwrap_err(),
+            PcapError::BadMagic(u32::from_le_bytes(*b"nope"))
+        );
         assert_eq!(PcapReader::new(b"").unwrap_err(), PcapError::Truncated { offset: 0 });
         let mut f = pcapng(true, 1, None, &[(0, &frame())]);
         let n = f.len();

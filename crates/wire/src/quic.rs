@@ -24,13 +24,13 @@ pub const VERSION_NEGOTIATION: u32 = 0;
 
 /// RFC 9001 section 5.2.
 const SALT_V1: [u8; 20] = [
-    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f,
-    0x0a,
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
 ];
 /// RFC 9369 section 3.3.1.
 const SALT_V2: [u8; 20] = [
-    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e,
-    0xd9,
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
+    0xf9, 0xbd, 0x2e, 0xd9,
 ];
 
 /// Largest connection id in QUIC v1 and v2 (RFC 9000 section 17.2).
@@ -74,7 +74,9 @@ impl fmt::Display for QuicError {
             QuicError::UnknownVersion => "unknown quic version",
             QuicError::NotInitial => "not a quic initial packet",
             QuicError::BadLength => "quic length field out of range",
-            QuicError::ScratchTooSmall => "scratch buffer shorter than the packet; pass a larger one",
+            QuicError::ScratchTooSmall => {
+                "scratch buffer shorter than the packet; pass a larger one"
+            }
             QuicError::DecryptFailed => "quic initial did not decrypt",
             QuicError::BadFrame => "malformed or forbidden frame in a quic initial",
         })
@@ -149,7 +151,7 @@ pub fn parse_long_header(buf: &[u8]) -> Result<LongHeader<'_>, QuicError> {
     if version == VERSION_NEGOTIATION {
         // RFC 9000 section 17.2.1: a list of 32-bit versions follows.
         h.supported_versions = r.rest();
-        if h.supported_versions.is_empty() || h.supported_versions.len() % 4 != 0 {
+        if h.supported_versions.is_empty() || h.supported_versions.len() & 3 != 0 {
             return Err(QuicError::BadLength);
         }
         return Ok(h);
@@ -180,12 +182,15 @@ pub fn parse_long_header(buf: &[u8]) -> Result<LongHeader<'_>, QuicError> {
     if ty == LongType::Initial {
         // RFC 9000 section 17.2.2: Token Length (i), Token.
         let n = r.varint().ok_or(QuicError::Truncated)?;
-        h.token = r.take(usize::try_from(n).map_err(|_| QuicError::BadLength)?).ok_or(QuicError::Truncated)?;
+        h.token = r
+            .take(usize::try_from(n).map_err(|_| QuicError::BadLength)?)
+            .ok_or(QuicError::Truncated)?;
     }
     let length = r.varint().ok_or(QuicError::Truncated)?;
     h.pn_offset = r.pos();
     let length = usize::try_from(length).map_err(|_| QuicError::BadLength)?;
-    h.packet_len = h.pn_offset.checked_add(length).filter(|e| *e <= buf.len()).ok_or(QuicError::BadLength)?;
+    h.packet_len =
+        h.pn_offset.checked_add(length).filter(|e| *e <= buf.len()).ok_or(QuicError::BadLength)?;
     Ok(h)
 }
 
@@ -336,11 +341,19 @@ pub fn open_initial<'s>(
         .decrypt_in_place_detached(Nonce::from_slice(&nonce), aad, ct, Tag::from_slice(tag))
         .map_err(|_| QuicError::DecryptFailed)?;
     let payload_end = end - TAG_LEN;
-    Ok(OpenedInitial { version: h.version, packet_number: pn, payload: &scratch[payload_start..payload_end], packet_len: end })
+    Ok(OpenedInitial {
+        version: h.version,
+        packet_number: pn,
+        payload: &scratch[payload_start..payload_end],
+        packet_len: end,
+    })
 }
 
 /// Decrypts a client Initial with keys derived from its own DCID.
-pub fn decrypt_initial<'s>(datagram: &[u8], scratch: &'s mut [u8]) -> Result<OpenedInitial<'s>, QuicError> {
+pub fn decrypt_initial<'s>(
+    datagram: &[u8],
+    scratch: &'s mut [u8],
+) -> Result<OpenedInitial<'s>, QuicError> {
     let h = parse_long_header(datagram)?;
     let keys = InitialKeys::client(h.version, h.dcid).ok_or(QuicError::UnknownVersion)?;
     open_initial(datagram, &keys, scratch)
@@ -353,7 +366,10 @@ pub enum Frame<'a> {
     Padding,
     Ping,
     Ack,
-    Crypto { offset: u64, data: &'a [u8] },
+    Crypto {
+        offset: u64,
+        data: &'a [u8],
+    },
     ConnectionClose,
 }
 
@@ -455,7 +471,12 @@ pub struct CryptoReassembler {
 
 impl CryptoReassembler {
     pub fn new(limit: usize) -> Self {
-        CryptoReassembler { buf: Vec::new(), ranges: [(0, 0); 16], n: 0, limit: limit.min(u32::MAX as usize) }
+        CryptoReassembler {
+            buf: Vec::new(),
+            ranges: [(0, 0); 16],
+            n: 0,
+            limit: limit.min(u32::MAX as usize),
+        }
     }
 
     /// Inserts data at `offset`. Returns false when some of it was dropped (past the limit, or
@@ -675,8 +696,19 @@ pub mod build {
 
     /// A protected client Initial of `version` carrying `frames`, padded with PADDING so the
     /// packet is at least `min_len` bytes. Packet number length 4.
-    pub fn client_initial(version: u32, dcid: &[u8], scid: &[u8], pn: u32, frames: &[u8], min_len: usize) -> Vec<u8> {
-        let keys = InitialKeys::client(version, dcid).unwrap_or(InitialKeys { key: [0; 16], iv: [0; 12], hp: [0; 16] });
+    pub fn client_initial(
+        version: u32,
+        dcid: &[u8],
+        scid: &[u8],
+        pn: u32,
+        frames: &[u8],
+        min_len: usize,
+    ) -> Vec<u8> {
+        let keys = InitialKeys::client(version, dcid).unwrap_or(InitialKeys {
+            key: [0; 16],
+            iv: [0; 12],
+            hp: [0; 16],
+        });
         let type_bits = if version == VERSION_2 { 1 } else { 0 };
         let mut h = vec![0xc0 | (type_bits << 4) | 0x03];
         h.extend_from_slice(&version.to_be_bytes());
@@ -779,7 +811,10 @@ mod tests {
         let mut scratch = [0u8; SCRATCH_LEN];
         assert_eq!(decrypt_initial(&pkt, &mut scratch), Err(QuicError::DecryptFailed));
         let mut small = [0u8; 100];
-        assert_eq!(decrypt_initial(&vector("rfc9001-a2-client-initial.hex"), &mut small), Err(QuicError::ScratchTooSmall));
+        assert_eq!(
+            decrypt_initial(&vector("rfc9001-a2-client-initial.hex"), &mut small),
+            Err(QuicError::ScratchTooSmall)
+        );
     }
 
     #[test]
@@ -789,7 +824,14 @@ mod tests {
             let (a, b) = ch.split_at(ch.len() / 2);
             let dcid = [0x11; 8];
             // Second half first, in the first datagram, to test offsets.
-            let p1 = build::client_initial(version, &dcid, &[1, 2], 0, &build::crypto_frame(a.len() as u64, b), 1200);
+            let p1 = build::client_initial(
+                version,
+                &dcid,
+                &[1, 2],
+                0,
+                &build::crypto_frame(a.len() as u64, b),
+                1200,
+            );
             let mut frames2 = vec![0x01]; // PING
             frames2.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x00]); // ACK
             frames2.extend_from_slice(&build::crypto_frame(0, a));

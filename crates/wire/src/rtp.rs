@@ -103,10 +103,14 @@ mod tests {
         let mut b = vec![0x80, 0x6f, 0x12, 0x34, 0, 0, 0x03, 0xc0, 0xde, 0xad, 0xbe, 0xef];
         b.extend_from_slice(&[0xaa; 60]);
         let h = parse_rtp(&b).unwrap();
-        assert_eq!((h.payload_type, h.sequence, h.ssrc, h.header_len), (111, 0x1234, 0xdeadbeef, 12));
+        assert_eq!(
+            (h.payload_type, h.sequence, h.ssrc, h.header_len),
+            (111, 0x1234, 0xdeadbeef, 12)
+        );
         assert!(parse_rtcp(&b).is_none());
         // One-byte header extension (RFC 8285) of one word.
-        let mut e = vec![0x90, 0xef, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0];
+        let mut e =
+            vec![0x90, 0xef, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0];
         e.extend_from_slice(&[1; 20]);
         let h = parse_rtp(&e).unwrap();
         assert!(h.marker && h.extension);
@@ -117,7 +121,10 @@ mod tests {
 
     #[test]
     fn rtcp_receiver_report() {
-        let b = [0x81, 201, 0, 7, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let b = [
+            0x81, 201, 0, 7, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0,
+        ];
         let h = parse_rtcp(&b).unwrap();
         assert_eq!((h.packet_type, h.count, h.packet_len), (201, 1, 32));
         assert!(parse_rtp(&b).is_none());

@@ -201,7 +201,8 @@ pub fn parse(buf: &[u8]) -> Result<StunMessage<'_>, StunError> {
         2 => StunClass::SuccessResponse,
         _ => StunClass::ErrorResponse,
     };
-    let method = (message_type & 0x000f) | ((message_type >> 1) & 0x0070) | ((message_type >> 2) & 0x0f80);
+    let method =
+        (message_type & 0x000f) | ((message_type >> 1) & 0x0070) | ((message_type >> 2) & 0x0f80);
     let msg = StunMessage {
         raw,
         message_type,
@@ -325,7 +326,12 @@ impl<'a> StunMessage<'a> {
         let ip = match *v.get(1)? {
             0x01 => {
                 let a = v.get(4..8)?;
-                IpAddr::V4(Ipv4Addr::new(a[0] ^ cookie[0], a[1] ^ cookie[1], a[2] ^ cookie[2], a[3] ^ cookie[3]))
+                IpAddr::V4(Ipv4Addr::new(
+                    a[0] ^ cookie[0],
+                    a[1] ^ cookie[1],
+                    a[2] ^ cookie[2],
+                    a[3] ^ cookie[3],
+                ))
             }
             0x02 => {
                 let a = v.get(4..20)?;

@@ -94,14 +94,23 @@ impl<'a> ClientHello<'a> {
             return Err(HelloError::Malformed);
         }
         let compression_methods = r.vec8().ok_or(HelloError::Truncated)?;
-        let extensions = if r.is_empty() { &[][..] } else { r.vec16().ok_or(HelloError::Truncated)? };
+        let extensions =
+            if r.is_empty() { &[][..] } else { r.vec16().ok_or(HelloError::Truncated)? };
         // Every extension must fit in the block (RFC 8446 section 4.2).
         let mut e = Reader::new(extensions);
         while !e.is_empty() {
             e.u16().ok_or(HelloError::Malformed)?;
             e.vec16().ok_or(HelloError::Malformed)?;
         }
-        Ok(ClientHello { legacy_version, random, session_id, cookie, cipher_suites, compression_methods, extensions })
+        Ok(ClientHello {
+            legacy_version,
+            random,
+            session_id,
+            cookie,
+            cipher_suites,
+            compression_methods,
+            extensions,
+        })
     }
 
     /// Parses a TLS handshake message (type 1, 24-bit length) at the start of `msg`.
@@ -170,7 +179,11 @@ impl<'a> ClientHello<'a> {
 
     /// supported_versions (RFC 8446 section 4.2.1): the ClientHello form with a one-byte length.
     pub fn supported_versions(&self) -> impl Iterator<Item = u16> + 'a {
-        u16s(self.extension(ext::SUPPORTED_VERSIONS).and_then(|v| Reader::new(v).vec8()).unwrap_or(&[]))
+        u16s(
+            self.extension(ext::SUPPORTED_VERSIONS)
+                .and_then(|v| Reader::new(v).vec8())
+                .unwrap_or(&[]),
+        )
     }
 
     fn ext_vec16(&self, typ: u16) -> &'a [u8] {
@@ -322,8 +335,16 @@ impl<'a> ServerHello<'a> {
         }
         let cipher_suite = r.u16().ok_or(HelloError::Truncated)?;
         let compression_method = r.u8().ok_or(HelloError::Truncated)?;
-        let extensions = if r.is_empty() { &[][..] } else { r.vec16().ok_or(HelloError::Truncated)? };
-        Ok(ServerHello { legacy_version, random, session_id, cipher_suite, compression_method, extensions })
+        let extensions =
+            if r.is_empty() { &[][..] } else { r.vec16().ok_or(HelloError::Truncated)? };
+        Ok(ServerHello {
+            legacy_version,
+            random,
+            session_id,
+            cipher_suite,
+            compression_method,
+            extensions,
+        })
     }
 
     pub fn extensions(&self) -> Extensions<'a> {
@@ -347,7 +368,10 @@ pub fn record_header(buf: &[u8]) -> Option<RecordHeader> {
     let version = r.u16()?;
     let length = r.u16()?;
     // RFC 8446 section 5.1: length MUST NOT exceed 2^14 (+256 for ciphertext in TLS 1.2).
-    if !(20..=24).contains(&content_type) || !(0x0300..=0x0304).contains(&version) || length > 16384 + 2048 {
+    if !(20..=24).contains(&content_type)
+        || !(0x0300..=0x0304).contains(&version)
+        || length > 16384 + 2048
+    {
         return None;
     }
     Some(RecordHeader { content_type, version, length })
@@ -388,7 +412,12 @@ pub struct ClientHelloReassembler {
 
 impl ClientHelloReassembler {
     pub fn new(limit: usize) -> Self {
-        ClientHelloReassembler { pending: Vec::new(), handshake: Vec::new(), limit, state: Reassembly::NeedMore }
+        ClientHelloReassembler {
+            pending: Vec::new(),
+            handshake: Vec::new(),
+            limit,
+            state: Reassembly::NeedMore,
+        }
     }
 
     pub fn state(&self) -> Reassembly {
@@ -440,7 +469,13 @@ impl ClientHelloReassembler {
                 if t != handshake::CLIENT_HELLO {
                     self.state = Reassembly::NotClientHello;
                 } else if self.handshake.len() >= 4 {
-                    let need = 4 + (u32::from_be_bytes([0, self.handshake[1], self.handshake[2], self.handshake[3]]) as usize);
+                    let need = 4
+                        + (u32::from_be_bytes([
+                            0,
+                            self.handshake[1],
+                            self.handshake[2],
+                            self.handshake[3],
+                        ]) as usize);
                     if need > self.limit {
                         self.state = Reassembly::TooLarge;
                     } else if self.handshake.len() >= need {
@@ -473,7 +508,11 @@ pub(crate) mod tests {
     use proptest::prelude::*;
 
     /// Builds a TLS ClientHello handshake message (type + 24-bit length + body).
-    pub(crate) fn client_hello_msg(sni: &str, alpn: &[&str], extra_ext: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    pub(crate) fn client_hello_msg(
+        sni: &str,
+        alpn: &[&str],
+        extra_ext: &[(u16, Vec<u8>)],
+    ) -> Vec<u8> {
         let mut body = vec![0x03, 0x03];
         body.extend_from_slice(&[7; 32]);
         body.push(32);
@@ -538,7 +577,10 @@ pub(crate) mod tests {
         assert_eq!(ch.supported_groups().collect::<Vec<_>>(), vec![0x3a3a, 0x1d, 0x17]);
         assert_eq!(ch.supported_versions().collect::<Vec<_>>(), vec![0x0304, 0x0303]);
         let fp = ch.fingerprint('t');
-        assert_eq!(fp, "t0303|1301,1302,1303,c02b|0000,000a,000d,0010,002b|001d,0017|0403,0804|-|-|0304,0303");
+        assert_eq!(
+            fp,
+            "t0303|1301,1302,1303,c02b|0000,000a,000d,0010,002b|001d,0017|0403,0804|-|-|0304,0303"
+        );
         assert_eq!(ch.fingerprint_hash('t'), Fnv1a::hash(fp.as_bytes()));
     }
 

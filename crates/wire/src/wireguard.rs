@@ -42,7 +42,9 @@ pub fn parse(buf: &[u8]) -> Option<Message> {
     }
     match (typ, buf.len()) {
         (1, INITIATION_LEN) => Some(Message::Initiation { sender: le32(buf, 4)? }),
-        (2, RESPONSE_LEN) => Some(Message::Response { sender: le32(buf, 4)?, receiver: le32(buf, 8)? }),
+        (2, RESPONSE_LEN) => {
+            Some(Message::Response { sender: le32(buf, 4)?, receiver: le32(buf, 8)? })
+        }
         (3, COOKIE_REPLY_LEN) => Some(Message::CookieReply { receiver: le32(buf, 4)? }),
         (4, n) if n >= MIN_TRANSPORT_LEN => Some(Message::Transport {
             receiver: le32(buf, 4)?,
@@ -75,7 +77,10 @@ mod tests {
         assert_eq!(parse(&c), Some(Message::CookieReply { receiver: 9 }));
         let mut d = vec![4, 0, 0, 0, 9, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0];
         d.resize(32, 0x11);
-        assert_eq!(parse(&d), Some(Message::Transport { receiver: 9, counter: 5, payload_len: 16 }));
+        assert_eq!(
+            parse(&d),
+            Some(Message::Transport { receiver: 9, counter: 5, payload_len: 16 })
+        );
     }
 
     #[test]
@@ -86,7 +91,11 @@ mod tests {
         let mut b = initiation();
         b[2] = 1;
         assert_eq!(parse(&b), None, "reserved bytes must be zero");
-        assert_eq!(parse(&[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), None, "transport shorter than 32");
+        assert_eq!(
+            parse(&[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            None,
+            "transport shorter than 32"
+        );
         assert_eq!(parse(&[5, 0, 0, 0]), None);
     }
 

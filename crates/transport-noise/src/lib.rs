@@ -156,10 +156,13 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).ok().filter(|t| t.len() == 2)?;
+            u8::from_str_radix(text, 16).ok()
+        })
+        .collect()
 }
 
 /// A per-call, per-role RNG from the scenario seed (indices, padding, obfuscation prefixes).
@@ -667,4 +670,28 @@ fn spawn_tcp(stream: TcpStream, session: Session, path: String) -> MediaLink {
         log_stats(&p, &session.lock().unwrap_or_else(|p| p.into_inner()).stats);
     });
     MediaLink { tx: app_tx, rx: app_rx, path, guard: Box::new(TaskGuard(vec![writer, reader])) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_roundtrip_and_rejects() {
+        let k: Vec<u8> = (0..32).collect();
+        assert_eq!(unhex(&hex(&k)), Some(k));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("é0"), None);
+        assert_eq!(unhex(""), Some(vec![]));
+    }
+
+    #[test]
+    fn strategies_parse() {
+        for s in STRATEGIES {
+            assert_eq!(Kind::parse(s).map(Kind::name), Some(*s));
+        }
+        assert_eq!(Kind::parse("udp-nope"), None);
+        assert_eq!(NoiseTransport::new().auto_order(), STRATEGIES);
+    }
 }

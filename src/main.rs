@@ -1,1 +1,15 @@
-fn main() {}
+//! `callwall`: which voice transports still connect when a censor goes after encrypted
+//! calls, and how good is the call?
+//!
+//! This binary is the command-line front end and, through hidden subcommands, every process a
+//! run starts inside its sandbox (the sandbox's PID 1, the censor, the signal server, peers).
+
+mod cli;
+mod output;
+mod roles;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,1 +1,42 @@
-//! placeholder
+//! Runs one callwall scenario end to end.
+//!
+//! [`launch`] (in the caller's process) starts a sandbox: a child process that is PID 1 of
+//! new PID and network namespaces (and a user namespace when not root). Inside it,
+//! [`sandbox_main`] builds the topology, starts the signal server, the relay (coturn) when a
+//! call needs one, the censor bridge and the call peers, each in its host's namespace; waits
+//! for the calls with hard deadlines; collects the peers' and the censor's reports; computes
+//! verdicts; and prints the [`result::RunResult`] as JSON on its stdout. When the sandbox
+//! ends, however it ends, the kernel kills every process in it and frees its namespaces.
+//!
+//! Guarantees: never touches the host's network namespace (the sandbox has its own from its
+//! first instruction, and topology building refuses to run in the initial one); every wait has
+//! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
+
+pub mod outer;
+pub mod result;
+pub mod roles;
+pub mod relay;
+pub mod run;
+
+pub use outer::{launch, LaunchOptions};
+pub use run::{sandbox_main, RunArgs};
+
+/// Why a run (not a call) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("i/o error while {context}: {source}")]
+    Io { context: &'static str, source: std::io::Error },
+    #[error("{0}")]
+    Environment(String),
+}
+
+impl HarnessError {
+    pub fn io(context: &'static str, source: std::io::Error) -> Self {
+        HarnessError::Io { context, source }
+    }
+}
+
+/// Port of the signal server on the signal host.
+pub const SIGNAL_PORT: u16 = 7000;

@@ -1,1 +1,397 @@
-//! placeholder
+//! Scenario files: what a run does.
+//!
+//! A scenario (a TOML file in `scenarios/`) names a topology (a TOML file in `netns/`), a
+//! censor policy (an ordered rule chain), the calls to place (transport x strategies) and the
+//! verdict each call is expected to get. [`Scenario::load`] parses the file into a raw model
+//! that rejects unknown keys, then validates it against the topology and the transports'
+//! strategies into a [`Scenario`].
+//!
+//! Guarantees: loading is pure apart from reading the scenario and topology files; every error
+//! names the file, the line (when the TOML parser or a span gives one) and the key, and says
+//! what to do. Nothing is created on the system by loading.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use callwall_censor::policy::{raw as policy_raw, Policy};
+use callwall_netns::topology::Topology;
+use callwall_transport::{StrategyOptions, Verdict};
+use callwall_units::Duration;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// Limits that keep a scenario from asking for absurd runs.
+pub const MAX_CALLS: usize = 64;
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+
+/// The raw serde model of a scenario file.
+pub mod raw {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Scenario {
+        #[serde(default)]
+        pub name: Option<Spanned<String>>,
+        #[serde(default)]
+        pub description: Option<String>,
+        /// Where the modelled behaviour is documented, and how sure that is.
+        #[serde(default)]
+        pub source: Option<String>,
+        /// A topology name in `netns/` (without `.toml`) or a path relative to the scenario.
+        #[serde(default)]
+        pub topology: Option<Spanned<String>>,
+        #[serde(default)]
+        pub seed: Option<u64>,
+        #[serde(default)]
+        pub tags: Vec<String>,
+        #[serde(default)]
+        pub censor: Option<Spanned<policy_raw::Policy>>,
+        #[serde(default)]
+        pub defaults: Option<CallDefaults>,
+        #[serde(default)]
+        pub calls: Vec<Spanned<Call>>,
+    }
+
+    #[derive(Debug, Default, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CallDefaults {
+        #[serde(default)]
+        pub duration: Option<Duration>,
+        #[serde(default)]
+        pub connect_timeout: Option<Duration>,
+    }
+
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Call {
+        #[serde(default)]
+        pub name: Option<String>,
+        pub transport: String,
+        /// One strategy, `"auto"`, or a list tried in order.
+        #[serde(default)]
+        pub strategy: Option<StrategySpec>,
+        #[serde(default)]
+        pub duration: Option<Duration>,
+        #[serde(default)]
+        pub connect_timeout: Option<Duration>,
+        /// The expected verdict, or a list of acceptable verdicts.
+        pub expect: ExpectSpec,
+        #[serde(default)]
+        pub options: Option<StrategyOptions>,
+        /// How many copies of this call to place at once (default 1).
+        #[serde(default)]
+        pub count: Option<u32>,
+        #[serde(default)]
+        pub caller: Option<String>,
+        #[serde(default)]
+        pub callee: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(untagged)]
+    pub enum StrategySpec {
+        One(String),
+        List(Vec<String>),
+    }
+
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(untagged)]
+    pub enum ExpectSpec {
+        One(Verdict),
+        List(Vec<Verdict>),
+    }
+}
+
+/// The transports and strategies a build of callwall offers, for validation.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// transport name -> its strategies.
+    pub transports: BTreeMap<String, Vec<String>>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub source: Option<String>,
+    pub path: PathBuf,
+    pub topology_path: PathBuf,
+    #[serde(skip)]
+    pub topology: Topology,
+    pub seed: u64,
+    pub tags: Vec<String>,
+    /// The policy as written (kept for reports and for the censor process).
+    pub censor: policy_raw::Policy,
+    #[serde(skip)]
+    pub policy: Policy,
+    pub calls: Vec<Call>,
+}
+
+/// One call of a scenario (a `count` > 1 is expanded by the harness).
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub name: String,
+    pub transport: String,
+    /// Tried in order; `["auto"]` means the transport's own fallback order.
+    pub strategies: Vec<String>,
+    pub duration: Duration,
+    pub connect_timeout: Duration,
+    pub expect: Vec<Verdict>,
+    pub options: StrategyOptions,
+    pub count: u32,
+    pub caller: String,
+    pub callee: String,
+}
+
+impl Call {
+    /// `noise/udp`, `webrtc/auto`, `quic/quic,quic-443`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.transport, self.strategies.join(","))
+    }
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": key `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Default values, documented in one place.
+pub mod defaults {
+    use super::Duration;
+    pub const TOPOLOGY: &str = "censored-call";
+    pub const SEED: u64 = 1;
+    pub const DURATION: Duration = Duration::from_secs(10);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const CALLER: &str = "caller";
+    pub const CALLEE: &str = "callee";
+}
+
+impl Scenario {
+    /// Loads and validates a scenario file. `topology_dir` is where topology names resolve
+    /// (the repository's `netns/`).
+    pub fn load(path: &Path, topology_dir: &Path, catalog: &Catalog) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the scenario file: {e}; check the path"),
+        })?;
+        Scenario::from_str(&text, path, topology_dir, catalog)
+    }
+
+    /// Validates scenario text; `path` is used for messages and relative topology paths.
+    pub fn from_str(text: &str, path: &Path, topology_dir: &Path, catalog: &Catalog) -> Result<Scenario, ScenarioError> {
+        let err = |line: Option<usize>, key: Option<&str>, message: String| ScenarioError {
+            file: path.to_path_buf(),
+            line,
+            key: key.map(str::to_string),
+            message,
+        };
+        let raw: raw::Scenario = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let key = e.span().and_then(|s| text.get(s)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s.len() < 60 && !s.contains('\n'));
+            err(line, key.as_deref(), e.message().trim().to_string())
+        })?;
+
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
+        let name = match &raw.name {
+            Some(n) => {
+                if !valid_name(n.get_ref()) {
+                    return Err(err(Some(line_of(text, n.span().start)), Some("name"), "use 1-64 letters, digits, '-', '_' or '.', not starting with '.' (it names output files)".into()));
+                }
+                n.get_ref().clone()
+            }
+            None if valid_name(&stem) => stem,
+            None => return Err(err(None, Some("name"), format!("the file name {stem:?} cannot name outputs: add name = \"...\" (letters, digits, '-', '_', '.')"))),
+        };
+
+        // Topology.
+        let (topo_ref, topo_line) = match &raw.topology {
+            Some(t) => (t.get_ref().clone(), Some(line_of(text, t.span().start))),
+            None => (defaults::TOPOLOGY.to_string(), None),
+        };
+        let topology_path = resolve_topology(&topo_ref, path, topology_dir)
+            .map_err(|m| err(topo_line, Some("topology"), m))?;
+        let topology = Topology::from_file(&topology_path)
+            .map_err(|e| err(topo_line, Some("topology"), format!("{e}")))?;
+        let addrs_of = |host: &str| -> Option<Vec<IpAddr>> { host_addrs(&topology, host) };
+
+        // Censor policy.
+        let (censor_raw, censor_line) = match &raw.censor {
+            Some(c) => (c.get_ref().clone(), line_of(text, c.span().start)),
+            None => (policy_raw::Policy::default(), 0),
+        };
+        let policy = Policy::compile(&censor_raw, &addrs_of).map_err(|e| {
+            let line = e.rule_index.and_then(|i| find_nth_table(text, "censor.rules", i)).or(Some(censor_line).filter(|&l| l > 0));
+            err(line, Some(&format!("censor.{}", e.path)), e.message)
+        })?;
+        if topology.censor().is_none() && !censor_raw.rules.is_empty() {
+            return Err(err(Some(censor_line), Some("censor"), "the topology has no censor host; use a topology with a [censor] section or remove the rules".into()));
+        }
+
+        // Calls.
+        let d = raw.defaults.clone().unwrap_or_default();
+        let duration_default = d.duration.unwrap_or(defaults::DURATION);
+        let timeout_default = d.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT);
+        if raw.calls.is_empty() {
+            return Err(err(None, Some("calls"), "no calls: add at least one [[calls]] table with transport, strategy and expect".into()));
+        }
+        let mut calls = Vec::new();
+        let mut total = 0usize;
+        for (i, sc) in raw.calls.iter().enumerate() {
+            let line = Some(line_of(text, sc.span().start));
+            let c = sc.get_ref();
+            let key = |k: &str| format!("calls[{i}].{k}");
+            let Some(strategies_offered) = catalog.transports.get(&c.transport) else {
+                let known: Vec<&str> = catalog.transports.keys().map(String::as_str).collect();
+                return Err(err(line, Some(&key("transport")), format!("unknown transport {:?}; use one of {}", c.transport, known.join(", "))));
+            };
+            let strategies = match &c.strategy {
+                None => vec![strategies_offered.first().cloned().unwrap_or_default()],
+                Some(raw::StrategySpec::One(s)) => vec![s.clone()],
+                Some(raw::StrategySpec::List(l)) => l.clone(),
+            };
+            if strategies.is_empty() {
+                return Err(err(line, Some(&key("strategy")), "empty strategy list".into()));
+            }
+            for s in &strategies {
+                if s == "auto" && strategies.len() == 1 {
+                    continue;
+                }
+                if !strategies_offered.contains(s) {
+                    return Err(err(line, Some(&key("strategy")), format!("transport {:?} has no strategy {s:?}; use one of {}, or \"auto\"", c.transport, strategies_offered.join(", "))));
+                }
+            }
+            let expect = match &c.expect {
+                raw::ExpectSpec::One(v) => vec![*v],
+                raw::ExpectSpec::List(l) if !l.is_empty() => l.clone(),
+                raw::ExpectSpec::List(_) => return Err(err(line, Some(&key("expect")), "empty list of expected verdicts".into())),
+            };
+            let duration = c.duration.unwrap_or(duration_default);
+            if duration < Duration::from_secs(1) || duration > MAX_DURATION {
+                return Err(err(line, Some(&key("duration")), "use 1s to 10min".into()));
+            }
+            let connect_timeout = c.connect_timeout.unwrap_or(timeout_default);
+            if connect_timeout < Duration::from_millis(500) || connect_timeout > Duration::from_secs(120) {
+                return Err(err(line, Some(&key("connect_timeout")), "use 500ms to 2min".into()));
+            }
+            let count = c.count.unwrap_or(1);
+            if count == 0 || count > MAX_CALLS as u32 {
+                return Err(err(line, Some(&key("count")), format!("use 1 to {MAX_CALLS}")));
+            }
+            total += count as usize;
+            let caller = c.caller.clone().unwrap_or_else(|| defaults::CALLER.into());
+            let callee = c.callee.clone().unwrap_or_else(|| defaults::CALLEE.into());
+            for (k, h) in [("caller", &caller), ("callee", &callee)] {
+                if host_addrs(&topology, h).is_none_or(|a| a.is_empty()) {
+                    return Err(err(line, Some(&key(k)), format!("host {h:?} is not an addressed host of topology {}", topology_path.display())));
+                }
+            }
+            let name = c.name.clone().unwrap_or_else(|| format!("{}-{}", c.transport, strategies.join("+")));
+            if !valid_name(&name) {
+                return Err(err(line, Some(&key("name")), "use 1-64 letters, digits, '-', '_', '+' or '.'".into()));
+            }
+            if calls.iter().any(|o: &Call| o.name == name) {
+                return Err(err(line, Some(&key("name")), format!("another call is named {name:?}; give each call a distinct name")));
+            }
+            calls.push(Call {
+                name,
+                transport: c.transport.clone(),
+                strategies,
+                duration,
+                connect_timeout,
+                expect,
+                options: c.options.clone().unwrap_or_default(),
+                count,
+                caller,
+                callee,
+            });
+        }
+        if total > MAX_CALLS {
+            return Err(err(None, Some("calls"), format!("{total} calls in all; at most {MAX_CALLS} per scenario")));
+        }
+        Ok(Scenario {
+            name,
+            description: raw.description.unwrap_or_default(),
+            source: raw.source,
+            path: path.to_path_buf(),
+            topology_path,
+            topology,
+            seed: raw.seed.unwrap_or(defaults::SEED),
+            tags: raw.tags,
+            censor: censor_raw,
+            policy,
+            calls,
+        })
+    }
+}
+
+/// Every address of a topology host, `None` for an unknown host.
+pub fn host_addrs(topology: &Topology, host: &str) -> Option<Vec<IpAddr>> {
+    topology.host(host).map(|h| h.interfaces.iter().flat_map(|i| i.addrs.iter().map(|c| c.addr)).collect())
+}
+
+/// Host names and their addresses.
+pub fn host_map(topology: &Topology) -> std::collections::BTreeMap<String, Vec<IpAddr>> {
+    topology.hosts().iter().map(|h| (h.name.clone(), host_addrs(topology, &h.name).unwrap_or_default())).collect()
+}
+
+/// Names that become file names: no separators, no leading dot, no shell metacharacters.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+}
+
+fn resolve_topology(r: &str, scenario: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let candidate = if r.ends_with(".toml") || r.contains('/') {
+        scenario.parent().unwrap_or(Path::new(".")).join(r)
+    } else {
+        if !valid_name(r) {
+            return Err(format!("invalid topology name {r:?}: name a file in {} or give a path ending in .toml", dir.display()));
+        }
+        dir.join(format!("{r}.toml"))
+    };
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(format!("topology file {} not found; name one of the files in {}", candidate.display(), dir.display()))
+    }
+}
+
+/// The line of the `n`th `[[table]]` header (0-based) in `text`.
+fn find_nth_table(text: &str, table: &str, n: usize) -> Option<usize> {
+    let header = format!("[[{table}]]");
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(&header))
+        .nth(n)
+        .map(|(i, _)| i + 1)
+}

@@ -1,0 +1,54 @@
+# callwall: `make run` runs the default scenario suite with a report; `make test` runs the tests.
+SHELL := /bin/bash
+CARGO ?= cargo
+PROFILE_DIR := target/release
+CALLWALL := $(PROFILE_DIR)/callwall
+OUT ?= results
+# Debian packages runs and tests need: coturn (TURN relay), iproute2 (benchmark reference
+# only), tshark and libndpi-bin (second opinions on captures), chromium (report checks).
+DEB_PACKAGES := coturn iproute2 ethtool
+
+.PHONY: all build deps run test bench lint fuzz clean check
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 2; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# coturn's Debian package starts a system-wide service; callwall runs its own per run.
+	@if command -v systemctl >/dev/null 2>&1; then systemctl disable --now coturn >/dev/null 2>&1 || true; fi
+
+build:
+	$(CARGO) build --release --bin callwall
+
+# The main job: the default suite, with reports in $(OUT)/.
+run: deps build
+	$(CALLWALL) run --out $(OUT) --json $(OUT)/results.json --junit $(OUT)/junit.xml --markdown $(OUT)/results.md
+
+check: build
+	$(CALLWALL) check
+
+# Unit tests and end-to-end tests (the latter build namespaces and place calls: needs root or
+# unprivileged user namespaces). One release build serves both the binary and the tests.
+test: deps
+	$(CARGO) nextest run --release --workspace --no-fail-fast
+
+bench: deps
+	$(CARGO) bench -p callwall-netns --bench topology
+	$(CARGO) bench -p callwall-censor --bench engine
+	$(CARGO) build --release --bin callwall && $(CALLWALL) __bench-bridge 2>/dev/null || true
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is not installed: cargo install cargo-fuzz (needs a nightly toolchain)"; exit 2; }
+	cd fuzz && for t in $$(cargo fuzz list); do cargo fuzz run $$t -- -max_total_time=30 || exit 1; done
+
+clean:
+	$(CARGO) clean

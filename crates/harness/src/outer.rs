@@ -1,0 +1,68 @@
+//! The caller's side of a run: start the sandbox, wait for it (with a deadline and Ctrl-C
+//! handling), read its result.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::result::RunResult;
+use crate::run::RunArgs;
+use crate::HarnessError;
+
+pub struct LaunchOptions {
+    /// The callwall binary to run inside the sandbox (`__sandbox` subcommand).
+    pub exe: PathBuf,
+    pub run: RunArgs,
+    /// Kill the sandbox after this long.
+    pub deadline: Duration,
+    /// Set to stop the run early (Ctrl-C): the sandbox is killed, which frees everything.
+    pub cancel: Arc<AtomicBool>,
+    /// `RUST_LOG` for the processes inside.
+    pub log_filter: Option<String>,
+}
+
+/// Runs one scenario in a fresh sandbox and returns its result.
+pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
+    let mut cmd = Command::new(&opts.exe);
+    cmd.arg("__sandbox")
+        .arg("--args")
+        .arg(serde_json::to_string(&opts.run).map_err(|e| HarnessError::Setup(e.to_string()))?)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(f) = &opts.log_filter {
+        cmd.env("RUST_LOG", f);
+    }
+    let mut child = callwall_netns::sandbox::spawn_sandboxed(cmd, callwall_netns::sandbox::SandboxOptions::default())
+        .map_err(|e| HarnessError::Environment(e.to_string()))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| HarnessError::Setup("sandbox has no stdout".into()))?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + opts.deadline;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| HarnessError::io("waiting for the sandbox", e))? {
+            break st;
+        }
+        if opts.cancel.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Setup("interrupted".into()));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Setup(format!("the run did not finish within {:?} and was killed", opts.deadline)));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let out = reader.join().unwrap_or_default();
+    let last = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    serde_json::from_str::<RunResult>(last)
+        .map_err(|_| HarnessError::Setup(format!("the sandbox exited ({status}) without a result; run with RUST_LOG=debug to see why")))
+}

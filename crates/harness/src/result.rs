@@ -1,0 +1,120 @@
+//! What a run produces: the results model written to JSON (schema version [`SCHEMA_VERSION`]).
+//!
+//! `docs/results-schema.md` documents every field; this module is the source of truth.
+
+use std::net::IpAddr;
+
+use callwall_censor::bridge::BridgeStats;
+use callwall_censor::CensorReport;
+use callwall_transport::metrics::CallMetrics;
+use callwall_transport::Verdict;
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the JSON layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The top-level JSON document of `callwall run --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub callwall_version: String,
+    pub runs: Vec<RunResult>,
+}
+
+/// One scenario run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    pub scenario: String,
+    pub path: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub seed: u64,
+    /// 0-based repeat index when `--repeat` is used.
+    #[serde(default)]
+    pub repeat: u32,
+    pub topology: String,
+    pub started_unix_ms: u64,
+    pub wall_ms: u64,
+    pub calls: Vec<CallResult>,
+    pub censor: CensorResult,
+    /// Set when the run itself failed (environment, setup); calls are then `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub artifacts: Artifacts,
+}
+
+impl RunResult {
+    /// True when every call got one of its expected verdicts and the run had no error.
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.calls.iter().all(|c| c.met)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CensorResult {
+    /// Per rule, in chain order, the default action last.
+    pub rules: Vec<callwall_censor::engine::RuleReport>,
+    pub stats: callwall_censor::engine::EngineStats,
+    #[serde(default)]
+    pub bridge: BridgeStats,
+    #[serde(default)]
+    pub by_inside: Vec<callwall_censor::engine::InsideReport>,
+}
+
+impl From<(CensorReport, BridgeStats)> for CensorResult {
+    fn from((r, b): (CensorReport, BridgeStats)) -> Self {
+        CensorResult { rules: r.rules, stats: r.stats, bridge: b, by_inside: r.by_inside }
+    }
+}
+
+impl CensorResult {
+    pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
+        let rep = CensorReport { rules: Vec::new(), stats: Default::default(), by_inside: self.by_inside.clone() };
+        rep.deciding_rule(addr).map(str::to_string)
+    }
+}
+
+/// Files a run left in its output directory (paths relative to it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Artifacts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+}
+
+/// One call's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallResult {
+    pub name: String,
+    pub transport: String,
+    /// The strategy that connected, or the requested ones joined by `,` when none did.
+    pub strategy: String,
+    pub requested: Vec<String>,
+    pub verdict: Verdict,
+    /// The expected verdicts joined by `|`.
+    pub expected: String,
+    /// Whether `verdict` is one of the expected ones.
+    pub met: bool,
+    pub setup_ms: Option<f64>,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    pub one_way_delay_ms: f64,
+    pub longest_gap_ms: f64,
+    pub mos: f64,
+    /// The censor rule that hit this call's packets hardest, if any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// A sentence saying why the verdict is what it is.
+    pub reason: String,
+    /// The caller's address for this call (each call gets its own, for attribution).
+    pub caller_addr: IpAddr,
+    pub metrics: CallMetrics,
+}

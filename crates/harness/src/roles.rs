@@ -1,0 +1,132 @@
+//! The programs a run starts inside host namespaces: the censor and the signal server.
+//! (The peers live in the binary, which knows every transport.)
+//!
+//! Each prints `ready` on stdout once it is serving, runs until its stdin reaches end of file
+//! (the harness closes it to stop them), and then prints its report as one JSON line.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use callwall_censor::bridge::{Bridge, BridgeStats, JsonlRecorder};
+use callwall_censor::policy::{raw, Policy};
+use callwall_censor::{CensorReport, Engine};
+use serde::{Deserialize, Serialize};
+
+use crate::HarnessError;
+
+/// What the censor process needs (passed as JSON on its command line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CensorConfig {
+    pub inside_if: String,
+    pub outside_if: String,
+    pub t0_unix_ns: u64,
+    pub seed: u64,
+    pub policy: raw::Policy,
+    /// Host names of the topology and their addresses, for rules that name hosts.
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Where to write the decision log (JSON lines).
+    pub decisions: Option<PathBuf>,
+    /// Where to write a pcap of every frame the censor received.
+    pub pcap: Option<PathBuf>,
+}
+
+/// The censor's final output line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CensorOutput {
+    pub report: CensorReport,
+    pub bridge: BridgeStats,
+}
+
+/// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
+pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
+    let resolve = |n: &str| cfg.hosts.get(n).cloned();
+    let policy = Policy::compile(&cfg.policy, &resolve).map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
+    let mut engine = Engine::new(policy, cfg.seed);
+    let mut bridge = Bridge::open(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns)
+        .map_err(|e| HarnessError::Setup(e.to_string()))?;
+    let events: Box<dyn Write> = match &cfg.decisions {
+        Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).map_err(|e| HarnessError::io("creating the decision log", e))?)),
+        None => Box::new(std::io::sink()),
+    };
+    let mut rec = JsonlRecorder::new(events);
+    if let Some(p) = &cfg.pcap {
+        let file = std::fs::File::create(p).map_err(|e| HarnessError::io("creating the censor pcap", e))?;
+        let mut w = PcapWriter::new(BufWriter::new(file)).map_err(|e| HarnessError::io("writing the pcap header", e))?;
+        rec = rec.with_frames(Box::new(move |t, _dir, frame| {
+            let _ = w.write(t, frame);
+        }));
+    }
+    println!("ready");
+    std::io::stdout().flush().ok();
+    bridge.run(&mut engine, 0, &mut rec).map_err(|e| HarnessError::io("running the censor bridge", e))?;
+    let mut events = rec.into_inner();
+    events.flush().ok();
+    drop(events);
+    let out = CensorOutput { report: engine.report(), bridge: bridge.stats.clone() };
+    let line = serde_json::to_string(&out).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Runs the signal server on `listen` until stdin closes.
+pub fn signal_main(listen: SocketAddr) -> Result<(), HarnessError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| HarnessError::io("starting a runtime", e))?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| HarnessError::io("binding the signal server", e))?;
+        println!("ready");
+        std::io::stdout().flush().ok();
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        let stop = async {
+            use tokio::io::AsyncReadExt;
+            while let Ok(n) = stdin.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            r = callwall_transport::signal::serve(listener) => r.map_err(|e| HarnessError::io("serving signalling", e)),
+            _ = stop => Ok(()),
+        }
+    })
+}
+
+/// A minimal pcap writer: nanosecond timestamps, Ethernet link type, flushed on drop.
+struct PcapWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> PcapWriter<W> {
+    fn new(mut out: W) -> std::io::Result<Self> {
+        // Magic 0xa1b23c4d = nanosecond resolution; version 2.4; snaplen 65535; LINKTYPE_ETHERNET.
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&65_535u32.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        out.write_all(&h)?;
+        Ok(PcapWriter { out })
+    }
+
+    fn write(&mut self, t_unix_ns: u64, frame: &[u8]) -> std::io::Result<()> {
+        let len = frame.len().min(65_535) as u32;
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((t_unix_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((t_unix_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&len.to_le_bytes());
+        h[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(&frame[..len as usize])
+    }
+}
+
+impl<W: Write> Drop for PcapWriter<W> {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,396 @@
+//! The orchestrator that runs as PID 1 inside a run's sandbox.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use callwall_netns::Network;
+use callwall_scenario::{Catalog, Scenario};
+use callwall_transport::metrics::{analyze, Thresholds};
+use callwall_transport::peer::{PeerReport, PeerSpec};
+use callwall_transport::voice::VoiceModel;
+use callwall_transport::{CallContext, Role, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::result::{Artifacts, CallResult, CensorResult, RunResult};
+use crate::roles::{CensorConfig, CensorOutput};
+use crate::{HarnessError, SIGNAL_PORT};
+
+/// What the outer process asks the sandbox to run (passed as JSON on the command line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunArgs {
+    pub scenario: PathBuf,
+    pub topology_dir: PathBuf,
+    pub catalog: BTreeMap<String, Vec<String>>,
+    pub seed: Option<u64>,
+    pub repeat: u32,
+    /// The run's own output directory (created by the outer process), for logs and captures.
+    pub out_dir: Option<PathBuf>,
+    pub pcap: bool,
+    /// Which calls to keep, by transport name (empty: all).
+    #[serde(default)]
+    pub transports: Vec<String>,
+}
+
+/// How long services get to say `ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time between spawning the peers and the calls' start, so every peer is up.
+const START_DELAY: Duration = Duration::from_millis(800);
+/// Slack on top of a call's own budget before its peers are killed.
+const PEER_GRACE: Duration = Duration::from_secs(8);
+
+fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A child whose stdout is read by a thread: the first line `ready` is signalled, everything
+/// after it is collected as the output.
+struct Service {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    ready: mpsc::Receiver<bool>,
+    output: mpsc::Receiver<String>,
+}
+
+impl Service {
+    fn spawn(name: &str, mut cmd: Command, log: Option<&Path>, wants_ready: bool) -> Result<Service, HarnessError> {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        match log.map(std::fs::File::create) {
+            Some(Ok(f)) => {
+                cmd.stderr(Stdio::from(f));
+            }
+            _ => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start {name}: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or_else(|| HarnessError::Setup(format!("{name} has no stdout")))?;
+        let (rtx, ready) = mpsc::channel();
+        let (otx, output) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            if wants_ready {
+                let mut first = String::new();
+                let ok = r.read_line(&mut first).is_ok() && first.trim() == "ready";
+                let _ = rtx.send(ok);
+            }
+            let mut rest = String::new();
+            let _ = r.take(64 << 20).read_to_string(&mut rest);
+            let _ = otx.send(rest);
+        });
+        Ok(Service { name: name.to_string(), child, stdin, ready, output })
+    }
+
+    fn wait_ready(&self) -> Result<(), HarnessError> {
+        match self.ready.recv_timeout(READY_TIMEOUT) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(HarnessError::Setup(format!("{} exited before it was ready; see its log", self.name)))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(HarnessError::Setup(format!("{} was not ready within {READY_TIMEOUT:?}", self.name)))
+            }
+        }
+    }
+
+    /// Closes stdin (the stop signal) and collects the output, killing at the deadline.
+    fn stop(mut self, deadline: Instant) -> (Option<String>, String) {
+        drop(self.stdin.take());
+        self.finish(deadline)
+    }
+
+    fn finish(mut self, deadline: Instant) -> (Option<String>, String) {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let out = self.output.recv_timeout(Duration::from_secs(2)).ok();
+                    return (out, format!("{status}"));
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return (None, "killed at its deadline".into());
+                }
+            }
+        }
+    }
+}
+
+/// Runs a scenario inside the sandbox. Never panics on a failed call; returns a result with
+/// `error` set when the run itself could not be set up.
+pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
+    let started = unix_ns();
+    let t = Instant::now();
+    let catalog = Catalog { transports: args.catalog.clone() };
+    let scenario = match Scenario::load(&args.scenario, &args.topology_dir, &catalog) {
+        Ok(s) => s,
+        Err(e) => return failed_run(args, started, format!("{e}")),
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let mut result = match run_scenario(&scenario, args, seed, current_exe) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = failed_run(args, started, e.to_string());
+            r.scenario = scenario.name.clone();
+            r.description = scenario.description.clone();
+            r.seed = seed;
+            r
+        }
+    };
+    result.started_unix_ms = started / 1_000_000;
+    result.wall_ms = t.elapsed().as_millis() as u64;
+    result.repeat = args.repeat;
+    result
+}
+
+fn failed_run(args: &RunArgs, started: u64, error: String) -> RunResult {
+    RunResult {
+        scenario: args.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string(),
+        path: args.scenario.display().to_string(),
+        description: String::new(),
+        source: None,
+        seed: args.seed.unwrap_or(0),
+        repeat: args.repeat,
+        topology: String::new(),
+        started_unix_ms: started / 1_000_000,
+        wall_ms: 0,
+        calls: Vec::new(),
+        censor: CensorResult::default(),
+        error: Some(error),
+        artifacts: Artifacts::default(),
+    }
+}
+
+/// One placed call copy: its spec and where its caller sits.
+struct PlacedCall {
+    name: String,
+    call_index: usize,
+    caller_addr: IpAddr,
+    caller: Service,
+    callee: Service,
+    deadline: Instant,
+}
+
+fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<RunResult, HarnessError> {
+    let out = args.out_dir.as_deref();
+    let log = |name: &str| out.map(|d| d.join(format!("{name}.log")));
+    let mut artifacts = Artifacts { dir: out.map(|d| d.display().to_string()), ..Default::default() };
+
+    let mut network = Network::build(&sc.topology).map_err(|e| HarnessError::Setup(format!("building topology {}: {e}", sc.topology_path.display())))?;
+    let hosts: BTreeMap<String, Vec<IpAddr>> = callwall_scenario::host_map(&sc.topology);
+
+    // Signalling.
+    let signal_host = "signal";
+    let signal_ip = sc.topology.ipv4_of(signal_host).map(IpAddr::V4).ok_or_else(|| HarnessError::Setup("the topology has no addressed host named \"signal\"".into()))?;
+    let signal_addr = SocketAddr::new(signal_ip, SIGNAL_PORT);
+    let mut cmd = network.command(signal_host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    cmd.arg("__signal").arg("--listen").arg(signal_addr.to_string());
+    let signal = Service::spawn("signal server", cmd, log("signal").as_deref(), true)?;
+    signal.wait_ready()?;
+
+    // Calls to place, each copy with its own caller address (for attribution).
+    let calls: Vec<&callwall_scenario::Call> =
+        sc.calls.iter().filter(|c| args.transports.is_empty() || args.transports.contains(&c.transport)).collect();
+
+    // Relay: coturn, when the topology has a relay host and a call may use it.
+    let relay = crate::relay::maybe_start(sc, &calls, &mut network, out)?;
+
+    // The censor.
+    let start_at = unix_ns() + START_DELAY.as_nanos() as u64 + 200_000_000;
+    let censor = match sc.topology.censor() {
+        Some((censor_host, inside_if, outside_if)) => {
+            let cfg = CensorConfig {
+                inside_if: inside_if.to_string(),
+                outside_if: outside_if.to_string(),
+                t0_unix_ns: start_at,
+                seed,
+                policy: sc.censor.clone(),
+                hosts: hosts.clone(),
+                decisions: out.map(|d| d.join("decisions.jsonl")),
+                pcap: if args.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
+            };
+            artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
+            artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());
+            let mut cmd = network.command(censor_host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
+            cmd.arg("__censor").arg("--config").arg(serde_json::to_string(&cfg).map_err(|e| HarnessError::Setup(e.to_string()))?);
+            let s = Service::spawn("censor", cmd, log("censor").as_deref(), true)?;
+            s.wait_ready()?;
+            Some(s)
+        }
+        None => None,
+    };
+
+    // Peers.
+    let voice = VoiceModel::default();
+    let mut placed: Vec<PlacedCall> = Vec::new();
+    let mut copy = 0u32;
+    for (ci, call) in calls.iter().enumerate() {
+        for k in 0..call.count {
+            let name = if call.count > 1 { format!("{}#{}", call.name, k + 1) } else { call.name.clone() };
+            let caller_addr = call_address(&mut network, &sc.topology, &call.caller, copy)
+                .map_err(|e| HarnessError::Setup(format!("adding an address for call {name}: {e}")))?;
+            let callee_ip = sc.topology.ipv4_of(&call.callee).map(IpAddr::V4).ok_or_else(|| HarnessError::Setup(format!("callee host {} has no IPv4 address", call.callee)))?;
+            copy += 1;
+            let n_strategies = if call.strategies == ["auto"] {
+                args.catalog.get(&call.transport).map_or(1, |s| s.len().max(1))
+            } else {
+                call.strategies.len()
+            };
+            let budget = call.connect_timeout.as_std() * n_strategies as u32 + call.duration.as_std();
+            let ctx = |role: Role, ip: IpAddr| CallContext {
+                call_id: format!("{}-{}", sanitize(&name), copy),
+                role,
+                local_ip: ip,
+                signal: signal_addr,
+                relay: relay.as_ref().map(|r| r.info.clone()),
+                options: call.options.clone(),
+                connect_timeout: call.connect_timeout.as_std(),
+                seed: seed ^ (u64::from(copy) << 32),
+            };
+            let spec = |role: Role, ip: IpAddr| PeerSpec {
+                transport: call.transport.clone(),
+                strategies: call.strategies.clone(),
+                ctx: ctx(role, ip),
+                start_at_unix_ns: start_at,
+                duration: call.duration.as_std(),
+                voice: voice.clone(),
+            };
+            let file = sanitize(&name);
+            let callee = spawn_peer(&mut network, exe, &call.callee, &spec(Role::Callee, callee_ip), log(&format!("{file}.callee")).as_deref())?;
+            let caller = spawn_peer(&mut network, exe, &call.caller, &spec(Role::Caller, caller_addr), log(&format!("{file}.caller")).as_deref())?;
+            artifacts.logs.push(format!("{file}.caller.log"));
+            artifacts.logs.push(format!("{file}.callee.log"));
+            let deadline = Instant::now() + START_DELAY + budget + PEER_GRACE;
+            placed.push(PlacedCall { name, call_index: ci, caller_addr, caller, callee, deadline });
+        }
+    }
+
+    // Wait for the calls.
+    let mut reports = Vec::new();
+    for p in placed {
+        let (caller_out, caller_status) = p.caller.finish(p.deadline);
+        let (callee_out, callee_status) = p.callee.finish(p.deadline);
+        let call = calls[p.call_index];
+        let caller = parse_report(caller_out, &caller_status, Role::Caller, &call.transport);
+        let callee = parse_report(callee_out, &callee_status, Role::Callee, &call.transport);
+        reports.push((p.name, p.call_index, p.caller_addr, caller, callee));
+    }
+
+    // Stop the censor and the services.
+    let stop_deadline = Instant::now() + Duration::from_secs(5);
+    let censor_result = match censor {
+        Some(c) => {
+            let (out, status) = c.stop(stop_deadline);
+            match out.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(serde_json::from_str::<CensorOutput>) {
+                Some(Ok(o)) => CensorResult::from((o.report, o.bridge)),
+                _ => return Err(HarnessError::Setup(format!("the censor gave no report ({status}); see censor.log"))),
+            }
+        }
+        None => CensorResult::default(),
+    };
+    let _ = signal.stop(stop_deadline);
+    if let Some(r) = relay {
+        r.stop();
+        artifacts.logs.push("relay.log".into());
+    }
+
+    let th = Thresholds::default();
+    let mut results = Vec::new();
+    for (name, ci, caller_addr, caller, callee) in reports {
+        let call = calls[ci];
+        let metrics = analyze(&caller, &callee, &th);
+        let rule = censor_result.deciding_rule(caller_addr);
+        let verdict = metrics.verdict;
+        let met = call.expect.contains(&verdict);
+        let strategy = metrics.strategy.clone().unwrap_or_else(|| call.strategies.join(","));
+        let mut reason = metrics.reason.clone();
+        if let (Some(r), true) = (&rule, verdict != Verdict::Connected) {
+            reason = format!("{reason} (censor rule {r:?})");
+        }
+        results.push(CallResult {
+            name,
+            transport: call.transport.clone(),
+            strategy,
+            requested: call.strategies.clone(),
+            verdict,
+            expected: call.expect.iter().map(|v| verdict_name(*v)).collect::<Vec<_>>().join("|"),
+            met,
+            setup_ms: metrics.setup_ms,
+            loss_pct: metrics.loss_pct,
+            jitter_ms: metrics.jitter_ms,
+            one_way_delay_ms: metrics.one_way_delay_ms,
+            longest_gap_ms: metrics.longest_gap_ms,
+            mos: metrics.mos,
+            rule,
+            reason,
+            caller_addr,
+            metrics,
+        });
+    }
+    if let Err(e) = network.teardown() {
+        tracing::warn!("teardown: {e}");
+    }
+    Ok(RunResult {
+        scenario: sc.name.clone(),
+        path: sc.path.display().to_string(),
+        description: sc.description.clone(),
+        source: sc.source.clone(),
+        seed,
+        repeat: args.repeat,
+        topology: sc.topology_path.display().to_string(),
+        started_unix_ms: 0,
+        wall_ms: 0,
+        calls: results,
+        censor: censor_result,
+        error: None,
+        artifacts,
+    })
+}
+
+/// The address call copy `n` uses on its caller host.
+fn call_address(_network: &mut Network, topology: &callwall_netns::topology::Topology, host: &str, _n: u32) -> Result<IpAddr, String> {
+    topology.ipv4_of(host).map(IpAddr::V4).ok_or_else(|| format!("host {host} has no IPv4 address"))
+}
+
+pub fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Connected => "connected",
+        Verdict::Degraded => "degraded",
+        Verdict::Cut => "cut",
+        Verdict::Blocked => "blocked",
+        Verdict::Error => "error",
+    }
+}
+
+/// A file-name-safe form of a call name.
+pub fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+}
+
+fn spawn_peer(network: &mut Network, exe: &Path, host: &str, spec: &PeerSpec, log: Option<&Path>) -> Result<Service, HarnessError> {
+    let mut cmd = network.command(host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    cmd.arg("__peer");
+    let role = format!("{:?} peer on {host}", spec.ctx.role).to_lowercase();
+    let mut s = Service::spawn(&role, cmd, log, false)?;
+    let json = serde_json::to_string(spec).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    if let Some(mut stdin) = s.stdin.take() {
+        stdin.write_all(json.as_bytes()).and_then(|_| stdin.write_all(b"\n")).map_err(|e| HarnessError::io("sending a peer its spec", e))?;
+    }
+    Ok(s)
+}
+
+fn parse_report(out: Option<String>, status: &str, role: Role, transport: &str) -> PeerReport {
+    let text = out.unwrap_or_default();
+    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    match serde_json::from_str::<PeerReport>(last) {
+        Ok(r) => r,
+        Err(_) => PeerReport::failed(role, transport, format!("the {role:?} peer process gave no report ({status}); see its log").to_lowercase()),
+    }
+}

@@ -1,0 +1,394 @@
+//! Command-line interface.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+
+use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
+use callwall_harness::run::RunArgs;
+use callwall_harness::{launch, LaunchOptions};
+use callwall_scenario::{Catalog, Scenario};
+
+use crate::{output, roles};
+
+/// callwall: when a censor goes after encrypted calls, which voice transports still connect,
+/// and how good is the call?
+///
+/// Each scenario builds a network of Linux namespaces with an inline DPI censor, places real
+/// calls over WebRTC, QUIC and Noise transports, and reports per call: connected, degraded,
+/// blocked or cut, with quality figures and the censor rule responsible.
+///
+/// Exit codes: 0 every expectation met, 1 some not met, 2 bad input or environment.
+#[derive(Parser, Debug)]
+#[command(name = "callwall", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios and report each call's verdict (default: every scenario in ./scenarios).
+    Run(RunOpts),
+    /// Validate scenario files without running anything.
+    Check {
+        /// Scenario files (default: every scenario in ./scenarios).
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+    /// List the scenarios with what they model.
+    List {
+        #[command(flatten)]
+        dirs: Dirs,
+    },
+    /// List the transports and their strategies.
+    Transports,
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        #[arg(long)]
+        args: String,
+    },
+    #[command(name = "__censor", hide = true)]
+    Censor {
+        #[arg(long)]
+        config: String,
+    },
+    #[command(name = "__signal", hide = true)]
+    Signal {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    #[command(name = "__peer", hide = true)]
+    Peer,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Dirs {
+    /// Directory of scenario files.
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    scenario_dir: PathBuf,
+    /// Directory where topology names resolve.
+    #[arg(long, default_value = "netns", value_name = "DIR")]
+    topology_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct RunOpts {
+    /// Scenario files (default: every *.toml in the scenario directory).
+    scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    dirs: Dirs,
+    /// Write the results as JSON (versioned schema, see docs/results-schema.md).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML file (one test case per call).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a Markdown table.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Directory for per-run logs, decision logs and captures.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    out: PathBuf,
+    /// Also write a pcap of every frame the censor saw (per run, in the output directory).
+    #[arg(long)]
+    pcap: bool,
+    /// Override every scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Scenarios run at once (default: the number of cores).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Only scenarios whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Only calls over this transport (repeatable).
+    #[arg(long)]
+    transport: Vec<String>,
+    /// Run each scenario N times and report whether verdicts agree.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// No colours in the table.
+    #[arg(long)]
+    no_color: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Sandbox { args } => roles::sandbox(&args),
+        Command::Censor { config } => roles::censor(&config),
+        Command::Signal { listen } => roles::signal(listen),
+        Command::Peer => roles::peer(),
+        Command::Transports => {
+            for t in roles::transports() {
+                println!("{:8} {}", t.name(), t.strategies().join(", "));
+                println!("{:8} auto tries: {}", "", t.auto_order().join(" -> "));
+            }
+            ExitCode::SUCCESS
+        }
+        Command::List { dirs } => list(&dirs),
+        Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
+        Command::Run(opts) => run(opts),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn catalog() -> Catalog {
+    Catalog { transports: roles::catalog() }
+}
+
+fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let rd = std::fs::read_dir(&dirs.scenario_dir).map_err(|e| {
+        format!("cannot read scenario directory {}: {e}; run from the repository root or pass --scenario-dir", dirs.scenario_dir.display())
+    })?;
+    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no scenario files (*.toml) in {}", dirs.scenario_dir.display()));
+    }
+    Ok(files)
+}
+
+fn load_all(files: &[PathBuf], dirs: &Dirs) -> Result<Vec<Scenario>, Vec<String>> {
+    let cat = catalog();
+    let mut ok = Vec::new();
+    let mut errs = Vec::new();
+    for f in files {
+        match Scenario::load(f, &dirs.topology_dir, &cat) {
+            Ok(s) => ok.push(s),
+            Err(e) => errs.push(e.to_string()),
+        }
+    }
+    if errs.is_empty() {
+        Ok(ok)
+    } else {
+        Err(errs)
+    }
+}
+
+fn check(given: &[PathBuf], dirs: &Dirs) -> ExitCode {
+    let files = match scenario_files(given, dirs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match load_all(&files, dirs) {
+        Ok(list) => {
+            for s in &list {
+                let calls: usize = s.calls.iter().map(|c| c.count as usize).sum();
+                println!("ok  {:28} {} rule(s), {} call(s)  {}", s.name, s.policy.rules.len(), calls, s.path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in errs {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list(dirs: &Dirs) -> ExitCode {
+    let files = match scenario_files(&[], dirs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cat = catalog();
+    for f in files {
+        match Scenario::load(&f, &dirs.topology_dir, &cat) {
+            Ok(s) => println!("{:28} {}", s.name, s.description.lines().next().unwrap_or("")),
+            Err(e) => println!("{:28} (invalid: {e})", f.display()),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(opts: RunOpts) -> ExitCode {
+    if let Err(e) = callwall_netns::sandbox::check_environment() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let files = match scenario_files(&opts.scenarios, &opts.dirs) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Validate everything first: bad input changes nothing.
+    let mut scenarios = match load_all(&files, &opts.dirs) {
+        Ok(s) => s,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(f) = &opts.filter {
+        scenarios.retain(|s| s.name.contains(f.as_str()));
+    }
+    if !opts.transport.is_empty() {
+        let known = roles::catalog();
+        if let Some(t) = opts.transport.iter().find(|t| !known.contains_key(*t)) {
+            eprintln!("error: unknown transport {t:?}; use one of {}", known.keys().cloned().collect::<Vec<_>>().join(", "));
+            return ExitCode::from(2);
+        }
+        scenarios.retain(|s| s.calls.iter().any(|c| opts.transport.contains(&c.transport)));
+    }
+    if scenarios.is_empty() {
+        eprintln!("error: no scenario left to run after --filter/--transport");
+        return ExitCode::from(2);
+    }
+    if opts.repeat == 0 || opts.repeat > 100 {
+        eprintln!("error: --repeat takes 1 to 100");
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the callwall executable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&opts.out) {
+        eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
+        return ExitCode::from(2);
+    }
+    let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, cancel.clone());
+    }
+
+    // The work list: scenario x repeat.
+    let jobs: Vec<(usize, u32)> = (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
+    let total = jobs.len();
+    let n_jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(1, 32);
+    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
+    let catalog = roles::catalog();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..n_jobs.min(total) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= total || cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (i, rep) = jobs[k];
+                let sc = &scenarios[i];
+                progress.start(&sc.name);
+                let dir_name = if opts.repeat > 1 { format!("{}.{}", sc.name, rep + 1) } else { sc.name.clone() };
+                let out_dir = out_root.join(&dir_name);
+                let _ = std::fs::remove_dir_all(&out_dir);
+                let _ = std::fs::create_dir_all(&out_dir);
+                let budget: Duration = sc
+                    .calls
+                    .iter()
+                    .map(|c| c.connect_timeout.as_std() * c.strategies.len().max(4) as u32 + c.duration.as_std())
+                    .max()
+                    .unwrap_or_default()
+                    + Duration::from_secs(60);
+                let lo = LaunchOptions {
+                    exe: exe.clone(),
+                    run: RunArgs {
+                        scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
+                        topology_dir: opts.dirs.topology_dir.canonicalize().unwrap_or_else(|_| opts.dirs.topology_dir.clone()),
+                        catalog: catalog.clone(),
+                        seed: opts.seed,
+                        repeat: rep,
+                        out_dir: Some(out_dir.clone()),
+                        pcap: opts.pcap,
+                        transports: opts.transport.clone(),
+                    },
+                    deadline: budget,
+                    cancel: cancel.clone(),
+                    log_filter: std::env::var("RUST_LOG").ok(),
+                };
+                let r = match launch(&lo) {
+                    Ok(r) => r,
+                    Err(e) if cancel.load(Ordering::SeqCst) => {
+                        let _ = e;
+                        break;
+                    }
+                    Err(e) => output::error_run(sc, rep, e.to_string()),
+                };
+                progress.finish(&sc.name, &r);
+                results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
+            });
+        }
+    });
+    progress.done();
+    let interrupted = cancel.load(Ordering::SeqCst);
+    let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    runs.sort_by_key(|(k, _)| *k);
+    let runs: Vec<RunResult> = runs.into_iter().map(|(_, r)| r).collect();
+    let doc = Results { schema_version: SCHEMA_VERSION, callwall_version: env!("CARGO_PKG_VERSION").to_string(), runs };
+
+    let color = !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", output::table(&doc, color));
+    if opts.repeat > 1 {
+        print!("{}", output::agreement(&doc));
+    }
+    let mut write_failed = false;
+    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
+        if let Some(p) = path {
+            match text.and_then(|t| write_file(p, &t)) {
+                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
+                    write_failed = true;
+                }
+            }
+        }
+    };
+    write(&opts.json, "JSON results", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()));
+    write(&opts.junit, "JUnit XML", Ok(output::junit(&doc)));
+    write(&opts.markdown, "Markdown", Ok(output::markdown(&doc)));
+    let met = doc.runs.iter().all(RunResult::passed);
+    eprintln!(
+        "{} run(s) in {:.1}s; output in {}{}",
+        doc.runs.len(),
+        started.elapsed().as_secs_f64(),
+        out_root.display(),
+        if interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    if write_failed || doc.runs.iter().any(|r| r.error.as_deref().is_some_and(output::is_environment_error)) {
+        ExitCode::from(2)
+    } else if met && !interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn write_file(p: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(p, text).map_err(|e| e.to_string())
+}

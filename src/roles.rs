@@ -1,0 +1,102 @@
+//! Hidden subcommands: the processes a run starts inside its sandbox.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use callwall_harness::roles::{censor_main, signal_main, CensorConfig};
+use callwall_harness::run::{sandbox_main, RunArgs};
+use callwall_transport::peer::{run_peer, PeerReport, PeerSpec};
+use callwall_transport::VoiceTransport;
+
+/// Every transport this build offers.
+pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
+    vec![Box::new(callwall_transport_noise::NoiseTransport::default())]
+}
+
+/// transport name -> strategies, for scenario validation.
+pub fn catalog() -> std::collections::BTreeMap<String, Vec<String>> {
+    transports().iter().map(|t| (t.name().to_string(), t.strategies().iter().map(|s| s.to_string()).collect())).collect()
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("callwall {what}: {e}");
+    ExitCode::from(2)
+}
+
+/// `__sandbox --args JSON`: PID 1 of a run.
+pub fn sandbox(args_json: &str) -> ExitCode {
+    let args: RunArgs = match serde_json::from_str(args_json) {
+        Ok(a) => a,
+        Err(e) => return fail("sandbox", format!("bad arguments: {e}")),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail("sandbox", e),
+    };
+    // No generic zombie reaper here: waitpid(-1) would steal the exit statuses the harness
+    // waits for. Orphans, if any, are reaped by the kernel when this PID namespace ends.
+    let result = sandbox_main(&args, &exe);
+    match serde_json::to_string(&result) {
+        Ok(line) => {
+            println!("{line}");
+            let _ = std::io::stdout().flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("sandbox", e),
+    }
+}
+
+/// `__censor --config JSON`.
+pub fn censor(config_json: &str) -> ExitCode {
+    let cfg: CensorConfig = match serde_json::from_str(config_json) {
+        Ok(c) => c,
+        Err(e) => return fail("censor", format!("bad config: {e}")),
+    };
+    match censor_main(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail("censor", e),
+    }
+}
+
+/// `__signal --listen ADDR`.
+pub fn signal(listen: std::net::SocketAddr) -> ExitCode {
+    match signal_main(listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail("signal", e),
+    }
+}
+
+/// `__peer`: reads a PeerSpec line on stdin, places or answers the call, prints a PeerReport.
+pub fn peer() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        return fail("peer", e);
+    }
+    let spec: PeerSpec = match serde_json::from_str(&line) {
+        Ok(s) => s,
+        Err(e) => return fail("peer", format!("bad spec: {e}")),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail("peer", e),
+    };
+    let all = transports();
+    let refs: Vec<&dyn VoiceTransport> = all.iter().map(|b| b.as_ref()).collect();
+    let report: PeerReport = rt.block_on(run_peer(&spec, &refs));
+    match serde_json::to_string(&report) {
+        Ok(s) => {
+            println!("{s}");
+            let _ = std::io::stdout().flush();
+            // Do not wait for lingering transport tasks.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("peer", e),
+    }
+}
+
+#[allow(dead_code)]
+pub fn exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("callwall"))
+}

@@ -1,0 +1,80 @@
+//! Nothing outlives a run: no process, namespace or veth, however it ends; the host's own
+//! network namespace is never modified.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn wait_for<F: FnMut() -> bool>(timeout: Duration, mut f: F) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+/// SIGKILLs `callwall run` mid-call and checks the kernel cleaned up everything it made.
+fn kill_mid_call(signal: i32) {
+    let before = host_network_state();
+    let tmp = TempDir::new("kill");
+    let mut child = callwall()
+        .args(["run", "scenarios/baseline.toml", "--transport", "noise", "--out"])
+        .arg(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn callwall");
+    let root = child.id() as i32;
+    // Mid-call: the peers have written their logs and the censor is running.
+    let started = wait_for(Duration::from_secs(30), || {
+        let d = descendants(root);
+        d.len() >= 5 && tmp.path().join("baseline").join("noise-udp.caller.log").exists()
+    });
+    assert!(started, "the run did not reach its calls");
+    std::thread::sleep(Duration::from_millis(1500));
+    let procs = descendants(root);
+    let namespaces: std::collections::HashSet<String> = procs.iter().filter_map(|&p| netns_of(p)).collect();
+    let own = netns_of(std::process::id() as i32).unwrap();
+    assert!(namespaces.len() >= 4, "expected the run's host namespaces, saw {namespaces:?}");
+    assert!(!namespaces.contains(&own) || procs.is_empty() || namespaces.len() > 1);
+    // SAFETY-free: kill via the standard library for SIGKILL, libc for others.
+    unsafe_kill(root, signal);
+    let _ = child.wait();
+    let gone = wait_for(Duration::from_secs(10), || procs.iter().all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
+    assert!(gone, "processes of the run survived: {:?}", procs.iter().filter(|&&p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect::<Vec<_>>());
+    let still: Vec<String> = {
+        let all = all_netns();
+        namespaces.iter().filter(|n| **n != own && all.contains(*n)).cloned().collect()
+    };
+    assert!(still.is_empty(), "namespaces of the run are still in use: {still:?}");
+    assert_eq!(before, host_network_state(), "the host's links or routes changed");
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    // libc is a dev-dependency; kill(2) has no memory-safety preconditions.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::kill(pid, sig) };
+    assert_eq!(r, 0, "kill failed");
+}
+
+#[test]
+fn sigkill_mid_call_leaves_nothing_behind() {
+    kill_mid_call(libc::SIGKILL);
+}
+
+#[test]
+fn sigint_mid_call_stops_cleanly() {
+    kill_mid_call(libc::SIGINT);
+}
+
+#[test]
+fn a_full_run_leaves_the_host_network_unchanged() {
+    let before = host_network_state();
+    let (_, v, out) = run_scenarios(&["scenarios/udp-blackout.toml"], &["--transport", "noise"]);
+    assert!(v["runs"][0]["error"].is_null(), "{}", dump(&out, &v));
+    assert_eq!(before, host_network_state());
+}

@@ -1,1 +1,795 @@
-//! placeholder
+//! WebRTC voice transport for callwall, on webrtc-rs 0.21 (tokio).
+//!
+//! A call is what a WebRTC app places: an SDP offer and answer exchanged through signalling
+//! (the caller puts `{call_id}/offer`, the callee puts `{call_id}/answer`; candidates are
+//! gathered completely before a description is sent, no trickle), ICE, DTLS-SRTP, and one
+//! Opus audio track. Each voice frame from the [`MediaLink`] is the payload of one RTP packet
+//! (payload type 111, `audio/opus` 48 kHz, timestamp from the send time), and each received RTP
+//! payload is handed to the link unchanged: frames arrive byte-exact or not at all.
+//!
+//! # Strategies
+//! | strategy | caller | callee |
+//! | --- | --- | --- |
+//! | `direct` | host candidates, UDP | host candidates, UDP |
+//! | `turn-udp` | ICE policy `relay`, TURN over UDP to the relay's 3478 | host candidates |
+//! | `turn-tcp` | ICE policy `relay`, TURN over one TCP stream to the relay's 3478 | host candidates |
+//! | `turn-tls` | ICE policy `relay`, TURN over one TLS stream to the relay's 443 | host candidates |
+//! | `ice-tcp` | ICE-TCP active host candidates (RFC 6544) | ICE-TCP passive host candidate on TCP 443 |
+//!
+//! `auto` tries `direct`, `turn-udp`, `turn-tcp`, `turn-tls` ([`AUTO_ORDER`]); `ice-tcp` is
+//! only used when named. The callee needs no relay: the relay reaches it beyond the censor.
+//!
+//! # TURN over TCP and TLS
+//! webrtc-rs 0.21 gathers TURN relays over UDP only (it skips `turn:…?transport=tcp` and
+//! `turns:` URLs). For `turn-tcp` and `turn-tls` the caller runs an adapter ([`adapter`]): a
+//! UDP socket on the caller's own address (`ctx.local_ip`, ephemeral port; not 127.0.0.1, so
+//! the caller's namespace needs no loopback interface) that webrtc-rs uses as its TURN server
+//! (`turn:<local_ip>:<port>?transport=udp` with the run's credentials). The adapter carries
+//! every datagram over one TCP stream (to relay:3478) or one TLS stream (to relay:443, SNI
+//! [`RelayInfo::tls_server_name`] unless `options.sni` says otherwise, trusting exactly
+//! [`RelayInfo::tls_cert_pem`]) with RFC 8656 §12.5 stream framing ([`framing`]), and splits
+//! the stream back into datagrams. Messages are not rewritten, so the TURN exchange is exactly
+//! webrtc-rs's; coturn sees the caller's real TCP source address, and the relayed address is
+//! the same UDP relay as with TURN over UDP. The censor sees real TURN-over-TCP/TLS.
+//!
+//! # Options
+//! - `sni`: the SNI for `turn-tls` (default: the relay's certificate name).
+//! - `alpn`: an ALPN protocol for `turn-tls` (default: none; coturn knows `stun.turn`).
+//! - `port`: the relay port for the `turn-*` strategies; the callee's listening port for
+//!   `direct` (UDP) and `ice-tcp` (TCP, default 443).
+//!
+//! # Guarantees and limits
+//! Every wait is bounded by `connect_timeout` from the start of `dial`/`answer`. The caller
+//! and callee bind only `ctx.local_ip`; mDNS is off. A [`WebrtcCall`] guard (the link's
+//! `guard`) closes the peer connection and the adapter when dropped, and reports the selected
+//! candidate pair. Not done: trickle ICE, ICE restarts, renegotiation, RTCP-based feedback,
+//! DTLS fingerprint mimicry, IPv6 TURN-over-stream tests.
+//!
+//! [`RelayInfo::tls_server_name`]: callwall_transport::RelayInfo::tls_server_name
+//! [`RelayInfo::tls_cert_pem`]: callwall_transport::RelayInfo::tls_cert_pem
+
+#![forbid(unsafe_code)]
+
+pub mod adapter;
+pub mod framing;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use callwall_transport::signal::Client;
+use callwall_transport::{
+    check_strategy, CallContext, MediaLink, RelayInfo, Role, TransportError, VoiceTransport,
+};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder,
+    StatsSelector,
+};
+
+use adapter::{AdapterCounters, StreamAdapter, Upstream};
+
+/// Every strategy this transport offers.
+pub const STRATEGIES: &[&str] = &["direct", "turn-udp", "turn-tcp", "turn-tls", "ice-tcp"];
+/// What `auto` tries, in order, like an app falling back from peer-to-peer to relays.
+pub const AUTO_ORDER: &[&str] = &["direct", "turn-udp", "turn-tcp", "turn-tls"];
+
+/// The RTP payload type and codec of the audio track (RFC 7587: Opus, 48 kHz, 2 channels).
+const OPUS_PT: u8 = 111;
+const OPUS_CLOCK: u64 = 48_000;
+/// Frames waiting in either direction before the newest is dropped.
+const QUEUE: usize = 1024;
+/// The ICE-TCP callee's default listening port.
+const ICE_TCP_PORT: u16 = 443;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    Direct,
+    TurnUdp,
+    TurnTcp,
+    TurnTls,
+    IceTcp,
+}
+
+impl Strategy {
+    fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "direct" => Strategy::Direct,
+            "turn-udp" => Strategy::TurnUdp,
+            "turn-tcp" => Strategy::TurnTcp,
+            "turn-tls" => Strategy::TurnTls,
+            "ice-tcp" => Strategy::IceTcp,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::Direct => "direct",
+            Strategy::TurnUdp => "turn-udp",
+            Strategy::TurnTcp => "turn-tcp",
+            Strategy::TurnTls => "turn-tls",
+            Strategy::IceTcp => "ice-tcp",
+        }
+    }
+}
+
+/// The WebRTC transport. Stateless: each call builds its own peer connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WebrtcTransport;
+
+impl WebrtcTransport {
+    pub fn new() -> Self {
+        WebrtcTransport
+    }
+}
+
+#[async_trait::async_trait]
+impl VoiceTransport for WebrtcTransport {
+    fn name(&self) -> &'static str {
+        "webrtc"
+    }
+
+    fn strategies(&self) -> &'static [&'static str] {
+        STRATEGIES
+    }
+
+    fn auto_order(&self) -> &'static [&'static str] {
+        AUTO_ORDER
+    }
+
+    async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
+        check_strategy(self, strategy)?;
+        let s = Strategy::parse(strategy).ok_or_else(|| unknown(strategy))?;
+        call(ctx, s, Role::Caller).await
+    }
+
+    async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
+        check_strategy(self, strategy)?;
+        let s = Strategy::parse(strategy).ok_or_else(|| unknown(strategy))?;
+        call(ctx, s, Role::Callee).await
+    }
+}
+
+fn unknown(strategy: &str) -> TransportError {
+    TransportError::UnknownStrategy {
+        transport: "webrtc",
+        strategy: strategy.to_string(),
+        offered: STRATEGIES.join(", "),
+    }
+}
+
+/// The candidate pair ICE selected, as the local peer connection reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedPair {
+    /// `host`, `srflx`, `prflx` or `relay`.
+    pub local_type: String,
+    pub local: String,
+    pub remote_type: String,
+    pub remote: String,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+}
+
+impl std::fmt::Display for SelectedPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} {} over {}",
+            self.local_type, self.local, self.remote_type, self.remote, self.protocol
+        )
+    }
+}
+
+/// The guard of a WebRTC [`MediaLink`]: owns the peer connection, the media tasks and the
+/// TURN adapter. Dropping it stops them and closes the connection.
+///
+/// Reach it with `link.guard.downcast_ref::<WebrtcCall>()`.
+pub struct WebrtcCall {
+    pc: Arc<dyn PeerConnection>,
+    events: Arc<Events>,
+    tasks: Vec<JoinHandle<()>>,
+    adapter: Option<StreamAdapter>,
+    selected: Option<SelectedPair>,
+}
+
+impl WebrtcCall {
+    /// The candidate pair ICE selected when the call connected (None if stats had none).
+    pub fn selected(&self) -> Option<&SelectedPair> {
+        self.selected.as_ref()
+    }
+
+    /// Traffic through the TURN-over-TCP/TLS adapter, for `turn-tcp` and `turn-tls` callers.
+    pub fn adapter_counters(&self) -> Option<&AdapterCounters> {
+        self.adapter.as_ref().map(|a| &*a.counters)
+    }
+}
+
+impl Drop for WebrtcCall {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.events.abort_tracks();
+        let pc = self.pc.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = pc.close().await {
+                    tracing::debug!("closing the peer connection: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// What goes through signalling: the strategy (so a stale offer from another attempt is
+/// refused) and the complete session description.
+#[derive(Debug, Serialize, Deserialize)]
+struct Description {
+    strategy: String,
+    sdp: RTCSessionDescription,
+}
+
+/// Events from the peer connection's driver, turned into watch channels.
+struct Events {
+    gathered: watch::Sender<bool>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    media_in: mpsc::Sender<Vec<u8>>,
+    /// Primers received from the peer.
+    primers: Arc<watch::Sender<u64>>,
+    track_tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Events {
+    fn abort_tracks(&self) {
+        let tasks = std::mem::take(&mut *self.track_tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
+
+struct Handler(Arc<Events>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!("webrtc connection state: {state}");
+        let _ = self.0.state.send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let media_in = self.0.media_in.clone();
+        let primers = self.0.primers.clone();
+        let task = tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                match event {
+                    // A primer (see `prime`) has no payload and is not a frame.
+                    TrackRemoteEvent::OnRtpPacket(pkt) if pkt.payload.is_empty() => {
+                        primers.send_modify(|n| *n += 1);
+                    }
+                    TrackRemoteEvent::OnRtpPacket(pkt) => {
+                        // The payload is the voice frame, byte for byte.
+                        match media_in.try_send(pkt.payload.to_vec()) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                tracing::debug!("receiver is behind; dropping a frame")
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => return,
+                    _ => {}
+                }
+            }
+        });
+        self.0.track_tasks.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+    }
+}
+
+fn rtc_error(context: &'static str) -> impl Fn(webrtc::error::Error) -> TransportError {
+    move |e| TransportError::Other(format!("webrtc failed while {context}: {e}"))
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// How one side of one strategy is configured.
+struct Setup {
+    udp: Vec<SocketAddr>,
+    tcp: Vec<SocketAddr>,
+    network_types: Vec<NetworkType>,
+    ice_servers: Vec<RTCIceServer>,
+    policy: RTCIceTransportPolicy,
+    adapter: Option<StreamAdapter>,
+}
+
+fn relay_of(ctx: &CallContext) -> Result<&RelayInfo, TransportError> {
+    ctx.relay.as_ref().ok_or(TransportError::NoRelay)
+}
+
+fn turn_server(addr: SocketAddr, relay: &RelayInfo) -> RTCIceServer {
+    RTCIceServer {
+        urls: vec![format!("turn:{addr}?transport=udp")],
+        username: relay.username.clone(),
+        credential: relay.password.clone(),
+    }
+}
+
+async fn setup(
+    ctx: &CallContext,
+    s: Strategy,
+    role: Role,
+    deadline: Instant,
+) -> Result<Setup, TransportError> {
+    let ip = ctx.local_ip;
+    let (udp_types, tcp_types) = if ip.is_ipv4() {
+        (vec![NetworkType::Udp4], vec![NetworkType::Tcp4])
+    } else {
+        (vec![NetworkType::Udp6], vec![NetworkType::Tcp6])
+    };
+    let host_udp = |port: u16| Setup {
+        udp: vec![SocketAddr::new(ip, port)],
+        tcp: vec![],
+        network_types: udp_types.clone(),
+        ice_servers: vec![],
+        policy: RTCIceTransportPolicy::All,
+        adapter: None,
+    };
+    let relayed = |servers: Vec<RTCIceServer>, adapter: Option<StreamAdapter>| Setup {
+        udp: vec![SocketAddr::new(ip, 0)],
+        tcp: vec![],
+        network_types: udp_types.clone(),
+        ice_servers: servers,
+        policy: RTCIceTransportPolicy::Relay,
+        adapter,
+    };
+    Ok(match (s, role) {
+        (Strategy::Direct, Role::Callee) => host_udp(ctx.options.port.unwrap_or(0)),
+        (Strategy::Direct, Role::Caller) => host_udp(0),
+        (Strategy::TurnUdp | Strategy::TurnTcp | Strategy::TurnTls, Role::Callee) => host_udp(0),
+        (Strategy::TurnUdp, Role::Caller) => {
+            let relay = relay_of(ctx)?;
+            let addr = SocketAddr::new(relay.addr, ctx.options.port.unwrap_or(relay.udp_port));
+            relayed(vec![turn_server(addr, relay)], None)
+        }
+        (Strategy::TurnTcp, Role::Caller) => {
+            let relay = relay_of(ctx)?;
+            let addr = SocketAddr::new(relay.addr, ctx.options.port.unwrap_or(relay.tcp_port));
+            let a = StreamAdapter::start(Upstream::Tcp, ip, addr, remaining(deadline)).await?;
+            relayed(vec![turn_server(a.local, relay)], Some(a))
+        }
+        (Strategy::TurnTls, Role::Caller) => {
+            let relay = relay_of(ctx)?;
+            let addr = SocketAddr::new(relay.addr, ctx.options.port.unwrap_or(relay.tls_port));
+            let upstream = Upstream::Tls {
+                sni: ctx.options.sni.clone().unwrap_or_else(|| relay.tls_server_name.clone()),
+                cert_pem: relay.tls_cert_pem.clone(),
+                alpn: ctx.options.alpn.clone(),
+            };
+            let a = StreamAdapter::start(upstream, ip, addr, remaining(deadline)).await?;
+            relayed(vec![turn_server(a.local, relay)], Some(a))
+        }
+        (Strategy::IceTcp, role) => {
+            let port = match role {
+                Role::Callee => ctx.options.port.unwrap_or(ICE_TCP_PORT),
+                Role::Caller => 0,
+            };
+            Setup {
+                udp: vec![],
+                tcp: vec![SocketAddr::new(ip, port)],
+                network_types: tcp_types,
+                ice_servers: vec![],
+                policy: RTCIceTransportPolicy::All,
+                adapter: None,
+            }
+        }
+    })
+}
+
+fn media_engine() -> Result<MediaEngine, TransportError> {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: OPUS_PT },
+            RtpCodecKind::Audio,
+        )
+        .map_err(rtc_error("registering the opus codec"))?;
+    Ok(media)
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/opus".to_string(),
+        clock_rate: OPUS_CLOCK as u32,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_string(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A 32-bit value from the scenario seed, distinct per role and purpose (splitmix64).
+fn seeded(seed: u64, role: Role, purpose: u64) -> u32 {
+    let mut z = seed
+        .wrapping_add(purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(if role == Role::Caller { 1 } else { 2 });
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
+async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, TransportError> {
+    let deadline = Instant::now() + ctx.connect_timeout;
+    let mut signal = Client::connect(ctx.signal, remaining(deadline)).await?;
+    let setup = setup(ctx, s, role, deadline).await?;
+
+    let (gathered_tx, mut gathered_rx) = watch::channel(false);
+    let (state_tx, mut state_rx) = watch::channel(RTCPeerConnectionState::New);
+    let (media_in_tx, media_in_rx) = mpsc::channel(QUEUE);
+    let (primers_tx, mut primers_rx) = watch::channel(0u64);
+    let events = Arc::new(Events {
+        gathered: gathered_tx,
+        state: state_tx,
+        media_in: media_in_tx,
+        primers: Arc::new(primers_tx),
+        track_tasks: Mutex::new(Vec::new()),
+    });
+
+    // ICE gives up on a pair after its checks fail; once connected, consent is checked every
+    // second and the connection fails after `failed` without any answer (RFC 7675 spirit).
+    let t = ctx.connect_timeout;
+    let disconnected = (t / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
+    let failed = (t / 2).clamp(Duration::from_secs(1), Duration::from_secs(25));
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_network_types(setup.network_types.clone())
+        .with_include_loopback_candidate(ctx.local_ip.is_loopback())
+        .with_ice_timeouts(Some(disconnected), Some(failed), Some(Duration::from_secs(1)))
+        // Nominate the first pair that works, whatever its type: each strategy already limits
+        // the candidates, so the default waits (up to 2 s for relay pairs) only delay the call.
+        .with_host_acceptance_min_wait(Some(Duration::ZERO))
+        .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+        .build();
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(setup.ice_servers.clone())
+        .with_ice_transport_policy(setup.policy)
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_media_engine(media_engine()?)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Handler(events.clone())))
+        .with_udp_addrs(setup.udp.clone())
+        .with_tcp_addrs(setup.tcp.clone())
+        .build()
+        .await
+        .map_err(rtc_error("building the peer connection"))?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    // From here on the guard owns the connection, so every early return closes it.
+    let mut guard = WebrtcCall {
+        pc: pc.clone(),
+        events: events.clone(),
+        tasks: Vec::new(),
+        adapter: setup.adapter,
+        selected: None,
+    };
+
+    let ssrc = seeded(ctx.seed, role, 1);
+    let stream_id = format!("callwall-{}", ctx.call_id);
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id,
+        format!("voice-{}", if role == Role::Caller { "caller" } else { "callee" }),
+        "voice".to_string(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: opus_codec(),
+            ..Default::default()
+        }],
+    )));
+    pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .map_err(rtc_error("adding the audio track"))?;
+
+    let offer_key = format!("{}/offer", ctx.call_id);
+    let answer_key = format!("{}/answer", ctx.call_id);
+    match role {
+        Role::Caller => {
+            let offer = pc.create_offer(None).await.map_err(rtc_error("creating the offer"))?;
+            pc.set_local_description(offer).await.map_err(rtc_error("applying the offer"))?;
+            let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
+            tracing::debug!("{} offer gathered", s.name());
+            signal.put(&offer_key, &encode(s, local)?).await?;
+            let answer = signal.get(&answer_key, remaining(deadline)).await?;
+            let answer = decode(&answer, s)?;
+            pc.set_remote_description(answer).await.map_err(rtc_error("applying the answer"))?;
+        }
+        Role::Callee => {
+            let offer = signal.get(&offer_key, remaining(deadline)).await?;
+            let offer = decode(&offer, s)?;
+            pc.set_remote_description(offer).await.map_err(rtc_error("applying the offer"))?;
+            let answer = pc.create_answer(None).await.map_err(rtc_error("creating the answer"))?;
+            pc.set_local_description(answer).await.map_err(rtc_error("applying the answer"))?;
+            let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
+            tracing::debug!("{} answer gathered", s.name());
+            signal.put(&answer_key, &encode(s, local)?).await?;
+        }
+    }
+
+    wait_connected(&mut state_rx, deadline, ctx.connect_timeout).await?;
+    tracing::debug!("{} {role:?} connected", s.name());
+    guard.selected = selected_pair(&*pc).await;
+
+    let mut writer = RtpWriter {
+        track,
+        ssrc,
+        seq: seeded(ctx.seed, role, 2) as u16,
+        ts0: seeded(ctx.seed, role, 3),
+        start: Instant::now(),
+        marker: false,
+    };
+    prime(&mut writer, &mut primers_rx, deadline).await;
+    let (media_out_tx, media_out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    guard.tasks.push(tokio::spawn(send_frames(writer, media_out_rx)));
+
+    let path = describe_path(s, &guard);
+    Ok(MediaLink { tx: media_out_tx, rx: media_in_rx, path, guard: Box::new(guard) })
+}
+
+fn encode(s: Strategy, sdp: RTCSessionDescription) -> Result<String, TransportError> {
+    serde_json::to_string(&Description { strategy: s.name().to_string(), sdp })
+        .map_err(|e| TransportError::Other(format!("encoding the session description: {e}")))
+}
+
+fn decode(value: &str, s: Strategy) -> Result<RTCSessionDescription, TransportError> {
+    let d: Description = serde_json::from_str(value).map_err(|e| {
+        TransportError::Handshake(format!("the peer's session description is not valid: {e}"))
+    })?;
+    if d.strategy != s.name() {
+        return Err(TransportError::Handshake(format!(
+            "the peer uses strategy {:?} but this side uses {:?}; use a fresh call_id per attempt",
+            d.strategy,
+            s.name()
+        )));
+    }
+    Ok(d.sdp)
+}
+
+/// Waits for ICE gathering to complete and returns the local description with every candidate.
+async fn gathered_description(
+    pc: &dyn PeerConnection,
+    gathered: &mut watch::Receiver<bool>,
+    deadline: Instant,
+    ctx: &CallContext,
+) -> Result<RTCSessionDescription, TransportError> {
+    let what = if ctx.role == Role::Caller && ctx.relay.is_some() {
+        "gathering ice candidates (is the relay reachable?)"
+    } else {
+        "gathering ice candidates"
+    };
+    match tokio::time::timeout_at(deadline, gathered.wait_for(|done| *done)).await {
+        Err(_) => return Err(TransportError::Timeout(ctx.connect_timeout, what)),
+        Ok(Err(_)) => return Err(TransportError::Other("the peer connection went away".into())),
+        Ok(Ok(_)) => {}
+    }
+    let desc = pc
+        .local_description()
+        .await
+        .ok_or_else(|| TransportError::Other("no local description after gathering".into()))?;
+    if !desc.sdp.contains("a=candidate:") {
+        return Err(TransportError::Handshake(format!(
+            "no ice candidates were gathered on {} for this strategy",
+            ctx.local_ip
+        )));
+    }
+    Ok(desc)
+}
+
+async fn wait_connected(
+    state: &mut watch::Receiver<RTCPeerConnectionState>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let done = state.wait_for(|s| {
+        matches!(
+            s,
+            RTCPeerConnectionState::Connected
+                | RTCPeerConnectionState::Failed
+                | RTCPeerConnectionState::Closed
+        )
+    });
+    match tokio::time::timeout_at(deadline, done).await {
+        Err(_) => Err(TransportError::Timeout(timeout, "connecting ice and dtls")),
+        Ok(Err(_)) => Err(TransportError::Other("the peer connection went away".into())),
+        Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
+        Ok(Ok(s)) => Err(TransportError::Handshake(format!("the peer connection is {}", *s))),
+    }
+}
+
+/// Reads the selected candidate pair from the connection's stats.
+async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPair> {
+    for _ in 0..20 {
+        let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+        let found = report.transport().and_then(|t| {
+            let pair = match report.get(&t.selected_candidate_pair_id)? {
+                RTCStatsReportEntry::IceCandidatePair(p) => p,
+                _ => return None,
+            };
+            // Candidate entries are keyed with a type prefix the pair's ids do not carry.
+            let candidate = |prefix: &str, id: &str| {
+                [id.to_string(), format!("{prefix}{id}")].iter().find_map(|k| match report.get(k) {
+                    Some(
+                        RTCStatsReportEntry::LocalCandidate(c)
+                        | RTCStatsReportEntry::RemoteCandidate(c),
+                    ) => Some(c),
+                    _ => None,
+                })
+            };
+            let local = candidate("RTCLocalIceCandidate_", &pair.local_candidate_id)?;
+            let remote = candidate("RTCRemoteIceCandidate_", &pair.remote_candidate_id);
+            let addr = |c: &rtc::statistics::stats::ice_candidate::RTCIceCandidateStats| {
+                format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)
+            };
+            Some(SelectedPair {
+                local_type: local.candidate_type.to_string(),
+                local: addr(local),
+                remote_type: remote.map_or_else(|| "?".into(), |c| c.candidate_type.to_string()),
+                remote: remote.map_or_else(|| "?".into(), addr),
+                protocol: local.protocol.to_string(),
+            })
+        });
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+fn describe_path(s: Strategy, call: &WebrtcCall) -> String {
+    let mut path = format!("webrtc {}", s.name());
+    if let Some(p) = &call.selected {
+        path.push_str(&format!(": {p}"));
+    }
+    if let Some(a) = &call.adapter {
+        path.push_str(&format!("; turn over {} to {} from {}", a.kind, a.relay, a.stream_source));
+    }
+    path
+}
+
+/// Writes voice frames as RTP packets on the local track (RFC 3550 §5.1 header fields).
+struct RtpWriter {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    seq: u16,
+    ts0: u32,
+    start: Instant,
+    marker: bool,
+}
+
+impl RtpWriter {
+    /// Writes one packet; `payload` is the frame, or empty for a primer.
+    async fn write(&mut self, payload: Vec<u8>) {
+        // The timestamp is the send time at the codec clock (RFC 7587 §4.1: 48 kHz).
+        let ticks = (self.start.elapsed().as_micros() as u64).saturating_mul(OPUS_CLOCK) / 1_000_000;
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                // The first packet of a talkspurt carries the marker (RFC 3551 §4.1).
+                marker: self.marker,
+                payload_type: OPUS_PT,
+                sequence_number: self.seq,
+                timestamp: self.ts0.wrapping_add(ticks as u32),
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::from(payload),
+        };
+        if let Err(e) = self.track.write_rtp(packet).await {
+            tracing::debug!("sending an rtp packet failed: {e}");
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.marker = false;
+    }
+}
+
+/// How long priming may take after the connection is up.
+const PRIME_MAX: Duration = Duration::from_millis(500);
+/// Primers sent after the peer's first primer arrived.
+const PRIMERS_AFTER_PEER: u32 = 3;
+
+/// Sends primers (RTP packets with an empty payload, discarded by the receiver) every 20 ms
+/// until the peer's primers arrive here and a few more of ours went out, at most [`PRIME_MAX`].
+///
+/// webrtc-rs 0.21 opens a remote track on its first RTP packet and drops the packets that
+/// arrive in the same read pass as the open ("Failed to get track_remote … for RtpPacket"),
+/// and a packet that arrives before the receiver's DTLS is done is dropped too. Priming puts
+/// both losses on packets that are not voice frames, so the first frame is measured like every
+/// other. It adds up to [`PRIME_MAX`] to setup time.
+async fn prime(writer: &mut RtpWriter, primers_in: &mut watch::Receiver<u64>, deadline: Instant) {
+    let until = (Instant::now() + PRIME_MAX).min(deadline);
+    let mut after_peer = 0;
+    loop {
+        writer.write(Vec::new()).await;
+        if *primers_in.borrow() > 0 {
+            after_peer += 1;
+            if after_peer >= PRIMERS_AFTER_PEER {
+                return;
+            }
+        }
+        if Instant::now() >= until {
+            tracing::debug!("no primer from the peer within {PRIME_MAX:?}; starting anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends each voice frame as the payload of one RTP packet. Empty frames are not carried
+/// (an empty payload is a primer).
+async fn send_frames(mut writer: RtpWriter, mut frames: mpsc::Receiver<Vec<u8>>) {
+    writer.marker = true;
+    while let Some(frame) = frames.recv().await {
+        if !frame.is_empty() {
+            writer.write(frame).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_parse_and_auto_is_a_prefix() {
+        for s in STRATEGIES {
+            assert_eq!(Strategy::parse(s).map(|s| s.name()), Some(*s));
+        }
+        assert!(AUTO_ORDER.iter().all(|s| STRATEGIES.contains(s)));
+        assert!(!AUTO_ORDER.contains(&"ice-tcp"));
+        assert_eq!(Strategy::parse("auto"), None);
+    }
+
+    #[test]
+    fn seeded_values_differ_by_role_and_repeat_by_seed() {
+        assert_eq!(seeded(7, Role::Caller, 1), seeded(7, Role::Caller, 1));
+        assert_ne!(seeded(7, Role::Caller, 1), seeded(7, Role::Callee, 1));
+        assert_ne!(seeded(7, Role::Caller, 1), seeded(8, Role::Caller, 1));
+    }
+
+    #[test]
+    fn stale_descriptions_are_refused() {
+        let d = encode(Strategy::Direct, RTCSessionDescription::default()).expect("encode");
+        assert!(decode(&d, Strategy::Direct).is_ok());
+        let err = decode(&d, Strategy::TurnUdp).expect_err("mismatch");
+        assert!(err.to_string().contains("fresh call_id"), "{err}");
+        assert!(decode("not json", Strategy::Direct).is_err());
+    }
+}

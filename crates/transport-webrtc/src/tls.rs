@@ -1,0 +1,97 @@
+//! TLS to the relay, trusting exactly the certificate the run's relay presents.
+//!
+//! The relay's certificate is self-signed and fresh per run ([`RelayInfo::tls_cert_pem`]); the
+//! client pins it: the handshake succeeds only if the server's end-entity certificate is
+//! byte-for-byte that certificate, and the handshake signatures verify against its key. No CA,
+//! no name check (the pin is stronger), so the SNI a strategy presents can be any name.
+//!
+//! [`RelayInfo::tls_cert_pem`]: callwall_transport::RelayInfo
+
+use std::sync::Arc;
+
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms,
+};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
+
+use callwall_transport::TransportError;
+
+#[derive(Debug)]
+struct PinnedCertificate {
+    cert: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS connector that trusts only `cert_pem` and offers `alpn` (if any).
+pub(crate) fn pinned_connector(
+    cert_pem: &str,
+    alpn: Option<&str>,
+) -> Result<tokio_rustls::TlsConnector, TransportError> {
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+        TransportError::Other(format!("the relay's certificate is not valid pem: {e}"))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        PinnedCertificate { cert, algorithms: provider.signature_verification_algorithms };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::Other(format!("tls configuration: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    if let Some(alpn) = alpn {
+        config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    }
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The SNI to present: a DNS name or an IP address.
+pub(crate) fn server_name(sni: &str) -> Result<ServerName<'static>, TransportError> {
+    ServerName::try_from(sni.to_string())
+        .map_err(|e| TransportError::Other(format!("sni {sni:?} is not a valid server name: {e}")))
+}

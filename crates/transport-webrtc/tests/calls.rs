@@ -1,0 +1,194 @@
+//! Real calls on loopback: a signal server, coturn started from `callwall_relay::plan` (for
+//! the relay strategies), a callee `answer` and a caller `dial` running concurrently, and 50
+//! voice frames each way that must arrive byte-exact. A missing coturn fails the test.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use callwall_transport::{CallContext, MediaLink, RelayInfo, Role, StrategyOptions, VoiceTransport};
+use callwall_transport_webrtc::{WebrtcCall, WebrtcTransport};
+
+const FRAMES: usize = 50;
+const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// A coturn process, killed on drop.
+struct Relay {
+    child: Child,
+    info: RelayInfo,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Starts coturn on `ip` (a loopback address of its own, so tests can run in parallel).
+async fn start_relay(ip: &str) -> Relay {
+    let ip: IpAddr = ip.parse().expect("ip");
+    let dir = std::env::temp_dir().join(format!("callwall-webrtc-{ip}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    // Never skip: a missing coturn is a failure with the install hint.
+    let plan = callwall_relay::plan(ip, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::File::create(dir.join("turnserver.log")).expect("log file");
+    let child = plan
+        .command()
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning turnserver");
+    let relay = Relay { child, info: plan.info, dir };
+    callwall_relay::wait_ready(&relay.info, Duration::from_secs(10)).await.expect("relay ready");
+    relay
+}
+
+fn context(call_id: &str, role: Role, signal: SocketAddr, relay: Option<RelayInfo>) -> CallContext {
+    CallContext {
+        call_id: call_id.to_string(),
+        role,
+        local_ip: LOOPBACK,
+        signal,
+        relay,
+        options: StrategyOptions::default(),
+        connect_timeout: Duration::from_secs(15),
+        seed: 42,
+    }
+}
+
+fn frame(from: u8, i: usize) -> Vec<u8> {
+    // ~80 bytes like an Opus frame: who, sequence, then a pattern that covers every byte value.
+    let mut f = vec![from, (i >> 8) as u8, i as u8];
+    f.extend((0..77).map(|k| (k as u8).wrapping_mul(31).wrapping_add(i as u8).wrapping_add(from)));
+    f
+}
+
+/// Sends FRAMES frames every 20 ms and collects what the other side sends.
+async fn exchange(link: &mut MediaLink, me: u8, peer: u8) -> Vec<Vec<u8>> {
+    let tx = link.tx.clone();
+    let sender = tokio::spawn(async move {
+        for i in 0..FRAMES {
+            tx.send(frame(me, i)).await.expect("link open");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < FRAMES {
+        match tokio::time::timeout_at(deadline, link.rx.recv()).await {
+            Ok(Some(f)) => got.push(f),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    sender.await.expect("sender");
+    let want: Vec<Vec<u8>> = (0..FRAMES).map(|i| frame(peer, i)).collect();
+    let missing: Vec<usize> = (0..FRAMES).filter(|i| !got.contains(&want[*i])).collect();
+    assert!(missing.is_empty(), "side {me} is missing frames {missing:?} of {FRAMES}");
+    assert_eq!(got.len(), FRAMES, "side {me} received {} of {FRAMES} frames", got.len());
+    assert_eq!(got, want, "side {me}: frames not byte-exact or out of order");
+    got
+}
+
+/// Places one call with `strategy` and exchanges frames both ways; returns (caller, callee).
+async fn call(strategy: &str, relay: Option<RelayInfo>) -> (MediaLink, MediaLink) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.expect("signal bind");
+    let signal = listener.local_addr().expect("signal addr");
+    let server = tokio::spawn(callwall_transport::signal::serve(listener));
+    let call_id = format!("test-{strategy}");
+    let callee_ctx = context(&call_id, Role::Callee, signal, relay.clone());
+    let caller_ctx = context(&call_id, Role::Caller, signal, relay);
+    let t = WebrtcTransport::new();
+    let s = strategy.to_string();
+    let callee = tokio::spawn(async move { t.answer(&callee_ctx, &s).await });
+    let caller = WebrtcTransport::new().dial(&caller_ctx, strategy).await;
+    let callee = callee.await.expect("callee task");
+    let mut caller = caller.unwrap_or_else(|e| panic!("caller {strategy}: {e}"));
+    let mut callee = callee.unwrap_or_else(|e| panic!("callee {strategy}: {e}"));
+    eprintln!("caller path: {}\ncallee path: {}", caller.path, callee.path);
+    let (a, b) = tokio::join!(exchange(&mut caller, 1, 2), exchange(&mut callee, 2, 1));
+    assert_eq!((a.len(), b.len()), (FRAMES, FRAMES));
+    server.abort();
+    (caller, callee)
+}
+
+fn guard(link: &MediaLink) -> &WebrtcCall {
+    link.guard.downcast_ref::<WebrtcCall>().expect("webrtc guard")
+}
+
+fn assert_relayed(caller: &MediaLink) {
+    let selected = guard(caller).selected().expect("caller has a selected pair");
+    assert_eq!(selected.local_type, "relay", "caller did not go through the relay: {selected}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_call_carries_frames_byte_exact() {
+    let (caller, callee) = call("direct", None).await;
+    let selected = guard(&caller).selected().expect("selected pair");
+    assert_eq!(selected.local_type, "host", "{selected}");
+    assert!(guard(&callee).selected().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_udp_call_goes_through_coturn() {
+    let relay = start_relay("127.0.0.11").await;
+    let (caller, _callee) = call("turn-udp", Some(relay.info.clone())).await;
+    assert_relayed(&caller);
+    assert!(caller.path.contains("relay"), "{}", caller.path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_tcp_call_goes_through_coturn_over_one_stream() {
+    let relay = start_relay("127.0.0.12").await;
+    let (caller, _callee) = call("turn-tcp", Some(relay.info.clone())).await;
+    assert_relayed(&caller);
+    let (up, down) = guard(&caller).adapter_counters().expect("adapter").datagrams();
+    assert!(up > FRAMES as u64 && down > FRAMES as u64, "adapter carried {up} up, {down} down");
+    assert!(caller.path.contains("over tcp to 127.0.0.12:3478"), "{}", caller.path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_tls_call_goes_through_coturn_on_443() {
+    let relay = start_relay("127.0.0.13").await;
+    let (caller, _callee) = call("turn-tls", Some(relay.info.clone())).await;
+    assert_relayed(&caller);
+    let (up, down) = guard(&caller).adapter_counters().expect("adapter").datagrams();
+    assert!(up > FRAMES as u64 && down > FRAMES as u64, "adapter carried {up} up, {down} down");
+    assert!(caller.path.contains("over tls to 127.0.0.13:443"), "{}", caller.path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_tls_refuses_a_different_certificate() {
+    let relay = start_relay("127.0.0.14").await;
+    let mut info = relay.info.clone();
+    // A certificate from another run must not be trusted.
+    let other = std::env::temp_dir().join(format!("callwall-webrtc-other-{}", std::process::id()));
+    std::fs::create_dir_all(&other).expect("dir");
+    info.tls_cert_pem =
+        callwall_relay::plan("127.0.0.14".parse().expect("ip"), &other).expect("plan").info.tls_cert_pem;
+    let _ = std::fs::remove_dir_all(&other);
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.expect("signal bind");
+    let signal = listener.local_addr().expect("signal addr");
+    let server = tokio::spawn(callwall_transport::signal::serve(listener));
+    let ctx = context("test-bad-cert", Role::Caller, signal, Some(info));
+    let err = WebrtcTransport::new().dial(&ctx, "turn-tls").await.expect_err("must refuse");
+    assert!(err.to_string().contains("tls handshake"), "{err}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_strategies_need_a_relay() {
+    let ctx = context("test-no-relay", Role::Caller, "127.0.0.1:9".parse().expect("addr"), None);
+    for s in ["turn-udp", "turn-tcp", "turn-tls"] {
+        let err = WebrtcTransport::new().dial(&ctx, s).await.expect_err("no relay");
+        assert!(matches!(err, callwall_transport::TransportError::NoRelay | callwall_transport::TransportError::Signal(_)), "{s}: {err}");
+    }
+}

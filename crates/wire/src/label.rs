@@ -120,8 +120,14 @@ impl FromStr for Label {
 }
 
 /// A set of [`Label`]s as a bit-set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Labels(pub u32);
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Labels({self})")
+    }
+}
 
 impl Labels {
     pub const EMPTY: Labels = Labels(0);

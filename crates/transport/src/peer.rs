@@ -248,6 +248,19 @@ async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Clien
     }
 }
 
+/// Waits for `key` on a connection of its own: a `Client` is not cancel-safe (a dropped `get`
+/// leaves its answer on the connection), and the watches here lose `select!`s by design.
+async fn watch(
+    spec: &PeerSpec,
+    key: &str,
+    wait: Duration,
+) -> Result<String, crate::signal::SignalError> {
+    let mut c =
+        Client::connect(spec.ctx.signal, spec.ctx.connect_timeout.max(Duration::from_secs(1)))
+            .await?;
+    c.get(key, wait).await
+}
+
 fn attempt_ctx(spec: &PeerSpec, i: usize) -> CallContext {
     let mut ctx = spec.ctx.clone();
     ctx.call_id = format!("{}/{i}", spec.ctx.call_id);
@@ -353,7 +366,7 @@ async fn run_callee(
         let next_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
         let step = {
             let answer = t.answer(&ctx, &strategy);
-            let next = sig.get(&next_key, next_wait);
+            let next = watch(spec, &next_key, next_wait);
             tokio::select! {
                 r = answer => match r {
                     Ok(l) => Step::Connected(l),
@@ -406,7 +419,7 @@ async fn run_callee(
         let watch_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
         let superseded = {
             let drive = voice::drive(link, &spec.voice, end, DRAIN);
-            let next = sig.get(&next_key, watch_wait);
+            let next = watch(spec, &next_key, watch_wait);
             tokio::pin!(drive);
             tokio::select! {
                 d = &mut drive => Err(d),
@@ -432,5 +445,134 @@ async fn run_callee(
                 i += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MediaLink, StrategyOptions, TransportError};
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::sync::Mutex;
+    use tokio::sync::mpsc;
+
+    /// In-process transport: strategy "b" works; with "a" the callee's side connects at once
+    /// but the caller's side fails, as when a censor drops only the answer.
+    #[derive(Default)]
+    struct Mock {
+        rooms: Mutex<HashMap<String, MediaLink>>,
+    }
+
+    fn pair(path: &str) -> (MediaLink, MediaLink) {
+        let (c2e_tx, c2e_rx) = mpsc::channel(1024);
+        let (e2c_tx, e2c_rx) = mpsc::channel(1024);
+        let caller = MediaLink { tx: c2e_tx, rx: e2c_rx, path: path.into(), guard: Box::new(()) };
+        let callee = MediaLink { tx: e2c_tx, rx: c2e_rx, path: path.into(), guard: Box::new(()) };
+        (caller, callee)
+    }
+
+    #[async_trait::async_trait]
+    impl VoiceTransport for Mock {
+        fn name(&self) -> &'static str {
+            "mock"
+        }
+        fn strategies(&self) -> &'static [&'static str] {
+            &["a", "b"]
+        }
+        async fn dial(&self, ctx: &CallContext, s: &str) -> Result<MediaLink, TransportError> {
+            crate::check_strategy(self, s)?;
+            if s == "a" {
+                return Err(TransportError::Handshake("answer dropped".into()));
+            }
+            loop {
+                if let Some(l) = self.rooms.lock().unwrap().remove(&ctx.call_id) {
+                    return Ok(l);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        async fn answer(&self, ctx: &CallContext, s: &str) -> Result<MediaLink, TransportError> {
+            crate::check_strategy(self, s)?;
+            let (caller, callee) = pair(s);
+            if s == "b" {
+                self.rooms.lock().unwrap().insert(ctx.call_id.clone(), caller);
+            }
+            Ok(callee)
+        }
+    }
+
+    fn spec(role: Role, signal: SocketAddr, strategies: &[&str]) -> PeerSpec {
+        PeerSpec {
+            transport: "mock".into(),
+            strategies: strategies.iter().map(|s| s.to_string()).collect(),
+            ctx: CallContext {
+                call_id: "c1".into(),
+                role,
+                local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                signal,
+                relay: None,
+                options: StrategyOptions::default(),
+                connect_timeout: Duration::from_millis(400),
+                seed: 1,
+            },
+            start_at_unix_ns: unix_ns_now() + 20_000_000,
+            duration: Duration::from_millis(600),
+            voice: VoiceModel::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callee_follows_the_caller_past_a_one_sided_connect() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::signal::serve(l));
+        let t = Mock::default();
+        let ts: [&dyn VoiceTransport; 1] = [&t];
+        let (a, b) = (spec(Role::Caller, addr, &["auto"]), spec(Role::Callee, addr, &["auto"]));
+        let (ra, rb) = tokio::join!(run_peer(&a, &ts), run_peer(&b, &ts));
+        assert_eq!(ra.attempts.len(), 2, "{:?}", ra.attempts);
+        assert!(!ra.attempts[0].ok && ra.attempts[1].ok);
+        assert_eq!(rb.attempts.len(), 2, "{:?}", rb.attempts);
+        assert!(rb.attempts[0].error.as_deref().unwrap().contains("moved on"));
+        assert_eq!(
+            (ra.strategy.as_deref(), rb.strategy.as_deref()),
+            (Some("b"), Some("b")),
+            "{:?}",
+            rb.attempts
+        );
+        let m = crate::metrics::analyze(&ra, &rb, &crate::Thresholds::default());
+        assert_eq!(m.verdict, crate::Verdict::Connected, "{}", m.reason);
+        assert!(m.up.frames_received >= 25, "{}", m.up.frames_received);
+        // Reports survive JSON (the harness reads them from the peer process).
+        let back: PeerReport = serde_json::from_str(&serde_json::to_string(&ra).unwrap()).unwrap();
+        assert_eq!(back, ra);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn unknown_transport_and_dead_signalling_are_errors() {
+        let t = Mock::default();
+        let ts: [&dyn VoiceTransport; 1] = [&t];
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut s = spec(Role::Caller, addr, &["a"]);
+        s.transport = "nope".into();
+        let r = run_peer(&s, &ts).await;
+        assert!(r.error.as_deref().unwrap().contains("unknown transport"), "{:?}", r.error);
+        // Nothing listens on the signal port: the peer reports an error, it does not hang.
+        let mut s = spec(Role::Callee, addr, &["a"]);
+        s.ctx.connect_timeout = Duration::from_millis(300);
+        let r = tokio::time::timeout(Duration::from_secs(5), run_peer(&s, &ts)).await.unwrap();
+        assert!(r.error.as_deref().unwrap().contains("signalling"), "{:?}", r.error);
+    }
+
+    #[test]
+    fn spec_serde() {
+        let s = spec(Role::Caller, "127.0.0.1:1".parse().unwrap(), &["auto"]);
+        let j = serde_json::to_value(&s).unwrap();
+        assert_eq!(j["duration"], "600ms");
+        let back: PeerSpec = serde_json::from_value(j).unwrap();
+        assert_eq!(back.duration, s.duration);
+        assert_eq!(back.strategies, s.strategies);
     }
 }

@@ -1,12 +1,30 @@
 //! Packet views and protocol classifiers for the callwall censor.
 //!
 //! Everything here is a pure function over `&[u8]`: no I/O, no clock, no allocation on the
-//! parse path, and no panic on any input (property tests feed random and mutated bytes).
-//! Unknown codes are data, not errors.
+//! parse path, and no panic on any input (property tests feed random and mutated bytes, and
+//! `fuzz/` at the repository root has a cargo-fuzz target per parser). Unknown codes are data,
+//! not errors. Each check cites the RFC section it implements.
+//!
+//! | module | detects |
+//! | --- | --- |
+//! | [`packet`] | Ethernet (one VLAN tag), IPv4, IPv6 (extension headers), UDP, TCP |
+//! | [`stun`] | STUN (RFC 8489) and classic STUN (RFC 3489), attributes, FINGERPRINT check, TURN ChannelData (RFC 8656), RFC 7983 first-byte demux |
+//! | [`dtls`] | DTLS 1.0/1.2 records, handshake header, ClientHello/ServerHello, ClientHello fingerprint |
+//! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same |
+//! | [`quic`] | long headers (v1, v2, VN), Initial decryption (RFC 9001, RFC 9369), CRYPTO reassembly, ClientHello |
+//! | [`tls`] | TLS records, ClientHello SNI/ALPN/fields, fingerprint, reassembly across TCP segments |
+//! | [`wireguard`] | WireGuard message shapes and the transport counter |
+//! | [`fet`] | the GFW's fully-encrypted-traffic test (Wu et al. 2023) with the exemption that applied |
+//! | [`dns`] | a DNS message with one question (UDP, TCP) |
+//! | [`label`] | [`Label`] names used by scenarios and the [`Labels`] bit-set |
+//! | [`inspect`] | [`classify_datagram`], [`classify_segment`], and the bounded per-flow [`FlowInspector`] |
+//! | [`pcap`] | pcap/pcapng reader (Ethernet, raw IP, SLL, SLL2, BSD loopback), pcap writer |
 //!
 //! What it does not do: it does not reassemble IP fragments (a non-first fragment has no
-//! transport header and is reported as such), and it never decides policy; that is the
-//! censor's job.
+//! transport header and is reported as such), it does not reorder TCP segments, it does not
+//! decrypt anything but QUIC Initial packets (whose keys are public), it does not read DTLS 1.3
+//! ciphertext records or QUIC short headers beyond their first byte, and it never decides
+//! policy; that is the censor's job.
 #![forbid(unsafe_code)]
 
 pub mod dns;

@@ -321,6 +321,14 @@ mod tests {
     }
 
     #[test]
+    fn plain_sizes_match_the_crate_doc() {
+        let s = samples();
+        assert_eq!(Framing::Plain.encode(&s[0], &mut rng()).len(), 113);
+        assert_eq!(Framing::Plain.encode(&s[1], &mut rng()).len(), 57);
+        assert_eq!(Framing::Plain.encode(&s[2], &mut rng())[..5], [4, 0, 0, 0, 5]);
+    }
+
+    #[test]
     fn obfs_has_no_fixed_bytes() {
         let key = ObfsKey::from_public_key(&[3u8; 32]);
         let f = Framing::Obfs(key);

@@ -261,3 +261,32 @@ async fn unknown_strategy_falls_through() {
     assert_eq!(m.verdict, Verdict::Connected, "{}", m.reason);
     server.abort();
 }
+
+/// What the first TCP segment looks like with a printable prefix: it starts with the prefix,
+/// then the 2-byte length of message 1.
+#[tokio::test]
+async fn tcp_prefix_is_first_on_the_wire() {
+    use tokio::io::AsyncReadExt;
+    let (sig, server) = signal_server().await;
+    let spy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = spy.local_addr().unwrap().port();
+    let (_, public) = callwall_transport_noise::session::keypair().unwrap();
+    let hex: String = public.iter().map(|b| format!("{b:02x}")).collect();
+    let mut c = signal::Client::connect(sig, Duration::from_secs(2)).await.unwrap();
+    let info = serde_json::json!({"pubkey": hex, "addr": "127.0.0.1", "port": port});
+    c.put("tcp-spy/callee", &info.to_string()).await.unwrap();
+    let prefix = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let options = StrategyOptions { printable_prefix: Some(prefix.into()), ..Default::default() };
+    let mut caller_ctx = ctx("tcp-spy", Role::Caller, sig, options);
+    caller_ctx.connect_timeout = Duration::from_millis(500);
+    let t = NoiseTransport::new();
+    let dial = tokio::spawn(async move { t.dial(&caller_ctx, "tcp-443").await.map(|_| ()) });
+    let (mut s, _) = spy.accept().await.unwrap();
+    let mut buf = vec![0u8; prefix.len() + 2 + 113];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf[..prefix.len()], prefix.as_bytes());
+    assert_eq!(&buf[prefix.len()..prefix.len() + 3], &[0, 113, 1], "length, then kind 1");
+    // The spy never answers: the dial times out with an error, not a hang.
+    assert!(dial.await.unwrap().is_err());
+    server.abort();
+}

@@ -92,6 +92,9 @@ pub struct FlowFacts {
     pub first_packet_dir: Option<Dir>,
     /// Labels of the first payload-carrying server-to-client packet.
     pub first_server_packet_labels: Labels,
+    /// Labels of the packet just observed; empty once past the inspection limit (call
+    /// [`classify_datagram`] directly for per-packet labels beyond it).
+    pub packet_labels: Labels,
     /// Payload-carrying packets observed, per direction (counted also past the limit).
     pub packets_c2s: u32,
     pub packets_s2c: u32,
@@ -271,6 +274,7 @@ impl FlowInspector {
     /// Inspects the payload of one packet of the flow. Empty payloads (TCP SYN, pure ACKs)
     /// are ignored.
     pub fn observe(&mut self, proto: Proto, dir: Dir, payload: &[u8]) -> &FlowFacts {
+        self.facts.packet_labels = Labels::EMPTY;
         if payload.is_empty() {
             return &self.facts;
         }
@@ -301,6 +305,7 @@ impl FlowInspector {
             l.insert(Label::Quic);
         }
         self.facts.labels |= l;
+        self.facts.packet_labels = l;
         if first_of_flow {
             self.facts.first_packet_labels = l;
             self.facts.first_packet_dir = Some(dir);
@@ -558,6 +563,7 @@ mod tests {
         assert_eq!(f.sni, None);
         assert!(!f.first_packet_labels.contains(Label::Sni));
         let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p2);
+        assert!(f.packet_labels.contains(Label::Sni));
         assert_eq!(f.sni.as_deref(), Some("split.example"));
         assert_eq!(f.client_hello_packet, Some(2));
         assert_eq!(f.quic_initials_with_crypto, 2);

@@ -493,15 +493,8 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
         .unwrap_or(0);
     let (up, wu) = direction(caller, callee, t0, th);
     let (down, wd) = direction(callee, caller, t0, th);
-    let end = [
-        caller.media_end_unix_ns,
-        callee.media_end_unix_ns,
-        caller.recv_end_unix_ns,
-        callee.recv_end_unix_ns,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0);
+    // The timeline covers the talking, not the receivers' drain after it.
+    let end = caller.media_end_unix_ns.max(callee.media_end_unix_ns);
     let timeline = if t0 > 0 { timeline(&wu, &wd, t0, end) } else { Vec::new() };
 
     let mut verdict = up.verdict.max(down.verdict);
@@ -902,10 +895,10 @@ mod tests {
         assert_eq!(m.strategy.as_deref(), Some("udp"));
         assert!(m.mos > 4.3, "{}", m.mos);
         assert!(close(m.up.first_media_ms.unwrap(), 130.0, 0.01));
-        assert_eq!(m.timeline.len(), 12);
+        assert_eq!(m.timeline.len(), 11);
         assert_eq!(m.timeline[0].up_loss_pct, Some(0.0));
         assert_eq!(m.timeline[5].delay_ms, Some(30.0));
-        assert_eq!(m.timeline[11].up_loss_pct, None);
+        assert_eq!(m.timeline[10].up_loss_pct, Some(0.0));
         let j = serde_json::to_value(&m).unwrap();
         assert_eq!(j["verdict"], "connected");
     }

@@ -23,7 +23,7 @@
 //!
 //! Verdicts are decided by [`Thresholds`], the one place where the limits live.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -245,14 +245,14 @@ fn direction(
 ) -> (DirectionMetrics, DirWork) {
     let interval_ns = (s.voice.interval().as_nanos() as u64).max(1);
     // First arrival of each seq the sender could have sent, in arrival order.
-    let mut seen: HashMap<u32, ()> = HashMap::with_capacity(r.arrivals.len());
+    let mut seen: HashSet<u32> = HashSet::with_capacity(r.arrivals.len());
     let mut uniq: Vec<&Arrival> = Vec::with_capacity(r.arrivals.len());
     let mut duplicates = 0u64;
     for a in &r.arrivals {
         if u64::from(a.seq) >= s.frames_sent {
             continue; // not a frame this sender produced (stale or forged)
         }
-        if seen.insert(a.seq, ()).is_some() {
+        if !seen.insert(a.seq) {
             duplicates += 1;
         } else {
             uniq.push(a);
@@ -1006,6 +1006,31 @@ mod tests {
         let t: Thresholds = serde_json::from_str(r#"{"degraded_loss_pct": 5}"#).unwrap();
         assert_eq!(t.degraded_loss_pct, 5.0);
         assert_eq!(t.degraded_mos, 3.6);
+    }
+
+    #[test]
+    fn rfc3550_jitter_and_duplicates() {
+        // Delays alternate 20 ms / 30 ms: |D| is 10 ms every frame, so J converges to 10 ms.
+        let mut a = peer(Role::Caller, 10);
+        let mut b = peer(Role::Callee, 10);
+        let iv = 20_000_000;
+        for seq in 0..a.frames_sent as u32 {
+            let sent = a.media_start_unix_ns + u64::from(seq) * iv;
+            let delay = if seq % 2 == 0 { 20_000_000 } else { 30_000_000 };
+            b.arrivals.push(Arrival { seq, sent_unix_ns: sent, recv_unix_ns: sent + delay });
+        }
+        // A duplicate and a frame number the caller never sent are not counted.
+        let dup = b.arrivals[10];
+        b.arrivals.push(dup);
+        b.arrivals.push(Arrival { seq: 9999, ..dup });
+        deliver(&b.clone(), &mut a, 20, |_| false);
+        let m = analyze(&a, &b, &Thresholds::default());
+        assert!(close(m.up.jitter_ms, 10.0, 0.01), "{}", m.up.jitter_ms);
+        assert_eq!(m.up.duplicates, 1);
+        assert_eq!(m.up.frames_received, 500);
+        assert_eq!(m.up.loss_pct, 0.0);
+        assert!(close(m.up.one_way_delay_ms, 25.0, 1e-9));
+        assert!(close(m.up.one_way_delay_p95_ms, 30.0, 1e-9));
     }
 
     #[test]

@@ -101,7 +101,9 @@ impl StreamAdapter {
             .map_err(|e| TransportError::io("binding the turn adapter's udp socket", e))?;
         let local = udp.local_addr().map_err(|e| TransportError::io("turn adapter address", e))?;
         let tcp = match tokio::time::timeout(timeout, TcpStream::connect(relay)).await {
-            Err(_) => return Err(TransportError::Timeout(timeout, "connecting to the relay over tcp")),
+            Err(_) => {
+                return Err(TransportError::Timeout(timeout, "connecting to the relay over tcp"))
+            }
             Ok(Err(e)) => return Err(TransportError::io("connecting to the relay over tcp", e)),
             Ok(Ok(s)) => s,
         };
@@ -117,7 +119,10 @@ impl StreamAdapter {
                 let name = crate::tls::server_name(&sni)?;
                 let tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
                     Err(_) => {
-                        return Err(TransportError::Timeout(timeout, "tls handshake with the relay"))
+                        return Err(TransportError::Timeout(
+                            timeout,
+                            "tls handshake with the relay",
+                        ))
                     }
                     Ok(Err(e)) => {
                         return Err(TransportError::Handshake(format!(
@@ -134,7 +139,11 @@ impl StreamAdapter {
     }
 }
 
-fn spawn_pumps<S>(stream: S, udp: Arc<UdpSocket>, counters: Arc<AdapterCounters>) -> Vec<JoinHandle<()>>
+fn spawn_pumps<S>(
+    stream: S,
+    udp: Arc<UdpSocket>,
+    counters: Arc<AdapterCounters>,
+) -> Vec<JoinHandle<()>>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {

@@ -49,7 +49,7 @@ fn sizes(header: &[u8]) -> Result<(usize, usize), FramingError> {
     let len = u16::from_be_bytes([header[2], header[3]]);
     match kind(first)? {
         Kind::Stun => {
-            if len % 4 != 0 {
+            if !len.is_multiple_of(4) {
                 return Err(FramingError::BadStunLength(len));
             }
             let total = 20 + usize::from(len);
@@ -123,9 +123,8 @@ mod tests {
     use super::*;
 
     /// A STUN Binding request with no attributes (RFC 8489 §5).
-    const BINDING: [u8; 20] = [
-        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-    ];
+    const BINDING: [u8; 20] =
+        [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
     /// ChannelData on channel 0x4001 with a 5-byte payload, unpadded as over UDP.
     const CHANNEL_5: [u8; 9] = [0x40, 0x01, 0x00, 0x05, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE];
 

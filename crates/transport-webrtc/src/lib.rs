@@ -32,6 +32,15 @@
 //! webrtc-rs's; coturn sees the caller's real TCP source address, and the relayed address is
 //! the same UDP relay as with TURN over UDP. The censor sees real TURN-over-TCP/TLS.
 //!
+//! # Work-arounds for webrtc-rs 0.21
+//! - Priming: after the connection is up, each side sends RTP packets with an empty payload
+//!   every 20 ms (at most 500 ms) until the peer's arrive; receivers discard them. webrtc-rs
+//!   opens a remote track on its first RTP packet and drops the packets that arrive in the
+//!   same read pass, so without priming the first voice frame of a relayed call was lost.
+//! - ICE-TCP: webrtc-rs connects to a passive TCP candidate only when it is given through
+//!   `add_ice_candidate`, not when it is in the remote description, so the caller adds the
+//!   callee's passive candidates again after applying the answer.
+//!
 //! # Options
 //! - `sni`: the SNI for `turn-tls` (default: the relay's certificate name).
 //! - `alpn`: an ALPN protocol for `turn-tls` (default: none; coturn knows `stun.turn`).
@@ -80,9 +89,9 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder,
-    StatsSelector,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
+    SettingEngineBuilder, StatsSelector,
 };
 
 use adapter::{AdapterCounters, StreamAdapter, Upstream};
@@ -183,19 +192,20 @@ pub struct SelectedPair {
     /// `host`, `srflx`, `prflx` or `relay`.
     pub local_type: String,
     pub local: String,
-    pub remote_type: String,
-    pub remote: String,
+    /// The remote candidate, when the stats name it (webrtc-rs 0.21 often does not).
+    pub remote_type: Option<String>,
+    pub remote: Option<String>,
     /// `udp` or `tcp`.
     pub protocol: String,
 }
 
 impl std::fmt::Display for SelectedPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} -> {} {} over {}",
-            self.local_type, self.local, self.remote_type, self.remote, self.protocol
-        )
+        write!(f, "local {} {}", self.local_type, self.local)?;
+        if let (Some(t), Some(a)) = (&self.remote_type, &self.remote) {
+            write!(f, " -> remote {t} {a}")?;
+        }
+        write!(f, " over {}", self.protocol)
     }
 }
 
@@ -260,7 +270,8 @@ struct Events {
 
 impl Events {
     fn abort_tracks(&self) {
-        let tasks = std::mem::take(&mut *self.track_tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let tasks =
+            std::mem::take(&mut *self.track_tasks.lock().unwrap_or_else(|p| p.into_inner()));
         for t in tasks {
             t.abort();
         }
@@ -445,6 +456,10 @@ fn seeded(seed: u64, role: Role, purpose: u64) -> u32 {
 
 async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, TransportError> {
     let deadline = Instant::now() + ctx.connect_timeout;
+    let relayed = matches!(s, Strategy::TurnUdp | Strategy::TurnTcp | Strategy::TurnTls);
+    if role == Role::Caller && relayed && ctx.relay.is_none() {
+        return Err(TransportError::NoRelay);
+    }
     let mut signal = Client::connect(ctx.signal, remaining(deadline)).await?;
     let setup = setup(ctx, s, role, deadline).await?;
 
@@ -509,7 +524,10 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         "voice".to_string(),
         RtpCodecKind::Audio,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
             codec: opus_codec(),
             ..Default::default()
         }],
@@ -529,7 +547,18 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             signal.put(&offer_key, &encode(s, local)?).await?;
             let answer = signal.get(&answer_key, remaining(deadline)).await?;
             let answer = decode(&answer, s)?;
+            let tcp_passive = passive_tcp_candidates(&answer.sdp);
             pc.set_remote_description(answer).await.map_err(rtc_error("applying the answer"))?;
+            if s == Strategy::IceTcp {
+                // webrtc-rs 0.21 opens ICE-TCP connections to passive candidates only when they
+                // come through add_ice_candidate, not when they are in a description; hand them
+                // over again so the active side connects.
+                for candidate in tcp_passive {
+                    pc.add_ice_candidate(candidate)
+                        .await
+                        .map_err(rtc_error("adding the callee's ice-tcp candidate"))?;
+                }
+            }
         }
         Role::Callee => {
             let offer = signal.get(&offer_key, remaining(deadline)).await?;
@@ -582,6 +611,28 @@ fn decode(value: &str, s: Strategy) -> Result<RTCSessionDescription, TransportEr
     Ok(d.sdp)
 }
 
+/// The passive ICE-TCP candidates (RFC 6544 §4.5) of component 1 in `sdp`, ready for
+/// `add_ice_candidate`.
+fn passive_tcp_candidates(sdp: &str) -> Vec<RTCIceCandidateInit> {
+    let mid = sdp.lines().find_map(|l| l.strip_prefix("a=mid:")).map(str::trim).map(String::from);
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .filter(|c| c.starts_with("candidate:"))
+        .filter(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            f.get(1) == Some(&"1")
+                && f.get(2).is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
+                && f.windows(2).any(|w| w[0] == "tcptype" && w[1] == "passive")
+        })
+        .map(|c| RTCIceCandidateInit {
+            candidate: c.to_string(),
+            sdp_mid: mid.clone(),
+            sdp_mline_index: Some(0),
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// Waits for ICE gathering to complete and returns the local description with every candidate.
 async fn gathered_description(
     pc: &dyn PeerConnection,
@@ -603,6 +654,9 @@ async fn gathered_description(
         .local_description()
         .await
         .ok_or_else(|| TransportError::Other("no local description after gathering".into()))?;
+    for line in desc.sdp.lines().filter(|l| l.starts_with("a=candidate:")) {
+        tracing::trace!("local {line}");
+    }
     if !desc.sdp.contains("a=candidate:") {
         return Err(TransportError::Handshake(format!(
             "no ice candidates were gathered on {} for this strategy",
@@ -660,8 +714,8 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPair> {
             Some(SelectedPair {
                 local_type: local.candidate_type.to_string(),
                 local: addr(local),
-                remote_type: remote.map_or_else(|| "?".into(), |c| c.candidate_type.to_string()),
-                remote: remote.map_or_else(|| "?".into(), addr),
+                remote_type: remote.map(|c| c.candidate_type.to_string()),
+                remote: remote.map(addr),
                 protocol: local.protocol.to_string(),
             })
         });
@@ -698,7 +752,8 @@ impl RtpWriter {
     /// Writes one packet; `payload` is the frame, or empty for a primer.
     async fn write(&mut self, payload: Vec<u8>) {
         // The timestamp is the send time at the codec clock (RFC 7587 §4.1: 48 kHz).
-        let ticks = (self.start.elapsed().as_micros() as u64).saturating_mul(OPUS_CLOCK) / 1_000_000;
+        let ticks =
+            (self.start.elapsed().as_micros() as u64).saturating_mul(OPUS_CLOCK) / 1_000_000;
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,

@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use callwall_transport::{CallContext, MediaLink, RelayInfo, Role, StrategyOptions, VoiceTransport};
+use callwall_transport::{
+    CallContext, MediaLink, RelayInfo, Role, StrategyOptions, VoiceTransport,
+};
 use callwall_transport_webrtc::{WebrtcCall, WebrtcTransport};
 
 const FRAMES: usize = 50;
@@ -172,8 +174,10 @@ async fn turn_tls_refuses_a_different_certificate() {
     // A certificate from another run must not be trusted.
     let other = std::env::temp_dir().join(format!("callwall-webrtc-other-{}", std::process::id()));
     std::fs::create_dir_all(&other).expect("dir");
-    info.tls_cert_pem =
-        callwall_relay::plan("127.0.0.14".parse().expect("ip"), &other).expect("plan").info.tls_cert_pem;
+    info.tls_cert_pem = callwall_relay::plan("127.0.0.14".parse().expect("ip"), &other)
+        .expect("plan")
+        .info
+        .tls_cert_pem;
     let _ = std::fs::remove_dir_all(&other);
     let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await.expect("signal bind");
     let signal = listener.local_addr().expect("signal addr");
@@ -189,6 +193,19 @@ async fn relay_strategies_need_a_relay() {
     let ctx = context("test-no-relay", Role::Caller, "127.0.0.1:9".parse().expect("addr"), None);
     for s in ["turn-udp", "turn-tcp", "turn-tls"] {
         let err = WebrtcTransport::new().dial(&ctx, s).await.expect_err("no relay");
-        assert!(matches!(err, callwall_transport::TransportError::NoRelay | callwall_transport::TransportError::Signal(_)), "{s}: {err}");
+        assert!(matches!(err, callwall_transport::TransportError::NoRelay), "{s}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_call_carries_frames_over_tcp() {
+    let (caller, callee) = call("ice-tcp", None).await;
+    for link in [&caller, &callee] {
+        let selected = guard(link).selected().expect("selected pair");
+        assert_eq!(
+            (selected.local_type.as_str(), selected.protocol.as_str()),
+            ("host", "tcp"),
+            "{selected}"
+        );
     }
 }

@@ -85,7 +85,10 @@ pub struct Plan {
 
 impl Plan {
     /// Resolves `strategy` with `ctx.options`.
-    pub fn new(strategy: &str, options: &callwall_transport::StrategyOptions) -> Result<Plan, TransportError> {
+    pub fn new(
+        strategy: &str,
+        options: &callwall_transport::StrategyOptions,
+    ) -> Result<Plan, TransportError> {
         let (strategy, port, sni, alpn, split) = match strategy {
             "quic" => ("quic", 4433, "callee.callwall.test", "callwall-voice", false),
             "quic-443" => ("quic-443", 443, "www.example.com", "h3", false),
@@ -233,7 +236,11 @@ fn quic_error(what: &str, e: impl std::fmt::Display) -> TransportError {
     TransportError::Handshake(format!("{what}: {e}"))
 }
 
-async fn answer(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<MediaLink, TransportError> {
+async fn answer(
+    ctx: &CallContext,
+    plan: &Plan,
+    deadline: &Deadline,
+) -> Result<MediaLink, TransportError> {
     let cert = tls::CallCertificate::generate(&plan.sni).map_err(TransportError::Other)?;
     let tls = tls::server_config(&cert, &plan.alpn).map_err(TransportError::Other)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
@@ -243,7 +250,8 @@ async fn answer(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<M
     let bind = SocketAddr::new(ctx.local_ip, plan.port);
     let endpoint = quinn::Endpoint::server(server, bind)
         .map_err(|e| TransportError::io("binding the quic listener", e))?;
-    let local = endpoint.local_addr().map_err(|e| TransportError::io("reading the listener address", e))?;
+    let local =
+        endpoint.local_addr().map_err(|e| TransportError::io("reading the listener address", e))?;
 
     let offer = Offer {
         addr: ctx.local_ip,
@@ -280,7 +288,8 @@ async fn answer(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<M
         .await?;
     let (send, recv) = deadline
         .within("waiting for the caller's hello", async {
-            let (send, mut recv) = conn.accept_bi().await.map_err(|e| quic_error("control stream", e))?;
+            let (send, mut recv) =
+                conn.accept_bi().await.map_err(|e| quic_error("control stream", e))?;
             link::expect_hello(&mut recv, "caller", &ctx.call_id).await?;
             Ok((send, recv))
         })
@@ -293,7 +302,11 @@ async fn answer(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<M
     Ok(link::start(endpoint, conn, (send, recv), info))
 }
 
-async fn dial(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<MediaLink, TransportError> {
+async fn dial(
+    ctx: &CallContext,
+    plan: &Plan,
+    deadline: &Deadline,
+) -> Result<MediaLink, TransportError> {
     let mut signal = Client::connect(ctx.signal, deadline.left())
         .await
         .map_err(|e| deadline.signal_error("reaching the signal server", e))?;
@@ -303,7 +316,9 @@ async fn dial(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<Med
         .await
         .map_err(|e| deadline.signal_error("waiting for the callee's quic offer", e))?;
     let offer: Offer = serde_json::from_str(&value).map_err(|e| {
-        TransportError::Signal(SignalError::Protocol(format!("the callee's quic offer under {key:?} is not valid: {e}")))
+        TransportError::Signal(SignalError::Protocol(format!(
+            "the callee's quic offer under {key:?} is not valid: {e}"
+        )))
     })?;
     let pinned = tls::parse_sha256_hex(&offer.cert_sha256).ok_or_else(|| {
         TransportError::Signal(SignalError::Protocol(format!(
@@ -328,7 +343,8 @@ async fn dial(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<Med
 
     let endpoint = quinn::Endpoint::client(SocketAddr::new(ctx.local_ip, 0))
         .map_err(|e| TransportError::io("binding the quic client socket", e))?;
-    let local = endpoint.local_addr().map_err(|e| TransportError::io("reading the client address", e))?;
+    let local =
+        endpoint.local_addr().map_err(|e| TransportError::io("reading the client address", e))?;
     let remote = SocketAddr::new(offer.addr, offer.port);
     let connecting = endpoint
         .connect_with(client, remote, &plan.sni)
@@ -343,7 +359,8 @@ async fn dial(ctx: &CallContext, plan: &Plan, deadline: &Deadline) -> Result<Med
         .await?;
     let (send, recv) = deadline
         .within("exchanging hellos", async {
-            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| quic_error("control stream", e))?;
+            let (mut send, mut recv) =
+                conn.open_bi().await.map_err(|e| quic_error("control stream", e))?;
             link::send_hello(&mut send, "caller", &ctx.call_id).await?;
             link::expect_hello(&mut recv, "callee", &ctx.call_id).await?;
             Ok((send, recv))
@@ -362,11 +379,20 @@ mod tests {
     fn strategy_defaults() {
         let o = StrategyOptions::default();
         let p = Plan::new("quic", &o).unwrap();
-        assert_eq!((p.port, p.sni.as_str(), p.alpn.as_str(), p.split), (4433, "callee.callwall.test", "callwall-voice", false));
+        assert_eq!(
+            (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
+            (4433, "callee.callwall.test", "callwall-voice", false)
+        );
         let p = Plan::new("quic-443", &o).unwrap();
-        assert_eq!((p.port, p.sni.as_str(), p.alpn.as_str(), p.split), (443, "www.example.com", "h3", false));
+        assert_eq!(
+            (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
+            (443, "www.example.com", "h3", false)
+        );
         let p = Plan::new("quic-split", &o).unwrap();
-        assert_eq!((p.port, p.sni.as_str(), p.alpn.as_str(), p.split), (443, "www.example.com", "h3", true));
+        assert_eq!(
+            (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
+            (443, "www.example.com", "h3", true)
+        );
         assert!(matches!(Plan::new("quic-v2", &o), Err(TransportError::UnknownStrategy { .. })));
     }
 
@@ -379,7 +405,10 @@ mod tests {
             printable_prefix: None,
         };
         let p = Plan::new("quic-split", &o).unwrap();
-        assert_eq!((p.port, p.sni.as_str(), p.alpn.as_str(), p.split), (8443, "cdn.example.net", "h3-29", true));
+        assert_eq!(
+            (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
+            (8443, "cdn.example.net", "h3-29", true)
+        );
         let bad = StrategyOptions { alpn: Some(String::new()), ..Default::default() };
         assert!(matches!(Plan::new("quic", &bad), Err(TransportError::Other(_))));
         let bad = StrategyOptions { alpn: Some("x".repeat(256)), ..Default::default() };

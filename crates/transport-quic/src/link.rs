@@ -32,15 +32,28 @@ pub struct HandshakeInfo {
 }
 
 impl HandshakeInfo {
-    pub(crate) fn from_connection(conn: &quinn::Connection, plan: &Plan, local: SocketAddr) -> HandshakeInfo {
+    pub(crate) fn from_connection(
+        conn: &quinn::Connection,
+        plan: &Plan,
+        local: SocketAddr,
+    ) -> HandshakeInfo {
         let data = conn
             .handshake_data()
             .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok());
         let (server_name, alpn) = match data {
-            Some(d) => (d.server_name, d.protocol.map(|p| String::from_utf8_lossy(&p).into_owned())),
+            Some(d) => {
+                (d.server_name, d.protocol.map(|p| String::from_utf8_lossy(&p).into_owned()))
+            }
             None => (None, None),
         };
-        HandshakeInfo { strategy: plan.strategy, server_name, alpn, local, remote: conn.remote_address(), split: plan.split }
+        HandshakeInfo {
+            strategy: plan.strategy,
+            server_name,
+            alpn,
+            local,
+            remote: conn.remote_address(),
+            split: plan.split,
+        }
     }
 
     fn describe(&self) -> String {
@@ -117,12 +130,20 @@ pub(crate) async fn expect_hello(
     let mut chunk = [0u8; 128];
     while !line.contains(&b'\n') {
         if line.len() > MAX_HELLO {
-            return Err(TransportError::Handshake(format!("the {role} hello is longer than {MAX_HELLO} bytes")));
+            return Err(TransportError::Handshake(format!(
+                "the {role} hello is longer than {MAX_HELLO} bytes"
+            )));
         }
         match recv.read(&mut chunk).await {
             Ok(Some(n)) => line.extend_from_slice(&chunk[..n]),
-            Ok(None) => return Err(TransportError::Handshake(format!("the {role} closed the control stream before its hello"))),
-            Err(e) => return Err(TransportError::Handshake(format!("reading the {role} hello: {e}"))),
+            Ok(None) => {
+                return Err(TransportError::Handshake(format!(
+                    "the {role} closed the control stream before its hello"
+                )))
+            }
+            Err(e) => {
+                return Err(TransportError::Handshake(format!("reading the {role} hello: {e}")))
+            }
         }
     }
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
@@ -192,6 +213,12 @@ pub(crate) fn start(
     });
 
     let path = info.describe();
-    let guard = QuicGuard { info, conn, _endpoint: endpoint, _control: control, tasks: vec![send_task, recv_task] };
+    let guard = QuicGuard {
+        info,
+        conn,
+        _endpoint: endpoint,
+        _control: control,
+        tasks: vec![send_task, recv_task],
+    };
     MediaLink { tx: out_tx, rx: in_rx, path, guard: Box::new(guard) }
 }

@@ -39,7 +39,9 @@ pub struct CallCertificate {
 
 impl std::fmt::Debug for CallCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallCertificate").field("sha256", &hex(&self.sha256)).finish_non_exhaustive()
+        f.debug_struct("CallCertificate")
+            .field("sha256", &hex(&self.sha256))
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,10 +88,7 @@ pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::Serve
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("tls server config: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.clone()],
-            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
-        )
+        .with_single_cert(vec![cert.cert.clone()], PrivateKeyDer::Pkcs8(cert.key.clone_key()))
         .map_err(|e| format!("tls server certificate: {e}"))?;
     config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     Ok(config)
@@ -97,7 +96,10 @@ pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::Serve
 
 /// The client side: trusts only the certificate whose SHA-256 is `pinned`, offers `alpns` in
 /// that order, sends no client certificate, never resumes (a fresh certificate per call).
-pub fn client_config(pinned: [u8; 32], alpns: Vec<Vec<u8>>) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(
+    pinned: [u8; 32],
+    alpns: Vec<Vec<u8>>,
+) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let verifier = Arc::new(PinnedCertVerifier { pinned, provider: provider.clone() });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)

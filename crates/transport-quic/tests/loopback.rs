@@ -2,6 +2,7 @@
 //! to see the wire, a UDP proxy between caller and callee all run in this process.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,8 +159,10 @@ enum Seen {
 }
 
 /// A UDP proxy on loopback: the client talks to its address, it forwards to `upstream` and back.
+/// Setting `cut` makes it drop everything from then on, like a censor cutting the flow.
 async fn proxy(
     upstream: SocketAddr,
+    cut: Arc<AtomicBool>,
 ) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>, tokio::task::JoinHandle<()>) {
     let front = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
     let back = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
@@ -175,12 +178,18 @@ async fn proxy(
             tokio::select! {
                 r = front.recv_from(&mut a) => {
                     let Ok((n, from)) = r else { return };
+                    if cut.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     client = Some(from);
                     log2.lock().unwrap().push(Seen::Client(n, a[0]));
                     let _ = back.send(&a[..n]).await;
                 }
                 r = back.recv(&mut b) => {
                     let Ok(n) = r else { return };
+                    if cut.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     log2.lock().unwrap().push(Seen::Server);
                     if let Some(c) = client {
                         let _ = front.send_to(&b[..n], c).await;
@@ -196,6 +205,7 @@ async fn proxy(
 async fn call_through_proxy(
     call_id: &str,
     strategy: &'static str,
+    cut: Arc<AtomicBool>,
 ) -> (MediaLink, MediaLink, Vec<Seen>) {
     let (signal, _server) = signal_server().await;
     let t = QuicTransport;
@@ -209,7 +219,7 @@ async fn call_through_proxy(
     let mut c = Client::connect(signal, timeout).await.unwrap();
     let key = offer_key(call_id);
     let mut offer: Offer = serde_json::from_str(&c.get(&key, timeout).await.unwrap()).unwrap();
-    let (proxy_addr, log, proxy_task) = proxy(SocketAddr::new(offer.addr, offer.port)).await;
+    let (proxy_addr, log, proxy_task) = proxy(SocketAddr::new(offer.addr, offer.port), cut).await;
     offer.port = proxy_addr.port();
     c.put(&key, &serde_json::to_string(&offer).unwrap()).await.unwrap();
 
@@ -239,7 +249,8 @@ fn is_initial(first_byte: u8) -> bool {
 
 #[tokio::test]
 async fn quic_split_spans_two_initials_before_the_server_answers() {
-    let (mut caller, mut callee, seen) = call_through_proxy("split", "quic-split").await;
+    let (mut caller, mut callee, seen) =
+        call_through_proxy("split", "quic-split", Arc::default()).await;
     let first = before_server_answer(&seen);
     eprintln!("client datagrams before the server answered: {first:?}");
     assert!(first.len() >= 2, "client sent {first:?} before the server answered");
@@ -261,7 +272,8 @@ async fn quic_split_spans_two_initials_before_the_server_answers() {
 /// The control for the split test: without padding, one Initial carries the whole ClientHello.
 #[tokio::test]
 async fn quic_443_sends_one_initial_before_the_server_answers() {
-    let (mut caller, mut callee, seen) = call_through_proxy("single", "quic-443").await;
+    let (mut caller, mut callee, seen) =
+        call_through_proxy("single", "quic-443", Arc::default()).await;
     let first = before_server_answer(&seen);
     eprintln!("client datagrams before the server answered: {first:?}");
     assert_eq!(first.len(), 1, "client sent {first:?} before the server answered");
@@ -347,6 +359,23 @@ async fn dropping_a_link_ends_the_peers_rx() {
     })
     .await;
     assert!(end.is_ok(), "the callee's rx did not end after the caller hung up");
+}
+
+/// A censor that silently drops the flow mid-call: both links' rx end once the idle timeout
+/// runs out, without either side hanging up.
+#[tokio::test]
+async fn a_cut_path_ends_both_links_after_the_idle_timeout() {
+    let cut = Arc::new(AtomicBool::new(false));
+    let (mut caller, mut callee, _) = call_through_proxy("cut", "quic", cut.clone()).await;
+    exchange(&mut caller, &mut callee).await;
+    cut.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let limit = callwall_transport_quic::IDLE_TIMEOUT + Duration::from_secs(3);
+    for link in [&mut caller, &mut callee] {
+        let ended = tokio::time::timeout(limit, async { while link.rx.recv().await.is_some() {} });
+        assert!(ended.await.is_ok(), "rx still open {:?} after the cut", start.elapsed());
+    }
+    assert!(start.elapsed() >= Duration::from_secs(2), "ended too soon: {:?}", start.elapsed());
 }
 
 #[tokio::test]

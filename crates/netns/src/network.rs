@@ -1,0 +1,324 @@
+//! Building a [`Topology`] into live namespaces: [`Network::build`].
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::error::NetnsError;
+use crate::netns::{in_initial_netns, Netns};
+use crate::sys;
+use crate::sys::netlink::{Batch, VethEnd, IFF_UP};
+use crate::topology::{Cidr, Topology};
+
+/// One live interface (veth end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Name (= the neighbour host's name).
+    pub name: String,
+    /// Neighbour host.
+    pub peer_host: String,
+    /// Interface index in the host's namespace.
+    pub ifindex: u32,
+    /// MAC address (deterministic: `02:63:77:<link>:<side>:00`).
+    pub mac: [u8; 6],
+    /// Addresses configured on it.
+    pub addrs: Vec<Cidr>,
+}
+
+/// One live host: a network namespace and its interfaces.
+#[derive(Debug)]
+pub struct Host {
+    name: String,
+    netns: Netns,
+    interfaces: Vec<Interface>,
+}
+
+impl Host {
+    /// Host name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace (fd, `run`, ...).
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The namespace fd.
+    pub fn netns_fd(&self) -> BorrowedFd<'_> {
+        self.netns.as_fd()
+    }
+
+    /// Its veth interfaces (not `lo`).
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// The interface towards `neighbour`.
+    pub fn interface(&self, neighbour: &str) -> Option<&Interface> {
+        self.interfaces.iter().find(|i| i.name == neighbour)
+    }
+
+    /// First IPv4 address.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.interfaces
+            .iter()
+            .flat_map(|i| &i.addrs)
+            .find_map(|c| match c.addr {
+                std::net::IpAddr::V4(a) => Some(a),
+                std::net::IpAddr::V6(_) => None,
+            })
+    }
+
+    /// First IPv6 address.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.interfaces
+            .iter()
+            .flat_map(|i| &i.addrs)
+            .find_map(|c| match c.addr {
+                std::net::IpAddr::V6(a) => Some(a),
+                std::net::IpAddr::V4(_) => None,
+            })
+    }
+}
+
+/// A built topology: one namespace per host, veths, addresses, routes and sysctls.
+///
+/// Dropping it closes every namespace fd and socket; the kernel then destroys the
+/// namespaces and their veths once no process is left inside them.
+#[derive(Debug)]
+pub struct Network {
+    topology: Topology,
+    hosts: Vec<Host>,
+}
+
+/// Offloads turned off on every veth, in this order (TX checksum first: TSO depends on it).
+const OFFLOADS_OFF: [(u32, &str); 4] = [
+    (sys::ETHTOOL_STXCSUM, "tx-checksumming"),
+    (sys::ETHTOOL_STSO, "tcp-segmentation-offload"),
+    (sys::ETHTOOL_SGSO, "generic-segmentation-offload"),
+    (sys::ETHTOOL_SGRO, "generic-receive-offload"),
+];
+
+fn mac_for(link: usize, side: u8) -> [u8; 6] {
+    [0x02, 0x63, 0x77, (link + 1) as u8, side, 0]
+}
+
+fn sysctl(host: &str, path: &str, value: &str) -> Result<(), NetnsError> {
+    std::fs::write(format!("/proc/sys/{path}"), value).map_err(|source| NetnsError::Sysctl {
+        host: host.to_string(),
+        path: path.to_string(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+impl Network {
+    /// Builds `topology`: one namespace per host with `lo` up, veths with TX checksum,
+    /// TSO, GSO and GRO off, addresses, routes and sysctls (forwarding on hosts with
+    /// `forward = true` and off elsewhere, `rp_filter` 0, `accept_dad` 0, IPv6 disabled
+    /// on the censor's ports).
+    ///
+    /// Refuses with [`NetnsError::InHostNamespace`] when the calling thread is in the
+    /// host's initial network namespace: call it inside [`crate::sandbox::spawn_sandboxed`].
+    ///
+    /// Uses one short-lived thread per namespace (created in parallel) and batched netlink
+    /// requests. Nothing is created in the caller's namespace.
+    pub fn build(topology: &Topology) -> Result<Network, NetnsError> {
+        if in_initial_netns()? {
+            return Err(NetnsError::InHostNamespace);
+        }
+        let censor_host = topology.censor().map(|c| c.0.to_string());
+
+        // 1. Namespaces, in parallel, each configured from its own creating thread.
+        let created: Vec<Result<Netns, NetnsError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = topology
+                .hosts()
+                .iter()
+                .map(|h| {
+                    let is_censor = censor_host.as_deref() == Some(h.name.as_str());
+                    let forward = h.forward;
+                    let name = h.name.clone();
+                    s.spawn(move || {
+                        // This thread was spawned for this namespace only.
+                        Netns::create_on_this_thread().and_then(|mut ns| {
+                            let mut b = Batch::new();
+                            b.set_up(1); // lo is always index 1 in a new namespace
+                            ns.netlink.execute(b)?;
+                            let fwd = if forward { "1" } else { "0" };
+                            sysctl(&name, "net/ipv4/ip_forward", fwd)?;
+                            sysctl(&name, "net/ipv6/conf/all/forwarding", fwd)?;
+                            sysctl(&name, "net/ipv4/conf/all/rp_filter", "0")?;
+                            sysctl(&name, "net/ipv4/conf/default/rp_filter", "0")?;
+                            sysctl(&name, "net/ipv6/conf/all/accept_dad", "0")?;
+                            sysctl(&name, "net/ipv6/conf/default/accept_dad", "0")?;
+                            if is_censor {
+                                // Interfaces created later inherit `default`.
+                                sysctl(&name, "net/ipv6/conf/default/disable_ipv6", "1")?;
+                            }
+                            Ok(ns)
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut namespaces = Vec::with_capacity(created.len());
+        for r in created {
+            namespaces.push(r?);
+        }
+        let index: HashMap<&str, usize> = topology
+            .hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.as_str(), i))
+            .collect();
+
+        // 2. All veths in one batch, each end created directly in its namespace, up.
+        if !namespaces.is_empty() {
+            let mut b = Batch::new();
+            for (li, l) in topology.links().iter().enumerate() {
+                let (ia, ib) = (index[l.a.as_str()], index[l.b.as_str()]);
+                b.create_veth(
+                    VethEnd {
+                        name: &l.b,
+                        netns: namespaces[ia].as_fd(),
+                        mac: Some(mac_for(li, 0xa)),
+                    },
+                    VethEnd {
+                        name: &l.a,
+                        netns: namespaces[ib].as_fd(),
+                        mac: Some(mac_for(li, 0xb)),
+                    },
+                    true,
+                );
+            }
+            // Sent on the first host's socket: the request itself touches no namespace but
+            // the two given by fd.
+            namespaces[0].netlink.execute(b)?;
+        }
+
+        // 3. Per namespace: read back indexes/MACs, then addresses and routes in one batch.
+        let mut hosts = Vec::with_capacity(namespaces.len());
+        for (spec, mut ns) in topology.hosts().iter().zip(namespaces) {
+            let links = ns.netlink.links()?;
+            let mut interfaces = Vec::new();
+            let mut b = Batch::new();
+            for ispec in &spec.interfaces {
+                let info = links.iter().find(|l| l.name == ispec.name).ok_or_else(|| {
+                    NetnsError::MalformedReply {
+                        op: format!("dump links of {}", spec.name),
+                        reason: format!("interface {} missing after creation", ispec.name),
+                    }
+                })?;
+                if info.flags & IFF_UP == 0 {
+                    b.set_up(info.index);
+                }
+                for a in &ispec.addrs {
+                    b.add_address(info.index, a.addr, a.prefix_len);
+                }
+                interfaces.push(Interface {
+                    name: ispec.name.clone(),
+                    peer_host: ispec.peer_host.clone(),
+                    ifindex: info.index,
+                    mac: info.mac,
+                    addrs: ispec.addrs.clone(),
+                });
+            }
+            for r in topology.routes().iter().filter(|r| r.host == spec.name) {
+                b.add_route(r.to.map(|c| (c.network(), c.prefix_len)), r.via);
+            }
+            ns.netlink.execute(b)?;
+            for i in &interfaces {
+                for (cmd, what) in OFFLOADS_OFF {
+                    sys::set_offload(ns.inet.as_fd(), &i.name, cmd, false).map_err(|e| {
+                        NetnsError::sys(format!("ethtool {what} off on {}:{}", spec.name, i.name), e)
+                    })?;
+                }
+            }
+            hosts.push(Host {
+                name: spec.name.clone(),
+                netns: ns,
+                interfaces,
+            });
+        }
+        Ok(Network {
+            topology: topology.clone(),
+            hosts,
+        })
+    }
+
+    /// The topology this network was built from.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// All hosts.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// One host by name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    fn host_or_err(&self, name: &str) -> Result<&Host, NetnsError> {
+        self.host(name)
+            .ok_or_else(|| NetnsError::UnknownHost(name.to_string()))
+    }
+
+    /// A `Command` that runs `program` inside `host`'s namespace.
+    ///
+    /// Between fork and exec the child `setns`es into the namespace and arms
+    /// `PR_SET_PDEATHSIG(SIGKILL)`, then checks its parent is still this process. The
+    /// parent-death signal fires when the *thread* that spawns dies: spawn from a
+    /// long-lived thread (not a pooled one that may retire). The namespace fd is
+    /// duplicated into the command, so it stays valid even if the network is dropped first.
+    pub fn command(&self, host: &str, program: impl AsRef<OsStr>) -> Result<Command, NetnsError> {
+        let h = self.host_or_err(host)?;
+        let fd = h.netns.try_clone_fd()?;
+        let mut cmd = Command::new(program);
+        sys::pre_exec_enter_netns(&mut cmd, fd, sys::getpid());
+        Ok(cmd)
+    }
+
+    /// Runs `f` on a short-lived thread inside `host`'s namespace.
+    pub fn run_in<F, R>(&self, host: &str, f: F) -> Result<R, NetnsError>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        self.host_or_err(host)?.netns.run(f)
+    }
+
+    /// Deletes every veth explicitly (one `RTM_DELLINK` per link, batched per namespace),
+    /// then closes all namespaces. Returns how long it took. Dropping the network without
+    /// calling this is also clean; the kernel then deletes the veths asynchronously.
+    pub fn teardown(mut self) -> Result<Duration, NetnsError> {
+        let start = Instant::now();
+        let mut result = Ok(());
+        for h in &mut self.hosts {
+            // Each link is deleted from its `a` end (which deletes the peer too).
+            let mut b = Batch::new();
+            for l in self.topology.links().iter().filter(|l| l.a == h.name) {
+                if let Some(i) = h.interfaces.iter().find(|i| i.name == l.b) {
+                    b.delete_link(i.ifindex);
+                }
+            }
+            if let Err(e) = h.netns.netlink.execute(b) {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        self.hosts.clear();
+        result.map(|()| start.elapsed())
+    }
+}

@@ -11,7 +11,11 @@ use callwall_transport::VoiceTransport;
 
 /// Every transport this build offers.
 pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
-    vec![Box::new(callwall_transport_noise::NoiseTransport::default())]
+    vec![
+        Box::new(callwall_transport_noise::NoiseTransport::default()),
+        Box::new(callwall_transport_quic::QuicTransport::default()),
+        Box::new(callwall_transport_webrtc::WebrtcTransport::default()),
+    ]
 }
 
 /// transport name -> strategies, for scenario validation.

@@ -53,9 +53,9 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let mut rec = JsonlRecorder::new(events);
     if let Some(p) = &cfg.pcap {
         let file = std::fs::File::create(p).map_err(|e| HarnessError::io("creating the censor pcap", e))?;
-        let mut w = PcapWriter::new(BufWriter::new(file)).map_err(|e| HarnessError::io("writing the pcap header", e))?;
+        let mut w = callwall_wire::pcap::PcapWriter::new(BufWriter::new(file)).map_err(|e| HarnessError::io("writing the pcap header", e))?;
         rec = rec.with_frames(Box::new(move |t, _dir, frame| {
-            let _ = w.write(t, frame);
+            let _ = w.write_frame(t, frame);
         }));
     }
     println!("ready");
@@ -94,39 +94,3 @@ pub fn signal_main(listen: SocketAddr) -> Result<(), HarnessError> {
     })
 }
 
-/// A minimal pcap writer: nanosecond timestamps, Ethernet link type, flushed on drop.
-struct PcapWriter<W: Write> {
-    out: W,
-}
-
-impl<W: Write> PcapWriter<W> {
-    fn new(mut out: W) -> std::io::Result<Self> {
-        // Magic 0xa1b23c4d = nanosecond resolution; version 2.4; snaplen 65535; LINKTYPE_ETHERNET.
-        let mut h = Vec::with_capacity(24);
-        h.extend_from_slice(&0xa1b2_3c4du32.to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&4u16.to_le_bytes());
-        h.extend_from_slice(&[0; 8]);
-        h.extend_from_slice(&65_535u32.to_le_bytes());
-        h.extend_from_slice(&1u32.to_le_bytes());
-        out.write_all(&h)?;
-        Ok(PcapWriter { out })
-    }
-
-    fn write(&mut self, t_unix_ns: u64, frame: &[u8]) -> std::io::Result<()> {
-        let len = frame.len().min(65_535) as u32;
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&((t_unix_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((t_unix_ns % 1_000_000_000) as u32).to_le_bytes());
-        h[8..12].copy_from_slice(&len.to_le_bytes());
-        h[12..16].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(&frame[..len as usize])
-    }
-}
-
-impl<W: Write> Drop for PcapWriter<W> {
-    fn drop(&mut self) {
-        let _ = self.out.flush();
-    }
-}

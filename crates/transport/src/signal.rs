@@ -62,9 +62,16 @@ struct Response {
 }
 
 /// A connection to the signal server. One request at a time.
+///
+/// Cancel-safe: if a request's future is dropped before its reply was read (e.g. a `get`
+/// inside `tokio::select!`), the next request reconnects first, so it never reads a stale
+/// reply.
 pub struct Client {
+    addr: SocketAddr,
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: tokio::net::tcp::OwnedWriteHalf,
+    /// A request was sent whose reply has not been read.
+    in_flight: bool,
 }
 
 impl Client {
@@ -77,7 +84,7 @@ impl Client {
                 Ok(Ok(s)) => {
                     s.set_nodelay(true)?;
                     let (r, w) = s.into_split();
-                    return Ok(Client { reader: BufReader::new(r), writer: w });
+                    return Ok(Client { addr, reader: BufReader::new(r), writer: w, in_flight: false });
                 }
                 Ok(Err(e))
                     if tokio::time::Instant::now() + Duration::from_millis(100) < deadline =>
@@ -92,6 +99,10 @@ impl Client {
     }
 
     async fn request(&mut self, req: &Request, wait: Duration) -> Result<Response, SignalError> {
+        if self.in_flight {
+            *self = Client::connect(self.addr, Duration::from_secs(5)).await?;
+        }
+        self.in_flight = true;
         let mut line =
             serde_json::to_string(req).map_err(|e| SignalError::Protocol(e.to_string()))?;
         line.push('\n');
@@ -107,6 +118,7 @@ impl Client {
             Ok(Err(e)) => Err(SignalError::Io(e)),
             Ok(Ok(0)) => Err(SignalError::Closed),
             Ok(Ok(_)) => {
+                self.in_flight = false;
                 serde_json::from_str(&buf).map_err(|e| SignalError::Protocol(e.to_string()))
             }
         }
@@ -236,6 +248,21 @@ mod tests {
         assert_eq!(getter.await.unwrap().unwrap(), "sdp");
         let err = a.get("missing", Duration::from_millis(100)).await.unwrap_err();
         assert!(matches!(err, SignalError::Timeout { .. }), "{err}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_get_does_not_poison_the_next_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener));
+        let mut a = Client::connect(addr, Duration::from_secs(2)).await.unwrap();
+        let mut b = Client::connect(addr, Duration::from_secs(2)).await.unwrap();
+        // Cancel a get while it waits; its reply would arrive later on the same connection.
+        let _ = tokio::time::timeout(Duration::from_millis(50), a.get("k1", Duration::from_millis(300))).await;
+        b.put("k1", "one").await.unwrap();
+        b.put("k2", "two").await.unwrap();
+        assert_eq!(a.get("k2", Duration::from_secs(1)).await.unwrap(), "two");
         server.abort();
     }
 

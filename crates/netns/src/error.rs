@@ -95,10 +95,7 @@ pub enum NetnsError {
 
 impl NetnsError {
     pub(crate) fn sys(op: impl Into<String>, source: io::Error) -> Self {
-        NetnsError::Sys {
-            op: op.into(),
-            source,
-        }
+        NetnsError::Sys { op: op.into(), source }
     }
 
     /// The errno behind this error, if any.

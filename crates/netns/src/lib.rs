@@ -49,7 +49,5 @@ pub use topology::{default_topology, Cidr, Topology};
 
 /// Ethtool `ETHTOOL_G*` commands accepted by [`Netns::offload`].
 pub mod ethtool {
-    pub use crate::sys::{
-        ETHTOOL_GGRO, ETHTOOL_GGSO, ETHTOOL_GSG, ETHTOOL_GTSO, ETHTOOL_GTXCSUM,
-    };
+    pub use crate::sys::{ETHTOOL_GGRO, ETHTOOL_GGSO, ETHTOOL_GSG, ETHTOOL_GTSO, ETHTOOL_GTXCSUM};
 }

@@ -53,18 +53,11 @@ impl Netns {
             .map_err(|e| NetnsError::sys("unshare(CLONE_NEWNET)", e))?;
         let file = File::open("/proc/thread-self/ns/net")
             .map_err(|e| NetnsError::sys("open /proc/thread-self/ns/net", e))?;
-        let inode = file
-            .metadata()
-            .map_err(|e| NetnsError::sys("stat /proc/thread-self/ns/net", e))?
-            .ino();
+        let inode =
+            file.metadata().map_err(|e| NetnsError::sys("stat /proc/thread-self/ns/net", e))?.ino();
         let netlink = NetlinkSocket::open()?;
         let inet = sys::inet_socket().map_err(|e| NetnsError::sys("socket(AF_INET)", e))?;
-        Ok(Self {
-            fd: OwnedFd::from(file),
-            inode,
-            netlink,
-            inet,
-        })
+        Ok(Self { fd: OwnedFd::from(file), inode, netlink, inet })
     }
 
     /// The namespace's inode number (what `/proc/<pid>/ns/net` points to, `net:[inode]`).
@@ -74,9 +67,7 @@ impl Netns {
 
     /// A duplicate of the namespace fd (keeps the namespace alive while it is open).
     pub fn try_clone_fd(&self) -> Result<OwnedFd, NetnsError> {
-        self.fd
-            .try_clone()
-            .map_err(|e| NetnsError::sys("dup namespace fd", e))
+        self.fd.try_clone().map_err(|e| NetnsError::sys("dup namespace fd", e))
     }
 
     /// Runs `f` on a new short-lived thread that has entered this namespace, and returns
@@ -106,6 +97,13 @@ impl Netns {
     /// One link of this namespace by name (`RTM_GETLINK`): index, MAC, flags.
     pub fn link_by_name(&mut self, name: &str) -> Result<sys::netlink::LinkInfo, NetnsError> {
         self.netlink.link_by_name(name)
+    }
+
+    /// Deletes one link of this namespace by index (`RTM_DELLINK`; a veth takes its peer).
+    pub fn delete_link(&mut self, ifindex: u32) -> Result<(), NetnsError> {
+        let mut b = sys::netlink::Batch::new();
+        b.delete_link(ifindex);
+        self.netlink.execute(b)
     }
 
     /// The links in this namespace, via `RTM_GETLINK`.

@@ -64,24 +64,18 @@ impl Host {
 
     /// First IPv4 address.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
-        self.interfaces
-            .iter()
-            .flat_map(|i| &i.addrs)
-            .find_map(|c| match c.addr {
-                std::net::IpAddr::V4(a) => Some(a),
-                std::net::IpAddr::V6(_) => None,
-            })
+        self.interfaces.iter().flat_map(|i| &i.addrs).find_map(|c| match c.addr {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
     }
 
     /// First IPv6 address.
     pub fn ipv6(&self) -> Option<Ipv6Addr> {
-        self.interfaces
-            .iter()
-            .flat_map(|i| &i.addrs)
-            .find_map(|c| match c.addr {
-                std::net::IpAddr::V6(a) => Some(a),
-                std::net::IpAddr::V4(_) => None,
-            })
+        self.interfaces.iter().flat_map(|i| &i.addrs).find_map(|c| match c.addr {
+            std::net::IpAddr::V6(a) => Some(a),
+            std::net::IpAddr::V4(_) => None,
+        })
     }
 }
 
@@ -102,6 +96,9 @@ const OFFLOADS_OFF: [(u32, &str); 4] = [
     (sys::ETHTOOL_SGSO, "generic-segmentation-offload"),
     (sys::ETHTOOL_SGRO, "generic-receive-offload"),
 ];
+
+/// Device group of every veth we create (`"cw"` + 1).
+const VETH_GROUP: u32 = 0x6377_0001;
 
 fn mac_for(link: usize, side: u8) -> [u8; 6] {
     [0x02, 0x63, 0x77, (link + 1) as u8, side, 0]
@@ -173,12 +170,8 @@ impl Network {
         for r in created {
             namespaces.push(r?);
         }
-        let index: HashMap<&str, usize> = topology
-            .hosts()
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (h.name.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> =
+            topology.hosts().iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
 
         // 2. All veths in one batch, each end created directly in its namespace, up.
         if !namespaces.is_empty() {
@@ -190,11 +183,13 @@ impl Network {
                         name: &l.b,
                         netns: namespaces[ia].as_fd(),
                         mac: Some(mac_for(li, 0xa)),
+                        group: VETH_GROUP,
                     },
                     VethEnd {
                         name: &l.a,
                         netns: namespaces[ib].as_fd(),
                         mac: Some(mac_for(li, 0xb)),
+                        group: VETH_GROUP,
                     },
                     true,
                 );
@@ -238,20 +233,16 @@ impl Network {
             for i in &interfaces {
                 for (cmd, what) in OFFLOADS_OFF {
                     sys::set_offload(ns.inet.as_fd(), &i.name, cmd, false).map_err(|e| {
-                        NetnsError::sys(format!("ethtool {what} off on {}:{}", spec.name, i.name), e)
+                        NetnsError::sys(
+                            format!("ethtool {what} off on {}:{}", spec.name, i.name),
+                            e,
+                        )
                     })?;
                 }
             }
-            hosts.push(Host {
-                name: spec.name.clone(),
-                netns: ns,
-                interfaces,
-            });
+            hosts.push(Host { name: spec.name.clone(), netns: ns, interfaces });
         }
-        Ok(Network {
-            topology: topology.clone(),
-            hosts,
-        })
+        Ok(Network { topology: topology.clone(), hosts })
     }
 
     /// The topology this network was built from.
@@ -270,8 +261,7 @@ impl Network {
     }
 
     fn host_or_err(&self, name: &str) -> Result<&Host, NetnsError> {
-        self.host(name)
-            .ok_or_else(|| NetnsError::UnknownHost(name.to_string()))
+        self.host(name).ok_or_else(|| NetnsError::UnknownHost(name.to_string()))
     }
 
     /// A `Command` that runs `program` inside `host`'s namespace.
@@ -298,27 +288,94 @@ impl Network {
         self.host_or_err(host)?.netns.run(f)
     }
 
-    /// Deletes every veth explicitly (one `RTM_DELLINK` per link, batched per namespace),
-    /// then closes all namespaces. Returns how long it took. Dropping the network without
-    /// calling this is also clean; the kernel then deletes the veths asynchronously.
+    /// Deletes every veth explicitly, then closes all namespaces, and returns how long it
+    /// took. Deletion is one group `RTM_DELLINK` per namespace, busiest namespace first,
+    /// skipping namespaces whose veths are already gone with their peers; each is one
+    /// kernel batch. Dropping the network without calling this is also clean: the kernel
+    /// then deletes the veths asynchronously when it destroys the namespaces.
     pub fn teardown(mut self) -> Result<Duration, NetnsError> {
         let start = Instant::now();
+        let mut order: Vec<usize> = (0..self.hosts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.hosts[i].interfaces.len()));
+        let mut deleted = vec![false; self.topology.links().len()];
         let mut result = Ok(());
-        for h in &mut self.hosts {
-            // Each link is deleted from its `a` end (which deletes the peer too).
-            let mut b = Batch::new();
-            for l in self.topology.links().iter().filter(|l| l.a == h.name) {
-                if let Some(i) = h.interfaces.iter().find(|i| i.name == l.b) {
-                    b.delete_link(i.ifindex);
-                }
+        for i in order {
+            let h = &mut self.hosts[i];
+            let links: Vec<usize> = self
+                .topology
+                .hosts()
+                .iter()
+                .find(|s| s.name == h.name)
+                .map(|s| s.interfaces.iter().map(|i| i.link).collect())
+                .unwrap_or_default();
+            if links.iter().all(|&l| deleted[l]) {
+                continue;
             }
-            if let Err(e) = h.netns.netlink.execute(b) {
-                if result.is_ok() {
-                    result = Err(e);
+            let mut b = Batch::new();
+            b.delete_group(VETH_GROUP);
+            match h.netns.netlink.execute(b) {
+                Ok(()) => links.iter().for_each(|&l| deleted[l] = true),
+                Err(e) => {
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
                 }
             }
         }
         self.hosts.clear();
         result.map(|()| start.elapsed())
+    }
+}
+
+impl Network {
+    /// Adds `addr` to `host`'s interface towards `neighbour` (e.g. one address per call, so
+    /// concurrent calls never share ports and a censor's counters can be told apart).
+    ///
+    /// The address must lie in a subnet the interface already has, and in 10.0.0.0/8 or
+    /// fd00::/8.
+    pub fn add_address(
+        &mut self,
+        host: &str,
+        neighbour: &str,
+        addr: Cidr,
+    ) -> Result<(), NetnsError> {
+        if !addr.in_allowed_range() {
+            return Err(NetnsError::Spawn {
+                program: format!("add address {}/{}", addr.addr, addr.prefix_len),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "addresses must be in 10.0.0.0/8 or fd00::/8",
+                ),
+            });
+        }
+        let h =
+            self.hosts.iter_mut().find(|h| h.name == host).ok_or_else(|| NetnsError::Spawn {
+                program: format!("add address on {host}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"),
+            })?;
+        let iface = h.interfaces.iter_mut().find(|i| i.name == neighbour).ok_or_else(|| {
+            NetnsError::Spawn {
+                program: format!("add address on {host}/{neighbour}"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such interface"),
+            }
+        })?;
+        if !iface.addrs.iter().any(|c| c.prefix_len == addr.prefix_len && c.contains(addr.addr)) {
+            return Err(NetnsError::Spawn {
+                program: format!("add address {}/{}", addr.addr, addr.prefix_len),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not in a subnet of the interface",
+                ),
+            });
+        }
+        let index = iface.ifindex;
+        h.netns.run(move || -> Result<(), NetnsError> {
+            let mut sock = sys::netlink::NetlinkSocket::open()?;
+            let mut b = Batch::new();
+            b.add_address(index, addr.addr, addr.prefix_len);
+            sock.execute(b)
+        })??;
+        iface.addrs.push(addr);
+        Ok(())
     }
 }

@@ -52,10 +52,7 @@ impl SandboxOptions {
         I: IntoIterator<Item = P>,
         P: Into<PathBuf>,
     {
-        Self {
-            private_mounts: true,
-            tmpfs: dirs.into_iter().map(Into::into).collect(),
-        }
+        Self { private_mounts: true, tmpfs: dirs.into_iter().map(Into::into).collect() }
     }
 }
 
@@ -204,10 +201,7 @@ pub fn spawn_sandboxed(mut cmd: Command, opts: SandboxOptions) -> Result<Sandbox
         Privilege::Root => None,
         Privilege::UserNamespaces => {
             let (uid, gid) = sys::ids();
-            Some((
-                format!("0 {uid} 1\n").into_bytes(),
-                format!("0 {gid} 1\n").into_bytes(),
-            ))
+            Some((format!("0 {uid} 1\n").into_bytes(), format!("0 {gid} 1\n").into_bytes()))
         }
     };
     let mut tmpfs = Vec::new();
@@ -221,16 +215,9 @@ pub fn spawn_sandboxed(mut cmd: Command, opts: SandboxOptions) -> Result<Sandbox
     cmd.env(crate::netns::OUTER_NETNS_ENV, crate::netns::current_inode()?.to_string());
     sys::pre_exec_sandbox(
         &mut cmd,
-        sys::SandboxPlan {
-            user_maps,
-            mount_ns: opts.private_mounts,
-            tmpfs,
-            parent: sys::getpid(),
-        },
+        sys::SandboxPlan { user_maps, mount_ns: opts.private_mounts, tmpfs, parent: sys::getpid() },
     );
-    let mut child = cmd
-        .spawn()
-        .map_err(|source| NetnsError::Spawn { program, source })?;
+    let mut child = cmd.spawn().map_err(|source| NetnsError::Spawn { program, source })?;
     Ok(SandboxChild {
         stdin: child.stdin.take(),
         stdout: child.stdout.take(),

@@ -64,16 +64,8 @@ impl Cidr {
 
     /// Whether two subnets share any address.
     pub fn overlaps(&self, other: &Cidr) -> bool {
-        let shorter = if self.prefix_len <= other.prefix_len {
-            self
-        } else {
-            other
-        };
-        let longer = if std::ptr::eq(shorter, self) {
-            other
-        } else {
-            self
-        };
+        let shorter = if self.prefix_len <= other.prefix_len { self } else { other };
+        let longer = if std::ptr::eq(shorter, self) { other } else { self };
         shorter.contains(longer.addr)
     }
 
@@ -85,14 +77,10 @@ impl Cidr {
 
 fn allowed_range(addr: IpAddr) -> Option<Cidr> {
     let r = match addr {
-        IpAddr::V4(_) => Cidr {
-            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
-            prefix_len: 8,
-        },
-        IpAddr::V6(_) => Cidr {
-            addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)),
-            prefix_len: 8,
-        },
+        IpAddr::V4(_) => Cidr { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), prefix_len: 8 },
+        IpAddr::V6(_) => {
+            Cidr { addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)), prefix_len: 8 }
+        }
     };
     r.contains(addr).then_some(r)
 }
@@ -122,15 +110,11 @@ impl fmt::Display for Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (a, l) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a CIDR; write it as address/prefix, e.g. 10.1.0.2/24"))?;
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("{a:?} is not an IP address"))?;
-        let prefix_len: u8 = l
-            .parse()
-            .map_err(|_| format!("{l:?} is not a prefix length"))?;
+        let (a, l) = s.split_once('/').ok_or_else(|| {
+            format!("{s:?} is not a CIDR; write it as address/prefix, e.g. 10.1.0.2/24")
+        })?;
+        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
+        let prefix_len: u8 = l.parse().map_err(|_| format!("{l:?} is not a prefix length"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix_len > max {
             return Err(format!("prefix length {prefix_len} is more than {max}"));
@@ -224,24 +208,18 @@ pub struct HostSpec {
 impl HostSpec {
     /// First IPv4 address over its interfaces.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
-        self.interfaces
-            .iter()
-            .flat_map(|i| &i.addrs)
-            .find_map(|c| match c.addr {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })
+        self.interfaces.iter().flat_map(|i| &i.addrs).find_map(|c| match c.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
     }
 
     /// First IPv6 address over its interfaces.
     pub fn ipv6(&self) -> Option<Ipv6Addr> {
-        self.interfaces
-            .iter()
-            .flat_map(|i| &i.addrs)
-            .find_map(|c| match c.addr {
-                IpAddr::V6(a) => Some(a),
-                IpAddr::V4(_) => None,
-            })
+        self.interfaces.iter().flat_map(|i| &i.addrs).find_map(|c| match c.addr {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
     }
 
     /// The interface towards `neighbour`.
@@ -308,7 +286,12 @@ impl Ctx<'_> {
         self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
-    fn err(&self, span: Option<Range<usize>>, key: impl Into<String>, msg: impl Into<String>) -> NetnsError {
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> NetnsError {
         NetnsError::Topology {
             origin: self.origin.to_string(),
             line: span.map(|s| self.line_of(s)),
@@ -322,12 +305,9 @@ impl Ctx<'_> {
     }
 
     /// Turns a toml/serde error into ours: line from its span, key from the text there.
-    fn from_toml(&self, e: &toml::de::Error) -> NetnsError {
+    fn toml_error(&self, e: &toml::de::Error) -> NetnsError {
         let span = e.span();
-        let key = span
-            .clone()
-            .map(|s| self.key_at(s))
-            .unwrap_or_else(|| "(document)".to_string());
+        let key = span.clone().map(|s| self.key_at(s)).unwrap_or_else(|| "(document)".to_string());
         let msg = e.message().trim().to_string();
         let msg = if msg.starts_with("unknown field") {
             format!("{msg}; remove or rename the key")
@@ -341,9 +321,7 @@ impl Ctx<'_> {
     fn key_at(&self, span: Range<usize>) -> String {
         let start = span.start.min(self.text.len());
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = self.text[start..]
-            .find('\n')
-            .map_or(self.text.len(), |i| start + i);
+        let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
         let line = self.text[line_start..line_end].trim();
         // The spanned text itself when it is a bare key.
         let spanned = self.text.get(span.clone()).unwrap_or("").trim();
@@ -369,19 +347,15 @@ fn valid_host_name(n: &str) -> bool {
     !b.is_empty()
         && b.len() <= 12
         && b[0].is_ascii_lowercase()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[1..].iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 impl Topology {
     /// Reads and validates a topology file. Errors name the file, line and key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, NetnsError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| NetnsError::ReadTopology {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| NetnsError::ReadTopology { path: path.to_path_buf(), source })?;
         Self::from_str(&text, &path.display().to_string())
     }
 
@@ -389,7 +363,7 @@ impl Topology {
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str, origin: &str) -> Result<Self, NetnsError> {
         let cx = Ctx { origin, text };
-        let raw: RawTopology = toml::from_str(text).map_err(|e| cx.from_toml(&e))?;
+        let raw: RawTopology = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
         Self::validate(raw, &cx)
     }
 
@@ -410,25 +384,26 @@ impl Topology {
                 ));
             }
             if hosts.iter().any(|x| &x.name == n) {
-                return Err(cx.at(&h.name, key, format!("duplicate host {n:?}; host names must be unique")));
+                return Err(cx.at(
+                    &h.name,
+                    key,
+                    format!("duplicate host {n:?}; host names must be unique"),
+                ));
             }
-            hosts.push(HostSpec {
-                name: n.clone(),
-                forward: h.forward,
-                interfaces: Vec::new(),
-            });
+            hosts.push(HostSpec { name: n.clone(), forward: h.forward, interfaces: Vec::new() });
         }
         if hosts.is_empty() {
             return Err(cx.err(None, "hosts", "no hosts; add at least two [[hosts]] tables"));
         }
         let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
         let host_idx = |s: &Spanned<String>, key: &str| -> Result<usize, NetnsError> {
-            names
-                .iter()
-                .position(|n| n == s.get_ref())
-                .ok_or_else(|| {
-                    cx.at(s, key, format!("unknown host {:?}; declare it in [[hosts]] first", s.get_ref()))
-                })
+            names.iter().position(|n| n == s.get_ref()).ok_or_else(|| {
+                cx.at(
+                    s,
+                    key,
+                    format!("unknown host {:?}; declare it in [[hosts]] first", s.get_ref()),
+                )
+            })
         };
         // links
         let mut links = Vec::new();
@@ -437,10 +412,15 @@ impl Topology {
             let ia = host_idx(&l.a.host, &format!("links[{li}].a.host"))?;
             let ib = host_idx(&l.b.host, &format!("links[{li}].b.host"))?;
             if ia == ib {
-                return Err(cx.at(&l.b.host, format!("links[{li}].b.host"), "a link must join two different hosts"));
+                return Err(cx.at(
+                    &l.b.host,
+                    format!("links[{li}].b.host"),
+                    "a link must join two different hosts",
+                ));
             }
             if links.iter().any(|x: &LinkSpec| {
-                (x.a == hosts[ia].name && x.b == hosts[ib].name) || (x.a == hosts[ib].name && x.b == hosts[ia].name)
+                (x.a == hosts[ia].name && x.b == hosts[ib].name)
+                    || (x.a == hosts[ib].name && x.b == hosts[ia].name)
             }) {
                 return Err(cx.at(
                     &l.b.host,
@@ -461,7 +441,11 @@ impl Topology {
                         ));
                     }
                     if let Some((_, other)) = all_addrs.iter().find(|(x, _)| *x == c.addr) {
-                        return Err(cx.at(a, &key, format!("address {} is already used at {other}", c.addr)));
+                        return Err(cx.at(
+                            a,
+                            &key,
+                            format!("address {} is already used at {other}", c.addr),
+                        ));
                     }
                     all_addrs.push((c.addr, key));
                     v.push(c);
@@ -503,18 +487,38 @@ impl Topology {
                     ));
                 }
                 if h.forward {
-                    return Err(cx.at(&c.host, "censor.host", "the censor host must not forward; remove `forward = true` from it"));
+                    return Err(cx.at(
+                        &c.host,
+                        "censor.host",
+                        "the censor host must not forward; remove `forward = true` from it",
+                    ));
                 }
                 if h.interfaces.iter().any(|i| !i.addrs.is_empty()) {
-                    return Err(cx.at(&c.host, "censor.host", "the censor host's interfaces are a transparent bridge; give them no addrs"));
+                    return Err(cx.at(
+                        &c.host,
+                        "censor.host",
+                        "the censor host's interfaces are a transparent bridge; give them no addrs",
+                    ));
                 }
                 for (s, key) in [(&c.inside, "censor.inside"), (&c.outside, "censor.outside")] {
                     if h.interface(s.get_ref()).is_none() {
-                        return Err(cx.at(s, key, format!("{:?} is not a neighbour of censor host {:?}", s.get_ref(), h.name)));
+                        return Err(cx.at(
+                            s,
+                            key,
+                            format!(
+                                "{:?} is not a neighbour of censor host {:?}",
+                                s.get_ref(),
+                                h.name
+                            ),
+                        ));
                     }
                 }
                 if c.inside.get_ref() == c.outside.get_ref() {
-                    return Err(cx.at(&c.outside, "censor.outside", "inside and outside must be different neighbours"));
+                    return Err(cx.at(
+                        &c.outside,
+                        "censor.outside",
+                        "inside and outside must be different neighbours",
+                    ));
                 }
                 Some(CensorSpec {
                     host: h.name.clone(),
@@ -536,7 +540,8 @@ impl Topology {
             for (side, end) in [("a", &l.a), ("b", &l.b)] {
                 for (ai, a) in end.addrs.iter().enumerate() {
                     let c: Cidr = a.get_ref().parse().map_err(|m: String| cx.at(a, "addrs", m))?;
-                    if let Some((o, _)) = subnets.iter().find(|(o, s)| *s != seg && o.overlaps(&c)) {
+                    if let Some((o, _)) = subnets.iter().find(|(o, s)| *s != seg && o.overlaps(&c))
+                    {
                         return Err(cx.at(
                             a,
                             format!("links[{li}].{side}.addrs[{ai}]"),
@@ -552,19 +557,25 @@ impl Topology {
         for (ri, r) in raw.routes.iter().enumerate() {
             let hi = host_idx(&r.host, &format!("routes[{ri}].host"))?;
             if censor.as_ref().is_some_and(|c| c.host == hosts[hi].name) {
-                return Err(cx.at(&r.host, format!("routes[{ri}].host"), "the censor host has no addresses and takes no routes"));
+                return Err(cx.at(
+                    &r.host,
+                    format!("routes[{ri}].host"),
+                    "the censor host has no addresses and takes no routes",
+                ));
             }
             let via: IpAddr = r.via.get_ref().parse().map_err(|_| {
-                cx.at(&r.via, format!("routes[{ri}].via"), format!("{:?} is not an IP address", r.via.get_ref()))
+                cx.at(
+                    &r.via,
+                    format!("routes[{ri}].via"),
+                    format!("{:?} is not an IP address", r.via.get_ref()),
+                )
             })?;
             let to = if r.to.get_ref() == "default" {
                 None
             } else {
-                let c: Cidr = r
-                    .to
-                    .get_ref()
-                    .parse()
-                    .map_err(|m: String| cx.at(&r.to, format!("routes[{ri}].to"), format!("{m}; or write \"default\"")))?;
+                let c: Cidr = r.to.get_ref().parse().map_err(|m: String| {
+                    cx.at(&r.to, format!("routes[{ri}].to"), format!("{m}; or write \"default\""))
+                })?;
                 if !c.in_allowed_range() {
                     return Err(cx.at(
                         &r.to,
@@ -573,7 +584,11 @@ impl Topology {
                     ));
                 }
                 if c.addr.is_ipv4() != via.is_ipv4() {
-                    return Err(cx.at(&r.via, format!("routes[{ri}].via"), "gateway and destination are of different IP families"));
+                    return Err(cx.at(
+                        &r.via,
+                        format!("routes[{ri}].via"),
+                        "gateway and destination are of different IP families",
+                    ));
                 }
                 Some(c)
             };
@@ -597,14 +612,12 @@ impl Topology {
                 return Err(cx.at(
                     &r.via,
                     format!("routes[{ri}].via"),
-                    format!("no host on that link has address {via}; use the address of a neighbour"),
+                    format!(
+                        "no host on that link has address {via}; use the address of a neighbour"
+                    ),
                 ));
             }
-            routes.push(RouteSpec {
-                host: h.name.clone(),
-                to,
-                via,
-            });
+            routes.push(RouteSpec { host: h.name.clone(), to, via });
         }
         Ok(Topology {
             name: raw.name.into_inner(),
@@ -653,9 +666,7 @@ impl Topology {
 
     /// `(censor host, inside interface name, outside interface name)`.
     pub fn censor(&self) -> Option<(&str, &str, &str)> {
-        self.censor
-            .as_ref()
-            .map(|c| (c.host.as_str(), c.inside.as_str(), c.outside.as_str()))
+        self.censor.as_ref().map(|c| (c.host.as_str(), c.inside.as_str(), c.outside.as_str()))
     }
 
     /// First IPv4 address of a host.

@@ -23,8 +23,7 @@ fn role_is(name: &str) -> bool {
 /// A command re-running this test binary's test `name` with `ROLE=name`.
 fn reexec(name: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("current_exe"));
-    c.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, name);
+    c.args([name, "--exact", "--nocapture", "--test-threads=1"]).env(ROLE, name);
     c
 }
 
@@ -54,9 +53,7 @@ fn host_veths() -> Vec<String> {
 }
 
 fn is_veth(p: &Path) -> bool {
-    std::fs::read_link(p.join("device/driver"))
-        .map(|d| d.ends_with("veth"))
-        .unwrap_or(false)
+    std::fs::read_link(p.join("device/driver")).map(|d| d.ends_with("veth")).unwrap_or(false)
         || std::fs::read_to_string(p.join("uevent")).is_ok_and(|u| u.contains("DEVTYPE=veth"))
 }
 
@@ -153,7 +150,9 @@ fn inner_build_and_ping() {
         let to: SocketAddr = to.parse().expect("addr");
         let from: SocketAddr = from.parse().expect("addr");
         let dst_host = if to.ip().to_string().ends_with(".1") { "wan" } else { "callee" };
-        let src_host = if from.ip().to_string().starts_with("10.4") || from.ip().to_string().starts_with("fd00:4") {
+        let src_host = if from.ip().to_string().starts_with("10.4")
+            || from.ip().to_string().starts_with("fd00:4")
+        {
             "signal"
         } else {
             "callee"
@@ -180,9 +179,7 @@ fn inner_build_and_ping() {
     }
     // The same socket bound in another namespace must not see it: 10.2.0.2 does not exist
     // in the caller's namespace.
-    let bind_in_caller = net
-        .run_in("caller", || UdpSocket::bind("10.2.0.2:0"))
-        .expect("run_in");
+    let bind_in_caller = net.run_in("caller", || UdpSocket::bind("10.2.0.2:0")).expect("run_in");
     assert!(bind_in_caller.is_err(), "caller namespace has the callee's address");
 
     // command(): the child runs in the host's namespace.
@@ -346,12 +343,10 @@ fn inner_hold_network() {
     for h in net.hosts() {
         println!("NETNS {}", h.netns().inode());
     }
-    let _sleeper = net
-        .command("callee", "sleep")
-        .expect("command")
-        .arg("600")
-        .spawn()
-        .expect("spawn sleep");
+    // Killed with the whole sandbox.
+    let _sleeper = KillOnDrop(
+        net.command("callee", "sleep").expect("command").arg("600").spawn().expect("spawn sleep"),
+    );
     println!("READY");
     std::thread::sleep(Duration::from_secs(600));
 }

@@ -40,13 +40,7 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
 /// An `AF_INET` datagram socket in the calling thread's network namespace (for ioctls).
 pub fn inet_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the fd is owned right after the check.
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            0,
-        )
-    })?;
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: fresh fd that nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -88,10 +82,7 @@ struct IfreqData {
 
 fn ethtool(sock: BorrowedFd<'_>, ifname: &str, cmd: u32, data: u32) -> io::Result<u32> {
     if ifname.len() >= libc::IFNAMSIZ || ifname.as_bytes().contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "interface name too long"));
     }
     let mut value = EthtoolValue { cmd, data };
     let mut ifr = IfreqData {
@@ -168,11 +159,7 @@ pub fn probe_unshare(flags: libc::c_int) -> io::Result<i32> {
         }
         if pid == 0 {
             let r = libc::unshare(flags);
-            let code = if r == 0 {
-                0
-            } else {
-                *libc::__errno_location()
-            };
+            let code = if r == 0 { 0 } else { *libc::__errno_location() };
             libc::_exit(code & 0xff);
         }
         let mut status = 0;
@@ -281,18 +268,18 @@ pub fn pre_exec_sandbox(cmd: &mut Command, plan: SandboxPlan) {
             if plan.mount_ns {
                 cvt(libc::mount(
                     std::ptr::null(),
-                    b"/\0".as_ptr().cast(),
+                    c"/".as_ptr(),
                     std::ptr::null(),
                     libc::MS_REC | libc::MS_PRIVATE,
                     std::ptr::null(),
                 ))?;
                 for dir in &plan.tmpfs {
                     cvt(libc::mount(
-                        b"tmpfs\0".as_ptr().cast(),
+                        c"tmpfs".as_ptr(),
                         dir.as_ptr(),
-                        b"tmpfs\0".as_ptr().cast(),
+                        c"tmpfs".as_ptr(),
                         libc::MS_NOSUID | libc::MS_NODEV,
-                        b"mode=0755\0".as_ptr().cast(),
+                        c"mode=0755".as_ptr().cast(),
                     ))?;
                 }
             }
@@ -305,11 +292,7 @@ pub fn pre_exec_sandbox(cmd: &mut Command, plan: SandboxPlan) {
                 cvt(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
                 // getppid() is 0 for a namespace's PID 1, so check the intermediate via the
                 // pipe: once it is gone, no writer is left and poll reports POLLHUP.
-                let mut pfd = libc::pollfd {
-                    fd: pipe[0],
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
+                let mut pfd = libc::pollfd { fd: pipe[0], events: libc::POLLIN, revents: 0 };
                 if libc::poll(&mut pfd, 1, 0) != 0 {
                     libc::_exit(137);
                 }

@@ -46,6 +46,7 @@ const RTA_TABLE: u16 = 15;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -82,6 +83,8 @@ pub struct VethEnd<'a> {
     pub netns: BorrowedFd<'a>,
     /// Fixed MAC address, or `None` for a random one.
     pub mac: Option<[u8; 6]>,
+    /// Device group (`IFLA_GROUP`), so all can be deleted with one request per namespace.
+    pub group: u32,
 }
 
 /// Several rtnetlink requests, sent in one datagram and acknowledged one by one.
@@ -113,8 +116,7 @@ impl Batch {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // len, patched in finish
         self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf
-            .extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        self.buf.extend_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // seq, patched when sent
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // pid: kernel fills in
         self.msgs.push((start, op));
@@ -127,7 +129,7 @@ impl Batch {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -184,6 +186,7 @@ impl Batch {
         if let Some(mac) = a.mac {
             self.attr(IFLA_ADDRESS, &mac);
         }
+        self.attr(IFLA_GROUP, &a.group.to_ne_bytes());
         self.attr(IFLA_NET_NS_FD, &a.netns.as_raw_fd().to_ne_bytes());
         let info = self.nest_begin(IFLA_LINKINFO);
         self.attr_str(IFLA_INFO_KIND, "veth");
@@ -196,6 +199,7 @@ impl Batch {
         if let Some(mac) = b.mac {
             self.attr(IFLA_ADDRESS, &mac);
         }
+        self.attr(IFLA_GROUP, &b.group.to_ne_bytes());
         self.attr(IFLA_NET_NS_FD, &b.netns.as_raw_fd().to_ne_bytes());
         self.nest_end(peer);
         self.nest_end(data);
@@ -214,6 +218,16 @@ impl Batch {
     pub fn delete_link(&mut self, index: u32) {
         let m = self.begin(RTM_DELLINK, 0, format!("delete link {index}"));
         self.ifinfomsg(index as i32, 0, 0);
+        self.finish(m);
+    }
+
+    /// `RTM_DELLINK` of every link of device group `group` in the socket's namespace, in
+    /// one kernel batch (one RCU grace period instead of one per link). Veth peers in other
+    /// namespaces go with them.
+    pub fn delete_group(&mut self, group: u32) {
+        let m = self.begin(RTM_DELLINK, 0, format!("delete link group {group:#x}"));
+        self.ifinfomsg(0, 0, 0);
+        self.attr(IFLA_GROUP, &group.to_ne_bytes());
         self.finish(m);
     }
 
@@ -317,11 +331,7 @@ impl NetlinkSocket {
     pub fn open() -> Result<Self, NetnsError> {
         // SAFETY: plain syscall; the result is checked.
         let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
+            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
         };
         if raw < 0 {
             return Err(last_err("socket(AF_NETLINK, NETLINK_ROUTE)"));
@@ -331,11 +341,7 @@ impl NetlinkSocket {
         set_opt(raw, NETLINK_CAP_ACK)?;
         // Extended ACKs are best effort (old kernels lack them).
         let _ = set_opt(raw, NETLINK_EXT_ACK);
-        Ok(Self {
-            fd,
-            seq: 0,
-            buf: vec![0u8; 64 * 1024],
-        })
+        Ok(Self { fd, seq: 0, buf: vec![0u8; 64 * 1024] })
     }
 
     fn send(&self, buf: &[u8], op: &str) -> Result<(), NetnsError> {
@@ -353,11 +359,7 @@ impl NetlinkSocket {
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(NetnsError::Netlink {
-                    op: op.to_string(),
-                    source: e,
-                    detail: None,
-                });
+                return Err(NetnsError::Netlink { op: op.to_string(), source: e, detail: None });
             }
         }
     }
@@ -386,11 +388,7 @@ impl NetlinkSocket {
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
-                return Err(NetnsError::Netlink {
-                    op: op.to_string(),
-                    source: e,
-                    detail: None,
-                });
+                return Err(NetnsError::Netlink { op: op.to_string(), source: e, detail: None });
             }
         }
     }
@@ -413,10 +411,8 @@ impl NetlinkSocket {
         while pending > 0 {
             let n = self.recv(&what)?;
             for msg in Messages::new(&self.buf[..n]) {
-                let msg = msg.map_err(|reason| NetnsError::MalformedReply {
-                    op: what.clone(),
-                    reason,
-                })?;
+                let msg =
+                    msg.map_err(|reason| NetnsError::MalformedReply { op: what.clone(), reason })?;
                 let idx = msg.seq.wrapping_sub(first) as usize;
                 if idx >= batch.msgs.len() {
                     continue; // not ours (stale)
@@ -462,10 +458,8 @@ impl NetlinkSocket {
             let n = self.recv(op)?;
             let mut done = false;
             for msg in Messages::new(&self.buf[..n]) {
-                let msg = msg.map_err(|reason| NetnsError::MalformedReply {
-                    op: op.to_string(),
-                    reason,
-                })?;
+                let msg = msg
+                    .map_err(|reason| NetnsError::MalformedReply { op: op.to_string(), reason })?;
                 if msg.seq != seq {
                     continue;
                 }
@@ -511,9 +505,7 @@ impl NetlinkSocket {
         req.attr_str(IFLA_IFNAME, name);
         let op = format!("get link {name}");
         let payloads = self.query(RTM_GETLINK, 0, &req.buf, RTM_NEWLINK, &op)?;
-        let p = payloads
-            .first()
-            .ok_or_else(|| malformed(&op, "no reply".into()))?;
+        let p = payloads.first().ok_or_else(|| malformed(&op, "no reply".into()))?;
         parse_link(p).map_err(|reason| malformed(&op, reason))
     }
 }
@@ -525,10 +517,7 @@ impl AsRawFd for NetlinkSocket {
 }
 
 fn malformed(op: &str, reason: String) -> NetnsError {
-    NetnsError::MalformedReply {
-        op: op.to_string(),
-        reason,
-    }
+    NetnsError::MalformedReply { op: op.to_string(), reason }
 }
 
 struct Msg<'a> {
@@ -595,8 +584,8 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 
 /// `NLMSG_ERROR`: `Ok(None)` for an ACK, `Ok(Some(err))` for an error.
 fn parse_error(msg: &Msg<'_>, op: &str) -> Result<Option<NetnsError>, NetnsError> {
-    let code = u32_at(msg.payload, 0).ok_or_else(|| malformed(op, "short error message".into()))?
-        as i32;
+    let code =
+        u32_at(msg.payload, 0).ok_or_else(|| malformed(op, "short error message".into()))? as i32;
     if code == 0 {
         return Ok(None);
     }
@@ -637,12 +626,7 @@ fn parse_link(p: &[u8]) -> Result<LinkInfo, String> {
             _ => {}
         }
     }
-    Ok(LinkInfo {
-        index,
-        name,
-        mac,
-        flags,
-    })
+    Ok(LinkInfo { index, name, mac, flags })
 }
 
 #[cfg(test)]

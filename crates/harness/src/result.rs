@@ -62,11 +62,34 @@ pub struct CensorResult {
     pub bridge: BridgeStats,
     #[serde(default)]
     pub by_inside: Vec<callwall_censor::engine::InsideReport>,
+    /// The decision log's notable events (anything but the default pass), at most
+    /// [`MAX_EVENTS`]; the full log is the `decisions` artifact.
+    #[serde(default)]
+    pub events: Vec<CensorEvent>,
+}
+
+/// Most censor events kept in the results.
+pub const MAX_EVENTS: usize = 2000;
+
+/// One line of the censor's decision log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CensorEvent {
+    /// Run time (t=0 when the calls start).
+    pub t_ms: f64,
+    /// `udp 10.1.0.100:40000 -> 10.2.0.100:51820`
+    pub flow: String,
+    pub rule: String,
+    /// `forward`, `drop`, `delay`, `reject`, `block`, `residual`, `cut`, `freeze`, `loss`, `police`
+    pub outcome: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
 }
 
 impl From<(CensorReport, BridgeStats)> for CensorResult {
     fn from((r, b): (CensorReport, BridgeStats)) -> Self {
-        CensorResult { rules: r.rules, stats: r.stats, bridge: b, by_inside: r.by_inside }
+        CensorResult { rules: r.rules, stats: r.stats, bridge: b, by_inside: r.by_inside, events: Vec::new() }
     }
 }
 

@@ -236,7 +236,8 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
             let name = if call.count > 1 { format!("{}#{}", call.name, k + 1) } else { call.name.clone() };
             let caller_addr = call_address(&mut network, &sc.topology, &call.caller, copy)
                 .map_err(|e| HarnessError::Setup(format!("adding an address for call {name}: {e}")))?;
-            let callee_ip = sc.topology.ipv4_of(&call.callee).map(IpAddr::V4).ok_or_else(|| HarnessError::Setup(format!("callee host {} has no IPv4 address", call.callee)))?;
+            let callee_ip = call_address(&mut network, &sc.topology, &call.callee, copy)
+                .map_err(|e| HarnessError::Setup(format!("adding an address for call {name}: {e}")))?;
             copy += 1;
             let n_strategies = if call.strategies == ["auto"] {
                 args.catalog.get(&call.transport).map_or(1, |s| s.len().max(1))
@@ -295,6 +296,10 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
         }
         None => CensorResult::default(),
     };
+    let mut censor_result = censor_result;
+    if let Some(path) = out.map(|d| d.join("decisions.jsonl")) {
+        censor_result.events = notable_events(&path);
+    }
     let _ = signal.stop(stop_deadline);
     if let Some(r) = relay {
         r.stop();
@@ -354,9 +359,42 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
     })
 }
 
-/// The address call copy `n` uses on its caller host.
-fn call_address(_network: &mut Network, topology: &callwall_netns::topology::Topology, host: &str, _n: u32) -> Result<IpAddr, String> {
-    topology.ipv4_of(host).map(IpAddr::V4).ok_or_else(|| format!("host {host} has no IPv4 address"))
+/// First host number used for per-call addresses (10.1.0.100, 10.1.0.101, ... on a /24).
+const CALL_ADDR_BASE: u32 = 100;
+
+/// Adds and returns the address call copy `n` uses on `host`: its first IPv4 subnet's
+/// address number 100 + n. Each call gets its own caller and callee address, so concurrent
+/// calls never compete for a port (two callees on UDP 443) and the censor's per-address
+/// counters name the rule that hit each call.
+fn call_address(network: &mut Network, topology: &callwall_netns::topology::Topology, host: &str, n: u32) -> Result<IpAddr, String> {
+    let spec = topology.host(host).ok_or_else(|| format!("no host {host} in the topology"))?;
+    let (iface, cidr) = spec
+        .interfaces
+        .iter()
+        .find_map(|i| i.addrs.iter().find(|c| c.addr.is_ipv4()).map(|c| (i.name.clone(), *c)))
+        .ok_or_else(|| format!("host {host} has no IPv4 address"))?;
+    let IpAddr::V4(net) = cidr.network() else { return Err("not IPv4".into()) };
+    let size = 1u32 << (32 - u32::from(cidr.prefix_len).min(32));
+    let host_part = CALL_ADDR_BASE + n;
+    if host_part + 1 >= size {
+        return Err(format!("the subnet {}/{} of {host} is too small for {} calls", net, cidr.prefix_len, n + 1));
+    }
+    let addr = IpAddr::V4(std::net::Ipv4Addr::from(u32::from(net) + host_part));
+    network
+        .add_address(host, &iface, callwall_netns::Cidr { addr, prefix_len: cidr.prefix_len })
+        .map_err(|e| e.to_string())?;
+    Ok(addr)
+}
+
+/// Reads the decision log and keeps what is worth showing: every event that is not the
+/// default pass, at most [`crate::result::MAX_EVENTS`].
+fn notable_events(path: &Path) -> Vec<crate::result::CensorEvent> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<crate::result::CensorEvent>(l).ok())
+        .filter(|e| !(e.rule == "default-pass" && e.outcome == "forward"))
+        .take(crate::result::MAX_EVENTS)
+        .collect()
 }
 
 pub fn verdict_name(v: Verdict) -> &'static str {

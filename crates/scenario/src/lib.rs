@@ -91,18 +91,75 @@ pub mod raw {
         pub callee: Option<String>,
     }
 
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(untagged)]
+    /// One strategy name or a list of them.
+    #[derive(Debug, Clone)]
     pub enum StrategySpec {
         One(String),
         List(Vec<String>),
     }
 
-    #[derive(Debug, Clone, Deserialize)]
-    #[serde(untagged)]
+    impl<'de> Deserialize<'de> for StrategySpec {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            match OneOrMany::<String>::deserialize(d)? {
+                OneOrMany(mut v, true) => Ok(StrategySpec::One(v.remove(0))),
+                OneOrMany(v, false) => Ok(StrategySpec::List(v)),
+            }
+        }
+    }
+
+    /// One expected verdict or a list of acceptable ones.
+    #[derive(Debug, Clone)]
     pub enum ExpectSpec {
         One(Verdict),
         List(Vec<Verdict>),
+    }
+
+    impl<'de> Deserialize<'de> for ExpectSpec {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let OneOrMany(names, one) = OneOrMany::<String>::deserialize(d)?;
+            let mut out = Vec::new();
+            for n in names {
+                out.push(parse_verdict(&n).map_err(serde::de::Error::custom)?);
+            }
+            Ok(if one { ExpectSpec::One(out[0]) } else { ExpectSpec::List(out) })
+        }
+    }
+
+    fn parse_verdict(s: &str) -> Result<Verdict, String> {
+        match s {
+            "connected" => Ok(Verdict::Connected),
+            "degraded" => Ok(Verdict::Degraded),
+            "cut" => Ok(Verdict::Cut),
+            "blocked" => Ok(Verdict::Blocked),
+            "error" => Ok(Verdict::Error),
+            _ => Err(format!("unknown verdict {s:?}: use connected, degraded, cut, blocked or error, or a list of them")),
+        }
+    }
+
+    /// A string or a list of strings; the flag says which was written.
+    struct OneOrMany<T>(Vec<T>, bool);
+
+    impl<'de> Deserialize<'de> for OneOrMany<String> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = OneOrMany<String>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string or a list of strings")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                    Ok(OneOrMany(vec![s.to_string()], true))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(x) = seq.next_element::<String>()? {
+                        v.push(x);
+                    }
+                    Ok(OneOrMany(v, false))
+                }
+            }
+            d.deserialize_any(V)
+        }
     }
 }
 
@@ -215,7 +272,7 @@ impl Scenario {
         };
         let raw: raw::Scenario = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            let key = e.span().and_then(|s| text.get(s)).map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s.len() < 60 && !s.contains('\n'));
+            let key = e.span().and_then(|s| key_at(text, s.start));
             err(line, key.as_deref(), e.message().trim().to_string())
         })?;
 
@@ -384,6 +441,17 @@ fn resolve_topology(r: &str, scenario: &Path, dir: &Path) -> Result<PathBuf, Str
     } else {
         Err(format!("topology file {} not found; name one of the files in {}", candidate.display(), dir.display()))
     }
+}
+
+/// The key a TOML error points at: the `key` of a `key = value` line, or the table header.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    let key = match line.split_once('=') {
+        Some((k, _)) if !k.trim_start().starts_with('[') => k.trim(),
+        _ => line.trim_matches(|c| c == '[' || c == ']').trim(),
+    };
+    (!key.is_empty() && key.len() < 80).then(|| key.trim_matches('"').to_string())
 }
 
 /// The line of the `n`th `[[table]]` header (0-based) in `text`.

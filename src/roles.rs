@@ -81,6 +81,7 @@ pub fn peer() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail("peer", format!("bad spec: {e}")),
     };
+    inject_fault(&spec);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => return fail("peer", e),
@@ -97,6 +98,26 @@ pub fn peer() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail("peer", e),
+    }
+}
+
+/// Fault injection for reliability tests: `CALLWALL_FAULT_INJECT=<crash|hang>:<caller|callee>:<call-id prefix>`
+/// makes the matching peer abort or hang before it does anything, so tests can check that
+/// the call gets the verdict `error` and the run goes on.
+fn inject_fault(spec: &PeerSpec) {
+    let Ok(v) = std::env::var("CALLWALL_FAULT_INJECT") else { return };
+    let mut parts = v.splitn(3, ':');
+    let (Some(kind), Some(role), Some(prefix)) = (parts.next(), parts.next(), parts.next()) else { return };
+    let my_role = format!("{:?}", spec.ctx.role).to_lowercase();
+    if role != my_role || !spec.ctx.call_id.starts_with(prefix) {
+        return;
+    }
+    match kind {
+        "crash" => std::process::abort(),
+        "hang" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
     }
 }
 

@@ -5,4 +5,5 @@ mod common;
 mod foundation;
 mod hygiene;
 mod input;
+mod reliability;
 mod transports;

@@ -226,9 +226,15 @@ pub mod raw {
         }
     }
 
-    /// A port set: `"443"`, `"596-599"`, or a list of those.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    /// A port set: `"443"`, `"596-599"`, or a list of those. Serializes as a list of strings.
+    #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct PortList(pub Vec<(u16, u16)>);
+
+    impl Serialize for PortList {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }))
+        }
+    }
 
     impl PortList {
         pub fn contains(&self, port: u16) -> bool {
@@ -259,6 +265,10 @@ pub mod raw {
                     f.write_str("a port \"443\", a range \"596-599\", or a list of those")
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortList, E> {
+                    let p = u16::try_from(v).map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
+                    Ok(PortList(vec![(p, p)]))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortList, E> {
                     let p = u16::try_from(v).map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
                     Ok(PortList(vec![(p, p)]))
                 }
@@ -895,6 +905,24 @@ action = { residual = "10s" }"#, "residual"),
             let err = parse(text).unwrap_err();
             assert!(err.contains(want), "{text}\n=> {err}\nwanted {want}");
         }
+    }
+
+    #[test]
+    fn raw_policies_round_trip_through_json() {
+        // The harness hands the raw policy to the censor process as JSON.
+        let text = r#"
+            [[rules]]
+            name = "a"
+            match = { dst_port = ["596-599", "1400"], server_port = 443, sni = ["*.x"] }
+            action = { police = "64kbit", loss = "10%", delay = "5ms" }
+            [[rules]]
+            name = "b"
+            action = "reject"
+        "#;
+        let raw: raw::Policy = toml::from_str(text).unwrap();
+        let json = serde_json::to_string(&raw).unwrap();
+        let back: raw::Policy = serde_json::from_str(&json).unwrap();
+        assert_eq!(raw, back, "{json}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -87,8 +87,8 @@ impl Drop for StreamAdapter {
 }
 
 impl StreamAdapter {
-    /// Connects to `relay` over `upstream` (bounded by `timeout`) and binds the local UDP
-    /// socket on `bind_ip`.
+    /// Connects to `relay` over `upstream` from `bind_ip` (bounded by `timeout`) and binds the
+    /// local UDP socket on `bind_ip`.
     pub async fn start(
         upstream: Upstream,
         bind_ip: IpAddr,
@@ -100,7 +100,9 @@ impl StreamAdapter {
             .await
             .map_err(|e| TransportError::io("binding the turn adapter's udp socket", e))?;
         let local = udp.local_addr().map_err(|e| TransportError::io("turn adapter address", e))?;
-        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(relay)).await {
+        // From the call's own address, so the relay and the censor see the call's address.
+        let connect = crate::bind::connect_from(bind_ip, relay);
+        let tcp = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
                 return Err(TransportError::Timeout(timeout, "connecting to the relay over tcp"))
             }

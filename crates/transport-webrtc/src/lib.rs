@@ -40,6 +40,11 @@
 //! - ICE-TCP: webrtc-rs connects to a passive TCP candidate only when it is given through
 //!   `add_ice_candidate`, not when it is in the remote description, so the caller adds the
 //!   callee's passive candidates again after applying the answer.
+//! - ICE-TCP from the call's address: webrtc-rs 0.21 dials active ICE-TCP connections unbound
+//!   (`Runtime::connect_tcp`), so on a secondary address (the per-call `ctx.local_ip`) the
+//!   stream left from the interface's primary address, matched no local candidate and ICE
+//!   discarded it. Each peer connection gets a runtime (`bind::BoundRuntime`, tokio otherwise)
+//!   whose `connect_tcp` binds `ctx.local_ip`; the TURN adapter's stream is bound the same way.
 //!
 //! # Options
 //! - `sni`: the SNI for `turn-tls` (default: the relay's certificate name).
@@ -49,7 +54,9 @@
 //!
 //! # Guarantees and limits
 //! Every wait is bounded by `connect_timeout` from the start of `dial`/`answer`. The caller
-//! and callee bind only `ctx.local_ip`; mDNS is off. A [`WebrtcCall`] guard (the link's
+//! and callee bind only `ctx.local_ip` for media, ICE-TCP and TURN (UDP sockets, the ICE-TCP
+//! listener and active connections, the adapter's stream); mDNS is off. The signalling
+//! connection ([`Client::connect`]) is not bound and leaves from the default source address. A [`WebrtcCall`] guard (the link's
 //! `guard`) closes the peer connection and the adapter when dropped, and reports the selected
 //! candidate pair. Not done: trickle ICE, ICE restarts, renegotiation, RTCP-based feedback,
 //! DTLS fingerprint mimicry, IPv6 TURN-over-stream tests.
@@ -60,6 +67,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+mod bind;
 pub mod framing;
 mod tls;
 
@@ -500,6 +508,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         .with_configuration(config)
         .with_media_engine(media_engine()?)
         .with_setting_engine(settings)
+        // Active ICE-TCP connections leave from `ctx.local_ip` (see `bind`).
+        .with_runtime(bind::BoundRuntime::shared(ctx.local_ip))
         .with_handler(Arc::new(Handler(events.clone())))
         .with_udp_addrs(setup.udp.clone())
         .with_tcp_addrs(setup.tcp.clone())

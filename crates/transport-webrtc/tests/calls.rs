@@ -98,6 +98,20 @@ async fn exchange(link: &mut MediaLink, me: u8, peer: u8) -> Vec<Vec<u8>> {
 
 /// Places one call with `strategy` and exchanges frames both ways; returns (caller, callee).
 async fn call(strategy: &str, relay: Option<RelayInfo>) -> (MediaLink, MediaLink) {
+    call_between(strategy, relay, LOOPBACK, LOOPBACK).await
+}
+
+/// Like [`call`], with the caller bound to `caller_ip` and the callee to `callee_ip`.
+///
+/// The kernel's source address towards any 127.0.0.x is 127.0.0.1, so a caller on another
+/// loopback address is in the situation of a call on a secondary interface address: every
+/// socket it does not bind explicitly leaves from the wrong address.
+async fn call_between(
+    strategy: &str,
+    relay: Option<RelayInfo>,
+    caller_ip: IpAddr,
+    callee_ip: IpAddr,
+) -> (MediaLink, MediaLink) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -106,8 +120,12 @@ async fn call(strategy: &str, relay: Option<RelayInfo>) -> (MediaLink, MediaLink
     let signal = listener.local_addr().expect("signal addr");
     let server = tokio::spawn(callwall_transport::signal::serve(listener));
     let call_id = format!("test-{strategy}");
-    let callee_ctx = context(&call_id, Role::Callee, signal, relay.clone());
-    let caller_ctx = context(&call_id, Role::Caller, signal, relay);
+    let callee_ctx = CallContext {
+        local_ip: callee_ip,
+        ..context(&call_id, Role::Callee, signal, relay.clone())
+    };
+    let caller_ctx =
+        CallContext { local_ip: caller_ip, ..context(&call_id, Role::Caller, signal, relay) };
     let t = WebrtcTransport::new();
     let s = strategy.to_string();
     let callee = tokio::spawn(async move { t.answer(&callee_ctx, &s).await });
@@ -208,4 +226,33 @@ async fn ice_tcp_call_carries_frames_over_tcp() {
             "{selected}"
         );
     }
+}
+
+/// The caller on a secondary address (127.0.0.21; the kernel would pick 127.0.0.1): the active
+/// ICE-TCP connection must leave from it, or ICE discards it as "not a valid local candidate".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_call_from_a_secondary_address() {
+    let caller_ip: IpAddr = "127.0.0.21".parse().expect("ip");
+    let callee_ip: IpAddr = "127.0.0.22".parse().expect("ip");
+    let (caller, callee) = call_between("ice-tcp", None, caller_ip, callee_ip).await;
+    let selected = guard(&caller).selected().expect("caller selected pair");
+    assert_eq!(selected.protocol, "tcp", "{selected}");
+    assert!(selected.local.starts_with("127.0.0.21:"), "caller pair: {selected}");
+    let selected = guard(&callee).selected().expect("callee selected pair");
+    assert!(selected.local.starts_with("127.0.0.22:"), "callee pair: {selected}");
+}
+
+/// The TURN-over-TCP adapter's stream leaves from the caller's own (secondary) address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_tcp_stream_leaves_from_a_secondary_address() {
+    let relay = start_relay("127.0.0.15").await;
+    let caller_ip: IpAddr = "127.0.0.23".parse().expect("ip");
+    let (caller, _callee) =
+        call_between("turn-tcp", Some(relay.info.clone()), caller_ip, LOOPBACK).await;
+    assert_relayed(&caller);
+    assert!(
+        caller.path.contains("over tcp to 127.0.0.15:3478 from 127.0.0.23:"),
+        "{}",
+        caller.path
+    );
 }

@@ -76,6 +76,40 @@ fn measure(policy: &str, frames: &[(Dir, Vec<u8>)]) -> f64 {
     best
 }
 
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A flood of new flows (each frame a new 5-tuple) against the default 65 536-flow cap:
+/// memory must level off at the cap.
+fn flood() {
+    let raw: raw::Policy = toml::from_str("").expect("policy");
+    let mut e = Engine::new(Policy::compile(&raw, &|_: &str| None).expect("compiles"), 1);
+    e.set_event_log(false);
+    let a: IpAddr = "10.1.0.2".parse().unwrap();
+    let before = rss_kib();
+    let mut at_cap = 0;
+    let start = Instant::now();
+    for i in 0..2_000_000u32 {
+        let dst = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff)));
+        let f = build::udp([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], (a, 1024 + (i % 60000) as u16), (dst, 5000), b"flood");
+        e.handle_frame(u64::from(i) * 1000, Dir::Up, &f);
+        if i == 200_000 {
+            at_cap = rss_kib();
+        }
+        if i > 0 && i % 400_000 == 0 {
+            println!("  after {i:>7} flows: RSS {} KiB", rss_kib());
+        }
+    }
+    let after = rss_kib();
+    println!("flow flood: 2 000 000 new flows in {:.2}s, table capped at {} flows", start.elapsed().as_secs_f64(), e.flow_count());
+    println!("  RSS before {before} KiB, at 200k flows {at_cap} KiB, at 2M flows {after} KiB (growth after the cap: {} KiB)", after.saturating_sub(at_cap));
+    println!("  evicted {}, expired {}", e.stats().flows_evicted, e.stats().flows_expired);
+}
+
 fn main() {
     let f = frames(64);
     let pass = measure("", &f);
@@ -84,4 +118,5 @@ fn main() {
     println!("  pass-through policy : {:>12.0} frames/s", pass);
     println!("  heavy DPI policy    : {:>12.0} frames/s", heavy);
     println!("  ratio heavy/pass    : {:>12.2}", heavy / pass);
+    flood();
 }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod output;
+mod report_cmd;
 mod roles;
 
 use std::process::ExitCode;

@@ -35,6 +35,10 @@ struct Cli {
 enum Command {
     /// Run scenarios and report each call's verdict (default: every scenario in ./scenarios).
     Run(RunOpts),
+    /// Re-render a saved results file (from `run --json`) as HTML, Markdown or JUnit XML.
+    Report(crate::report_cmd::ReportOpts),
+    /// Compare two results files call by call; exit 1 when a verdict got worse.
+    Diff(crate::report_cmd::DiffOpts),
     /// Validate scenario files without running anything.
     Check {
         /// Scenario files (default: every scenario in ./scenarios).
@@ -93,6 +97,9 @@ struct RunOpts {
     /// Write a Markdown table.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Write a self-contained HTML report (verdict matrix, per-call timelines).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Directory for per-run logs, decision logs and captures.
     #[arg(long, value_name = "DIR", default_value = "results")]
     out: PathBuf,
@@ -137,6 +144,8 @@ pub fn main() -> ExitCode {
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
         Command::Run(opts) => run(opts),
+        Command::Report(opts) => crate::report_cmd::report(opts),
+        Command::Diff(opts) => crate::report_cmd::diff(opts),
     }
 }
 
@@ -369,6 +378,7 @@ fn run(opts: RunOpts) -> ExitCode {
     write(&opts.json, "JSON results", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()));
     write(&opts.junit, "JUnit XML", Ok(output::junit(&doc)));
     write(&opts.markdown, "Markdown", Ok(output::markdown(&doc)));
+    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
     let met = doc.runs.iter().all(RunResult::passed);
     eprintln!(
         "{} run(s) in {:.1}s; output in {}{}",

@@ -37,10 +37,12 @@ check: build
 test: deps
 	$(CARGO) nextest run --release --workspace --no-fail-fast
 
+# Benchmarks print ratios against references measured in the same run (see BENCHMARKS.md).
 bench: deps
 	$(CARGO) bench -p callwall-netns --bench topology
 	$(CARGO) bench -p callwall-censor --bench engine
-	$(CARGO) build --release --bin callwall && $(CALLWALL) __bench-bridge 2>/dev/null || true
+	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
+	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

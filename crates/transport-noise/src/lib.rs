@@ -244,7 +244,7 @@ impl VoiceTransport for NoiseTransport {
 
 async fn fetch_callee(ctx: &CallContext, deadline: Instant) -> Result<CalleeInfo, TransportError> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let mut sig = Client::connect(ctx.signal, left).await?;
+    let mut sig = Client::connect_from(ctx.local_ip, ctx.signal, left).await?;
     let left = deadline.saturating_duration_since(Instant::now());
     let raw = sig.get(&callee_key(ctx), left).await?;
     serde_json::from_str(&raw)
@@ -257,7 +257,7 @@ async fn publish(
     deadline: Instant,
 ) -> Result<(), TransportError> {
     let left = deadline.saturating_duration_since(Instant::now());
-    let mut sig = Client::connect(ctx.signal, left).await?;
+    let mut sig = Client::connect_from(ctx.local_ip, ctx.signal, left).await?;
     let v = serde_json::to_string(info).map_err(|e| TransportError::Other(e.to_string()))?;
     sig.put(&callee_key(ctx), &v).await?;
     Ok(())

@@ -261,7 +261,7 @@ async fn answer(
         alpn: plan.alpn.clone(),
     };
     let value = serde_json::to_string(&offer).map_err(|e| TransportError::Other(e.to_string()))?;
-    let mut signal = Client::connect(ctx.signal, deadline.left())
+    let mut signal = Client::connect_from(ctx.local_ip, ctx.signal, deadline.left())
         .await
         .map_err(|e| deadline.signal_error("reaching the signal server", e))?;
     deadline
@@ -307,7 +307,7 @@ async fn dial(
     plan: &Plan,
     deadline: &Deadline,
 ) -> Result<MediaLink, TransportError> {
-    let mut signal = Client::connect(ctx.signal, deadline.left())
+    let mut signal = Client::connect_from(ctx.local_ip, ctx.signal, deadline.left())
         .await
         .map_err(|e| deadline.signal_error("reaching the signal server", e))?;
     let key = offer_key(&ctx.call_id);

@@ -55,8 +55,8 @@
 //! # Guarantees and limits
 //! Every wait is bounded by `connect_timeout` from the start of `dial`/`answer`. The caller
 //! and callee bind only `ctx.local_ip` for media, ICE-TCP and TURN (UDP sockets, the ICE-TCP
-//! listener and active connections, the adapter's stream); mDNS is off. The signalling
-//! connection ([`Client::connect`]) is not bound and leaves from the default source address. A [`WebrtcCall`] guard (the link's
+//! listener and active connections, the adapter's stream, and the signalling connection via
+//! [`Client::connect_from`]); mDNS is off. A [`WebrtcCall`] guard (the link's
 //! `guard`) closes the peer connection and the adapter when dropped, and reports the selected
 //! candidate pair. Not done: trickle ICE, ICE restarts, renegotiation, RTCP-based feedback,
 //! DTLS fingerprint mimicry, IPv6 TURN-over-stream tests.
@@ -468,7 +468,7 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
     if role == Role::Caller && relayed && ctx.relay.is_none() {
         return Err(TransportError::NoRelay);
     }
-    let mut signal = Client::connect(ctx.signal, remaining(deadline)).await?;
+    let mut signal = Client::connect_from(ctx.local_ip, ctx.signal, remaining(deadline)).await?;
     let setup = setup(ctx, s, role, deadline).await?;
 
     let (gathered_tx, mut gathered_rx) = watch::channel(false);

@@ -239,7 +239,7 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
 
 async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Client> {
     let wait = spec.ctx.connect_timeout.max(Duration::from_secs(1));
-    match Client::connect(spec.ctx.signal, wait).await {
+    match Client::connect_from(spec.ctx.local_ip, spec.ctx.signal, wait).await {
         Ok(c) => Some(c),
         Err(e) => {
             report.error = Some(format!("signalling: {e}"));
@@ -256,7 +256,7 @@ async fn watch(
     wait: Duration,
 ) -> Result<String, crate::signal::SignalError> {
     let mut c =
-        Client::connect(spec.ctx.signal, spec.ctx.connect_timeout.max(Duration::from_secs(1)))
+        Client::connect_from(spec.ctx.local_ip, spec.ctx.signal, spec.ctx.connect_timeout.max(Duration::from_secs(1)))
             .await?;
     c.get(key, wait).await
 }

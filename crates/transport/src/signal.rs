@@ -16,7 +16,7 @@
 //! lines at [`MAX_LINE`]; the server holds at most [`MAX_KEYS`] keys (oldest dropped first).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +68,7 @@ struct Response {
 /// reply.
 pub struct Client {
     addr: SocketAddr,
+    local: Option<IpAddr>,
     reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: tokio::net::tcp::OwnedWriteHalf,
     /// A request was sent whose reply has not been read.
@@ -77,14 +78,25 @@ pub struct Client {
 impl Client {
     /// Connects, retrying until `timeout` (the server may still be starting).
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Client, SignalError> {
+        Client::connect_inner(None, addr, timeout).await
+    }
+
+    /// Like [`Client::connect`], but the connection leaves from `local` (a call's own
+    /// address), so the censor attributes the call's signalling to it. Falls back to an
+    /// unbound connection when the address families differ.
+    pub async fn connect_from(local: IpAddr, addr: SocketAddr, timeout: Duration) -> Result<Client, SignalError> {
+        Client::connect_inner(Some(local), addr, timeout).await
+    }
+
+    async fn connect_inner(local: Option<IpAddr>, addr: SocketAddr, timeout: Duration) -> Result<Client, SignalError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, TcpStream::connect(addr)).await {
+            match tokio::time::timeout(left, open(local, addr)).await {
                 Ok(Ok(s)) => {
                     s.set_nodelay(true)?;
                     let (r, w) = s.into_split();
-                    return Ok(Client { addr, reader: BufReader::new(r), writer: w, in_flight: false });
+                    return Ok(Client { addr, local, reader: BufReader::new(r), writer: w, in_flight: false });
                 }
                 Ok(Err(e))
                     if tokio::time::Instant::now() + Duration::from_millis(100) < deadline =>
@@ -100,7 +112,7 @@ impl Client {
 
     async fn request(&mut self, req: &Request, wait: Duration) -> Result<Response, SignalError> {
         if self.in_flight {
-            *self = Client::connect(self.addr, Duration::from_secs(5)).await?;
+            *self = Client::connect_inner(self.local, self.addr, Duration::from_secs(5)).await?;
         }
         self.in_flight = true;
         let mut line =
@@ -146,6 +158,17 @@ impl Client {
             }
             (_, _) => Err(SignalError::Protocol(resp.error.unwrap_or_else(|| "no value".into()))),
         }
+    }
+}
+
+async fn open(local: Option<IpAddr>, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    match local {
+        Some(ip) if ip.is_ipv4() == addr.is_ipv4() => {
+            let sock = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await
+        }
+        _ => TcpStream::connect(addr).await,
     }
 }
 

@@ -46,9 +46,15 @@ fn frames(n_flows: u16) -> Vec<(Dir, Vec<u8>)> {
     for i in 0..20_000u32 {
         let port = 10_000 + (i % u32::from(n_flows)) as u16;
         if i % 2 == 0 {
-            out.push((Dir::Up, build::udp([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], (a, port), (b, 5004), &rtp)));
+            out.push((
+                Dir::Up,
+                build::udp([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], (a, port), (b, 5004), &rtp),
+            ));
         } else {
-            out.push((Dir::Down, build::udp([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], (b, 5004), (a, port), &rtp)));
+            out.push((
+                Dir::Down,
+                build::udp([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1], (b, 5004), (a, port), &rtp),
+            ));
         }
     }
     out
@@ -79,7 +85,11 @@ fn measure(policy: &str, frames: &[(Dir, Vec<u8>)]) -> f64 {
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -95,7 +105,13 @@ fn flood() {
     let start = Instant::now();
     for i in 0..2_000_000u32 {
         let dst = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff)));
-        let f = build::udp([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], (a, 1024 + (i % 60000) as u16), (dst, 5000), b"flood");
+        let f = build::udp(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            (a, 1024 + (i % 60000) as u16),
+            (dst, 5000),
+            b"flood",
+        );
         e.handle_frame(u64::from(i) * 1000, Dir::Up, &f);
         if i == 200_000 {
             at_cap = rss_kib();
@@ -105,7 +121,11 @@ fn flood() {
         }
     }
     let after = rss_kib();
-    println!("flow flood: 2 000 000 new flows in {:.2}s, table capped at {} flows", start.elapsed().as_secs_f64(), e.flow_count());
+    println!(
+        "flow flood: 2 000 000 new flows in {:.2}s, table capped at {} flows",
+        start.elapsed().as_secs_f64(),
+        e.flow_count()
+    );
     println!("  RSS before {before} KiB, at 200k flows {at_cap} KiB, at 2M flows {after} KiB (growth after the cap: {} KiB)", after.saturating_sub(at_cap));
     println!("  evicted {}, expired {}", e.stats().flows_evicted, e.stats().flows_expired);
 }

@@ -349,12 +349,19 @@ impl Engine {
         flow.last_ns = now_ns;
         flow.packets[rel] += 1;
         flow.bytes[rel] += payload.len() as u64;
-        if needs_inspection && flow.packets[rel] <= inspect_packets && (proto == PROTO_UDP || proto == PROTO_TCP) {
+        if needs_inspection
+            && flow.packets[rel] <= inspect_packets
+            && (proto == PROTO_UDP || proto == PROTO_TCP)
+        {
             let insp = flow.inspector.get_or_insert_with(|| {
-                Box::new(FlowInspector::with_config(inspect::InspectorConfig { max_packets_per_dir: inspect_packets as u32, ..Default::default() }))
+                Box::new(FlowInspector::with_config(inspect::InspectorConfig {
+                    max_packets_per_dir: inspect_packets as u32,
+                    ..Default::default()
+                }))
             });
             let p = if proto == PROTO_UDP { inspect::Proto::Udp } else { inspect::Proto::Tcp };
-            let d = if rel == 0 { inspect::Dir::ClientToServer } else { inspect::Dir::ServerToClient };
+            let d =
+                if rel == 0 { inspect::Dir::ClientToServer } else { inspect::Dir::ServerToClient };
             insp.observe(p, d, payload);
         }
 
@@ -367,7 +374,8 @@ impl Engine {
                     c.residual_dropped += 1;
                     c.dropped += 1;
                     self.attribute(ip.src, rule, Verdict::Drop);
-                    let d = Decision { rule: Some(rule), verdict: Verdict::Drop, outcome: "residual" };
+                    let d =
+                        Decision { rule: Some(rule), verdict: Verdict::Drop, outcome: "residual" };
                     self.log(now_ns, &key, &d);
                     return Verdict::Drop;
                 }
@@ -375,7 +383,17 @@ impl Engine {
             }
         }
 
-        let ctx = PacketCtx { now_ns, dir, rel, proto, sport, dport, payload_len: payload.len(), src: ip.src, dst: ip.dst };
+        let ctx = PacketCtx {
+            now_ns,
+            dir,
+            rel,
+            proto,
+            sport,
+            dport,
+            payload_len: payload.len(),
+            src: ip.src,
+            dst: ip.dst,
+        };
         let decision = self.decide(&key, &ctx, ip_len);
         let idx = decision.rule.unwrap_or(self.policy.rules.len());
         let c = &mut self.counters[idx];
@@ -397,7 +415,8 @@ impl Engine {
                 Some(r) => &self.policy.rules[r].action,
                 None => &self.policy.default,
             };
-            let jitter = if action.jitter_ns > 0 { self.rng.gen_range(0..action.jitter_ns) } else { 0 };
+            let jitter =
+                if action.jitter_ns > 0 { self.rng.gen_range(0..action.jitter_ns) } else { 0 };
             let release_ns = now_ns + action.delay_ns + jitter;
             if self.held.len() >= MAX_HELD {
                 self.stats.hold_overflow += 1;
@@ -442,7 +461,14 @@ impl Engine {
         Decision { rule: chosen, verdict, outcome }
     }
 
-    fn apply(&mut self, key: &FlowKey, rule: usize, a: &Action, p: &PacketCtx, ip_len: u64) -> (Verdict, &'static str) {
+    fn apply(
+        &mut self,
+        key: &FlowKey,
+        rule: usize,
+        a: &Action,
+        p: &PacketCtx,
+        ip_len: u64,
+    ) -> (Verdict, &'static str) {
         if a.is_pass() {
             self.note_flow(key, rule, p.now_ns, 0.0);
             return (Verdict::Forward, "forward");
@@ -458,7 +484,8 @@ impl Engine {
         }
         // 1. Per-flow block decision.
         if let Some(prob) = a.block_probability {
-            let blocked = *st.blocked.get_or_insert_with(|| self.rng.gen_bool(prob.clamp(0.0, 1.0)));
+            let blocked =
+                *st.blocked.get_or_insert_with(|| self.rng.gen_bool(prob.clamp(0.0, 1.0)));
             if blocked {
                 if let Some(r) = a.residual_ns {
                     self.residual.insert((client.ip, server.ip, server.port), (p.now_ns + r, rule));
@@ -528,7 +555,8 @@ impl Engine {
         if !self.by_inside.contains_key(&inside) && self.by_inside.len() >= MAX_INSIDE_HOSTS {
             return;
         }
-        let row = self.by_inside.entry(inside).or_insert_with(|| vec![HostRuleCounters::default(); n]);
+        let row =
+            self.by_inside.entry(inside).or_insert_with(|| vec![HostRuleCounters::default(); n]);
         let c = &mut row[rule];
         match verdict {
             Verdict::Forward => c.forwarded += 1,
@@ -545,7 +573,14 @@ impl Engine {
         }
     }
 
-    fn inject_reject(&mut self, dir: Dir, f: &Frame<'_>, frame: &[u8], tcp: Option<TcpInfo>, len: usize) -> u64 {
+    fn inject_reject(
+        &mut self,
+        dir: Dir,
+        f: &Frame<'_>,
+        frame: &[u8],
+        tcp: Option<TcpInfo>,
+        len: usize,
+    ) -> u64 {
         let Some(ip) = f.ip else { return 0 };
         let Some(t) = ip.l4.transport() else { return 0 };
         let (a, b) = ((ip.src, t.src_port), (ip.dst, t.dst_port));
@@ -554,9 +589,21 @@ impl Engine {
                 if info.has(TcpInfo::RST) {
                     return 0;
                 }
-                let seq_next = info.seq.wrapping_add(len as u32).wrapping_add(u32::from(info.has(TcpInfo::SYN)));
+                let seq_next = info
+                    .seq
+                    .wrapping_add(len as u32)
+                    .wrapping_add(u32::from(info.has(TcpInfo::SYN)));
                 // To the sender, as if from the receiver.
-                let back = build::tcp(f.dst_mac, f.src_mac, b, a, if info.has(TcpInfo::ACK) { info.ack } else { 0 }, seq_next, TcpInfo::RST | TcpInfo::ACK, &[]);
+                let back = build::tcp(
+                    f.dst_mac,
+                    f.src_mac,
+                    b,
+                    a,
+                    if info.has(TcpInfo::ACK) { info.ack } else { 0 },
+                    seq_next,
+                    TcpInfo::RST | TcpInfo::ACK,
+                    &[],
+                );
                 // To the receiver, as if from the sender.
                 let fwd = build::tcp(f.src_mac, f.dst_mac, a, b, seq_next, 0, TcpInfo::RST, &[]);
                 self.out.push_back(Transmit { dir: dir.reverse(), frame: back });
@@ -597,7 +644,9 @@ impl Engine {
             flow: flow.describe(),
             rule,
             outcome: d.outcome,
-            labels: facts.map(|f| f.labels.iter().map(callwall_wire::Label::name).collect()).unwrap_or_default(),
+            labels: facts
+                .map(|f| f.labels.iter().map(callwall_wire::Label::name).collect())
+                .unwrap_or_default(),
             sni: facts.and_then(|f| f.sni.clone()),
         });
     }
@@ -700,7 +749,12 @@ impl Engine {
             .iter()
             .map(|(ip, row)| InsideReport {
                 addr: *ip,
-                rules: names.iter().cloned().zip(row.iter().cloned()).filter(|(_, c)| *c != HostRuleCounters::default()).collect(),
+                rules: names
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().cloned())
+                    .filter(|(_, c)| *c != HostRuleCounters::default())
+                    .collect(),
             })
             .collect();
         by_inside.sort_by_key(|r| r.addr);
@@ -798,7 +852,8 @@ fn matches(m: &Match, flow: &Flow, p: &PacketCtx) -> bool {
         || m.min_age_ns.is_some_and(|t| p.now_ns.saturating_sub(flow.start_ns) < t)
         || m.max_age_ns.is_some_and(|t| p.now_ns.saturating_sub(flow.start_ns) > t)
         || m.min_flow_bytes.is_some_and(|n| flow.bytes[0] + flow.bytes[1] < n)
-        || m.client_port_above_server_port.is_some_and(|want| (flow.client.port > flow.server.port) != want)
+        || m.client_port_above_server_port
+            .is_some_and(|want| (flow.client.port > flow.server.port) != want)
     {
         return false;
     }
@@ -838,7 +893,8 @@ fn inspect_matches(m: &Match, f: &FlowFacts) -> bool {
     if let Some(fps) = &m.dtls_fingerprint {
         let hash = f.dtls_fingerprint_hash.map(|h| format!("{h:016x}"));
         let hit = fps.iter().any(|w| {
-            f.dtls_fingerprint.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(w)) || hash.as_deref() == Some(w.as_str())
+            f.dtls_fingerprint.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(w))
+                || hash.as_deref() == Some(w.as_str())
         });
         if !hit {
             return false;
@@ -886,7 +942,10 @@ mod tests {
     fn passes_by_default_and_counts() {
         let mut e = engine("", 1);
         for i in 0..10 {
-            assert_eq!(e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")), Verdict::Forward);
+            assert_eq!(
+                e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")),
+                Verdict::Forward
+            );
         }
         let r = e.report();
         assert_eq!(r.rules.last().unwrap().name, "default-pass");
@@ -909,8 +968,14 @@ mod tests {
             "#,
             1,
         );
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 53, b"q")), Verdict::Forward);
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"q")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 53, b"q")),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"q")),
+            Verdict::Drop
+        );
         let r = e.report();
         assert_eq!(r.rules[0].counters.forwarded, 1);
         assert_eq!(r.rules[1].counters.dropped, 1);
@@ -929,9 +994,18 @@ mod tests {
             1,
         );
         // The reply from the relay has source port 3478, but the flow's server is the relay.
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, b"a")), Verdict::Drop);
-        assert_eq!(e.handle_frame(MS, Dir::Down, &down_udp("10.3.0.2", 3478, 4000, b"b")), Verdict::Drop);
-        assert_eq!(e.handle_frame(MS, Dir::Up, &up_udp(4000, "10.2.0.2", 3478, b"c")), Verdict::Forward);
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, b"a")),
+            Verdict::Drop
+        );
+        assert_eq!(
+            e.handle_frame(MS, Dir::Down, &down_udp("10.3.0.2", 3478, 4000, b"b")),
+            Verdict::Drop
+        );
+        assert_eq!(
+            e.handle_frame(MS, Dir::Up, &up_udp(4000, "10.2.0.2", 3478, b"c")),
+            Verdict::Forward
+        );
     }
 
     #[test]
@@ -967,10 +1041,17 @@ mod tests {
         let mut passed_up = 0;
         let mut passed_down = 0;
         for i in 0..1000u64 {
-            if e.handle_frame(i * 10 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, &payload)) == Verdict::Forward {
+            if e.handle_frame(i * 10 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, &payload))
+                == Verdict::Forward
+            {
                 passed_up += 1;
             }
-            if e.handle_frame(i * 10 * MS + 5 * MS, Dir::Down, &down_udp("10.2.0.2", 5000, 4000, &payload)) == Verdict::Forward {
+            if e.handle_frame(
+                i * 10 * MS + 5 * MS,
+                Dir::Down,
+                &down_udp("10.2.0.2", 5000, 4000, &payload),
+            ) == Verdict::Forward
+            {
                 passed_down += 1;
             }
         }
@@ -1003,7 +1084,12 @@ mod tests {
     fn loss_is_seeded_and_close_to_its_rate() {
         let run = |seed| {
             let mut e = engine("[[rules]]\nname = \"lossy\"\naction = { loss = \"20%\" }", seed);
-            (0..5000u64).map(|i| e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")) == Verdict::Drop).collect::<Vec<_>>()
+            (0..5000u64)
+                .map(|i| {
+                    e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x"))
+                        == Verdict::Drop
+                })
+                .collect::<Vec<_>>()
         };
         let a = run(3);
         assert_eq!(a, run(3), "same seed, same decisions");
@@ -1014,8 +1100,16 @@ mod tests {
 
     #[test]
     fn gilbert_elliott_loss_comes_in_bursts() {
-        let mut e = engine("[[rules]]\nname = \"bursty\"\naction = { burst_loss = { p = \"2%\", r = \"20%\" } }", 5);
-        let drops: Vec<bool> = (0..20000u64).map(|i| e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")) == Verdict::Drop).collect();
+        let mut e = engine(
+            "[[rules]]\nname = \"bursty\"\naction = { burst_loss = { p = \"2%\", r = \"20%\" } }",
+            5,
+        );
+        let drops: Vec<bool> = (0..20000u64)
+            .map(|i| {
+                e.handle_frame(i * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x"))
+                    == Verdict::Drop
+            })
+            .collect();
         let lost = drops.iter().filter(|d| **d).count() as f64 / drops.len() as f64;
         // Stationary bad-state probability p/(p+r) = 0.02/0.22 ~ 9 %.
         assert!((0.06..0.13).contains(&lost), "{lost}");
@@ -1028,22 +1122,46 @@ mod tests {
     fn cut_after_and_freeze_after() {
         let mut e = engine("[[rules]]\nname = \"cut\"\naction = { cut_after = \"2s\" }", 1);
         assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(1, "10.2.0.2", 2, b"x")), Verdict::Forward);
-        assert_eq!(e.handle_frame(1_999 * MS, Dir::Down, &down_udp("10.2.0.2", 2, 1, b"x")), Verdict::Forward);
-        assert_eq!(e.handle_frame(2_000 * MS, Dir::Up, &up_udp(1, "10.2.0.2", 2, b"x")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(1_999 * MS, Dir::Down, &down_udp("10.2.0.2", 2, 1, b"x")),
+            Verdict::Forward
+        );
+        assert_eq!(
+            e.handle_frame(2_000 * MS, Dir::Up, &up_udp(1, "10.2.0.2", 2, b"x")),
+            Verdict::Drop
+        );
 
-        let mut e = engine("[[rules]]\nname = \"freeze\"\naction = { freeze_after = \"1000B\" }", 1);
+        let mut e =
+            engine("[[rules]]\nname = \"freeze\"\naction = { freeze_after = \"1000B\" }", 1);
         let big = [0u8; 400];
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(1, "10.2.0.2", 2, b"hello")), Verdict::Forward);
-        let verdicts: Vec<Verdict> = (0..4).map(|i| e.handle_frame(i * MS, Dir::Down, &down_udp("10.2.0.2", 2, 1, &big))).collect();
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(1, "10.2.0.2", 2, b"hello")),
+            Verdict::Forward
+        );
+        let verdicts: Vec<Verdict> = (0..4)
+            .map(|i| e.handle_frame(i * MS, Dir::Down, &down_udp("10.2.0.2", 2, 1, &big)))
+            .collect();
         assert_eq!(verdicts, [Verdict::Forward, Verdict::Forward, Verdict::Drop, Verdict::Drop]);
         // The client's direction is not frozen.
-        assert_eq!(e.handle_frame(9 * MS, Dir::Up, &up_udp(1, "10.2.0.2", 2, &big)), Verdict::Forward);
+        assert_eq!(
+            e.handle_frame(9 * MS, Dir::Up, &up_udp(1, "10.2.0.2", 2, &big)),
+            Verdict::Forward
+        );
     }
 
     #[test]
     fn reject_injects_rst_both_ways_for_tcp_and_icmp_for_udp() {
         let mut e = engine("[[rules]]\nname = \"rst\"\naction = \"reject\"", 1);
-        let syn = build::tcp(CLIENT_MAC, ROUTER_MAC, (ip("10.1.0.2"), 40000), (ip("10.2.0.2"), 443), 1000, 0, TcpInfo::SYN, &[]);
+        let syn = build::tcp(
+            CLIENT_MAC,
+            ROUTER_MAC,
+            (ip("10.1.0.2"), 40000),
+            (ip("10.2.0.2"), 443),
+            1000,
+            0,
+            TcpInfo::SYN,
+            &[],
+        );
         assert_eq!(e.handle_frame(0, Dir::Up, &syn), Verdict::Drop);
         let a = e.poll_transmit(0).unwrap();
         let b = e.poll_transmit(0).unwrap();
@@ -1061,7 +1179,10 @@ mod tests {
         assert_eq!(pa.src, ip("10.2.0.2"));
         assert_eq!(a.frame[0..6], CLIENT_MAC, "sent back to the client's MAC");
         // UDP gets ICMP port unreachable back to the sender, quoting the datagram.
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x")),
+            Verdict::Drop
+        );
         let icmp = e.poll_transmit(0).unwrap();
         assert_eq!(icmp.dir, Dir::Down);
         let p = Frame::parse(&icmp.frame).unwrap().ip.unwrap();
@@ -1089,7 +1210,10 @@ mod tests {
         }
         assert!(!blocked_ports.is_empty());
         // After the first block every new flow to the 3-tuple is dropped (residual).
-        assert_eq!(e.handle_frame(2 * MS, Dir::Up, &up_udp(2000, "10.2.0.2", 9000, b"z")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(2 * MS, Dir::Up, &up_udp(2000, "10.2.0.2", 9000, b"z")),
+            Verdict::Drop
+        );
         // ...until it expires: then the packet is decided afresh, not by the residual block.
         let before = e.report().rules[0].counters.residual_dropped;
         assert!(before > 0);
@@ -1128,7 +1252,8 @@ mod tests {
 
     #[test]
     fn decision_log_records_changes_only() {
-        let mut e = engine("[[rules]]\nname = \"late\"\nactive = { from = \"1s\" }\naction = \"drop\"", 1);
+        let mut e =
+            engine("[[rules]]\nname = \"late\"\nactive = { from = \"1s\" }\naction = \"drop\"", 1);
         for i in 0..20u64 {
             e.handle_frame(i * 100 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x"));
         }

@@ -232,7 +232,13 @@ pub mod raw {
 
     impl Serialize for PortList {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.iter().map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") }))
+            s.collect_seq(self.0.iter().map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            }))
         }
     }
 
@@ -265,17 +271,22 @@ pub mod raw {
                     f.write_str("a port \"443\", a range \"596-599\", or a list of those")
                 }
                 fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortList, E> {
-                    let p = u16::try_from(v).map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
+                    let p = u16::try_from(v)
+                        .map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
                     Ok(PortList(vec![(p, p)]))
                 }
                 fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortList, E> {
-                    let p = u16::try_from(v).map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
+                    let p = u16::try_from(v)
+                        .map_err(|_| E::custom(format!("port {v} out of range 0-65535")))?;
                     Ok(PortList(vec![(p, p)]))
                 }
                 fn visit_str<E: de::Error>(self, s: &str) -> Result<PortList, E> {
                     Ok(PortList(vec![parse_range(s).map_err(E::custom)?]))
                 }
-                fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<PortList, A::Error> {
+                fn visit_seq<A: de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<PortList, A::Error> {
                     let mut out = Vec::new();
                     while let Some(item) = seq.next_element::<PortItem>()? {
                         out.push(item.0);
@@ -389,7 +400,9 @@ impl Cidr {
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid address {s:?}: write an IP (\"10.3.0.2\") or a CIDR (\"10.3.0.0/24\", \"fd00:3::/64\")");
+        let bad = || {
+            format!("invalid address {s:?}: write an IP (\"10.3.0.2\") or a CIDR (\"10.3.0.0/24\", \"fd00:3::/64\")")
+        };
         let (a, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l.parse::<u8>().map_err(|_| bad())?)),
             None => (s, None),
@@ -559,7 +572,10 @@ impl Action {
             parts.push("reject".into());
         }
         if let Some(t) = self.cut_after_ns {
-            parts.push(format!("cut after {}", Duration::from_std(std::time::Duration::from_nanos(t))));
+            parts.push(format!(
+                "cut after {}",
+                Duration::from_std(std::time::Duration::from_nanos(t))
+            ));
         }
         if let Some((n, d)) = self.freeze_after {
             parts.push(format!("freeze {d:?} after {}", Bytes::new(n)).to_lowercase());
@@ -581,7 +597,10 @@ impl Action {
             ));
         }
         if let Some(r) = self.residual_ns {
-            parts.push(format!("residual {}", Duration::from_std(std::time::Duration::from_nanos(r))));
+            parts.push(format!(
+                "residual {}",
+                Duration::from_std(std::time::Duration::from_nanos(r))
+            ));
         }
         if parts.is_empty() {
             "pass".into()
@@ -611,18 +630,28 @@ fn is_valid_rule_name(s: &str) -> bool {
 impl Policy {
     /// Validates a raw policy. `resolve` turns host names into addresses.
     pub fn compile(raw: &raw::Policy, resolve: Resolver<'_>) -> Result<Policy, PolicyError> {
-        let top = |path: &str, message: String| PolicyError { rule_index: None, path: path.into(), message };
+        let top = |path: &str, message: String| PolicyError {
+            rule_index: None,
+            path: path.into(),
+            message,
+        };
         let default = raw.default.unwrap_or(NamedAction::Pass);
         if default == NamedAction::Reject {
             return Err(top("default", "the default action can be \"pass\" or \"drop\"".into()));
         }
         let max_flows = raw.max_flows.unwrap_or(65_536);
         if !(16..=4_000_000).contains(&max_flows) {
-            return Err(top("max_flows", format!("{max_flows} is out of range: use 16 to 4000000")));
+            return Err(top(
+                "max_flows",
+                format!("{max_flows} is out of range: use 16 to 4000000"),
+            ));
         }
         let inspect_packets = raw.inspect_packets.unwrap_or(16);
         if !(1..=1000).contains(&inspect_packets) {
-            return Err(top("inspect_packets", format!("{inspect_packets} is out of range: use 1 to 1000")));
+            return Err(top(
+                "inspect_packets",
+                format!("{inspect_packets} is out of range: use 1 to 1000"),
+            ));
         }
         let flow_timeout = raw.flow_timeout.unwrap_or(Duration::from_secs(60));
         if flow_timeout == Duration::ZERO {
@@ -639,7 +668,10 @@ impl Policy {
                 return Err(err("name", "use 1-64 letters, digits, '-', '_' or '.'".into()));
             }
             if raw.rules[..i].iter().any(|o| o.name == r.name) {
-                return Err(err("name", "another rule has this name; rule names must be unique".into()));
+                return Err(err(
+                    "name",
+                    "another rule has this name; rule names must be unique".into(),
+                ));
             }
             let (from, until) = match r.active {
                 None => (0, u64::MAX),
@@ -652,8 +684,10 @@ impl Policy {
                     (from, until)
                 }
             };
-            let m = compile_match(&r.matches, resolve).map_err(|(k, m)| err(&format!("match.{k}"), m))?;
-            let action = compile_action(&r.action.0).map_err(|(k, m)| err(&format!("action.{k}"), m))?;
+            let m = compile_match(&r.matches, resolve)
+                .map_err(|(k, m)| err(&format!("match.{k}"), m))?;
+            let action =
+                compile_action(&r.action.0).map_err(|(k, m)| err(&format!("action.{k}"), m))?;
             rules.push(Rule {
                 name: r.name.clone(),
                 description: r.description.clone(),
@@ -665,7 +699,11 @@ impl Policy {
         }
         Ok(Policy {
             default: default.into_table_compiled(),
-            default_name: if default == NamedAction::Drop { "default-drop" } else { "default-pass" },
+            default_name: if default == NamedAction::Drop {
+                "default-drop"
+            } else {
+                "default-pass"
+            },
             malformed: raw.malformed.unwrap_or_default(),
             max_flows,
             inspect_packets,
@@ -689,7 +727,11 @@ impl NamedAction {
 
 type KeyErr = (String, String);
 
-fn compile_addrs(key: &str, list: &Option<Vec<String>>, resolve: Resolver<'_>) -> Result<Option<Vec<Cidr>>, KeyErr> {
+fn compile_addrs(
+    key: &str,
+    list: &Option<Vec<String>>,
+    resolve: Resolver<'_>,
+) -> Result<Option<Vec<Cidr>>, KeyErr> {
     let Some(list) = list else { return Ok(None) };
     if list.is_empty() {
         return Err((key.into(), "empty list; remove the key or name at least one address".into()));
@@ -698,10 +740,19 @@ fn compile_addrs(key: &str, list: &Option<Vec<String>>, resolve: Resolver<'_>) -
     for item in list {
         if item.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !item.contains(':') {
             match resolve(item) {
-                Some(addrs) if !addrs.is_empty() => {
-                    out.extend(addrs.into_iter().map(|a| Cidr { addr: a, len: if a.is_ipv4() { 32 } else { 128 } }))
+                Some(addrs) if !addrs.is_empty() => out.extend(
+                    addrs
+                        .into_iter()
+                        .map(|a| Cidr { addr: a, len: if a.is_ipv4() { 32 } else { 128 } }),
+                ),
+                _ => {
+                    return Err((
+                        key.into(),
+                        format!(
+                            "unknown host {item:?}; name a host of the topology or write a CIDR"
+                        ),
+                    ))
                 }
-                _ => return Err((key.into(), format!("unknown host {item:?}; name a host of the topology or write a CIDR"))),
             }
         } else {
             out.push(item.parse::<Cidr>().map_err(|m| (key.to_string(), m))?);
@@ -710,25 +761,36 @@ fn compile_addrs(key: &str, list: &Option<Vec<String>>, resolve: Resolver<'_>) -
     Ok(Some(out))
 }
 
-fn compile_labels(key: &str, list: &Option<Vec<String>>) -> Result<Option<callwall_wire::Labels>, KeyErr> {
+fn compile_labels(
+    key: &str,
+    list: &Option<Vec<String>>,
+) -> Result<Option<callwall_wire::Labels>, KeyErr> {
     let Some(list) = list else { return Ok(None) };
     if list.is_empty() {
         return Err((key.into(), "empty list; remove the key or name at least one label".into()));
     }
     let mut set = callwall_wire::Labels::EMPTY;
     for name in list {
-        let label: callwall_wire::Label = name.parse().map_err(|e: callwall_wire::label::UnknownLabel| (key.to_string(), e.to_string()))?;
+        let label: callwall_wire::Label = name
+            .parse()
+            .map_err(|e: callwall_wire::label::UnknownLabel| (key.to_string(), e.to_string()))?;
         set.insert(label);
     }
     Ok(Some(set))
 }
 
-fn compile_names(key: &str, list: &Option<Vec<String>>) -> Result<Option<Vec<NamePattern>>, KeyErr> {
+fn compile_names(
+    key: &str,
+    list: &Option<Vec<String>>,
+) -> Result<Option<Vec<NamePattern>>, KeyErr> {
     let Some(list) = list else { return Ok(None) };
     if list.is_empty() {
         return Err((key.into(), "empty list; remove the key or name at least one pattern".into()));
     }
-    list.iter().map(|s| NamePattern::parse(s).map_err(|m| (key.to_string(), m))).collect::<Result<Vec<_>, _>>().map(Some)
+    list.iter()
+        .map(|s| NamePattern::parse(s).map_err(|m| (key.to_string(), m)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr> {
@@ -745,7 +807,9 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
             return Err(("min_age".into(), "is above max_age".into()));
         }
     }
-    let lower = |v: &Option<Vec<String>>| v.as_ref().map(|l| l.iter().map(|s| s.to_ascii_lowercase()).collect());
+    let lower = |v: &Option<Vec<String>>| {
+        v.as_ref().map(|l| l.iter().map(|s| s.to_ascii_lowercase()).collect())
+    };
     Ok(Match {
         dir: m.dir,
         proto: m.proto,
@@ -791,10 +855,16 @@ fn compile_action(a: &raw::ActionTable) -> Result<Action, KeyErr> {
         return e(if a.drop { "drop" } else { "reject" }, "a blocking action drops every packet, so shaping effects with it would never apply; use block_probability to block only some flows");
     }
     if blocks && a.block_probability.is_some() {
-        return e("block_probability", "already blocking every flow with drop/reject; remove one of them");
+        return e(
+            "block_probability",
+            "already blocking every flow with drop/reject; remove one of them",
+        );
     }
     if a.residual.is_some() && !blocks && a.block_probability.is_none() {
-        return e("residual", "residual blocking follows a block: add drop, reject or block_probability");
+        return e(
+            "residual",
+            "residual blocking follows a block: add drop, reject or block_probability",
+        );
     }
     if a.burst.is_some() && a.police.is_none() {
         return e("burst", "burst is the depth of the police token bucket: add police");
@@ -870,36 +940,60 @@ mod tests {
     #[test]
     fn rejects_bad_policies_naming_the_key() {
         let cases = [
-            (r#"[[rules]]
+            (
+                r#"[[rules]]
 name = "x"
 match = { bogus = 1 }
-action = "drop""#, "unknown field `bogus`"),
-            (r#"[[rules]]
+action = "drop""#,
+                "unknown field `bogus`",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
-action = "explode""#, "unknown action"),
-            (r#"[[rules]]
+action = "explode""#,
+                "unknown action",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
-action = { drop = true, police = "1kbit" }"#, "action.drop"),
-            (r#"[[rules]]
+action = { drop = true, police = "1kbit" }"#,
+                "action.drop",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
 match = { server = ["nowhere"] }
-action = "drop""#, "unknown host \"nowhere\""),
-            (r#"[[rules]]
+action = "drop""#,
+                "unknown host \"nowhere\"",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
 match = { dst_port = "70000" }
-action = "drop""#, "invalid port"),
-            (r#"[[rules]]
+action = "drop""#,
+                "invalid port",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
-action = { police = "fast" }"#, "invalid rate"),
-            (r#"[[rules]]
+action = { police = "fast" }"#,
+                "invalid rate",
+            ),
+            (
+                r#"[[rules]]
 name = "a"
 action = "drop"
 [[rules]]
 name = "a"
-action = "pass""#, "unique"),
-            (r#"[[rules]]
+action = "pass""#,
+                "unique",
+            ),
+            (
+                r#"[[rules]]
 name = "x"
-action = { residual = "10s" }"#, "residual"),
+action = { residual = "10s" }"#,
+                "residual",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();

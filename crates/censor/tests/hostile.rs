@@ -60,7 +60,13 @@ fn seeds() -> Vec<Vec<u8>> {
         build::udp(m1, m2, (a, 40003), (b, 51820), &wg),
         build::tcp(m1, m2, (a, 40004), (b, 443), 1, 1, TcpInfo::PSH | TcpInfo::ACK, &tls),
         build::tcp(m1, m2, (a, 40005), (b, 8443), 1, 1, TcpInfo::PSH | TcpInfo::ACK, &[0xe7; 300]),
-        build::udp(m1, m2, ("fd00:1::2".parse().unwrap(), 40006), ("fd00:2::2".parse().unwrap(), 3478), &stun),
+        build::udp(
+            m1,
+            m2,
+            ("fd00:1::2".parse().unwrap(), 40006),
+            ("fd00:2::2".parse().unwrap(), 3478),
+            &stun,
+        ),
     ]
 }
 

@@ -13,9 +13,9 @@
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
 pub mod outer;
+pub mod relay;
 pub mod result;
 pub mod roles;
-pub mod relay;
 pub mod run;
 
 pub use outer::{launch, LaunchOptions};

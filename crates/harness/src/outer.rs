@@ -36,9 +36,13 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
     if let Some(f) = &opts.log_filter {
         cmd.env("RUST_LOG", f);
     }
-    let mut child = callwall_netns::sandbox::spawn_sandboxed(cmd, callwall_netns::sandbox::SandboxOptions::default())
-        .map_err(|e| HarnessError::Environment(e.to_string()))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| HarnessError::Setup("sandbox has no stdout".into()))?;
+    let mut child = callwall_netns::sandbox::spawn_sandboxed(
+        cmd,
+        callwall_netns::sandbox::SandboxOptions::default(),
+    )
+    .map_err(|e| HarnessError::Environment(e.to_string()))?;
+    let mut stdout =
+        child.stdout.take().ok_or_else(|| HarnessError::Setup("sandbox has no stdout".into()))?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
@@ -46,7 +50,9 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
     });
     let deadline = Instant::now() + opts.deadline;
     let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| HarnessError::io("waiting for the sandbox", e))? {
+        if let Some(st) =
+            child.try_wait().map_err(|e| HarnessError::io("waiting for the sandbox", e))?
+        {
             break st;
         }
         if opts.cancel.load(Ordering::SeqCst) {
@@ -57,12 +63,18 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Setup(format!("the run did not finish within {:?} and was killed", opts.deadline)));
+            return Err(HarnessError::Setup(format!(
+                "the run did not finish within {:?} and was killed",
+                opts.deadline
+            )));
         }
         std::thread::sleep(Duration::from_millis(25));
     };
     let out = reader.join().unwrap_or_default();
     let last = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    serde_json::from_str::<RunResult>(last)
-        .map_err(|_| HarnessError::Setup(format!("the sandbox exited ({status}) without a result; run with RUST_LOG=debug to see why")))
+    serde_json::from_str::<RunResult>(last).map_err(|_| {
+        HarnessError::Setup(format!(
+            "the sandbox exited ({status}) without a result; run with RUST_LOG=debug to see why"
+        ))
+    })
 }

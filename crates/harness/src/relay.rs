@@ -39,11 +39,17 @@ impl Drop for Relay {
 
 /// True when a call may need the relay.
 fn needs_relay(call: &Call) -> bool {
-    call.transport == "webrtc" && call.strategies.iter().any(|s| s == "auto" || s.starts_with("turn"))
+    call.transport == "webrtc"
+        && call.strategies.iter().any(|s| s == "auto" || s.starts_with("turn"))
 }
 
 /// Starts coturn if the topology has a relay host and some call may use it.
-pub fn maybe_start(sc: &Scenario, calls: &[&Call], network: &mut Network, out: Option<&Path>) -> Result<Option<Relay>, HarnessError> {
+pub fn maybe_start(
+    sc: &Scenario,
+    calls: &[&Call],
+    network: &mut Network,
+    out: Option<&Path>,
+) -> Result<Option<Relay>, HarnessError> {
     if !calls.iter().any(|c| needs_relay(c)) {
         return Ok(None);
     }
@@ -55,9 +61,13 @@ pub fn maybe_start(sc: &Scenario, calls: &[&Call], network: &mut Network, out: O
     };
     callwall_relay::find_turnserver().map_err(|e| HarnessError::Environment(e.to_string()))?;
     let scratch = std::env::temp_dir().join(format!("callwall-relay-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| HarnessError::io("creating the relay's scratch directory", e))?;
-    let plan: RelayPlan = callwall_relay::plan(ip, &scratch).map_err(|e| HarnessError::Setup(e.to_string()))?;
-    let mut cmd = network.command(RELAY_HOST, &plan.program).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| HarnessError::io("creating the relay's scratch directory", e))?;
+    let plan: RelayPlan =
+        callwall_relay::plan(ip, &scratch).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    let mut cmd = network
+        .command(RELAY_HOST, &plan.program)
+        .map_err(|e| HarnessError::Setup(e.to_string()))?;
     cmd.args(&plan.args).stdin(Stdio::null());
     match out.map(|d| std::fs::File::create(d.join("relay.log"))) {
         Some(Ok(f)) => {
@@ -68,10 +78,12 @@ pub fn maybe_start(sc: &Scenario, calls: &[&Call], network: &mut Network, out: O
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
-    let child = cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start coturn: {e}")))?;
+    let child =
+        cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start coturn: {e}")))?;
     let relay = Relay { info: plan.info.clone(), child, scratch };
     // Wait until its TCP and TLS listeners accept, probing from inside the relay host.
-    let targets = [SocketAddr::new(ip, plan.info.tcp_port), SocketAddr::new(ip, plan.info.tls_port)];
+    let targets =
+        [SocketAddr::new(ip, plan.info.tcp_port), SocketAddr::new(ip, plan.info.tls_port)];
     let ready = network
         .run_in(RELAY_HOST, move || {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -87,7 +99,9 @@ pub fn maybe_start(sc: &Scenario, calls: &[&Call], network: &mut Network, out: O
         })
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     if !ready {
-        return Err(HarnessError::Setup("coturn did not open its TCP and TLS listeners within 10s; see relay.log".into()));
+        return Err(HarnessError::Setup(
+            "coturn did not open its TCP and TLS listeners within 10s; see relay.log".into(),
+        ));
     }
     Ok(Some(relay))
 }

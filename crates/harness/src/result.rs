@@ -89,13 +89,23 @@ pub struct CensorEvent {
 
 impl From<(CensorReport, BridgeStats)> for CensorResult {
     fn from((r, b): (CensorReport, BridgeStats)) -> Self {
-        CensorResult { rules: r.rules, stats: r.stats, bridge: b, by_inside: r.by_inside, events: Vec::new() }
+        CensorResult {
+            rules: r.rules,
+            stats: r.stats,
+            bridge: b,
+            by_inside: r.by_inside,
+            events: Vec::new(),
+        }
     }
 }
 
 impl CensorResult {
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
-        let rep = CensorReport { rules: Vec::new(), stats: Default::default(), by_inside: self.by_inside.clone() };
+        let rep = CensorReport {
+            rules: Vec::new(),
+            stats: Default::default(),
+            by_inside: self.by_inside.clone(),
+        };
         rep.deciding_rule(addr).map(str::to_string)
     }
 }

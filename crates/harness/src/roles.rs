@@ -42,25 +42,33 @@ pub struct CensorOutput {
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
 pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let resolve = |n: &str| cfg.hosts.get(n).cloned();
-    let policy = Policy::compile(&cfg.policy, &resolve).map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
+    let policy = Policy::compile(&cfg.policy, &resolve)
+        .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
     let mut engine = Engine::new(policy, cfg.seed);
     let mut bridge = Bridge::open(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {
-        Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).map_err(|e| HarnessError::io("creating the decision log", e))?)),
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| HarnessError::io("creating the decision log", e))?,
+        )),
         None => Box::new(std::io::sink()),
     };
     let mut rec = JsonlRecorder::new(events);
     if let Some(p) = &cfg.pcap {
-        let file = std::fs::File::create(p).map_err(|e| HarnessError::io("creating the censor pcap", e))?;
-        let mut w = callwall_wire::pcap::PcapWriter::new(BufWriter::new(file)).map_err(|e| HarnessError::io("writing the pcap header", e))?;
+        let file = std::fs::File::create(p)
+            .map_err(|e| HarnessError::io("creating the censor pcap", e))?;
+        let mut w = callwall_wire::pcap::PcapWriter::new(BufWriter::new(file))
+            .map_err(|e| HarnessError::io("writing the pcap header", e))?;
         rec = rec.with_frames(Box::new(move |t, _dir, frame| {
             let _ = w.write_frame(t, frame);
         }));
     }
     println!("ready");
     std::io::stdout().flush().ok();
-    bridge.run(&mut engine, 0, &mut rec).map_err(|e| HarnessError::io("running the censor bridge", e))?;
+    bridge
+        .run(&mut engine, 0, &mut rec)
+        .map_err(|e| HarnessError::io("running the censor bridge", e))?;
     let mut events = rec.into_inner();
     events.flush().ok();
     drop(events);
@@ -72,7 +80,10 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
 
 /// Runs the signal server on `listen` until stdin closes.
 pub fn signal_main(listen: SocketAddr) -> Result<(), HarnessError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| HarnessError::io("starting a runtime", e))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HarnessError::io("starting a runtime", e))?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| HarnessError::io("binding the signal server", e))?;
         println!("ready");
@@ -93,4 +104,3 @@ pub fn signal_main(listen: SocketAddr) -> Result<(), HarnessError> {
         }
     })
 }
-

@@ -58,7 +58,12 @@ struct Service {
 }
 
 impl Service {
-    fn spawn(name: &str, mut cmd: Command, log: Option<&Path>, wants_ready: bool) -> Result<Service, HarnessError> {
+    fn spawn(
+        name: &str,
+        mut cmd: Command,
+        log: Option<&Path>,
+        wants_ready: bool,
+    ) -> Result<Service, HarnessError> {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         match log.map(std::fs::File::create) {
             Some(Ok(f)) => {
@@ -68,9 +73,13 @@ impl Service {
                 cmd.stderr(Stdio::inherit());
             }
         }
-        let mut child = cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start {name}: {e}")))?;
+        let mut child =
+            cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start {name}: {e}")))?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().ok_or_else(|| HarnessError::Setup(format!("{name} has no stdout")))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| HarnessError::Setup(format!("{name} has no stdout")))?;
         let (rtx, ready) = mpsc::channel();
         let (otx, output) = mpsc::channel();
         std::thread::spawn(move || {
@@ -90,12 +99,13 @@ impl Service {
     fn wait_ready(&self) -> Result<(), HarnessError> {
         match self.ready.recv_timeout(READY_TIMEOUT) {
             Ok(true) => Ok(()),
-            Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(HarnessError::Setup(format!("{} exited before it was ready; see its log", self.name)))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(HarnessError::Setup(format!("{} was not ready within {READY_TIMEOUT:?}", self.name)))
-            }
+            Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(HarnessError::Setup(
+                format!("{} exited before it was ready; see its log", self.name),
+            )),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(HarnessError::Setup(format!(
+                "{} was not ready within {READY_TIMEOUT:?}",
+                self.name
+            ))),
         }
     }
 
@@ -112,7 +122,9 @@ impl Service {
                     let out = self.output.recv_timeout(Duration::from_secs(2)).ok();
                     return (out, format!("{status}"));
                 }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -178,26 +190,40 @@ struct PlacedCall {
     deadline: Instant,
 }
 
-fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<RunResult, HarnessError> {
+fn run_scenario(
+    sc: &Scenario,
+    args: &RunArgs,
+    seed: u64,
+    exe: &Path,
+) -> Result<RunResult, HarnessError> {
     let out = args.out_dir.as_deref();
     let log = |name: &str| out.map(|d| d.join(format!("{name}.log")));
-    let mut artifacts = Artifacts { dir: out.map(|d| d.display().to_string()), ..Default::default() };
+    let mut artifacts =
+        Artifacts { dir: out.map(|d| d.display().to_string()), ..Default::default() };
 
-    let mut network = Network::build(&sc.topology).map_err(|e| HarnessError::Setup(format!("building topology {}: {e}", sc.topology_path.display())))?;
+    let mut network = Network::build(&sc.topology).map_err(|e| {
+        HarnessError::Setup(format!("building topology {}: {e}", sc.topology_path.display()))
+    })?;
     let hosts: BTreeMap<String, Vec<IpAddr>> = callwall_scenario::host_map(&sc.topology);
 
     // Signalling.
     let signal_host = "signal";
-    let signal_ip = sc.topology.ipv4_of(signal_host).map(IpAddr::V4).ok_or_else(|| HarnessError::Setup("the topology has no addressed host named \"signal\"".into()))?;
+    let signal_ip = sc.topology.ipv4_of(signal_host).map(IpAddr::V4).ok_or_else(|| {
+        HarnessError::Setup("the topology has no addressed host named \"signal\"".into())
+    })?;
     let signal_addr = SocketAddr::new(signal_ip, SIGNAL_PORT);
-    let mut cmd = network.command(signal_host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    let mut cmd =
+        network.command(signal_host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
     cmd.arg("__signal").arg("--listen").arg(signal_addr.to_string());
     let signal = Service::spawn("signal server", cmd, log("signal").as_deref(), true)?;
     signal.wait_ready()?;
 
     // Calls to place, each copy with its own caller address (for attribution).
-    let calls: Vec<&callwall_scenario::Call> =
-        sc.calls.iter().filter(|c| args.transports.is_empty() || args.transports.contains(&c.transport)).collect();
+    let calls: Vec<&callwall_scenario::Call> = sc
+        .calls
+        .iter()
+        .filter(|c| args.transports.is_empty() || args.transports.contains(&c.transport))
+        .collect();
 
     // Relay: coturn, when the topology has a relay host and a call may use it.
     let relay = crate::relay::maybe_start(sc, &calls, &mut network, out)?;
@@ -218,8 +244,12 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());
-            let mut cmd = network.command(censor_host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
-            cmd.arg("__censor").arg("--config").arg(serde_json::to_string(&cfg).map_err(|e| HarnessError::Setup(e.to_string()))?);
+            let mut cmd = network
+                .command(censor_host, exe)
+                .map_err(|e| HarnessError::Setup(e.to_string()))?;
+            cmd.arg("__censor")
+                .arg("--config")
+                .arg(serde_json::to_string(&cfg).map_err(|e| HarnessError::Setup(e.to_string()))?);
             let s = Service::spawn("censor", cmd, log("censor").as_deref(), true)?;
             s.wait_ready()?;
             Some(s)
@@ -233,18 +263,24 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
     let mut copy = 0u32;
     for (ci, call) in calls.iter().enumerate() {
         for k in 0..call.count {
-            let name = if call.count > 1 { format!("{}#{}", call.name, k + 1) } else { call.name.clone() };
+            let name =
+                if call.count > 1 { format!("{}#{}", call.name, k + 1) } else { call.name.clone() };
             let caller_addr = call_address(&mut network, &sc.topology, &call.caller, copy)
-                .map_err(|e| HarnessError::Setup(format!("adding an address for call {name}: {e}")))?;
-            let callee_ip = call_address(&mut network, &sc.topology, &call.callee, copy)
-                .map_err(|e| HarnessError::Setup(format!("adding an address for call {name}: {e}")))?;
+                .map_err(|e| {
+                    HarnessError::Setup(format!("adding an address for call {name}: {e}"))
+                })?;
+            let callee_ip =
+                call_address(&mut network, &sc.topology, &call.callee, copy).map_err(|e| {
+                    HarnessError::Setup(format!("adding an address for call {name}: {e}"))
+                })?;
             copy += 1;
             let n_strategies = if call.strategies == ["auto"] {
                 args.catalog.get(&call.transport).map_or(1, |s| s.len().max(1))
             } else {
                 call.strategies.len()
             };
-            let budget = call.connect_timeout.as_std() * n_strategies as u32 + call.duration.as_std();
+            let budget =
+                call.connect_timeout.as_std() * n_strategies as u32 + call.duration.as_std();
             let ctx = |role: Role, ip: IpAddr| CallContext {
                 call_id: format!("{}-{}", sanitize(&name), copy),
                 role,
@@ -261,11 +297,23 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
                 ctx: ctx(role, ip),
                 start_at_unix_ns: start_at,
                 duration: call.duration.as_std(),
-                voice: voice.clone(),
+                voice,
             };
             let file = sanitize(&name);
-            let callee = spawn_peer(&mut network, exe, &call.callee, &spec(Role::Callee, callee_ip), log(&format!("{file}.callee")).as_deref())?;
-            let caller = spawn_peer(&mut network, exe, &call.caller, &spec(Role::Caller, caller_addr), log(&format!("{file}.caller")).as_deref())?;
+            let callee = spawn_peer(
+                &mut network,
+                exe,
+                &call.callee,
+                &spec(Role::Callee, callee_ip),
+                log(&format!("{file}.callee")).as_deref(),
+            )?;
+            let caller = spawn_peer(
+                &mut network,
+                exe,
+                &call.caller,
+                &spec(Role::Caller, caller_addr),
+                log(&format!("{file}.caller")).as_deref(),
+            )?;
             artifacts.logs.push(format!("{file}.caller.log"));
             artifacts.logs.push(format!("{file}.callee.log"));
             let deadline = Instant::now() + START_DELAY + budget + PEER_GRACE;
@@ -289,9 +337,18 @@ fn run_scenario(sc: &Scenario, args: &RunArgs, seed: u64, exe: &Path) -> Result<
     let censor_result = match censor {
         Some(c) => {
             let (out, status) = c.stop(stop_deadline);
-            match out.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(serde_json::from_str::<CensorOutput>) {
+            match out
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(serde_json::from_str::<CensorOutput>)
+            {
                 Some(Ok(o)) => CensorResult::from((o.report, o.bridge)),
-                _ => return Err(HarnessError::Setup(format!("the censor gave no report ({status}); see censor.log"))),
+                _ => {
+                    return Err(HarnessError::Setup(format!(
+                        "the censor gave no report ({status}); see censor.log"
+                    )))
+                }
             }
         }
         None => CensorResult::default(),
@@ -366,7 +423,12 @@ const CALL_ADDR_BASE: u32 = 100;
 /// address number 100 + n. Each call gets its own caller and callee address, so concurrent
 /// calls never compete for a port (two callees on UDP 443) and the censor's per-address
 /// counters name the rule that hit each call.
-fn call_address(network: &mut Network, topology: &callwall_netns::topology::Topology, host: &str, n: u32) -> Result<IpAddr, String> {
+fn call_address(
+    network: &mut Network,
+    topology: &callwall_netns::topology::Topology,
+    host: &str,
+    n: u32,
+) -> Result<IpAddr, String> {
     let spec = topology.host(host).ok_or_else(|| format!("no host {host} in the topology"))?;
     let (iface, cidr) = spec
         .interfaces
@@ -377,7 +439,12 @@ fn call_address(network: &mut Network, topology: &callwall_netns::topology::Topo
     let size = 1u32 << (32 - u32::from(cidr.prefix_len).min(32));
     let host_part = CALL_ADDR_BASE + n;
     if host_part + 1 >= size {
-        return Err(format!("the subnet {}/{} of {host} is too small for {} calls", net, cidr.prefix_len, n + 1));
+        return Err(format!(
+            "the subnet {}/{} of {host} is too small for {} calls",
+            net,
+            cidr.prefix_len,
+            n + 1
+        ));
     }
     let addr = IpAddr::V4(std::net::Ipv4Addr::from(u32::from(net) + host_part));
     network
@@ -409,17 +476,28 @@ pub fn verdict_name(v: Verdict) -> &'static str {
 
 /// A file-name-safe form of a call name.
 pub fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect()
 }
 
-fn spawn_peer(network: &mut Network, exe: &Path, host: &str, spec: &PeerSpec, log: Option<&Path>) -> Result<Service, HarnessError> {
+fn spawn_peer(
+    network: &mut Network,
+    exe: &Path,
+    host: &str,
+    spec: &PeerSpec,
+    log: Option<&Path>,
+) -> Result<Service, HarnessError> {
     let mut cmd = network.command(host, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
     cmd.arg("__peer");
     let role = format!("{:?} peer on {host}", spec.ctx.role).to_lowercase();
     let mut s = Service::spawn(&role, cmd, log, false)?;
     let json = serde_json::to_string(spec).map_err(|e| HarnessError::Setup(e.to_string()))?;
     if let Some(mut stdin) = s.stdin.take() {
-        stdin.write_all(json.as_bytes()).and_then(|_| stdin.write_all(b"\n")).map_err(|e| HarnessError::io("sending a peer its spec", e))?;
+        stdin
+            .write_all(json.as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"))
+            .map_err(|e| HarnessError::io("sending a peer its spec", e))?;
     }
     Ok(s)
 }
@@ -429,6 +507,11 @@ fn parse_report(out: Option<String>, status: &str, role: Role, transport: &str) 
     let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
     match serde_json::from_str::<PeerReport>(last) {
         Ok(r) => r,
-        Err(_) => PeerReport::failed(role, transport, format!("the {role:?} peer process gave no report ({status}); see its log").to_lowercase()),
+        Err(_) => PeerReport::failed(
+            role,
+            transport,
+            format!("the {role:?} peer process gave no report ({status}); see its log")
+                .to_lowercase(),
+        ),
     }
 }

@@ -150,7 +150,10 @@ pub mod raw {
                 fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
                     Ok(OneOrMany(vec![s.to_string()], true))
                 }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Self::Value, A::Error> {
                     let mut v = Vec::new();
                     while let Some(x) = seq.next_element::<String>()? {
                         v.push(x);
@@ -252,7 +255,11 @@ pub mod defaults {
 impl Scenario {
     /// Loads and validates a scenario file. `topology_dir` is where topology names resolve
     /// (the repository's `netns/`).
-    pub fn load(path: &Path, topology_dir: &Path, catalog: &Catalog) -> Result<Scenario, ScenarioError> {
+    pub fn load(
+        path: &Path,
+        topology_dir: &Path,
+        catalog: &Catalog,
+    ) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
             file: path.to_path_buf(),
             line: None,
@@ -263,7 +270,12 @@ impl Scenario {
     }
 
     /// Validates scenario text; `path` is used for messages and relative topology paths.
-    pub fn from_str(text: &str, path: &Path, topology_dir: &Path, catalog: &Catalog) -> Result<Scenario, ScenarioError> {
+    pub fn from_str(
+        text: &str,
+        path: &Path,
+        topology_dir: &Path,
+        catalog: &Catalog,
+    ) -> Result<Scenario, ScenarioError> {
         let err = |line: Option<usize>, key: Option<&str>, message: String| ScenarioError {
             file: path.to_path_buf(),
             line,
@@ -305,7 +317,10 @@ impl Scenario {
             None => (policy_raw::Policy::default(), 0),
         };
         let policy = Policy::compile(&censor_raw, &addrs_of).map_err(|e| {
-            let line = e.rule_index.and_then(|i| find_nth_table(text, "censor.rules", i)).or(Some(censor_line).filter(|&l| l > 0));
+            let line = e
+                .rule_index
+                .and_then(|i| find_nth_table(text, "censor.rules", i))
+                .or(Some(censor_line).filter(|&l| l > 0));
             err(line, Some(&format!("censor.{}", e.path)), e.message)
         })?;
         if topology.censor().is_none() && !censor_raw.rules.is_empty() {
@@ -317,7 +332,12 @@ impl Scenario {
         let duration_default = d.duration.unwrap_or(defaults::DURATION);
         let timeout_default = d.connect_timeout.unwrap_or(defaults::CONNECT_TIMEOUT);
         if raw.calls.is_empty() {
-            return Err(err(None, Some("calls"), "no calls: add at least one [[calls]] table with transport, strategy and expect".into()));
+            return Err(err(
+                None,
+                Some("calls"),
+                "no calls: add at least one [[calls]] table with transport, strategy and expect"
+                    .into(),
+            ));
         }
         let mut calls = Vec::new();
         let mut total = 0usize;
@@ -327,7 +347,11 @@ impl Scenario {
             let key = |k: &str| format!("calls[{i}].{k}");
             let Some(strategies_offered) = catalog.transports.get(&c.transport) else {
                 let known: Vec<&str> = catalog.transports.keys().map(String::as_str).collect();
-                return Err(err(line, Some(&key("transport")), format!("unknown transport {:?}; use one of {}", c.transport, known.join(", "))));
+                return Err(err(
+                    line,
+                    Some(&key("transport")),
+                    format!("unknown transport {:?}; use one of {}", c.transport, known.join(", ")),
+                ));
             };
             let strategies = match &c.strategy {
                 None => vec![strategies_offered.first().cloned().unwrap_or_default()],
@@ -342,20 +366,36 @@ impl Scenario {
                     continue;
                 }
                 if !strategies_offered.contains(s) {
-                    return Err(err(line, Some(&key("strategy")), format!("transport {:?} has no strategy {s:?}; use one of {}, or \"auto\"", c.transport, strategies_offered.join(", "))));
+                    return Err(err(
+                        line,
+                        Some(&key("strategy")),
+                        format!(
+                            "transport {:?} has no strategy {s:?}; use one of {}, or \"auto\"",
+                            c.transport,
+                            strategies_offered.join(", ")
+                        ),
+                    ));
                 }
             }
             let expect = match &c.expect {
                 raw::ExpectSpec::One(v) => vec![*v],
                 raw::ExpectSpec::List(l) if !l.is_empty() => l.clone(),
-                raw::ExpectSpec::List(_) => return Err(err(line, Some(&key("expect")), "empty list of expected verdicts".into())),
+                raw::ExpectSpec::List(_) => {
+                    return Err(err(
+                        line,
+                        Some(&key("expect")),
+                        "empty list of expected verdicts".into(),
+                    ))
+                }
             };
             let duration = c.duration.unwrap_or(duration_default);
             if duration < Duration::from_secs(1) || duration > MAX_DURATION {
                 return Err(err(line, Some(&key("duration")), "use 1s to 10min".into()));
             }
             let connect_timeout = c.connect_timeout.unwrap_or(timeout_default);
-            if connect_timeout < Duration::from_millis(500) || connect_timeout > Duration::from_secs(120) {
+            if connect_timeout < Duration::from_millis(500)
+                || connect_timeout > Duration::from_secs(120)
+            {
                 return Err(err(line, Some(&key("connect_timeout")), "use 500ms to 2min".into()));
             }
             let count = c.count.unwrap_or(1);
@@ -367,15 +407,33 @@ impl Scenario {
             let callee = c.callee.clone().unwrap_or_else(|| defaults::CALLEE.into());
             for (k, h) in [("caller", &caller), ("callee", &callee)] {
                 if host_addrs(&topology, h).is_none_or(|a| a.is_empty()) {
-                    return Err(err(line, Some(&key(k)), format!("host {h:?} is not an addressed host of topology {}", topology_path.display())));
+                    return Err(err(
+                        line,
+                        Some(&key(k)),
+                        format!(
+                            "host {h:?} is not an addressed host of topology {}",
+                            topology_path.display()
+                        ),
+                    ));
                 }
             }
-            let name = c.name.clone().unwrap_or_else(|| format!("{}-{}", c.transport, strategies.join("+")));
+            let name = c
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", c.transport, strategies.join("+")));
             if !valid_name(&name) {
-                return Err(err(line, Some(&key("name")), "use 1-64 letters, digits, '-', '_', '+' or '.'".into()));
+                return Err(err(
+                    line,
+                    Some(&key("name")),
+                    "use 1-64 letters, digits, '-', '_', '+' or '.'".into(),
+                ));
             }
             if calls.iter().any(|o: &Call| o.name == name) {
-                return Err(err(line, Some(&key("name")), format!("another call is named {name:?}; give each call a distinct name")));
+                return Err(err(
+                    line,
+                    Some(&key("name")),
+                    format!("another call is named {name:?}; give each call a distinct name"),
+                ));
             }
             calls.push(Call {
                 name,
@@ -391,7 +449,11 @@ impl Scenario {
             });
         }
         if total > MAX_CALLS {
-            return Err(err(None, Some("calls"), format!("{total} calls in all; at most {MAX_CALLS} per scenario")));
+            return Err(err(
+                None,
+                Some("calls"),
+                format!("{total} calls in all; at most {MAX_CALLS} per scenario"),
+            ));
         }
         Ok(Scenario {
             name,
@@ -411,12 +473,18 @@ impl Scenario {
 
 /// Every address of a topology host, `None` for an unknown host.
 pub fn host_addrs(topology: &Topology, host: &str) -> Option<Vec<IpAddr>> {
-    topology.host(host).map(|h| h.interfaces.iter().flat_map(|i| i.addrs.iter().map(|c| c.addr)).collect())
+    topology
+        .host(host)
+        .map(|h| h.interfaces.iter().flat_map(|i| i.addrs.iter().map(|c| c.addr)).collect())
 }
 
 /// Host names and their addresses.
 pub fn host_map(topology: &Topology) -> std::collections::BTreeMap<String, Vec<IpAddr>> {
-    topology.hosts().iter().map(|h| (h.name.clone(), host_addrs(topology, &h.name).unwrap_or_default())).collect()
+    topology
+        .hosts()
+        .iter()
+        .map(|h| (h.name.clone(), host_addrs(topology, &h.name).unwrap_or_default()))
+        .collect()
 }
 
 /// Names that become file names: no separators, no leading dot, no shell metacharacters.
@@ -432,14 +500,21 @@ fn resolve_topology(r: &str, scenario: &Path, dir: &Path) -> Result<PathBuf, Str
         scenario.parent().unwrap_or(Path::new(".")).join(r)
     } else {
         if !valid_name(r) {
-            return Err(format!("invalid topology name {r:?}: name a file in {} or give a path ending in .toml", dir.display()));
+            return Err(format!(
+                "invalid topology name {r:?}: name a file in {} or give a path ending in .toml",
+                dir.display()
+            ));
         }
         dir.join(format!("{r}.toml"))
     };
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        Err(format!("topology file {} not found; name one of the files in {}", candidate.display(), dir.display()))
+        Err(format!(
+            "topology file {} not found; name one of the files in {}",
+            candidate.display(),
+            dir.display()
+        ))
     }
 }
 

@@ -255,9 +255,12 @@ async fn watch(
     key: &str,
     wait: Duration,
 ) -> Result<String, crate::signal::SignalError> {
-    let mut c =
-        Client::connect_from(spec.ctx.local_ip, spec.ctx.signal, spec.ctx.connect_timeout.max(Duration::from_secs(1)))
-            .await?;
+    let mut c = Client::connect_from(
+        spec.ctx.local_ip,
+        spec.ctx.signal,
+        spec.ctx.connect_timeout.max(Duration::from_secs(1)),
+    )
+    .await?;
     c.get(key, wait).await
 }
 

@@ -84,11 +84,19 @@ impl Client {
     /// Like [`Client::connect`], but the connection leaves from `local` (a call's own
     /// address), so the censor attributes the call's signalling to it. Falls back to an
     /// unbound connection when the address families differ.
-    pub async fn connect_from(local: IpAddr, addr: SocketAddr, timeout: Duration) -> Result<Client, SignalError> {
+    pub async fn connect_from(
+        local: IpAddr,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Client, SignalError> {
         Client::connect_inner(Some(local), addr, timeout).await
     }
 
-    async fn connect_inner(local: Option<IpAddr>, addr: SocketAddr, timeout: Duration) -> Result<Client, SignalError> {
+    async fn connect_inner(
+        local: Option<IpAddr>,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Client, SignalError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -96,7 +104,13 @@ impl Client {
                 Ok(Ok(s)) => {
                     s.set_nodelay(true)?;
                     let (r, w) = s.into_split();
-                    return Ok(Client { addr, local, reader: BufReader::new(r), writer: w, in_flight: false });
+                    return Ok(Client {
+                        addr,
+                        local,
+                        reader: BufReader::new(r),
+                        writer: w,
+                        in_flight: false,
+                    });
                 }
                 Ok(Err(e))
                     if tokio::time::Instant::now() + Duration::from_millis(100) < deadline =>
@@ -164,7 +178,11 @@ impl Client {
 async fn open(local: Option<IpAddr>, addr: SocketAddr) -> std::io::Result<TcpStream> {
     match local {
         Some(ip) if ip.is_ipv4() == addr.is_ipv4() => {
-            let sock = if ip.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            let sock = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
             sock.bind(SocketAddr::new(ip, 0))?;
             sock.connect(addr).await
         }
@@ -282,7 +300,11 @@ mod tests {
         let mut a = Client::connect(addr, Duration::from_secs(2)).await.unwrap();
         let mut b = Client::connect(addr, Duration::from_secs(2)).await.unwrap();
         // Cancel a get while it waits; its reply would arrive later on the same connection.
-        let _ = tokio::time::timeout(Duration::from_millis(50), a.get("k1", Duration::from_millis(300))).await;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(50),
+            a.get("k1", Duration::from_millis(300)),
+        )
+        .await;
         b.put("k1", "one").await.unwrap();
         b.put("k2", "two").await.unwrap();
         assert_eq!(a.get("k2", Duration::from_secs(1)).await.unwrap(), "two");

@@ -221,9 +221,9 @@ fn matrix(o: &mut String, doc: &Results) {
         );
         if let Some(e) = &r.error {
             if r.calls.is_empty() {
-                let _ = write!(
+                let _ = writeln!(
                     o,
-                    "<td class=\"cell v-error unmet\" colspan=\"{}\" title=\"{}\"><span class=\"word\">run error</span> <span class=\"unmet-mark\">✗</span> {}</td></tr>\n",
+                    "<td class=\"cell v-error unmet\" colspan=\"{}\" title=\"{}\"><span class=\"word\">run error</span> <span class=\"unmet-mark\">✗</span> {}</td></tr>",
                     cols.len().max(1),
                     escape(e),
                     escape(e)
@@ -422,12 +422,19 @@ fn is_harmful(outcome: &str) -> bool {
 }
 
 fn actions_list(o: &mut String, mine: &[&CensorEvent]) {
-    if mine.is_empty() {
+    let notable: Vec<&&CensorEvent> = mine.iter().filter(|e| is_harmful(&e.outcome)).collect();
+    let passed = mine.len() - notable.len();
+    if notable.is_empty() {
         o.push_str("<p class=\"actions none\">The censor took no notable action on this call's connections.</p>\n");
         return;
     }
-    let _ = writeln!(o, "<details class=\"actions\"><summary>Censor actions on this call's connections ({})</summary><ol>", mine.len());
-    for e in mine.iter().take(MAX_MARKERS) {
+    let _ = writeln!(
+        o,
+        "<details class=\"actions\"><summary>What the censor did to this call's connections ({} action(s){})</summary><ol>",
+        notable.len(),
+        if passed > 0 { format!(", {passed} decision(s) to let packets pass not listed") } else { String::new() }
+    );
+    for e in notable.iter().take(MAX_MARKERS) {
         let _ = write!(
             o,
             "<li><span class=\"t\">{} s</span> rule <b>{}</b> → <b>{}</b> <code>{}</code>",
@@ -444,27 +451,35 @@ fn actions_list(o: &mut String, mine: &[&CensorEvent]) {
         }
         o.push_str("</li>\n");
     }
-    if mine.len() > MAX_MARKERS {
+    if notable.len() > MAX_MARKERS {
         let _ = writeln!(
             o,
             "<li>… and {} more in the run's decision log</li>",
-            mine.len() - MAX_MARKERS
+            notable.len() - MAX_MARKERS
         );
     }
     o.push_str("</ol></details>\n");
 }
 
-/// A censor marker: one or more events of the same rule and outcome close together.
+/// A censor marker: events of one rule with one outcome, each within a second of the last.
 struct Marker {
     t: f64,
+    last: f64,
     rule: String,
     outcome: String,
+    count: usize,
     detail: Vec<String>,
 }
 
+/// Most event lines in one marker's tooltip.
+const MAX_DETAIL: usize = 8;
+
 fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
+    let mut evs: Vec<&CensorEvent> =
+        mine.iter().copied().filter(|e| is_harmful(&e.outcome)).collect();
+    evs.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     let mut out: Vec<Marker> = Vec::new();
-    for e in mine {
+    for e in evs {
         let t = (e.t_ms / 1000.0).max(0.0);
         let detail = format!(
             "{} s: {} → {} on {}{}",
@@ -474,12 +489,16 @@ fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
             e.flow,
             e.sni.as_deref().map(|s| format!(" (SNI {s})")).unwrap_or_default()
         );
-        if let Some(m) = out
-            .iter_mut()
-            .rev()
-            .find(|m| m.rule == e.rule && m.outcome == e.outcome && (t - m.t).abs() < 0.5)
+        if let Some(m) =
+            out.iter_mut().find(|m| m.rule == e.rule && m.outcome == e.outcome && t - m.last < 1.0)
         {
-            m.detail.push(detail);
+            m.last = t;
+            m.count += 1;
+            if m.detail.len() < MAX_DETAIL {
+                m.detail.push(detail);
+            } else if m.detail.len() == MAX_DETAIL {
+                m.detail.push("…".into());
+            }
             continue;
         }
         if out.len() >= MAX_MARKERS {
@@ -487,40 +506,70 @@ fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
         }
         out.push(Marker {
             t,
+            last: t,
             rule: e.rule.clone(),
             outcome: e.outcome.clone(),
+            count: 1,
             detail: vec![detail],
         });
     }
     out
 }
 
-/// Time windows in which a rule acted (other than forwarding) on one of the call's flows: from
-/// an event until the next event on the same flow, or the end of the plot.
-fn windows(mine: &[&CensorEvent], end: f64) -> Vec<(f64, f64, String)> {
+/// Outcomes that hit some packets of a flow and not others, so the decision log flips between
+/// them and `forward`; the others hold until the flow's next event.
+fn is_intermittent(outcome: &str) -> bool {
+    matches!(outcome, "loss" | "police")
+}
+
+/// A time window in which a rule acted (other than forwarding) on the call's flows.
+struct Window {
+    from: f64,
+    to: f64,
+    rule: String,
+    outcome: String,
+}
+
+/// The censor's windows on the call's flows: from an event until the next event on the same
+/// flow (or the end of the plot), with intermittent outcomes and windows less than a second
+/// apart joined into one.
+fn windows(mine: &[&CensorEvent], end: f64) -> Vec<Window> {
     let mut by_flow: BTreeMap<&str, Vec<&CensorEvent>> = BTreeMap::new();
     for e in mine {
         by_flow.entry(e.flow.as_str()).or_default().push(e);
     }
-    let mut w: Vec<(f64, f64, String)> = Vec::new();
-    for evs in by_flow.values() {
+    let mut w: Vec<Window> = Vec::new();
+    for evs in by_flow.values_mut() {
+        evs.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         for (i, e) in evs.iter().enumerate() {
             if !is_harmful(&e.outcome) {
                 continue;
             }
             let from = (e.t_ms / 1000.0).clamp(0.0, end);
-            let to = evs.get(i + 1).map_or(end, |n| (n.t_ms / 1000.0).clamp(0.0, end));
-            if to > from {
-                w.push((from, to, e.outcome.clone()));
-            }
+            let to = match evs.get(i + 1) {
+                Some(n) => (n.t_ms / 1000.0).clamp(0.0, end),
+                None if is_intermittent(&e.outcome) => (from + 0.05).min(end),
+                None => end,
+            };
+            w.push(Window {
+                from,
+                to: to.max(from),
+                rule: e.rule.clone(),
+                outcome: e.outcome.clone(),
+            });
         }
     }
-    // Merge overlapping windows of the same outcome.
-    w.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.total_cmp(&b.0)));
-    let mut merged: Vec<(f64, f64, String)> = Vec::new();
+    w.sort_by(|a, b| {
+        (&a.rule, &a.outcome).cmp(&(&b.rule, &b.outcome)).then(a.from.total_cmp(&b.from))
+    });
+    let mut merged: Vec<Window> = Vec::new();
     for x in w {
         match merged.last_mut() {
-            Some(last) if last.2 == x.2 && x.0 <= last.1 => last.1 = last.1.max(x.1),
+            Some(last)
+                if last.rule == x.rule && last.outcome == x.outcome && x.from <= last.to + 1.0 =>
+            {
+                last.to = last.to.max(x.to)
+            }
             _ => merged.push(x),
         }
     }
@@ -541,6 +590,9 @@ fn nice_step(span: f64, ticks: f64) -> f64 {
         10.0
     }
 }
+
+/// Picks one plotted figure from a second of the timeline.
+type SeriesOf = fn(&Second) -> Option<f64>;
 
 fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
     let tl = &c.metrics.timeline;
@@ -573,31 +625,13 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
     let h = y0(2) + ph + 40.0;
     let x = |t: f64| left + (t.clamp(0.0, end) / end) * pw;
 
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<figure class=\"plot\"><svg class=\"timeline\" data-call=\"{}\" viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\" aria-label=\"timeline of loss, delay and MOS for call {}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+        "<figure class=\"plot\"><svg class=\"timeline\" data-call=\"{}\" viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\" aria-label=\"timeline of loss, delay and MOS for call {}\" xmlns=\"http://www.w3.org/2000/svg\">",
         escape(&c.name),
         escape(&c.name)
     );
-    // Censor windows behind everything.
-    for (from, to, outcome) in windows(mine, end) {
-        let class = if matches!(outcome.as_str(), "delay" | "loss" | "police" | "freeze") {
-            "win-slow"
-        } else {
-            "win-stop"
-        };
-        let _ = writeln!(
-            o,
-            "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"><title>censor: {} from {} s to {} s</title></rect>",
-            num(x(from), 1),
-            num(y0(0), 1),
-            num((x(to) - x(from)).max(1.0), 1),
-            num(y0(2) + ph - y0(0), 1),
-            escape(&outcome),
-            num(from, 1),
-            num(to, 1)
-        );
-    }
+    let wins = windows(mine, end);
     let step = nice_step(end, 10.0).max(1.0);
     for (i, (title, lo, hi)) in panels.iter().enumerate() {
         let top_y = y0(i);
@@ -612,6 +646,25 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
             "<rect class=\"frame\" x=\"{left}\" y=\"{}\" width=\"{pw}\" height=\"{ph}\"/>",
             num(top_y, 1)
         );
+        // The censor's windows, behind the data.
+        for win in &wins {
+            let class = if matches!(win.outcome.as_str(), "delay" | "loss" | "police" | "freeze") {
+                "win-slow"
+            } else {
+                "win-stop"
+            };
+            let _ = writeln!(
+                o,
+                "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{ph}\"><title>censor rule {}: {} from {} s to {} s</title></rect>",
+                num(x(win.from), 1),
+                num(top_y, 1),
+                num((x(win.to) - x(win.from)).max(2.0), 1),
+                escape(&win.rule),
+                escape(&win.outcome),
+                num(win.from, 1),
+                num(win.to, 1)
+            );
+        }
         // Horizontal grid and labels.
         let ticks: Vec<f64> = match i {
             0 => vec![0.0, 25.0, 50.0, 75.0, 100.0],
@@ -642,15 +695,12 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
                 ly = num(y(3.6) - 4.0, 1)
             );
         }
-        let series: Vec<(&str, Box<dyn Fn(&Second) -> Option<f64>>)> = match i {
-            0 => vec![
-                ("up", Box::new(|s: &Second| s.up_loss_pct)),
-                ("down", Box::new(|s: &Second| s.down_loss_pct)),
-            ],
-            1 => vec![("delay", Box::new(|s: &Second| s.delay_ms))],
-            _ => vec![("mos", Box::new(|s: &Second| s.mos))],
+        let series: &[(&str, SeriesOf)] = match i {
+            0 => &[("up", |s| s.up_loss_pct), ("down", |s| s.down_loss_pct)],
+            1 => &[("delay", |s| s.delay_ms)],
+            _ => &[("mos", |s| s.mos)],
         };
-        for (class, get) in series {
+        for &(class, get) in series {
             let mut d = String::new();
             let mut prev: Option<u32> = None;
             let mut dots = String::new();
@@ -727,8 +777,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
         let ly = 6.0 + 15.0 * (row as f64 + 1.0) - 3.0;
         let anchor = if mx > left + pw * 0.7 { "end" } else { "start" };
         let dx = if anchor == "end" { -4.0 } else { 4.0 };
-        let count =
-            if m.detail.len() > 1 { format!(" ×{}", m.detail.len()) } else { String::new() };
+        let count = if m.count > 1 { format!(" ×{}", m.count) } else { String::new() };
         let _ = writeln!(
             o,
             "<g class=\"censor-marker\"><title>{tip}</title><line x1=\"{lx}\" x2=\"{lx}\" y1=\"{y1}\" y2=\"{y2}\" class=\"mline\"/><text class=\"mlab\" text-anchor=\"{anchor}\" x=\"{tx}\" y=\"{ty}\">{rule}: {outcome}{count}</text></g>",
@@ -782,13 +831,13 @@ article.call{border-top:1px solid var(--line);padding-top:10px;margin-top:16px}a
 .run-error{background:#fdeaea;padding:8px 12px;border-radius:6px}
 figure.plot{margin:8px 0}figcaption{font-size:12px;color:var(--muted)}
 .key{display:inline-block;width:22px;height:0;border-top:3px solid;vertical-align:middle;margin:0 4px 0 12px}
-.key.up{border-color:#1f6fd1}.key.down{border-color:#9c27b0;border-top-style:dashed}.key.delay{border-color:#00897b}.key.mos{border-color:#2e8b57}.key.mark{border-color:#c62828;border-top-style:dotted}.key.win{height:10px;border:0;background:rgba(198,40,40,.15)}
+.key.up{border-color:#1f6fd1}.key.down{border-color:#9c27b0;border-top-style:dashed}.key.delay{border-color:#00897b}.key.mos{border-color:#37474f}.key.mark{border-color:#c62828;border-top-style:dotted}.key.win{height:10px;border:0;background:rgba(198,40,40,.15)}
 svg.timeline{font-family:system-ui,"DejaVu Sans",sans-serif;font-size:11px;background:#fff}
 svg .frame{fill:#fbfcfd;stroke:#c9cfda}svg .grid{stroke:#e6e9ef}svg .tick{stroke:#8a93a3}
 svg .ylab{text-anchor:end;fill:#5b6475}svg .xlab{text-anchor:middle;fill:#5b6475}svg .xtitle{text-anchor:middle;fill:#5b6475;font-size:12px}
 svg .ptitle{font-weight:600;fill:#1d2330;font-size:12px}
-svg .line{fill:none;stroke-width:2.2;stroke-linejoin:round}svg .line.up{stroke:#1f6fd1}svg .line.down{stroke:#9c27b0;stroke-dasharray:6 3}svg .line.delay{stroke:#00897b}svg .line.mos{stroke:#2e8b57}
-svg .dot.up{fill:#1f6fd1}svg .dot.down{fill:#9c27b0}svg .dot.delay{fill:#00897b}svg .dot.mos{fill:#2e8b57}
+svg .line{fill:none;stroke-width:2.2;stroke-linejoin:round}svg .line.up{stroke:#1f6fd1}svg .line.down{stroke:#9c27b0;stroke-dasharray:6 3}svg .line.delay{stroke:#00897b}svg .line.mos{stroke:#37474f}
+svg .dot.up{fill:#1f6fd1}svg .dot.down{fill:#9c27b0}svg .dot.delay{fill:#00897b}svg .dot.mos{fill:#37474f}
 svg .threshold{stroke:#e0a800;stroke-dasharray:5 4;stroke-width:1.5}svg .thlab{text-anchor:end;fill:#8a6d00;font-size:10px}
 svg .nodata{text-anchor:middle;fill:#8a93a3;font-style:italic;font-size:13px}
 svg .hover{fill:transparent}svg .hover:hover{fill:rgba(31,111,209,.06)}

@@ -14,7 +14,7 @@ use callwall_harness::run::RunArgs;
 use callwall_harness::{launch, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 
-use crate::{output, roles};
+use crate::{offline, output, roles};
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -53,6 +53,32 @@ enum Command {
     },
     /// List the transports and their strategies.
     Transports,
+    /// Classify every flow of a pcap or pcapng capture (labels, SNI, ALPN, fingerprints, STUN).
+    Inspect {
+        /// The capture file (pcap or pcapng; Ethernet, raw IP, Linux cooked or loopback).
+        capture: PathBuf,
+        /// One JSON object per flow per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a capture through a scenario's censor policy and report what each rule did.
+    Replay {
+        /// The scenario whose censor policy (and seed and topology) to use.
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// The capture file (pcap or pcapng).
+        capture: PathBuf,
+        /// One JSON object per flow per line, then a totals line.
+        #[arg(long)]
+        json: bool,
+        /// Addresses whose packets travel up, as CIDRs (repeatable or comma-separated;
+        /// default: the subnets of the censor's inside neighbour on the censored segment).
+        #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+        inside: Vec<String>,
+        /// Directory where topology names resolve.
+        #[arg(long, default_value = "netns", value_name = "DIR")]
+        topology_dir: PathBuf,
+    },
     #[command(name = "__sandbox", hide = true)]
     Sandbox {
         #[arg(long)]
@@ -146,6 +172,10 @@ pub fn main() -> ExitCode {
         Command::Run(opts) => run(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
+        Command::Inspect { capture, json } => offline::inspect(&capture, json),
+        Command::Replay { scenario, capture, json, inside, topology_dir } => {
+            offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside)
+        }
     }
 }
 

@@ -5,5 +5,7 @@ mod common;
 mod foundation;
 mod hygiene;
 mod input;
+mod offline;
 mod reliability;
+mod report;
 mod transports;

@@ -218,10 +218,35 @@ pub fn classify_segment(payload: &[u8]) -> Labels {
         }
     } else if looks_like_http(payload) {
         l.insert(Label::Http);
+    } else if looks_like_stun_stream(payload) {
+        l.insert(Label::Stun);
     } else if dns::looks_like_dns_tcp(payload) {
         l.insert(Label::Dns);
     }
     l
+}
+
+/// A whole STUN message with the magic cookie at the start of a TCP payload. RFC 8489 section
+/// 6.2.2 (and RFC 8656 section 3.1 for TURN over TCP and TLS): over a stream, messages follow
+/// each other framed by their own length, so a segment may hold several.
+fn stun_at_start(payload: &[u8]) -> Option<stun::StunMessage<'_>> {
+    stun::parse(payload).ok().filter(|m| m.has_cookie)
+}
+
+/// A STUN header with the magic cookie at the start of a TCP payload, whole message or not
+/// (a message may continue in the next segment). RFC 8489 section 5: two zero bits, a length
+/// that is a multiple of 4, the cookie 0x2112A442. Without the cookie, 20 bytes of TCP data
+/// say too little to call them STUN.
+fn looks_like_stun_stream(payload: &[u8]) -> bool {
+    match payload.get(..8) {
+        Some(h) => {
+            h[0] & 0xc0 == 0
+                && u16::from_be_bytes([h[2], h[3]]) % 4 == 0
+                && u32::from_be_bytes([h[4], h[5], h[6], h[7]]) == stun::MAGIC_COOKIE
+                && payload.len() >= 20
+        }
+        None => false,
+    }
 }
 
 /// An HTTP/1.x request line start (RFC 9112 section 3) or a status line (section 4).
@@ -338,11 +363,24 @@ impl FlowInspector {
                 }
             }
         }
-        if l.is_empty()
-            && self.facts.labels.contains(Label::Quic)
-            && quic::looks_like_short_header(payload[0])
-        {
-            l.insert(Label::Quic);
+        if self.facts.labels.contains(Label::Quic) {
+            if l.is_empty() && quic::looks_like_short_header(payload[0]) {
+                l.insert(Label::Quic);
+            }
+            // RFC 9287 section 3: a peer that received grease_quic_bit may clear the QUIC
+            // (fixed) bit. A long header then starts 0x80-0xbf, the RFC 7983 RTP range, and a
+            // short header 0x00-0x3f. On a flow already known to be QUIC, a long header of
+            // the flow's version, or a short-header form byte nothing else claimed, is QUIC.
+            let greased_long = payload[0] & 0xc0 == 0x80
+                && payload.get(1..5).is_some_and(|v| {
+                    let v = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+                    quic::is_known_version(v) && Some(v) == self.facts.quic_version
+                });
+            if greased_long {
+                l = Labels::from(Label::Quic);
+            } else if l.is_empty() && payload[0] & 0x80 == 0 {
+                l.insert(Label::Quic);
+            }
         }
         if dir == Dir::ClientToServer && l.contains(Label::QuicInitial) && !self.hello_settled {
             l |= self.quic_initial(n, payload);
@@ -421,6 +459,10 @@ impl FlowInspector {
 
     fn stun_facts(&mut self, payload: &[u8]) {
         let Ok(m) = stun::parse_datagram(payload) else { return };
+        self.stun_message_facts(&m);
+    }
+
+    fn stun_message_facts(&mut self, m: &stun::StunMessage<'_>) {
         let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
         let f = self.facts.stun.get_or_insert(StunFacts {
             method: m.method,
@@ -451,6 +493,22 @@ impl FlowInspector {
 
     fn observe_tcp(&mut self, dir: Dir, n: u32, payload: &[u8]) -> Labels {
         let mut l = classify_segment(payload);
+        if l.contains(Label::Stun) {
+            if let Some(m) = stun_at_start(payload) {
+                self.stun_message_facts(&m);
+            }
+        } else if l.is_empty()
+            && self.facts.labels.contains(Label::Stun)
+            && stun::demux(payload[0]) == Demux::ChannelData
+        {
+            // RFC 8656 section 12.5: over TCP, ChannelData messages follow STUN messages on
+            // the same stream, each padded to 4 bytes; the header must be whole.
+            let channel = u16::from_be_bytes([payload[0], payload.get(1).copied().unwrap_or(0)]);
+            let len = payload.get(2..4).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            if (0x4000..=0x4fff).contains(&channel) && len.is_some() {
+                l.insert(Label::TurnChannelData);
+            }
+        }
         if dir == Dir::ServerToClient {
             return l;
         }
@@ -637,6 +695,70 @@ mod tests {
         // Only the first data packet is tested.
         let f = fi.observe(Proto::Tcp, Dir::ClientToServer, b"GET / HTTP/1.1\r\n");
         assert_eq!(f.fet, Some(FetOutcome::FullyEncrypted));
+    }
+
+    /// Flow facts of the first UDP/TCP flow of a capture in `tests/data/captures/` at the
+    /// repository root (real captures of callwall's own transports).
+    fn capture_facts(name: &str) -> FlowFacts {
+        let path = format!("{}/../../tests/data/captures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::read(&path).unwrap();
+        let mut fi = FlowInspector::new();
+        let mut client = None;
+        let mut scratch = Vec::new();
+        for rec in crate::pcap::PcapReader::new(&file).unwrap() {
+            let rec = rec.unwrap();
+            let Ok(f) = crate::pcap::parse_frame(&rec, &mut scratch) else { continue };
+            let Some(ip) = f.ip else { continue };
+            let (proto, t) = match ip.l4 {
+                crate::L4::Udp(t) => (Proto::Udp, t),
+                crate::L4::Tcp(t, _) => (Proto::Tcp, t),
+                crate::L4::Other(_) => continue,
+            };
+            let src = (ip.src, t.src_port);
+            let dir = if *client.get_or_insert(src) == src {
+                Dir::ClientToServer
+            } else {
+                Dir::ServerToClient
+            };
+            fi.observe(proto, dir, t.payload);
+        }
+        fi.facts().clone()
+    }
+
+    #[test]
+    fn greased_quic_bit_is_not_rtp() {
+        // quinn greases the QUIC bit (RFC 9287): the server's first packet starts 0x80, in
+        // the RFC 7983 RTP range. Regression: the flow was labelled `rtp`.
+        let f = capture_facts("quic-443.pcap");
+        assert!(f
+            .labels
+            .contains_all([Label::Quic, Label::QuicInitial, Label::Sni].into_iter().collect()));
+        assert!(!f.labels.contains(Label::Rtp) && !f.labels.contains(Label::Rtcp), "{}", f.labels);
+        assert_eq!(f.sni.as_deref(), Some("www.example.com"));
+    }
+
+    #[test]
+    fn stun_over_tcp_from_turn_tcp() {
+        // webrtc-rs allocating on coturn over TCP: STUN messages framed on the stream, then
+        // ChannelData. Regression: the flow had no label at all.
+        let f = capture_facts("webrtc-turn-tcp.pcap");
+        assert_eq!(f.first_packet_labels, Label::Stun.into());
+        assert!(f.labels.contains_all([Label::Stun, Label::TurnChannelData].into_iter().collect()));
+        let s = f.stun.unwrap();
+        assert_eq!(s.method, stun::method::ALLOCATE);
+        assert_eq!(s.realm.as_deref(), Some("callwall.test"));
+        assert!(!f.labels.contains(Label::FullyEncrypted));
+    }
+
+    #[test]
+    fn stun_over_tcp_needs_the_cookie() {
+        let mut m = rfc5769_request();
+        assert_eq!(classify_segment(&m), Label::Stun.into());
+        // A header cut off from its attributes still counts (the rest is in the next segment).
+        assert_eq!(classify_segment(&m[..24]), Label::Stun.into());
+        m[4] ^= 1;
+        assert_eq!(classify_segment(&m), Labels::EMPTY);
+        assert_eq!(classify_segment(&[0, 1, 0, 0]), Labels::EMPTY);
     }
 
     #[test]

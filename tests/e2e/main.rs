@@ -7,5 +7,4 @@ mod hygiene;
 mod input;
 mod offline;
 mod reliability;
-mod report;
 mod transports;

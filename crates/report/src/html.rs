@@ -337,13 +337,27 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         }
         o.push_str("</tbody></table>\n");
     }
+    // Calls of a run share one time axis, long enough for the longest of them.
+    let run_secs = r.calls.iter().map(call_secs).fold(0.0, f64::max);
     for (ci, c) in r.calls.iter().enumerate() {
-        call_section(o, ri, ci, c, &r.censor.events);
+        call_section(o, (ri, ci), c, &r.censor.events, run_secs);
     }
     o.push_str("</section>\n");
 }
 
-fn call_section(o: &mut String, ri: usize, ci: usize, c: &CallResult, events: &[CensorEvent]) {
+/// How many seconds of the call there is to plot: its timeline, or the voice its peers sent.
+fn call_secs(c: &CallResult) -> f64 {
+    let sent = c.metrics.up.frames_sent.max(c.metrics.down.frames_sent) as f64 * 0.02;
+    c.metrics.timeline.iter().map(|s| f64::from(s.t) + 1.0).fold(sent.ceil(), f64::max)
+}
+
+fn call_section(
+    o: &mut String,
+    (ri, ci): (usize, usize),
+    c: &CallResult,
+    events: &[CensorEvent],
+    run_secs: f64,
+) {
     let _ = write!(
         o,
         "<article class=\"call\" id=\"{}\">\n<h3><span class=\"chip v-{}\">{}</span> {} <small>{} / {}</small></h3>\n",
@@ -399,7 +413,7 @@ fn call_section(o: &mut String, ri: usize, ci: usize, c: &CallResult, events: &[
         escape(&c.caller_addr.to_string())
     );
     let mine: Vec<&CensorEvent> = events.iter().filter(|e| involves(e, c.caller_addr)).collect();
-    timeline_svg(o, c, &mine);
+    timeline_svg(o, c, &mine, run_secs);
     actions_list(o, &mine);
     o.push_str("</article>\n");
 }
@@ -594,20 +608,16 @@ fn nice_step(span: f64, ticks: f64) -> f64 {
 /// Picks one plotted figure from a second of the timeline.
 type SeriesOf = fn(&Second) -> Option<f64>;
 
-fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
+fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs: f64) {
     let tl = &c.metrics.timeline;
-    let sent_secs = c.metrics.up.frames_sent.max(c.metrics.down.frames_sent) as f64 * 0.02;
     let last_event = mine.iter().map(|e| e.t_ms / 1000.0).fold(0.0, f64::max);
-    let end = (tl.iter().map(|s| f64::from(s.t) + 1.0).fold(0.0, f64::max))
-        .max(sent_secs.ceil())
-        .max((last_event + 1.0).ceil())
-        .max(1.0);
+    let end = call_secs(c).max(run_secs).max((last_event + 1.0).ceil()).max(1.0);
     let end = if end.is_finite() { end.min(3600.0) } else { 1.0 };
 
     let marks = markers(mine);
     let label_rows = marks.len().clamp(1, 3);
     let (w, left, right) = (820.0, 58.0, 16.0);
-    let top = 8.0 + 15.0 * label_rows as f64;
+    let top = 10.0 + 16.0 * label_rows as f64;
     let ph = 84.0;
     let gap = 30.0;
     let panels = [
@@ -621,7 +631,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
         ("Call quality (MOS, 1 = unusable, 5 = perfect)", 1.0, 5.0),
     ];
     let pw = w - left - right;
-    let y0 = |i: usize| top + 18.0 + i as f64 * (ph + gap);
+    let y0 = |i: usize| top + 24.0 + i as f64 * (ph + gap);
     let h = y0(2) + ph + 40.0;
     let x = |t: f64| left + (t.clamp(0.0, end) / end) * pw;
 
@@ -774,7 +784,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent]) {
     for (k, m) in marks.iter().enumerate() {
         let mx = x(m.t);
         let row = k % label_rows;
-        let ly = 6.0 + 15.0 * (row as f64 + 1.0) - 3.0;
+        let ly = 16.0 * (row as f64 + 1.0);
         let anchor = if mx > left + pw * 0.7 { "end" } else { "start" };
         let dx = if anchor == "end" { -4.0 } else { 4.0 };
         let count = if m.count > 1 { format!(" ×{}", m.count) } else { String::new() };

@@ -864,26 +864,27 @@ pub(crate) mod tests {
     use callwall_harness::result::{Artifacts, CensorResult};
     use callwall_transport::metrics::CallMetrics;
 
+    /// A call as the JSON of a run has it (fields added later with defaults stay optional).
     pub(crate) fn call(name: &str, v: Verdict) -> CallResult {
-        CallResult {
-            name: name.into(),
-            transport: "noise".into(),
-            strategy: "udp".into(),
-            requested: vec!["udp".into()],
-            verdict: v,
-            expected: "connected".into(),
-            met: v == Verdict::Connected,
-            setup_ms: Some(100.0),
-            loss_pct: 0.0,
-            jitter_ms: 1.0,
-            one_way_delay_ms: 2.0,
-            longest_gap_ms: 40.0,
-            mos: 4.38,
-            rule: None,
-            reason: format!("{name} reason"),
-            caller_addr: "10.1.0.100".parse().unwrap(),
-            metrics: CallMetrics::default(),
-        }
+        serde_json::from_value(serde_json::json!({
+            "name": name,
+            "transport": "noise",
+            "strategy": "udp",
+            "requested": ["udp"],
+            "verdict": v,
+            "expected": "connected",
+            "met": v == Verdict::Connected,
+            "setup_ms": 100.0,
+            "loss_pct": 0.0,
+            "jitter_ms": 1.0,
+            "one_way_delay_ms": 2.0,
+            "longest_gap_ms": 40.0,
+            "mos": 4.38,
+            "reason": format!("{name} reason"),
+            "caller_addr": "10.1.0.100",
+            "metrics": CallMetrics::default(),
+        }))
+        .expect("a valid call")
     }
 
     pub(crate) fn run(name: &str, calls: Vec<CallResult>) -> RunResult {

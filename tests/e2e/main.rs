@@ -7,4 +7,5 @@ mod hygiene;
 mod input;
 mod offline;
 mod reliability;
+mod report;
 mod transports;

@@ -787,7 +787,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs:
         let ly = 16.0 * (row as f64 + 1.0);
         let anchor = if mx > left + pw * 0.7 { "end" } else { "start" };
         let dx = if anchor == "end" { -4.0 } else { 4.0 };
-        let count = if m.count > 1 { format!(" ×{}", m.count) } else { String::new() };
+        let count = if m.count > 1 { format!(" ({} times)", m.count) } else { String::new() };
         let _ = writeln!(
             o,
             "<g class=\"censor-marker\"><title>{tip}</title><line x1=\"{lx}\" x2=\"{lx}\" y1=\"{y1}\" y2=\"{y2}\" class=\"mline\"/><text class=\"mlab\" text-anchor=\"{anchor}\" x=\"{tx}\" y=\"{ty}\">{rule}: {outcome}{count}</text></g>",
@@ -1033,7 +1033,7 @@ pub(crate) mod tests {
         assert!(page.contains("class=\"cell v-connected\""));
         // One merged marker for the two cut events of the first call; none for the other host.
         assert_eq!(page.matches("class=\"censor-marker\"").count(), 1);
-        assert!(page.contains("cut-udp: cut ×2"));
+        assert!(page.contains("cut-udp: cut (2 times)"));
         assert!(!page.contains("other-host"));
         assert!(page.contains("class=\"win-stop\""));
         assert!(page.contains("<path class=\"line up\""));

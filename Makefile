@@ -6,7 +6,7 @@ CALLWALL := $(PROFILE_DIR)/callwall
 OUT ?= results
 # Debian packages runs and tests need: coturn (TURN relay), iproute2 (benchmark reference
 # only), tshark and libndpi-bin (second opinions on captures), chromium (report checks).
-DEB_PACKAGES := coturn iproute2 ethtool chromium libxml2-utils
+DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils
 
 .PHONY: all build deps run test bench lint fuzz clean check
 

@@ -88,7 +88,8 @@ pub fn peer() -> ExitCode {
     };
     let all = transports();
     let refs: Vec<&dyn VoiceTransport> = all.iter().map(|b| b.as_ref()).collect();
-    let report: PeerReport = rt.block_on(run_peer(&spec, &refs));
+    let mut report: PeerReport = rt.block_on(run_peer(&spec, &refs));
+    report.cpu_ms = Some(cpu_ms());
     match serde_json::to_string(&report) {
         Ok(s) => {
             println!("{s}");
@@ -99,6 +100,18 @@ pub fn peer() -> ExitCode {
         }
         Err(e) => fail("peer", e),
     }
+}
+
+/// This process's CPU time (user + system) so far, in milliseconds.
+fn cpu_ms() -> f64 {
+    // /proc/self/stat fields 14 and 15 (utime, stime) in clock ticks; the name field may
+    // contain spaces, so count from the closing parenthesis.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on every Linux ABI this runs on.
+    (ticks(11) + ticks(12)) * 10.0
 }
 
 /// Fault injection for reliability tests: `CALLWALL_FAULT_INJECT=<crash|hang>:<caller|callee>:<call-id prefix>`

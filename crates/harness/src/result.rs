@@ -123,6 +123,16 @@ pub struct Artifacts {
     pub logs: Vec<String>,
 }
 
+/// CPU cost of a call: each peer sends one direction and receives the other.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CallCpu {
+    pub caller_ms: Option<f64>,
+    pub callee_ms: Option<f64>,
+    /// Percent of one core over the peer's lifetime (start of the call to its end).
+    pub caller_pct_of_core: Option<f64>,
+    pub callee_pct_of_core: Option<f64>,
+}
+
 /// One call's outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallResult {
@@ -149,5 +159,8 @@ pub struct CallResult {
     pub reason: String,
     /// The caller's address for this call (each call gets its own, for attribution).
     pub caller_addr: IpAddr,
+    /// CPU each peer process used, when known.
+    #[serde(default)]
+    pub cpu: CallCpu,
     pub metrics: CallMetrics,
 }

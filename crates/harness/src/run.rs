@@ -368,6 +368,21 @@ fn run_scenario(
     for (name, ci, caller_addr, caller, callee) in reports {
         let call = calls[ci];
         let metrics = analyze(&caller, &callee, &th);
+        // A peer lives from the call's start to its media end (plus the setup before it).
+        let life_ms = |p: &PeerReport| {
+            let end = p.media_end_unix_ns.max(p.recv_end_unix_ns);
+            (end > start_at).then(|| (end - start_at) as f64 / 1e6)
+        };
+        let pct = |p: &PeerReport| match (p.cpu_ms, life_ms(p)) {
+            (Some(c), Some(l)) if l > 0.0 => Some(100.0 * c / l),
+            _ => None,
+        };
+        let cpu = crate::result::CallCpu {
+            caller_ms: caller.cpu_ms,
+            callee_ms: callee.cpu_ms,
+            caller_pct_of_core: pct(&caller),
+            callee_pct_of_core: pct(&callee),
+        };
         let rule = censor_result.deciding_rule(caller_addr);
         let verdict = metrics.verdict;
         let met = call.expect.contains(&verdict);
@@ -393,6 +408,7 @@ fn run_scenario(
             rule,
             reason,
             caller_addr,
+            cpu,
             metrics,
         });
     }

@@ -105,6 +105,9 @@ pub struct PeerReport {
     /// Set when the peer itself failed (bad spec, signal server unreachable, crash): the call's
     /// verdict is then `error`. Strategies that did not connect are not errors (see `attempts`).
     pub error: Option<String>,
+    /// CPU time the peer process used (user + system), in milliseconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<f64>,
 }
 
 impl Default for PeerReport {
@@ -132,6 +135,7 @@ impl PeerReport {
             frames_malformed: 0,
             arrivals: Vec::new(),
             error: None,
+            cpu_ms: None,
         }
     }
 

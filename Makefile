@@ -4,8 +4,8 @@ CARGO ?= cargo
 PROFILE_DIR := target/release
 CALLWALL := $(PROFILE_DIR)/callwall
 OUT ?= results
-# Debian packages runs and tests need: coturn (TURN relay), iproute2 (benchmark reference
-# only), tshark and libndpi-bin (second opinions on captures), chromium (report checks).
+# Debian packages runs and tests need: coturn (the TURN relay), iproute2 (only the topology
+# benchmark's reference script), chromium + fonts and libxml2-utils (the report checks).
 DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils
 
 .PHONY: all build deps run test bench lint fuzz clean check
@@ -27,7 +27,7 @@ build:
 
 # The main job: the default suite, with reports in $(OUT)/.
 run: deps build
-	$(CALLWALL) run --out $(OUT) --json $(OUT)/results.json --junit $(OUT)/junit.xml --markdown $(OUT)/results.md
+	$(CALLWALL) run --out $(OUT) --json $(OUT)/results.json --junit $(OUT)/junit.xml --markdown $(OUT)/results.md --html $(OUT)/report.html
 
 check: build
 	$(CALLWALL) check

@@ -154,3 +154,33 @@ pub fn all_netns() -> std::collections::HashSet<String> {
     }
     set
 }
+
+/// Clock ticks since boot now (USER_HZ = 100), comparable with a process's start time.
+pub fn uptime_ticks() -> u64 {
+    let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    let secs: f64 = up.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    (secs * 100.0) as u64
+}
+
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Namespaces of `namespaces` still held by a process that existed before `since_ticks`.
+/// (A freed namespace's inode number is soon reused by new namespaces, e.g. of a test
+/// running in parallel; processes started after the kill cannot hold the old one.)
+pub fn namespaces_still_held(namespaces: &std::collections::HashSet<String>, since_ticks: u64) -> Vec<String> {
+    let mut held = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Some(n) = netns_of(pid) else { continue };
+            if namespaces.contains(&n) && start_ticks(pid).is_some_and(|t| t + 1 < since_ticks) && !held.contains(&n) {
+                held.push(n);
+            }
+        }
+    }
+    held
+}

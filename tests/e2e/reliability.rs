@@ -127,26 +127,27 @@ expect = "connected"
 
 #[test]
 fn runs_unprivileged_through_user_namespaces() {
-    // The tests run as root; drop to `nobody` for this run. The binary, scenarios and
-    // topologies must be readable by it, and the output directory writable.
-    let tmp = TempDir::new("unpriv");
-    let out_dir = tmp.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    for d in [tmp.path(), out_dir.as_path()] {
-        Command::new("chmod").arg("777").arg(d).status().unwrap();
-    }
-    let json = tmp.path().join("r.json");
+    // The tests run as root; drop to `nobody` for this run. Everything it needs is copied to
+    // a world-readable directory, since the checkout may sit below a directory only root
+    // can enter.
+    let base = std::env::temp_dir().join(format!("callwall-unpriv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("scenarios")).unwrap();
+    std::fs::create_dir_all(base.join("netns")).unwrap();
+    std::fs::create_dir_all(base.join("out")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_callwall"), base.join("callwall")).unwrap();
+    std::fs::copy(repo().join("scenarios/udp-blackout.toml"), base.join("scenarios/udp-blackout.toml")).unwrap();
+    std::fs::copy(repo().join("netns/censored-call.toml"), base.join("netns/censored-call.toml")).unwrap();
+    Command::new("chmod").args(["-R", "a+rwX"]).arg(&base).status().unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_callwall"))
-        .args(["run", "scenarios/udp-blackout.toml", "--transport", "noise", "--json"])
-        .arg(&json)
-        .arg("--out")
-        .arg(&out_dir)
-        .current_dir(repo())
+        .arg(base.join("callwall"))
+        .args(["run", "scenarios/udp-blackout.toml", "--transport", "noise", "--json", "out/r.json", "--out", "out"])
+        .current_dir(&base)
         .output()
         .expect("setpriv (util-linux) runs");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default()).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("out/r.json")).unwrap_or_default()).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&base);
     assert_eq!(out.status.code(), Some(0), "{}", dump(&out, &v));
     assert_eq!(v["runs"][0]["calls"][0]["verdict"], "blocked", "{}", dump(&out, &v));
 }

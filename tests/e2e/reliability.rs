@@ -151,3 +151,73 @@ fn runs_unprivileged_through_user_namespaces() {
     assert_eq!(out.status.code(), Some(0), "{}", dump(&out, &v));
     assert_eq!(v["runs"][0]["calls"][0]["verdict"], "blocked", "{}", dump(&out, &v));
 }
+
+/// Runs a relayed WebRTC call, reading the relay's credentials from coturn's command line
+/// while it runs; returns them and every byte the run wrote.
+fn relayed_run() -> ((String, String), Vec<u8>) {
+    let tmp = TempDir::new("creds");
+    let file = write_scenario(
+        &tmp,
+        "creds",
+        "[defaults]\nduration = \"3s\"\n[[calls]]\ntransport = \"webrtc\"\nstrategy = \"turn-udp\"\nexpect = \"connected\"\n",
+    );
+    let out_dir = tmp.path().join("out");
+    let mut child = callwall()
+        .args(["run", &file, "--pcap", "--json"])
+        .arg(tmp.path().join("r.json"))
+        .arg("--junit")
+        .arg(tmp.path().join("j.xml"))
+        .arg("--markdown")
+        .arg(tmp.path().join("r.md"))
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let root = child.id() as i32;
+    let mut creds = None;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while creds.is_none() && std::time::Instant::now() < end {
+        for p in descendants(root) {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            if let Some(i) = args.iter().position(|a| a == "--user") {
+                if let Some((u, pw)) = args.get(i + 1).and_then(|s| s.split_once(':')) {
+                    creds = Some((u.to_string(), pw.to_string()));
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut bytes = output.stdout;
+    bytes.extend(output.stderr);
+    fn walk(dir: &std::path::Path, out: &mut Vec<u8>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_none_or(|x| x != "pcap") {
+                // Credentials legitimately cross the wire (STUN USERNAME): captures are not reports.
+                out.extend(std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    walk(tmp.path(), &mut bytes);
+    (creds.expect("coturn ran with --user credentials"), bytes)
+}
+
+#[test]
+fn turn_credentials_are_fresh_per_run_and_never_written_to_reports_or_logs() {
+    let ((user1, pass1), written1) = relayed_run();
+    let ((user2, pass2), _) = relayed_run();
+    assert_ne!(user1, user2, "usernames must be fresh per run");
+    assert_ne!(pass1, pass2, "passwords must be fresh per run");
+    assert!(pass1.len() >= 32, "password too short: {}", pass1.len());
+    let text = String::from_utf8_lossy(&written1);
+    assert!(text.contains("connected"), "the run wrote its results");
+    assert!(!text.contains(&pass1), "the TURN password appears in a report or log");
+    assert!(!text.contains(&user1), "the TURN username appears in a report or log");
+}

@@ -38,5 +38,11 @@ impl HarnessError {
     }
 }
 
+/// Where a run keeps its scratch files (the relay's certificate and key). Each sandbox mounts
+/// a private tmpfs here in its own mount namespace, so the files are never on the host's
+/// disk, runs never see each other's, and everything vanishes with the sandbox, even when it
+/// is killed. On the host this stays an empty directory.
+pub const SCRATCH_DIR: &str = "/tmp/callwall-scratch";
+
 /// Port of the signal server on the signal host.
 pub const SIGNAL_PORT: u16 = 7000;

@@ -261,7 +261,7 @@ impl Progress {
     fn draw(&self, st: &(usize, Vec<String>)) {
         if self.tty {
             let width = 30;
-            let filled = if self.total == 0 { width } else { st.0 * width / self.total };
+            let filled = (st.0 * width).checked_div(self.total).unwrap_or(width).min(width);
             let bar: String = "#".repeat(filled) + &".".repeat(width - filled);
             let running = st.1.join(", ");
             let mut e = std::io::stderr().lock();

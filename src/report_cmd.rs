@@ -82,7 +82,8 @@ pub fn report(opts: ReportOpts) -> ExitCode {
     let color =
         !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", output::table(&doc, color));
-    let outputs: [(&Option<PathBuf>, &str, fn(&Results) -> String); 3] = [
+    type Render = fn(&Results) -> String;
+    let outputs: [(&Option<PathBuf>, &str, Render); 3] = [
         (&opts.html, "HTML report", html),
         (&opts.markdown, "Markdown", output::markdown),
         (&opts.junit, "JUnit XML", output::junit),

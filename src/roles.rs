@@ -13,8 +13,8 @@ use callwall_transport::VoiceTransport;
 pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
     vec![
         Box::new(callwall_transport_noise::NoiseTransport::default()),
-        Box::new(callwall_transport_quic::QuicTransport::default()),
-        Box::new(callwall_transport_webrtc::WebrtcTransport::default()),
+        Box::new(callwall_transport_quic::QuicTransport),
+        Box::new(callwall_transport_webrtc::WebrtcTransport),
     ]
 }
 

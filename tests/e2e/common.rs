@@ -66,16 +66,6 @@ pub fn run_scenarios(files: &[&str], extra: &[&str]) -> (i32, Value, Output) {
     (out.status.code().unwrap_or(-1), v, out)
 }
 
-/// The calls of the first run, as (name, verdict) pairs, with the whole JSON for messages.
-pub fn verdicts(v: &Value) -> Vec<(String, String)> {
-    v["runs"][0]["calls"]
-        .as_array()
-        .map(|calls| {
-            calls.iter().map(|c| (c["name"].as_str().unwrap_or("").to_string(), c["verdict"].as_str().unwrap_or("").to_string())).collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn dump(out: &Output, v: &Value) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}\njson:\n{}",
@@ -138,21 +128,6 @@ pub fn descendants(root: i32) -> Vec<i32> {
 /// The network namespace inode of a process.
 pub fn netns_of(pid: i32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/ns/net")).ok().map(|p| p.display().to_string())
-}
-
-/// Every network namespace any process on the machine is in.
-pub fn all_netns() -> std::collections::HashSet<String> {
-    let mut set = std::collections::HashSet::new();
-    if let Ok(rd) = std::fs::read_dir("/proc") {
-        for e in rd.flatten() {
-            if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
-                if let Some(n) = netns_of(pid) {
-                    set.insert(n);
-                }
-            }
-        }
-    }
-    set
 }
 
 /// Clock ticks since boot now (USER_HZ = 100), comparable with a process's start time.

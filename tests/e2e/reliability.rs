@@ -162,7 +162,7 @@ fn relayed_run() -> ((String, String), Vec<u8>) {
         "[defaults]\nduration = \"3s\"\n[[calls]]\ntransport = \"webrtc\"\nstrategy = \"turn-udp\"\nexpect = \"connected\"\n",
     );
     let out_dir = tmp.path().join("out");
-    let mut child = callwall()
+    let child = callwall()
         .args(["run", &file, "--pcap", "--json"])
         .arg(tmp.path().join("r.json"))
         .arg("--junit")

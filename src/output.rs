@@ -30,7 +30,10 @@ pub fn error_run(sc: &Scenario, repeat: u32, error: String) -> RunResult {
 
 /// Errors that mean "fix your machine", which give exit code 2.
 pub fn is_environment_error(e: &str) -> bool {
-    e.contains("not installed") || e.contains("user namespaces") || e.contains("run as root") || e.contains("permission denied")
+    e.contains("not installed")
+        || e.contains("user namespaces")
+        || e.contains("run as root")
+        || e.contains("permission denied")
 }
 
 fn verdict_str(v: Verdict) -> &'static str {
@@ -60,9 +63,25 @@ pub fn table(doc: &Results, color: bool) -> String {
     let mut rows: Vec<[String; 11]> = Vec::new();
     let mut verdicts: Vec<Option<Verdict>> = Vec::new();
     for r in &doc.runs {
-        let scen = if r.repeat > 0 { format!("{} #{}", r.scenario, r.repeat + 1) } else { r.scenario.clone() };
+        let scen = if r.repeat > 0 {
+            format!("{} #{}", r.scenario, r.repeat + 1)
+        } else {
+            r.scenario.clone()
+        };
         if let Some(e) = &r.error {
-            rows.push([scen, "-".into(), "-".into(), "error".into(), "-".into(), "".into(), "".into(), "".into(), "".into(), "".into(), e.clone()]);
+            rows.push([
+                scen,
+                "-".into(),
+                "-".into(),
+                "error".into(),
+                "-".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                "".into(),
+                e.clone(),
+            ]);
             verdicts.push(Some(Verdict::Error));
             continue;
         }
@@ -83,7 +102,19 @@ pub fn table(doc: &Results, color: bool) -> String {
             verdicts.push(Some(c.verdict));
         }
     }
-    let head = ["scenario", "call", "verdict", "expected", "setup ms", "loss %", "jitter ms", "delay ms", "gap ms", "MOS", "rule"];
+    let head = [
+        "scenario",
+        "call",
+        "verdict",
+        "expected",
+        "setup ms",
+        "loss %",
+        "jitter ms",
+        "delay ms",
+        "gap ms",
+        "MOS",
+        "rule",
+    ];
     let mut w = head.map(str::len);
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -95,7 +126,11 @@ pub fn table(doc: &Results, color: bool) -> String {
     let line = |cells: &[String; 11], v: Option<Verdict>, out: &mut String| {
         for (i, c) in cells.iter().enumerate() {
             let cell = if i == 10 { c.chars().take(80).collect::<String>() } else { c.clone() };
-            let padded = if (4..=9).contains(&i) { format!("{cell:>width$}", width = w[i]) } else { format!("{cell:<width$}", width = w[i]) };
+            let padded = if (4..=9).contains(&i) {
+                format!("{cell:>width$}", width = w[i])
+            } else {
+                format!("{cell:<width$}", width = w[i])
+            };
             let shown = match (i, v) {
                 (2, Some(v)) => paint(&padded, v, color),
                 _ => padded,
@@ -109,22 +144,33 @@ pub fn table(doc: &Results, color: bool) -> String {
         line(r, *v, &mut out);
     }
     let calls: usize = doc.runs.iter().map(|r| r.calls.len()).sum();
-    let unmet: usize = doc.runs.iter().map(|r| r.calls.iter().filter(|c| !c.met).count() + usize::from(r.error.is_some())).sum();
+    let unmet: usize = doc
+        .runs
+        .iter()
+        .map(|r| r.calls.iter().filter(|c| !c.met).count() + usize::from(r.error.is_some()))
+        .sum();
     let _ = writeln!(
         out,
         "\n{calls} call(s) in {} run(s): {}",
         doc.runs.len(),
-        if unmet == 0 { "every expectation met".to_string() } else { format!("{unmet} expectation(s) NOT met (marked !)") }
+        if unmet == 0 {
+            "every expectation met".to_string()
+        } else {
+            format!("{unmet} expectation(s) NOT met (marked !)")
+        }
     );
     out
 }
 
 /// For `--repeat`: whether each call got the same verdict in every repeat.
 pub fn agreement(doc: &Results) -> String {
-    let mut by: std::collections::BTreeMap<(String, String), Vec<&'static str>> = Default::default();
+    let mut by: std::collections::BTreeMap<(String, String), Vec<&'static str>> =
+        Default::default();
     for r in &doc.runs {
         for c in &r.calls {
-            by.entry((r.scenario.clone(), c.name.clone())).or_default().push(verdict_str(c.verdict));
+            by.entry((r.scenario.clone(), c.name.clone()))
+                .or_default()
+                .push(verdict_str(c.verdict));
         }
     }
     let mut out = String::from("\nverdict agreement across repeats:\n");
@@ -132,7 +178,8 @@ pub fn agreement(doc: &Results) -> String {
     for ((s, c), vs) in &by {
         let same = vs.iter().all(|v| *v == vs[0]);
         all &= same;
-        let _ = writeln!(out, "  {} {s}/{c}: {}", if same { "same " } else { "DIFFER" }, vs.join(" "));
+        let _ =
+            writeln!(out, "  {} {s}/{c}: {}", if same { "same " } else { "DIFFER" }, vs.join(" "));
     }
     let _ = writeln!(out, "{}", if all { "all repeats agree" } else { "some repeats disagree" });
     out
@@ -162,7 +209,11 @@ pub fn junit(doc: &Results) -> String {
     let errors = doc.runs.iter().filter(|r| r.error.is_some()).count();
     let _ = writeln!(o, "<testsuites name=\"callwall\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     for r in &doc.runs {
-        let name = xml_escape(&if r.repeat > 0 { format!("{}#{}", r.scenario, r.repeat + 1) } else { r.scenario.clone() });
+        let name = xml_escape(&if r.repeat > 0 {
+            format!("{}#{}", r.scenario, r.repeat + 1)
+        } else {
+            r.scenario.clone()
+        });
         let secs = r.wall_ms as f64 / 1000.0;
         let f = r.calls.iter().filter(|c| !c.met).count();
         let _ = writeln!(
@@ -172,7 +223,10 @@ pub fn junit(doc: &Results) -> String {
             usize::from(r.error.is_some())
         );
         if let Some(e) = &r.error {
-            let _ = writeln!(o, "    <testcase classname=\"{name}\" name=\"setup\" time=\"{secs:.3}\">");
+            let _ = writeln!(
+                o,
+                "    <testcase classname=\"{name}\" name=\"setup\" time=\"{secs:.3}\">"
+            );
             let _ = writeln!(o, "      <error message=\"{}\" type=\"run-error\"/>", xml_escape(e));
             let _ = writeln!(o, "    </testcase>");
         }
@@ -191,7 +245,11 @@ pub fn junit(doc: &Results) -> String {
                     c.rule.as_deref().unwrap_or("none"),
                     c.reason
                 );
-                let _ = writeln!(o, "      <failure message=\"{}\" type=\"verdict\"/>", xml_escape(&msg));
+                let _ = writeln!(
+                    o,
+                    "      <failure message=\"{}\" type=\"verdict\"/>",
+                    xml_escape(&msg)
+                );
             }
             let _ = writeln!(
                 o,
@@ -221,7 +279,12 @@ pub fn markdown(doc: &Results) -> String {
     let mut o = String::from("| scenario | call | verdict | expected | setup ms | loss % | jitter ms | delay ms | MOS | rule |\n|---|---|---|---|--:|--:|--:|--:|--:|---|\n");
     for r in &doc.runs {
         if let Some(e) = &r.error {
-            let _ = writeln!(o, "| {} | - | error | - | | | | | | {} |", r.scenario, e.replace('|', "/"));
+            let _ = writeln!(
+                o,
+                "| {} | - | error | - | | | | | | {} |",
+                r.scenario,
+                e.replace('|', "/")
+            );
         }
         for c in &r.calls {
             let _ = writeln!(
@@ -265,7 +328,14 @@ impl Progress {
             let bar: String = "#".repeat(filled) + &".".repeat(width - filled);
             let running = st.1.join(", ");
             let mut e = std::io::stderr().lock();
-            let _ = write!(e, "\r\x1b[2K[{bar}] {}/{} {:.0}s  running: {}", st.0, self.total, self.start.elapsed().as_secs_f64(), running.chars().take(60).collect::<String>());
+            let _ = write!(
+                e,
+                "\r\x1b[2K[{bar}] {}/{} {:.0}s  running: {}",
+                st.0,
+                self.total,
+                self.start.elapsed().as_secs_f64(),
+                running.chars().take(60).collect::<String>()
+            );
             let _ = e.flush();
         }
     }
@@ -287,12 +357,23 @@ impl Progress {
         }
         let summary = match &r.error {
             Some(e) => format!("error: {e}"),
-            None => r.calls.iter().map(|c| format!("{}={}", c.name, verdict_str(c.verdict))).collect::<Vec<_>>().join(" "),
+            None => r
+                .calls
+                .iter()
+                .map(|c| format!("{}={}", c.name, verdict_str(c.verdict)))
+                .collect::<Vec<_>>()
+                .join(" "),
         };
         if self.tty {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
-        eprintln!("[{}/{}] {} {name} ({:.1}s): {summary}", st.0, self.total, if r.passed() { "ok  " } else { "FAIL" }, r.wall_ms as f64 / 1000.0);
+        eprintln!(
+            "[{}/{}] {} {name} ({:.1}s): {summary}",
+            st.0,
+            self.total,
+            if r.passed() { "ok  " } else { "FAIL" },
+            r.wall_ms as f64 / 1000.0
+        );
         self.draw(&st);
     }
 

@@ -20,7 +20,10 @@ pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
 
 /// transport name -> strategies, for scenario validation.
 pub fn catalog() -> std::collections::BTreeMap<String, Vec<String>> {
-    transports().iter().map(|t| (t.name().to_string(), t.strategies().iter().map(|s| s.to_string()).collect())).collect()
+    transports()
+        .iter()
+        .map(|t| (t.name().to_string(), t.strategies().iter().map(|s| s.to_string()).collect()))
+        .collect()
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
@@ -82,10 +85,11 @@ pub fn peer() -> ExitCode {
         Err(e) => return fail("peer", format!("bad spec: {e}")),
     };
     inject_fault(&spec);
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => return fail("peer", e),
-    };
+    let rt =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => return fail("peer", e),
+        };
     let all = transports();
     let refs: Vec<&dyn VoiceTransport> = all.iter().map(|b| b.as_ref()).collect();
     let mut report: PeerReport = rt.block_on(run_peer(&spec, &refs));
@@ -120,7 +124,9 @@ fn cpu_ms() -> f64 {
 fn inject_fault(spec: &PeerSpec) {
     let Ok(v) = std::env::var("CALLWALL_FAULT_INJECT") else { return };
     let mut parts = v.splitn(3, ':');
-    let (Some(kind), Some(role), Some(prefix)) = (parts.next(), parts.next(), parts.next()) else { return };
+    let (Some(kind), Some(role), Some(prefix)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
     let my_role = format!("{:?}", spec.ctx.role).to_lowercase();
     if role != my_role || !spec.ctx.call_id.starts_with(prefix) {
         return;

@@ -37,7 +37,10 @@ impl Drop for TempDir {
 }
 
 fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Runs `callwall run` on scenario files and returns (exit code, JSON results, output).
@@ -82,7 +85,8 @@ pub fn host_network_state() -> String {
         let text = std::fs::read_to_string(f).unwrap_or_default();
         // /proc/net/dev carries counters that change; keep the interface names only.
         if f.ends_with("dev") {
-            let mut names: Vec<&str> = text.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+            let mut names: Vec<&str> =
+                text.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
             names.sort();
             s.push_str(&names.join(","));
         } else {
@@ -102,7 +106,11 @@ pub fn descendants(root: i32) -> Vec<i32> {
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
                 // The command name is in parentheses and may contain spaces.
                 if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-                    let ppid = rest.split_whitespace().nth(1).and_then(|x| x.parse::<i32>().ok()).unwrap_or(0);
+                    let ppid = rest
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|x| x.parse::<i32>().ok())
+                        .unwrap_or(0);
                     parent.insert(pid, ppid);
                 }
             }
@@ -146,13 +154,19 @@ fn start_ticks(pid: i32) -> Option<u64> {
 /// Namespaces of `namespaces` still held by a process that existed before `since_ticks`.
 /// (A freed namespace's inode number is soon reused by new namespaces, e.g. of a test
 /// running in parallel; processes started after the kill cannot hold the old one.)
-pub fn namespaces_still_held(namespaces: &std::collections::HashSet<String>, since_ticks: u64) -> Vec<String> {
+pub fn namespaces_still_held(
+    namespaces: &std::collections::HashSet<String>,
+    since_ticks: u64,
+) -> Vec<String> {
     let mut held = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
             let Some(n) = netns_of(pid) else { continue };
-            if namespaces.contains(&n) && start_ticks(pid).is_some_and(|t| t + 1 < since_ticks) && !held.contains(&n) {
+            if namespaces.contains(&n)
+                && start_ticks(pid).is_some_and(|t| t + 1 < since_ticks)
+                && !held.contains(&n)
+            {
                 held.push(n);
             }
         }

@@ -27,7 +27,10 @@ fn baseline_noise_call_connects_with_good_quality() {
 fn udp_blackout_blocks_noise_over_udp_and_names_the_rule() {
     let (code, v, out) = run_scenarios(&["scenarios/udp-blackout.toml"], &["--transport", "noise"]);
     let calls = v["runs"][0]["calls"].as_array().cloned().unwrap_or_default();
-    let udp = calls.iter().find(|c| c["strategy"] == "udp").unwrap_or_else(|| panic!("no udp call\n{}", dump(&out, &v)));
+    let udp = calls
+        .iter()
+        .find(|c| c["strategy"] == "udp")
+        .unwrap_or_else(|| panic!("no udp call\n{}", dump(&out, &v)));
     assert_eq!(udp["verdict"], "blocked", "{}", dump(&out, &v));
     assert_eq!(udp["rule"], "drop-all-udp", "{}", dump(&out, &v));
     let rule = &v["runs"][0]["censor"]["rules"][0];
@@ -40,9 +43,14 @@ fn udp_blackout_blocks_noise_over_udp_and_names_the_rule() {
 fn a_wrong_expectation_gives_exit_code_1() {
     let tmp = TempDir::new("expect");
     let path = tmp.path().join("wrong.toml");
-    let text = std::fs::read_to_string(repo().join("scenarios/udp-blackout.toml")).unwrap().replace("expect = \"blocked\"", "expect = \"connected\"");
+    let text = std::fs::read_to_string(repo().join("scenarios/udp-blackout.toml"))
+        .unwrap()
+        .replace("expect = \"blocked\"", "expect = \"connected\"");
     std::fs::write(&path, text).unwrap();
-    let (code, v, out) = run_scenarios(&[path.to_str().unwrap(), "--topology-dir", repo().join("netns").to_str().unwrap()], &["--transport", "noise"]);
+    let (code, v, out) = run_scenarios(
+        &[path.to_str().unwrap(), "--topology-dir", repo().join("netns").to_str().unwrap()],
+        &["--transport", "noise"],
+    );
     assert_eq!(code, 1, "{}", dump(&out, &v));
     assert_eq!(v["runs"][0]["calls"][0]["met"], false);
 }

@@ -37,15 +37,25 @@ fn kill_mid_call(signal: i32) {
     assert!(started, "the run did not reach its calls");
     std::thread::sleep(Duration::from_millis(1500));
     let procs = descendants(root);
-    let namespaces: std::collections::HashSet<String> = procs.iter().filter_map(|&p| netns_of(p)).collect();
+    let namespaces: std::collections::HashSet<String> =
+        procs.iter().filter_map(|&p| netns_of(p)).collect();
     let own = netns_of(std::process::id() as i32).unwrap();
     assert!(namespaces.len() >= 4, "expected the run's host namespaces, saw {namespaces:?}");
     assert!(!namespaces.contains(&own) || procs.is_empty() || namespaces.len() > 1);
     let killed_at = uptime_ticks();
     unsafe_kill(root, signal);
     let _ = child.wait();
-    let gone = wait_for(Duration::from_secs(10), || procs.iter().all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
-    assert!(gone, "processes of the run survived: {:?}", procs.iter().filter(|&&p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect::<Vec<_>>());
+    let gone = wait_for(Duration::from_secs(10), || {
+        procs.iter().all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+    assert!(
+        gone,
+        "processes of the run survived: {:?}",
+        procs
+            .iter()
+            .filter(|&&p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            .collect::<Vec<_>>()
+    );
     let mut ours = namespaces.clone();
     ours.remove(&own);
     let still = namespaces_still_held(&ours, killed_at);
@@ -107,13 +117,22 @@ fn kill_after(signal: i32, delay: Duration, scenario: &str) {
     let killed_at = uptime_ticks();
     unsafe_kill(root, signal);
     let _ = child.wait();
-    let gone = wait_for(Duration::from_secs(10), || procs.iter().all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
+    let gone = wait_for(Duration::from_secs(10), || {
+        procs.iter().all(|&p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
     assert!(gone, "signal {signal} after {delay:?}: processes survived");
     let own = netns_of(std::process::id() as i32).unwrap();
     namespaces.remove(&own);
     let still = namespaces_still_held(&namespaces, killed_at);
-    assert!(still.is_empty(), "signal {signal} after {delay:?}: namespaces still in use: {still:?}");
-    assert_eq!(before, host_network_state(), "signal {signal} after {delay:?}: host network changed");
+    assert!(
+        still.is_empty(),
+        "signal {signal} after {delay:?}: namespaces still in use: {still:?}"
+    );
+    assert_eq!(
+        before,
+        host_network_state(),
+        "signal {signal} after {delay:?}: host network changed"
+    );
 }
 
 #[test]
@@ -128,7 +147,8 @@ fn kills_at_random_moments_leave_nothing_behind() {
         x
     };
     let signals = [libc::SIGKILL, libc::SIGTERM, libc::SIGINT];
-    let mut moments = vec![Duration::from_millis(30), Duration::from_millis(300), Duration::from_millis(6900)];
+    let mut moments =
+        vec![Duration::from_millis(30), Duration::from_millis(300), Duration::from_millis(6900)];
     for _ in 0..3 {
         moments.push(Duration::from_millis(100 + next() % 7000));
     }
@@ -139,8 +159,12 @@ fn kills_at_random_moments_leave_nothing_behind() {
 
 #[test]
 fn two_runs_at_once_do_not_disturb_each_other() {
-    let a = std::thread::spawn(|| run_scenarios(&["scenarios/udp-blackout.toml"], &["--transport", "noise"]));
-    let b = std::thread::spawn(|| run_scenarios(&["scenarios/baseline.toml"], &["--transport", "noise"]));
+    let a = std::thread::spawn(|| {
+        run_scenarios(&["scenarios/udp-blackout.toml"], &["--transport", "noise"])
+    });
+    let b = std::thread::spawn(|| {
+        run_scenarios(&["scenarios/baseline.toml"], &["--transport", "noise"])
+    });
     let (ca, va, oa) = a.join().unwrap();
     let (cb, vb, ob) = b.join().unwrap();
     assert_eq!(ca, 0, "{}", dump(&oa, &va));

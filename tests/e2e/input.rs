@@ -35,7 +35,10 @@ fn malformed_scenarios_name_file_line_and_key() {
             assert!(stderr.contains(w), "{name}: message lacks {w:?}: {stderr}");
         }
         if let Some(l) = line {
-            assert!(stderr.contains(&format!("{name}:{l}")), "{name}: message lacks line {l}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{name}:{l}")),
+                "{name}: message lacks line {l}: {stderr}"
+            );
         }
     }
     assert!(n >= 8, "expected a corpus of bad scenarios, found {n}");
@@ -51,6 +54,9 @@ fn run_with_a_bad_scenario_changes_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(!tmp.path().join("out").exists(), "a rejected run must not create its output directory");
+    assert!(
+        !tmp.path().join("out").exists(),
+        "a rejected run must not create its output directory"
+    );
     assert_eq!(before, host_network_state());
 }

@@ -7,8 +7,14 @@ use crate::common::*;
 
 fn write_scenario(tmp: &TempDir, name: &str, body: &str) -> String {
     let path = tmp.path().join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\ntopology = \"{}\"\n{body}", repo().join("netns/censored-call.toml").display()))
-        .unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\ntopology = \"{}\"\n{body}",
+            repo().join("netns/censored-call.toml").display()
+        ),
+    )
+    .unwrap();
     path.to_str().unwrap().to_string()
 }
 
@@ -41,7 +47,8 @@ fn run_with_env(file: &str, env: (&str, &str)) -> (i32, serde_json::Value, std::
         .env(env.0, env.1)
         .output()
         .unwrap();
-    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default()).unwrap_or_default();
+    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_default();
     (out.status.code().unwrap_or(-1), v, out)
 }
 
@@ -51,9 +58,16 @@ fn a_crashing_peer_gives_error_and_the_run_goes_on() {
     let file = write_scenario(&tmp, "crash", TWO_CALLS);
     let (code, v, out) = run_with_env(&file, ("CALLWALL_FAULT_INJECT", "crash:callee:victim"));
     let calls = v["runs"][0]["calls"].as_array().cloned().unwrap_or_default();
-    let victim = calls.iter().find(|c| c["name"] == "victim").unwrap_or_else(|| panic!("{}", dump(&out, &v)));
+    let victim = calls
+        .iter()
+        .find(|c| c["name"] == "victim")
+        .unwrap_or_else(|| panic!("{}", dump(&out, &v)));
     assert_eq!(victim["verdict"], "error", "{}", dump(&out, &v));
-    assert!(victim["reason"].as_str().unwrap().contains("callee"), "the reason names the peer: {}", victim["reason"]);
+    assert!(
+        victim["reason"].as_str().unwrap().contains("callee"),
+        "the reason names the peer: {}",
+        victim["reason"]
+    );
     let by = calls.iter().find(|c| c["name"] == "bystander").unwrap();
     assert_eq!(by["verdict"], "connected", "{}", dump(&out, &v));
     assert_eq!(code, 0, "both expectations are met\n{}", dump(&out, &v));
@@ -66,7 +80,10 @@ fn a_hanging_peer_is_killed_at_its_deadline_and_gives_error() {
     let start = std::time::Instant::now();
     let (code, v, out) = run_with_env(&file, ("CALLWALL_FAULT_INJECT", "hang:caller:victim"));
     let calls = v["runs"][0]["calls"].as_array().cloned().unwrap_or_default();
-    let victim = calls.iter().find(|c| c["name"] == "victim").unwrap_or_else(|| panic!("{}", dump(&out, &v)));
+    let victim = calls
+        .iter()
+        .find(|c| c["name"] == "victim")
+        .unwrap_or_else(|| panic!("{}", dump(&out, &v)));
     assert_eq!(victim["verdict"], "error", "{}", dump(&out, &v));
     assert_eq!(code, 0, "{}", dump(&out, &v));
     // The call's budget is 3 s connect + 4 s media + grace; the run must not wait forever.
@@ -119,7 +136,12 @@ expect = "connected"
     };
     let first = summary(&runs[0]);
     for r in &runs[1..] {
-        assert_eq!(summary(r), first, "verdicts or deciding rules differ between repeats\n{}", dump(&out, &v));
+        assert_eq!(
+            summary(r),
+            first,
+            "verdicts or deciding rules differ between repeats\n{}",
+            dump(&out, &v)
+        );
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("all repeats agree"));
     assert_eq!(code, 0, "{}", dump(&out, &v));
@@ -136,17 +158,33 @@ fn runs_unprivileged_through_user_namespaces() {
     std::fs::create_dir_all(base.join("netns")).unwrap();
     std::fs::create_dir_all(base.join("out")).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_callwall"), base.join("callwall")).unwrap();
-    std::fs::copy(repo().join("scenarios/udp-blackout.toml"), base.join("scenarios/udp-blackout.toml")).unwrap();
-    std::fs::copy(repo().join("netns/censored-call.toml"), base.join("netns/censored-call.toml")).unwrap();
+    std::fs::copy(
+        repo().join("scenarios/udp-blackout.toml"),
+        base.join("scenarios/udp-blackout.toml"),
+    )
+    .unwrap();
+    std::fs::copy(repo().join("netns/censored-call.toml"), base.join("netns/censored-call.toml"))
+        .unwrap();
     Command::new("chmod").args(["-R", "a+rwX"]).arg(&base).status().unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(base.join("callwall"))
-        .args(["run", "scenarios/udp-blackout.toml", "--transport", "noise", "--json", "out/r.json", "--out", "out"])
+        .args([
+            "run",
+            "scenarios/udp-blackout.toml",
+            "--transport",
+            "noise",
+            "--json",
+            "out/r.json",
+            "--out",
+            "out",
+        ])
         .current_dir(&base)
         .output()
         .expect("setpriv (util-linux) runs");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("out/r.json")).unwrap_or_default()).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("out/r.json")).unwrap_or_default())
+            .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&base);
     assert_eq!(out.status.code(), Some(0), "{}", dump(&out, &v));
     assert_eq!(v["runs"][0]["calls"][0]["verdict"], "blocked", "{}", dump(&out, &v));
@@ -181,7 +219,8 @@ fn relayed_run() -> ((String, String), Vec<u8>) {
     while creds.is_none() && std::time::Instant::now() < end {
         for p in descendants(root) {
             let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
-            let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            let args: Vec<String> =
+                cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             if let Some(i) = args.iter().position(|a| a == "--user") {
                 if let Some((u, pw)) = args.get(i + 1).and_then(|s| s.split_once(':')) {
                     creds = Some((u.to_string(), pw.to_string()));

@@ -9,9 +9,24 @@ fn every_transport_and_strategy_connects_in_the_baseline() {
     assert!(calls.len() >= 13, "{}", dump(&out, &v));
     let mut seen = std::collections::BTreeSet::new();
     for c in &calls {
-        assert_eq!(c["verdict"], "connected", "{} / {}\n{}", c["transport"], c["strategy"], dump(&out, &v));
-        assert!(c["setup_ms"].as_f64().is_some_and(|s| s > 0.0 && s < 5000.0), "{}", dump(&out, &v));
-        seen.insert(format!("{}/{}", c["transport"].as_str().unwrap(), c["strategy"].as_str().unwrap()));
+        assert_eq!(
+            c["verdict"],
+            "connected",
+            "{} / {}\n{}",
+            c["transport"],
+            c["strategy"],
+            dump(&out, &v)
+        );
+        assert!(
+            c["setup_ms"].as_f64().is_some_and(|s| s > 0.0 && s < 5000.0),
+            "{}",
+            dump(&out, &v)
+        );
+        seen.insert(format!(
+            "{}/{}",
+            c["transport"].as_str().unwrap(),
+            c["strategy"].as_str().unwrap()
+        ));
     }
     for want in [
         "noise/udp",
@@ -90,9 +105,16 @@ expect = "connected"
     );
     std::fs::write(&path, text).unwrap();
     let topo = repo().join("netns");
-    let (code, v, out) = run_scenarios(&[path.to_str().unwrap(), "--topology-dir", topo.to_str().unwrap()], &[]);
+    let (code, v, out) =
+        run_scenarios(&[path.to_str().unwrap(), "--topology-dir", topo.to_str().unwrap()], &[]);
     let calls = v["runs"][0]["calls"].as_array().cloned().unwrap_or_default();
-    let get = |name: &str| calls.iter().find(|c| c["name"] == name).cloned().unwrap_or_else(|| panic!("{name} missing\n{}", dump(&out, &v)));
+    let get = |name: &str| {
+        calls
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing\n{}", dump(&out, &v)))
+    };
     for blocked in ["noise-udp", "quic-quic-443", "webrtc-direct"] {
         let c = get(blocked);
         assert_eq!(c["verdict"], "blocked", "{blocked}\n{}", dump(&out, &v));
@@ -103,7 +125,12 @@ expect = "connected"
     }
     let fb = get("noise-fallback");
     assert_eq!(fb["verdict"], "connected", "{}", dump(&out, &v));
-    assert_eq!(fb["strategy"], "tcp-443", "the fallback reports the strategy that won\n{}", dump(&out, &v));
+    assert_eq!(
+        fb["strategy"],
+        "tcp-443",
+        "the fallback reports the strategy that won\n{}",
+        dump(&out, &v)
+    );
     assert!(fb["setup_ms"].as_f64().unwrap() > 3000.0, "setup includes the failed udp attempt");
     let auto = get("webrtc-auto");
     assert_eq!(auto["verdict"], "connected", "{}", dump(&out, &v));

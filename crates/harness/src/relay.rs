@@ -61,7 +61,8 @@ pub fn maybe_start(
     };
     callwall_relay::find_turnserver().map_err(|e| HarnessError::Environment(e.to_string()))?;
     // SCRATCH_DIR is this sandbox's private tmpfs (see its docs).
-    let scratch = std::path::Path::new(crate::SCRATCH_DIR).join(format!("relay-{:016x}", rand::random::<u64>()));
+    let scratch = std::path::Path::new(crate::SCRATCH_DIR)
+        .join(format!("relay-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&scratch)
         .map_err(|e| HarnessError::io("creating the relay's scratch directory", e))?;
     let plan: RelayPlan =

@@ -39,7 +39,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::policy::{Action, DirMatch, Match, Policy, ProtoMatch};
+use crate::policy::{Action, DirMatch, Match, NamePattern, Policy, ProtoMatch};
 
 /// Frames held for delay at most; past it, new frames to hold are dropped and counted.
 pub const MAX_HELD: usize = 65_536;
@@ -852,6 +852,8 @@ fn matches(m: &Match, flow: &Flow, p: &PacketCtx) -> bool {
         || m.min_age_ns.is_some_and(|t| p.now_ns.saturating_sub(flow.start_ns) < t)
         || m.max_age_ns.is_some_and(|t| p.now_ns.saturating_sub(flow.start_ns) > t)
         || m.min_flow_bytes.is_some_and(|n| flow.bytes[0] + flow.bytes[1] < n)
+        || m.min_client_bytes.is_some_and(|n| flow.bytes[0] < n)
+        || m.min_server_bytes.is_some_and(|n| flow.bytes[1] < n)
         || m.client_port_above_server_port
             .is_some_and(|want| (flow.client.port > flow.server.port) != want)
     {
@@ -900,11 +902,19 @@ fn inspect_matches(m: &Match, f: &FlowFacts) -> bool {
             return false;
         }
     }
-    if let Some(pats) = &m.stun_software {
-        match f.stun.as_ref().and_then(|s| s.software.as_deref()) {
-            Some(sw) if pats.iter().any(|p| p.matches(sw)) => {}
-            _ => return false,
-        }
+    let stun_attr =
+        |pats: &Option<Vec<NamePattern>>,
+         get: fn(&callwall_wire::inspect::StunFacts) -> Option<&str>| match pats {
+            None => true,
+            Some(pats) => {
+                f.stun.as_ref().and_then(get).is_some_and(|v| pats.iter().any(|p| p.matches(v)))
+            }
+        };
+    if !stun_attr(&m.stun_software, |s| s.software.as_deref())
+        || !stun_attr(&m.stun_username, |s| s.username.as_deref())
+        || !stun_attr(&m.stun_realm, |s| s.realm.as_deref())
+    {
+        return false;
     }
     true
 }
@@ -1248,6 +1258,41 @@ mod tests {
             assert!(e.flow_count() <= 100);
         }
         assert!(e.stats().flows_evicted + e.stats().flows_expired >= 9_900);
+    }
+
+    #[test]
+    fn stun_attributes_and_per_direction_bytes_match() {
+        let mut e = engine(
+            r#"
+            [[rules]]
+            name = "wa-relay"
+            match = { stun_username = ["*wa*"], min_client_bytes = "40B" }
+            action = "drop"
+            "#,
+            1,
+        );
+        // A STUN Binding request with USERNAME "wa-user" (RFC 8489: type 0x0006, padded).
+        let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend_from_slice(&[9; 12]);
+        stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x07]);
+        stun.extend_from_slice(b"wa-user\0");
+        assert_eq!(stun.len(), 32);
+        // 32 bytes so far: below min_client_bytes.
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, &stun)),
+            Verdict::Forward
+        );
+        // 64 bytes: now it matches.
+        assert_eq!(
+            e.handle_frame(MS, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, &stun)),
+            Verdict::Drop
+        );
+        // Another flow without that USERNAME is left alone.
+        let plain = [0x80u8; 64];
+        assert_eq!(
+            e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.3.0.2", 3478, &plain)),
+            Verdict::Forward
+        );
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub mod raw {
         /// Flow bytes so far (both directions) at least this.
         #[serde(default)]
         pub min_flow_bytes: Option<Bytes>,
+        /// Transport payload bytes the client has sent so far (this packet included) at least this.
+        #[serde(default)]
+        pub min_client_bytes: Option<Bytes>,
+        /// Transport payload bytes the server has sent so far (this packet included) at least this.
+        #[serde(default)]
+        pub min_server_bytes: Option<Bytes>,
         /// The flow's client port is greater than its server port (the GFW's QUIC filter).
         #[serde(default)]
         pub client_port_above_server_port: Option<bool>,
@@ -139,6 +145,12 @@ pub mod raw {
         /// STUN SOFTWARE attribute patterns (same syntax as `sni`).
         #[serde(default)]
         pub stun_software: Option<Vec<String>>,
+        /// STUN USERNAME attribute patterns (same syntax as `sni`).
+        #[serde(default)]
+        pub stun_username: Option<Vec<String>>,
+        /// STUN REALM attribute patterns (same syntax as `sni`).
+        #[serde(default)]
+        pub stun_realm: Option<Vec<String>>,
     }
 
     /// An action: a name (`"pass"`, `"drop"`, `"reject"`) or a table of effects.
@@ -511,6 +523,8 @@ pub struct Match {
     pub min_age_ns: Option<u64>,
     pub max_age_ns: Option<u64>,
     pub min_flow_bytes: Option<u64>,
+    pub min_client_bytes: Option<u64>,
+    pub min_server_bytes: Option<u64>,
     pub client_port_above_server_port: Option<bool>,
     pub label: Option<callwall_wire::Labels>,
     pub first_label: Option<callwall_wire::Labels>,
@@ -520,6 +534,8 @@ pub struct Match {
     pub alpn: Option<Vec<String>>,
     pub dtls_fingerprint: Option<Vec<String>>,
     pub stun_software: Option<Vec<NamePattern>>,
+    pub stun_username: Option<Vec<NamePattern>>,
+    pub stun_realm: Option<Vec<NamePattern>>,
 }
 
 impl Match {
@@ -533,6 +549,8 @@ impl Match {
             || self.alpn.is_some()
             || self.dtls_fingerprint.is_some()
             || self.stun_software.is_some()
+            || self.stun_username.is_some()
+            || self.stun_realm.is_some()
     }
 }
 
@@ -826,6 +844,8 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
         min_age_ns: m.min_age.map(Duration::as_nanos),
         max_age_ns: m.max_age.map(Duration::as_nanos),
         min_flow_bytes: m.min_flow_bytes.map(Bytes::get),
+        min_client_bytes: m.min_client_bytes.map(Bytes::get),
+        min_server_bytes: m.min_server_bytes.map(Bytes::get),
         client_port_above_server_port: m.client_port_above_server_port,
         label: compile_labels("label", &m.label)?,
         first_label: compile_labels("first_label", &m.first_label)?,
@@ -835,6 +855,8 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
         alpn: m.alpn.clone(),
         dtls_fingerprint: lower(&m.dtls_fingerprint),
         stun_software: compile_names("stun_software", &m.stun_software)?,
+        stun_username: compile_names("stun_username", &m.stun_username)?,
+        stun_realm: compile_names("stun_realm", &m.stun_realm)?,
     })
 }
 

@@ -17,8 +17,11 @@ use serde::Serialize;
 use crate::engine::{Dir, Engine, Event, Verdict};
 use crate::sys::{self, PacketSocket};
 
-/// Frames read from one socket before looking at the other and at the timers.
-const BATCH: usize = 64;
+/// Frames read from one socket (one `recvmmsg`) before looking at the other and at the
+/// timers.
+const BATCH: usize = sys::MAX_BATCH;
+/// Receive buffer per frame: a frame longer than this is cut short, counted and dropped.
+const SLOT: usize = 65_536;
 
 /// Where the bridge writes what it saw and did.
 pub trait Recorder {
@@ -63,11 +66,26 @@ fn unix_ns() -> u64 {
 impl Bridge {
     /// Opens both interfaces (must be called inside the censor host's namespace).
     pub fn open(inside_if: &str, outside_if: &str, t0_unix_ns: u64) -> io::Result<Bridge> {
-        let inside = PacketSocket::bind(inside_if)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open the censor's inside interface {inside_if:?}: {e}")))?;
-        let outside = PacketSocket::bind(outside_if)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open the censor's outside interface {outside_if:?}: {e}")))?;
-        Ok(Bridge { inside, outside, t0_unix_ns, start: Instant::now(), start_unix_ns: unix_ns(), stats: BridgeStats::default() })
+        let inside = PacketSocket::bind(inside_if).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open the censor's inside interface {inside_if:?}: {e}"),
+            )
+        })?;
+        let outside = PacketSocket::bind(outside_if).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open the censor's outside interface {outside_if:?}: {e}"),
+            )
+        })?;
+        Ok(Bridge {
+            inside,
+            outside,
+            t0_unix_ns,
+            start: Instant::now(),
+            start_unix_ns: unix_ns(),
+            stats: BridgeStats::default(),
+        })
     }
 
     /// Engine time: nanoseconds since run time zero, monotonic, 0 before it.
@@ -98,9 +116,45 @@ impl Bridge {
         }
     }
 
+    /// Engine time and UNIX time of one clock reading.
+    fn clock(&self) -> (u64, u64) {
+        let unix = self.unix_now();
+        (unix.saturating_sub(self.t0_unix_ns), unix)
+    }
+
+    /// Sends the frames of `slots` (indexes into `rx`) travelling `dir`, in order, with as
+    /// few syscalls as the kernel allows.
+    fn send_slots(&mut self, dir: Dir, rx: &[u8], lens: &[usize], slots: &[usize]) {
+        if slots.is_empty() {
+            return;
+        }
+        let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+        for (f, &k) in frames.iter_mut().zip(slots) {
+            *f = &rx[k * SLOT..k * SLOT + lens[k]];
+        }
+        let (sent, failed) = self.socket(dir).send_batch(&frames[..slots.len()]);
+        self.stats.sent[dir as usize] += sent as u64;
+        if failed > 0 {
+            self.stats.send_errors += failed as u64;
+            tracing::debug!("send {dir:?}: {failed} frame(s) refused");
+        }
+    }
+
     /// Runs until `stop_fd` reaches end of file.
-    pub fn run(&mut self, engine: &mut Engine, stop_fd: RawFd, rec: &mut dyn Recorder) -> io::Result<()> {
-        let mut buf = vec![0u8; 65_536];
+    ///
+    /// Each wake-up reads up to [`BATCH`] frames per interface with one `recvmmsg`, runs
+    /// the engine on each in arrival order, and sends the forwarded ones straight from the
+    /// receive buffer with one `sendmmsg`. Frames the engine releases or injects go out
+    /// at the point they became due, after the forwarded frames received before them.
+    pub fn run(
+        &mut self,
+        engine: &mut Engine,
+        stop_fd: RawFd,
+        rec: &mut dyn Recorder,
+    ) -> io::Result<()> {
+        let mut rx = vec![0u8; BATCH * SLOT];
+        let mut lens = [0usize; BATCH];
+        let mut fwd = [0usize; BATCH];
         let fds = [self.inside.as_raw_fd(), self.outside.as_raw_fd(), stop_fd];
         let mut revents = [0i16; 3];
         loop {
@@ -128,23 +182,30 @@ impl Bridge {
                 if revents[i] & sys::POLLIN == 0 {
                     continue;
                 }
-                for _ in 0..BATCH {
-                    let sock = if i == 0 { &self.inside } else { &self.outside };
-                    let Some(n) = sock.recv(&mut buf)? else { break };
+                let sock = if i == 0 { &self.inside } else { &self.outside };
+                let n = sock.recv_batch(&mut rx, SLOT, &mut lens)?;
+                let mut nf = 0;
+                for k in 0..n {
                     self.stats.received[i] += 1;
-                    if n > buf.len() {
+                    if lens[k] > SLOT {
                         self.stats.oversize += 1;
                         continue;
                     }
-                    let frame = &buf[..n];
-                    rec.frame(self.unix_now(), dir, frame);
-                    let now = self.now_ns();
+                    let frame = &rx[k * SLOT..k * SLOT + lens[k]];
+                    let (now, unix) = self.clock();
+                    rec.frame(unix, dir, frame);
                     if engine.handle_frame(now, dir, frame) == Verdict::Forward {
-                        let frame = frame.to_owned();
-                        self.send(dir, &frame);
+                        fwd[nf] = k;
+                        nf += 1;
                     }
-                    self.flush(engine, rec);
+                    if engine.poll_timeout().is_some_and(|t| t <= now) {
+                        // Keep the order: what was forwarded before goes out first.
+                        self.send_slots(dir, &rx, &lens, &fwd[..nf]);
+                        nf = 0;
+                        self.flush(engine, rec);
+                    }
                 }
+                self.send_slots(dir, &rx, &lens, &fwd[..nf]);
             }
             self.flush(engine, rec);
         }
@@ -161,10 +222,13 @@ impl Bridge {
     }
 }
 
+/// Receives every frame the censor saw: (UNIX time in ns, direction, frame).
+pub type FrameSink = Box<dyn FnMut(u64, Dir, &[u8]) + Send>;
+
 /// A recorder writing the decision log as JSON lines (and optionally frames to a pcap).
 pub struct JsonlRecorder<W: Write> {
     events: W,
-    frames: Option<Box<dyn FnMut(u64, Dir, &[u8]) + Send>>,
+    frames: Option<FrameSink>,
     pub write_errors: u64,
 }
 
@@ -173,7 +237,7 @@ impl<W: Write> JsonlRecorder<W> {
         JsonlRecorder { events, frames: None, write_errors: 0 }
     }
     /// Also hands every frame to `f` (e.g. a pcap writer).
-    pub fn with_frames(mut self, f: Box<dyn FnMut(u64, Dir, &[u8]) + Send>) -> Self {
+    pub fn with_frames(mut self, f: FrameSink) -> Self {
         self.frames = Some(f);
         self
     }
@@ -189,7 +253,8 @@ impl<W: Write> Recorder for JsonlRecorder<W> {
         }
     }
     fn event(&mut self, ev: &Event) {
-        let ok = serde_json::to_writer(&mut self.events, ev).is_ok() && self.events.write_all(b"\n").is_ok();
+        let ok = serde_json::to_writer(&mut self.events, ev).is_ok()
+            && self.events.write_all(b"\n").is_ok();
         if !ok {
             self.write_errors += 1;
         }

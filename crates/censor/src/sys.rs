@@ -27,12 +27,17 @@ pub struct PacketSocket {
 
 impl PacketSocket {
     pub fn bind(ifname: &str) -> io::Result<PacketSocket> {
-        let name = CString::new(ifname).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL byte"))?;
+        let name = CString::new(ifname).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL byte")
+        })?;
         // SAFETY: plain syscalls with valid arguments; the fd is owned right after creation.
         unsafe {
             let ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
             if ifindex == 0 {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {ifname:?} in this namespace")));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface named {ifname:?} in this namespace"),
+                ));
             }
             let raw = cvt(libc::socket(
                 libc::AF_PACKET,
@@ -44,7 +49,11 @@ impl PacketSocket {
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_protocol = ETH_P_ALL.to_be();
             sll.sll_ifindex = ifindex;
-            cvt(libc::bind(raw, &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32))?;
+            cvt(libc::bind(
+                raw,
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            ))?;
             let mut mreq: libc::packet_mreq = std::mem::zeroed();
             mreq.mr_ifindex = ifindex;
             mreq.mr_type = PACKET_MR_PROMISC;
@@ -58,24 +67,12 @@ impl PacketSocket {
         }
     }
 
-    /// Receives one frame; `Ok(None)` when none is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        // SAFETY: buf is valid for writes of buf.len() bytes.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_TRUNC) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(n as usize))
-    }
-
     /// Sends one frame out of the interface.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is valid for reads of frame.len() bytes.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT)
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -92,7 +89,10 @@ impl AsRawFd for PacketSocket {
 
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
     // SAFETY: val points to a live T of the given size.
-    cvt(unsafe { libc::setsockopt(fd, level, name, (val as *const T).cast(), std::mem::size_of::<T>() as u32) }).map(drop)
+    cvt(unsafe {
+        libc::setsockopt(fd, level, name, (val as *const T).cast(), std::mem::size_of::<T>() as u32)
+    })
+    .map(drop)
 }
 
 /// Waits until one of `fds` is readable or `timeout_ms` passes (-1: forever). Returns the
@@ -132,3 +132,89 @@ pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         Ok(n as usize)
     }
 }
+
+impl PacketSocket {
+    /// Receives up to `lens.len()` frames with one `recvmmsg(2)`, frame `i` into bytes
+    /// `i * slot..(i + 1) * slot` of `buf`. `lens[i]` is the frame's real length, which is
+    /// more than `slot` when the frame was cut short (`MSG_TRUNC`). Returns how many frames
+    /// arrived; 0 when none is waiting.
+    pub fn recv_batch(&self, buf: &mut [u8], slot: usize, lens: &mut [usize]) -> io::Result<usize> {
+        let n = lens.len().min(buf.len() / slot.max(1)).min(MAX_BATCH);
+        if n == 0 {
+            return Ok(0);
+        }
+        // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths).
+        let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for (i, chunk) in buf.chunks_exact_mut(slot).take(n).enumerate() {
+            iov[i] = libc::iovec { iov_base: chunk.as_mut_ptr().cast(), iov_len: slot };
+            hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: each header points to one iovec over a distinct `slot`-byte part of buf,
+        // all alive for the call; n <= MAX_BATCH entries are initialised.
+        let r = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            };
+        }
+        let got = r as usize;
+        for (len, h) in lens.iter_mut().zip(&hdrs[..got]) {
+            // With MSG_TRUNC a packet socket reports the frame's full length.
+            *len = h.msg_len as usize;
+        }
+        Ok(got)
+    }
+
+    /// Sends frames out of the interface with `sendmmsg(2)`, in order. Returns how many
+    /// were sent and how many the kernel refused; a refused frame is skipped (lost, as one
+    /// `send` failing was) and the rest are still sent.
+    pub fn send_batch(&self, frames: &[&[u8]]) -> (usize, usize) {
+        let (mut sent, mut failed) = (0, 0);
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let n = rest.len().min(MAX_BATCH);
+            // SAFETY: as in recv_batch; the iovecs only read the frames.
+            let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+            for (i, f) in rest[..n].iter().enumerate() {
+                iov[i] =
+                    libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
+                hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+                hdrs[i].msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: n initialised headers, each over a live frame.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r <= 0 {
+                // The first frame failed: count it and go on with the next.
+                failed += 1;
+                rest = &rest[1..];
+            } else {
+                sent += r as usize;
+                rest = &rest[r as usize..];
+            }
+        }
+        (sent, failed)
+    }
+}
+
+/// Most frames one `recv_batch`/`sendmmsg` call handles.
+pub const MAX_BATCH: usize = 64;

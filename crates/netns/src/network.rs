@@ -379,3 +379,27 @@ impl Network {
         Ok(())
     }
 }
+
+impl Network {
+    /// Makes `host` (the censor host) a kernel L2 bridge: a Linux bridge named `br0` with
+    /// every interface of the host as a port. For comparing the censor process with kernel
+    /// forwarding (benchmarks); a censor process must not also bridge the same interfaces.
+    /// The bridge is in the veths' device group, so [`Network::teardown`] removes it too.
+    pub fn bridge_host(&mut self, host: &str) -> Result<(), NetnsError> {
+        const BRIDGE: &str = "br0";
+        let h = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == host)
+            .ok_or_else(|| NetnsError::UnknownHost(host.to_string()))?;
+        let mut b = Batch::new();
+        b.create_bridge(BRIDGE, VETH_GROUP);
+        h.netns.netlink.execute(b)?;
+        let br = h.netns.netlink.link_by_name(BRIDGE)?;
+        let mut b = Batch::new();
+        for i in &h.interfaces {
+            b.set_master(i.ifindex, br.index);
+        }
+        h.netns.netlink.execute(b)
+    }
+}

@@ -45,6 +45,7 @@ const RTA_TABLE: u16 = 15;
 // <linux/if_link.h>, <linux/veth.h>, <linux/if_addr.h>
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
@@ -285,6 +286,30 @@ impl Batch {
             self.attr(RTA_DST, &ip_bytes(&a));
         }
         self.attr(RTA_GATEWAY, &ip_bytes(&gateway));
+        self.finish(m);
+    }
+}
+
+impl Batch {
+    /// `RTM_NEWLINK` of a Linux bridge named `name` (kind `bridge`; the kernel's defaults:
+    /// STP off, MAC learning on), created up in the socket's namespace, in device `group`.
+    pub fn create_bridge(&mut self, name: &str, group: u32) {
+        let m = self.begin(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, format!("create bridge {name}"));
+        self.ifinfomsg(0, IFF_UP, IFF_UP);
+        self.attr_str(IFLA_IFNAME, name);
+        self.attr(IFLA_GROUP, &group.to_ne_bytes());
+        let info = self.nest_begin(IFLA_LINKINFO);
+        self.attr_str(IFLA_INFO_KIND, "bridge");
+        self.nest_end(info);
+        self.finish(m);
+    }
+
+    /// `RTM_NEWLINK` with `IFLA_MASTER`: makes link `index` a port of link `master` (by
+    /// index, in the socket's namespace), and sets it up.
+    pub fn set_master(&mut self, index: u32, master: u32) {
+        let m = self.begin(RTM_NEWLINK, 0, format!("set master of link {index} to {master}"));
+        self.ifinfomsg(index as i32, IFF_UP, IFF_UP);
+        self.attr(IFLA_MASTER, &master.to_ne_bytes());
         self.finish(m);
     }
 }

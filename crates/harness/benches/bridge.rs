@@ -1,0 +1,475 @@
+//! Censor bridge throughput and latency, against kernel forwarding.
+//!
+//! On the default topology (caller - censor - wan - callee), 160-byte UDP datagrams go
+//! from caller to callee through the censor host, which is in turn:
+//! - `kernel`: a Linux bridge (`br0`) with both veths as ports (no censor process);
+//! - `pass`: the callwall censor (AF_PACKET bridge + engine) with a pass-everything policy;
+//! - `dpi`: the callwall censor with a realistic DPI policy (SNI of decrypted QUIC
+//!   Initials, a DTLS fingerprint, STUN, the fully-encrypted test, WireGuard handshakes,
+//!   policing on another port); the benchmark flow matches none of the rules, so every
+//!   packet is classified and walks the whole chain.
+//!
+//! Per case: (a) a paced phase (one datagram every 250 us) gives the one-way latency
+//! (send time in the payload; all namespaces share CLOCK_MONOTONIC), median and p99; (b) a
+//! blast phase (a fixed number of datagrams, as fast as the sender can) gives the delivered
+//! packets per second at the receiver. Both senders stop by themselves.
+//!
+//! Everything runs inside `spawn_sandboxed` (this binary re-executes itself: the sandbox's
+//! PID 1 builds the network; the sender, receiver and censor are children in their hosts'
+//! namespaces). Each round builds fresh networks; the table reports the median over rounds.
+//!
+//! `cargo bench -p callwall-harness --bench bridge [-- ROUNDS]` (default 3 rounds)
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use callwall_censor::policy::raw;
+use callwall_harness::roles::{censor_main, CensorConfig};
+use callwall_netns::{default_topology, spawn_sandboxed, Network, SandboxOptions};
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+const ROLE: &str = "CALLWALL_BRIDGE_BENCH_ROLE";
+const ARG: &str = "CALLWALL_BRIDGE_BENCH_ARG";
+
+const PAYLOAD: usize = 160;
+const PORT: u16 = 9000;
+const CALLEE: &str = "10.2.0.2";
+/// First payload bytes: in none of the RFC 7983 ranges, so no classifier claims them.
+const KIND_WARMUP: u8 = 0x57;
+const KIND_MEASURE: u8 = 0x55;
+const KIND_END: u8 = 0x5a;
+
+const PACED_PACKETS: u64 = 4000;
+const PACED_INTERVAL: Duration = Duration::from_micros(250);
+const BLAST_PACKETS: u64 = 300_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Kernel,
+    Pass,
+    Dpi,
+}
+
+impl Case {
+    const ALL: [Case; 3] = [Case::Kernel, Case::Pass, Case::Dpi];
+    fn name(self) -> &'static str {
+        match self {
+            Case::Kernel => "kernel",
+            Case::Pass => "pass",
+            Case::Dpi => "dpi",
+        }
+    }
+}
+
+/// One case's figures in one round.
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    pps: f64,
+    blast_sent: u64,
+    blast_received: u64,
+    median_ns: u64,
+    p99_ns: u64,
+    paced_received: u64,
+}
+
+fn main() -> Result<()> {
+    match std::env::var(ROLE).as_deref() {
+        Ok("sandbox") => return sandbox(),
+        Ok("censor") => return censor(),
+        Ok("recv") => return receiver(),
+        Ok("send") => return sender(),
+        _ => {}
+    }
+    let rounds: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(3);
+    callwall_netns::check_environment()?;
+    println!(
+        "censor bridge benchmark: {PAYLOAD}-byte UDP caller -> callee; paced {PACED_PACKETS} x {PACED_INTERVAL:?}, blast {BLAST_PACKETS}; {rounds} round(s)"
+    );
+    let mut all: Vec<[Figures; 3]> = Vec::new();
+    for r in 1..=rounds {
+        let figs = round()?;
+        println!("round {r}:");
+        print_table(&figs);
+        all.push(figs);
+    }
+    println!("\nmedian over {rounds} round(s) (each figure's median):");
+    let med: [Figures; 3] = std::array::from_fn(|i| Figures {
+        pps: median_f(all.iter().map(|f| f[i].pps)),
+        blast_sent: median_u(all.iter().map(|f| f[i].blast_sent)),
+        blast_received: median_u(all.iter().map(|f| f[i].blast_received)),
+        median_ns: median_u(all.iter().map(|f| f[i].median_ns)),
+        p99_ns: median_u(all.iter().map(|f| f[i].p99_ns)),
+        paced_received: median_u(all.iter().map(|f| f[i].paced_received)),
+    });
+    print_table(&med);
+    let ratios = |i: usize| median_f(all.iter().map(|f| f[i].pps / f[0].pps.max(1.0)));
+    let added = |i: usize| {
+        median_f(all.iter().map(|f| f[i].median_ns as f64 - f[0].median_ns as f64)) / 1e3
+    };
+    let (rp, rd) = (ratios(1), ratios(2));
+    println!(
+        "pass/kernel pps {rp:.2}x (target >= 0.70: {}); dpi/kernel pps {rd:.2}x (target >= 0.50: {})",
+        verdict(rp >= 0.7),
+        verdict(rd >= 0.5)
+    );
+    let (ap, ad) = (added(1), added(2));
+    println!(
+        "added median latency vs kernel: pass {ap:+.1} us (target < 50: {}), dpi {ad:+.1} us",
+        verdict(ap < 50.0)
+    );
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn print_table(f: &[Figures; 3]) {
+    println!(
+        "  {:7} {:>10} {:>9} {:>11} {:>12} {:>10} {:>10} {:>11}",
+        "case",
+        "pps",
+        "x kernel",
+        "blast sent",
+        "blast recvd",
+        "median us",
+        "p99 us",
+        "paced recvd"
+    );
+    for (c, x) in Case::ALL.iter().zip(f) {
+        println!(
+            "  {:7} {:>10.0} {:>9.2} {:>11} {:>12} {:>10.1} {:>10.1} {:>11}",
+            c.name(),
+            x.pps,
+            x.pps / f[0].pps.max(1.0),
+            x.blast_sent,
+            x.blast_received,
+            x.median_ns as f64 / 1e3,
+            x.p99_ns as f64 / 1e3,
+            x.paced_received
+        );
+    }
+}
+
+fn median_f(it: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = it.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn median_u(it: impl Iterator<Item = u64>) -> u64 {
+    let mut v: Vec<u64> = it.collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// One sandbox: every case, on fresh networks. Parses `RESULT` lines.
+fn round() -> Result<[Figures; 3]> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env(ROLE, "sandbox").stdout(Stdio::piped());
+    let mut child = spawn_sandboxed(cmd, SandboxOptions::default())?;
+    let out = child.stdout.take().ok_or("no stdout from the sandbox")?;
+    let mut figs = [Figures::default(); 3];
+    let mut seen = 0;
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        let Some(rest) = line.strip_prefix("RESULT ") else {
+            println!("  [sandbox] {line}");
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let i = Case::ALL.iter().position(|c| Some(&c.name()) == f.first()).ok_or("bad line")?;
+        let n = |k: usize| f.get(k).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        figs[i] = Figures {
+            pps: n(1),
+            blast_sent: n(2) as u64,
+            blast_received: n(3) as u64,
+            median_ns: n(4) as u64,
+            p99_ns: n(5) as u64,
+            paced_received: n(6) as u64,
+        };
+        seen += 1;
+    }
+    let st = child.wait()?;
+    if !st.success() || seen != 3 {
+        return Err(format!("the sandbox failed ({st}) after {seen} of 3 cases").into());
+    }
+    Ok(figs)
+}
+
+// ---------- inside the sandbox ----------
+
+fn sandbox() -> Result<()> {
+    let topo = default_topology()?;
+    let (censor_host, inside, outside) =
+        topo.censor().ok_or("the default topology has no censor")?;
+    let (censor_host, inside, outside) =
+        (censor_host.to_string(), inside.to_string(), outside.to_string());
+    let exe = std::env::current_exe()?;
+    for case in Case::ALL {
+        let mut net = Network::build(&topo)?;
+        let mut censor: Option<Child> = None;
+        match case {
+            Case::Kernel => net.bridge_host(&censor_host)?,
+            Case::Pass | Case::Dpi => {
+                let cfg = CensorConfig {
+                    inside_if: inside.clone(),
+                    outside_if: outside.clone(),
+                    t0_unix_ns: unix_ns(),
+                    seed: 1,
+                    policy: policy(case)?,
+                    hosts: callwall_scenario::host_map(&topo),
+                    decisions: None,
+                    pcap: None,
+                };
+                let mut c = net
+                    .command(&censor_host, &exe)?
+                    .env(ROLE, "censor")
+                    .env(ARG, serde_json::to_string(&cfg)?)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()?;
+                wait_ready(&mut c, "censor")?;
+                censor = Some(c);
+            }
+        }
+        let (median_ns, p99_ns, paced_received, _, _) = measure(&net, &exe, "paced")?;
+        let (_, _, blast_received, rx_span_ns, blast_sent) = measure(&net, &exe, "blast")?;
+        let pps = blast_received as f64 / (rx_span_ns.max(1) as f64 / 1e9);
+        if let Some(mut c) = censor {
+            drop(c.stdin.take()); // end of file: the censor stops and prints its report
+            let out = c.wait_with_output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(report) = text.lines().last() {
+                let v: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
+                let b = &v["bridge"];
+                eprintln!(
+                    "{}: censor received {} sent {} send errors {}",
+                    case.name(),
+                    b["received"],
+                    b["sent"],
+                    b["send_errors"]
+                );
+            }
+        }
+        println!(
+            "RESULT {} {pps:.0} {blast_sent} {blast_received} {median_ns} {p99_ns} {paced_received}",
+            case.name()
+        );
+        std::io::stdout().flush()?;
+        net.teardown()?;
+    }
+    Ok(())
+}
+
+/// Runs a receiver in the callee and a sender in the caller; returns the receiver's
+/// (median ns, p99 ns, received, receive span ns) and the sender's count.
+fn measure(net: &Network, exe: &std::path::Path, phase: &str) -> Result<(u64, u64, u64, u64, u64)> {
+    let mut rx = net.command("callee", exe)?.env(ROLE, "recv").stdout(Stdio::piped()).spawn()?;
+    wait_ready(&mut rx, "receiver")?;
+    let tx = net.command("caller", exe)?.env(ROLE, "send").env(ARG, phase).output()?;
+    if !tx.status.success() {
+        return Err(format!("sender failed: {}", String::from_utf8_lossy(&tx.stderr)).into());
+    }
+    let sent: u64 = String::from_utf8_lossy(&tx.stdout).trim().parse().unwrap_or(0);
+    let out = rx.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line =
+        text.lines().find_map(|l| l.strip_prefix("RECV ")).ok_or("receiver gave no result")?;
+    let v: Vec<u64> = line.split_whitespace().map(|x| x.parse().unwrap_or(0)).collect();
+    let g = |i: usize| v.get(i).copied().unwrap_or(0);
+    Ok((g(1), g(2), g(0), g(3), sent))
+}
+
+fn wait_ready(c: &mut Child, what: &str) -> Result<()> {
+    let out = c.stdout.as_mut().ok_or("no stdout")?;
+    // Read byte by byte so nothing after "ready" is consumed here.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match std::io::Read::read(out, &mut b)? {
+            0 => return Err(format!("{what} exited before it was ready").into()),
+            _ if b[0] == b'\n' => {
+                if line == b"ready" {
+                    return Ok(());
+                }
+                line.clear();
+            }
+            _ => line.push(b[0]),
+        }
+    }
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn policy(case: Case) -> Result<raw::Policy> {
+    let v = match case {
+        Case::Kernel | Case::Pass => serde_json::json!({ "default": "pass" }),
+        Case::Dpi => serde_json::json!({
+            "default": "pass",
+            "rules": [
+                { "name": "quic-sni", "match": { "proto": "udp", "label": ["quic-initial"],
+                  "sni": ["*.whatsapp.net", "*.telegram.org", "*.signal.org"] }, "action": "drop" },
+                { "name": "dtls-fingerprint", "match": { "proto": "udp",
+                  "dtls_fingerprint": ["0123456789abcdef"] }, "action": "drop" },
+                { "name": "stun-police", "match": { "label": ["stun", "turn-channel-data"] },
+                  "action": { "police": "64kbit" } },
+                { "name": "fully-encrypted", "match": { "proto": "tcp",
+                  "first_label": ["fully-encrypted"] }, "action": "drop" },
+                { "name": "wireguard", "match": { "label": ["wireguard-handshake"] },
+                  "action": "drop" },
+                { "name": "police-5000", "match": { "proto": "udp", "server_port": "5000-5100" },
+                  "action": { "police": "128kbit" } }
+            ]
+        }),
+    };
+    Ok(serde_json::from_value(v)?)
+}
+
+fn censor() -> Result<()> {
+    let cfg: CensorConfig = serde_json::from_str(&std::env::var(ARG)?)?;
+    censor_main(cfg)?;
+    Ok(())
+}
+
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn set_buf(sock: &UdpSocket, opt: libc::c_int) {
+    let v: libc::c_int = 16 << 20;
+    // SAFETY: v is a live c_int; a failure only leaves the default size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+}
+
+/// Counts datagrams until the end marker (or 2 s of silence); prints
+/// `RECV received median_ns p99_ns span_ns`.
+fn receiver() -> Result<()> {
+    let sock = UdpSocket::bind(SocketAddr::new(CALLEE.parse()?, PORT))?;
+    set_buf(&sock, libc::SO_RCVBUFFORCE);
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut buf = [0u8; 2048];
+    let mut lat = Vec::with_capacity(PACED_PACKETS as usize);
+    let (mut n, mut first, mut last) = (0u64, 0u64, 0u64);
+    let mut idle_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (len, from) = match sock.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(_) if idle_since.elapsed() > Duration::from_secs(2) => break,
+            Err(_) => continue,
+        };
+        idle_since = Instant::now();
+        if len < 17 {
+            continue;
+        }
+        match buf[0] {
+            KIND_WARMUP => {
+                let _ = sock.send_to(&buf[..1], from);
+            }
+            KIND_END => break,
+            KIND_MEASURE => {
+                let now = mono_ns();
+                let sent = u64::from_be_bytes(buf[9..17].try_into()?);
+                if n == 0 {
+                    first = now;
+                }
+                last = now;
+                n += 1;
+                if lat.len() < PACED_PACKETS as usize {
+                    lat.push(now.saturating_sub(sent));
+                }
+            }
+            _ => {}
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!("RECV {n} {} {} {}", pct(0.5), pct(0.99), last.saturating_sub(first));
+    Ok(())
+}
+
+/// Sends warm-up datagrams, then the phase's datagrams, then end markers; prints the count.
+fn sender() -> Result<()> {
+    let phase = std::env::var(ARG)?;
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    set_buf(&sock, libc::SO_SNDBUFFORCE);
+    sock.connect(SocketAddr::new(CALLEE.parse()?, PORT))?;
+    let mut p = [0u8; PAYLOAD];
+    // Warm-up until the path works both ways (ARP, bridge ports, the censor's flow entry
+    // and classification): the receiver echoes warm-up datagrams; 20 echoes are enough.
+    p[0] = KIND_WARMUP;
+    sock.set_read_timeout(Some(Duration::from_millis(10)))?;
+    let (mut echoes, give_up) = (0, Instant::now() + Duration::from_secs(10));
+    while echoes < 20 {
+        if Instant::now() > give_up {
+            return Err("no echo from the receiver within 10 s: the path does not work".into());
+        }
+        let _ = sock.send(&p);
+        let mut b = [0u8; 64];
+        if sock.recv(&mut b).is_ok() {
+            echoes += 1;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    p[0] = KIND_MEASURE;
+    let mut sent = 0u64;
+    if phase == "paced" {
+        let start = Instant::now();
+        for seq in 0..PACED_PACKETS {
+            let due = start + PACED_INTERVAL * seq as u32;
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            p[1..9].copy_from_slice(&seq.to_be_bytes());
+            p[9..17].copy_from_slice(&mono_ns().to_be_bytes());
+            if sock.send(&p).is_ok() {
+                sent += 1;
+            }
+        }
+    } else {
+        for seq in 0..BLAST_PACKETS {
+            p[1..9].copy_from_slice(&seq.to_be_bytes());
+            p[9..17].copy_from_slice(&mono_ns().to_be_bytes());
+            // A full socket buffer (ENOBUFS/EAGAIN) is a lost send, as on a real host.
+            if sock.send(&p).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    p[0] = KIND_END;
+    for _ in 0..20 {
+        let _ = sock.send(&p);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("{sent}");
+    Ok(())
+}

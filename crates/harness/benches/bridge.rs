@@ -12,7 +12,9 @@
 //! Per case: (a) a paced phase (one datagram every 250 us) gives the one-way latency
 //! (send time in the payload; all namespaces share CLOCK_MONOTONIC), median and p99; (b) a
 //! blast phase (a fixed number of datagrams, as fast as the sender can) gives the delivered
-//! packets per second at the receiver. Both senders stop by themselves.
+//! packets per second at the receiver. Both senders stop by themselves. The censor also
+//! reports its CPU time (user + system, `getrusage`) per frame it received: the figure
+//! least disturbed by other load on a shared machine.
 //!
 //! Everything runs inside `spawn_sandboxed` (this binary re-executes itself: the sandbox's
 //! PID 1 builds the network; the sender, receiver and censor are children in their hosts'
@@ -74,6 +76,8 @@ struct Figures {
     median_ns: u64,
     p99_ns: u64,
     paced_received: u64,
+    /// Censor CPU time per received frame (0 for the kernel bridge).
+    cpu_ns_per_frame: u64,
 }
 
 fn main() -> Result<()> {
@@ -104,6 +108,7 @@ fn main() -> Result<()> {
         median_ns: median_u(all.iter().map(|f| f[i].median_ns)),
         p99_ns: median_u(all.iter().map(|f| f[i].p99_ns)),
         paced_received: median_u(all.iter().map(|f| f[i].paced_received)),
+        cpu_ns_per_frame: median_u(all.iter().map(|f| f[i].cpu_ns_per_frame)),
     });
     print_table(&med);
     let ratios = |i: usize| median_f(all.iter().map(|f| f[i].pps / f[0].pps.max(1.0)));
@@ -112,7 +117,7 @@ fn main() -> Result<()> {
     };
     let (rp, rd) = (ratios(1), ratios(2));
     println!(
-        "pass/kernel pps {rp:.2}x (target >= 0.70: {}); dpi/kernel pps {rd:.2}x (target >= 0.50: {})",
+        "medians of the per-round ratios: pass/kernel pps {rp:.2}x (target >= 0.70: {}); dpi/kernel pps {rd:.2}x (target >= 0.50: {})",
         verdict(rp >= 0.7),
         verdict(rd >= 0.5)
     );
@@ -134,7 +139,7 @@ fn verdict(ok: bool) -> &'static str {
 
 fn print_table(f: &[Figures; 3]) {
     println!(
-        "  {:7} {:>10} {:>9} {:>11} {:>12} {:>10} {:>10} {:>11}",
+        "  {:7} {:>10} {:>9} {:>11} {:>12} {:>10} {:>10} {:>11} {:>15}",
         "case",
         "pps",
         "x kernel",
@@ -142,11 +147,17 @@ fn print_table(f: &[Figures; 3]) {
         "blast recvd",
         "median us",
         "p99 us",
-        "paced recvd"
+        "paced recvd",
+        "censor cpu/frm"
     );
     for (c, x) in Case::ALL.iter().zip(f) {
+        let cpu = if *c == Case::Kernel {
+            "-".to_string()
+        } else {
+            format!("{:.2} us", x.cpu_ns_per_frame as f64 / 1e3)
+        };
         println!(
-            "  {:7} {:>10.0} {:>9.2} {:>11} {:>12} {:>10.1} {:>10.1} {:>11}",
+            "  {:7} {:>10.0} {:>9.2} {:>11} {:>12} {:>10.1} {:>10.1} {:>11} {:>15}",
             c.name(),
             x.pps,
             x.pps / f[0].pps.max(1.0),
@@ -154,7 +165,8 @@ fn print_table(f: &[Figures; 3]) {
             x.blast_received,
             x.median_ns as f64 / 1e3,
             x.p99_ns as f64 / 1e3,
-            x.paced_received
+            x.paced_received,
+            cpu
         );
     }
 }
@@ -195,6 +207,7 @@ fn round() -> Result<[Figures; 3]> {
             median_ns: n(4) as u64,
             p99_ns: n(5) as u64,
             paced_received: n(6) as u64,
+            cpu_ns_per_frame: n(7) as u64,
         };
         seen += 1;
     }
@@ -244,24 +257,34 @@ fn sandbox() -> Result<()> {
         let (median_ns, p99_ns, paced_received, _, _) = measure(&net, &exe, "paced")?;
         let (_, _, blast_received, rx_span_ns, blast_sent) = measure(&net, &exe, "blast")?;
         let pps = blast_received as f64 / (rx_span_ns.max(1) as f64 / 1e9);
+        // The censor's CPU time (user + system) per frame it received, over both phases.
+        let mut cpu_ns_per_frame = 0u64;
         if let Some(mut c) = censor {
             drop(c.stdin.take()); // end of file: the censor stops and prints its report
             let out = c.wait_with_output()?;
             let text = String::from_utf8_lossy(&out.stdout);
-            if let Some(report) = text.lines().last() {
-                let v: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
-                let b = &v["bridge"];
-                eprintln!(
-                    "{}: censor received {} sent {} send errors {}",
-                    case.name(),
-                    b["received"],
-                    b["sent"],
-                    b["send_errors"]
-                );
-            }
+            let report = text.lines().find(|l| l.starts_with('{')).unwrap_or("{}");
+            let v: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
+            let b = &v["bridge"];
+            let received =
+                b["received"][0].as_u64().unwrap_or(0) + b["received"][1].as_u64().unwrap_or(0);
+            let cpu_ns = text
+                .lines()
+                .find_map(|l| l.strip_prefix("CPU_NS "))
+                .and_then(|x| x.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            cpu_ns_per_frame = cpu_ns / received.max(1);
+            eprintln!(
+                "{}: censor received {} sent {} send errors {}; cpu {:.2} s",
+                case.name(),
+                b["received"],
+                b["sent"],
+                b["send_errors"],
+                cpu_ns as f64 / 1e9
+            );
         }
         println!(
-            "RESULT {} {pps:.0} {blast_sent} {blast_received} {median_ns} {p99_ns} {paced_received}",
+            "RESULT {} {pps:.0} {blast_sent} {blast_received} {median_ns} {p99_ns} {paced_received} {cpu_ns_per_frame}",
             case.name()
         );
         std::io::stdout().flush()?;
@@ -339,6 +362,11 @@ fn policy(case: Case) -> Result<raw::Policy> {
 fn censor() -> Result<()> {
     let cfg: CensorConfig = serde_json::from_str(&std::env::var(ARG)?)?;
     censor_main(cfg)?;
+    // SAFETY: ru is a valid rusage to write into.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    println!("CPU_NS {}", ns(ru.ru_utime) + ns(ru.ru_stime));
     Ok(())
 }
 

@@ -386,8 +386,8 @@ pub enum ProtoMatch {
     Any,
 }
 
-/// An IPv4 or IPv6 prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// An IPv4 or IPv6 prefix. Serializes as its string form, `"10.3.0.0/24"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub addr: IpAddr,
     pub len: u8,
@@ -426,6 +426,18 @@ impl FromStr for Cidr {
             return Err(bad());
         }
         Ok(Cidr { addr, len })
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
     }
 }
 
@@ -636,8 +648,9 @@ pub struct GeParams {
     pub loss_good: f64,
 }
 
-/// Resolves a host name of the topology to the addresses it has.
-pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<Vec<IpAddr>>;
+/// Resolves a host name of the topology to the prefixes it covers (its addresses, and the
+/// per-call address range the harness uses on it).
+pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<Vec<Cidr>>;
 
 fn is_valid_rule_name(s: &str) -> bool {
     !s.is_empty()
@@ -758,11 +771,7 @@ fn compile_addrs(
     for item in list {
         if item.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !item.contains(':') {
             match resolve(item) {
-                Some(addrs) if !addrs.is_empty() => out.extend(
-                    addrs
-                        .into_iter()
-                        .map(|a| Cidr { addr: a, len: if a.is_ipv4() { 32 } else { 128 } }),
-                ),
+                Some(cidrs) if !cidrs.is_empty() => out.extend(cidrs),
                 _ => {
                     return Err((
                         key.into(),

@@ -76,7 +76,7 @@ pub const MAX_EVENTS: usize = 2000;
 pub struct CensorEvent {
     /// Run time (t=0 when the calls start).
     pub t_ms: f64,
-    /// `udp 10.1.0.100:40000 -> 10.2.0.100:51820`
+    /// `udp 10.1.0.128:40000 -> 10.2.0.128:51820`
     pub flow: String,
     pub rule: String,
     /// `forward`, `drop`, `delay`, `reject`, `block`, `residual`, `cut`, `freeze`, `loss`, `police`

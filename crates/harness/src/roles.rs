@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use callwall_censor::bridge::{Bridge, BridgeStats, JsonlRecorder};
@@ -25,7 +25,7 @@ pub struct CensorConfig {
     pub seed: u64,
     pub policy: raw::Policy,
     /// Host names of the topology and their addresses, for rules that name hosts.
-    pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    pub hosts: BTreeMap<String, Vec<callwall_censor::policy::Cidr>>,
     /// Where to write the decision log (JSON lines).
     pub decisions: Option<PathBuf>,
     /// Where to write a pcap of every frame the censor received.

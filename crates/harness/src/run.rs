@@ -204,7 +204,7 @@ fn run_scenario(
     let mut network = Network::build(&sc.topology).map_err(|e| {
         HarnessError::Setup(format!("building topology {}: {e}", sc.topology_path.display()))
     })?;
-    let hosts: BTreeMap<String, Vec<IpAddr>> = callwall_scenario::host_map(&sc.topology);
+    let hosts = callwall_scenario::host_map(&sc.topology);
 
     // Signalling.
     let signal_host = "signal";
@@ -432,11 +432,10 @@ fn run_scenario(
     })
 }
 
-/// First host number used for per-call addresses (10.1.0.100, 10.1.0.101, ... on a /24).
-const CALL_ADDR_BASE: u32 = 100;
+use callwall_scenario::CALL_ADDR_BASE;
 
 /// Adds and returns the address call copy `n` uses on `host`: its first IPv4 subnet's
-/// address number 100 + n. Each call gets its own caller and callee address, so concurrent
+/// address number `CALL_ADDR_BASE` + n. Each call gets its own caller and callee address, so concurrent
 /// calls never compete for a port (two callees on UDP 443) and the censor's per-address
 /// counters name the rule that hit each call.
 fn call_address(

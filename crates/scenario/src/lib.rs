@@ -49,7 +49,7 @@ pub mod raw {
         #[serde(default)]
         pub tags: Vec<String>,
         #[serde(default)]
-        pub censor: Option<Spanned<policy_raw::Policy>>,
+        pub censor: Option<policy_raw::Policy>,
         #[serde(default)]
         pub defaults: Option<CallDefaults>,
         #[serde(default)]
@@ -309,13 +309,18 @@ impl Scenario {
             .map_err(|m| err(topo_line, Some("topology"), m))?;
         let topology = Topology::from_file(&topology_path)
             .map_err(|e| err(topo_line, Some("topology"), format!("{e}")))?;
-        let addrs_of = |host: &str| -> Option<Vec<IpAddr>> { host_addrs(&topology, host) };
+        let hosts = host_map(&topology);
+        let addrs_of = |host: &str| hosts.get(host).cloned();
 
         // Censor policy.
-        let (censor_raw, censor_line) = match &raw.censor {
-            Some(c) => (c.get_ref().clone(), line_of(text, c.span().start)),
-            None => (policy_raw::Policy::default(), 0),
-        };
+        // (Not a `Spanned`: toml cannot span a table created implicitly by `[[censor.rules]]`.)
+        let censor_raw = raw.censor.clone().unwrap_or_default();
+        let censor_line = text
+            .lines()
+            .position(|l| {
+                l.trim_start().starts_with("[censor") || l.trim_start().starts_with("censor")
+            })
+            .map_or(0, |i| i + 1);
         let policy = Policy::compile(&censor_raw, &addrs_of).map_err(|e| {
             let line = e
                 .rule_index
@@ -478,12 +483,37 @@ pub fn host_addrs(topology: &Topology, host: &str) -> Option<Vec<IpAddr>> {
         .map(|h| h.interfaces.iter().flat_map(|i| i.addrs.iter().map(|c| c.addr)).collect())
 }
 
-/// Host names and their addresses.
-pub fn host_map(topology: &Topology) -> std::collections::BTreeMap<String, Vec<IpAddr>> {
+/// Per-call addresses: call copy `n` of a run uses host number `CALL_ADDR_BASE + n` of its
+/// caller's and callee's first IPv4 subnet (10.1.0.128, 10.1.0.129, ... on a /24), so calls
+/// never share ports and the censor can tell them apart. The range is the aligned
+/// `/CALL_ADDR_PREFIX` block at that base: 64 addresses, one per possible call.
+pub const CALL_ADDR_BASE: u32 = 128;
+pub const CALL_ADDR_PREFIX: u8 = 26;
+
+/// What a host name in a censor rule stands for: each of the host's addresses, plus the
+/// per-call address range on its first IPv4 subnet (when the subnet is large enough).
+pub fn host_map(
+    topology: &Topology,
+) -> std::collections::BTreeMap<String, Vec<callwall_censor::policy::Cidr>> {
+    use callwall_censor::policy::Cidr;
     topology
         .hosts()
         .iter()
-        .map(|h| (h.name.clone(), host_addrs(topology, &h.name).unwrap_or_default()))
+        .map(|h| {
+            let mut cidrs: Vec<Cidr> = host_addrs(topology, &h.name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| Cidr { addr: a, len: if a.is_ipv4() { 32 } else { 128 } })
+                .collect();
+            let first_v4 = h.interfaces.iter().flat_map(|i| &i.addrs).find(|c| c.addr.is_ipv4());
+            if let Some(c) = first_v4.filter(|c| c.prefix_len <= 24) {
+                if let IpAddr::V4(net) = c.network() {
+                    let base = std::net::Ipv4Addr::from(u32::from(net) + CALL_ADDR_BASE);
+                    cidrs.push(Cidr { addr: IpAddr::V4(base), len: CALL_ADDR_PREFIX });
+                }
+            }
+            (h.name.clone(), cidrs)
+        })
         .collect()
 }
 
@@ -537,4 +567,58 @@ fn find_nth_table(text: &str, table: &str, n: usize) -> Option<usize> {
         .filter(|(_, l)| l.trim_start().starts_with(&header))
         .nth(n)
         .map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn netns_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../netns")
+    }
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::default();
+        c.transports.insert("noise".into(), vec!["udp".into(), "tcp-443".into()]);
+        c
+    }
+
+    #[test]
+    fn host_names_cover_the_per_call_addresses_and_rules_need_no_censor_table() {
+        let text = r#"
+name = "probe"
+[[censor.rules]]
+name = "drop-callee"
+match = { server = ["callee"] }
+action = "drop"
+[[calls]]
+transport = "noise"
+expect = "blocked"
+"#;
+        let sc =
+            Scenario::from_str(text, Path::new("probe.toml"), &netns_dir(), &catalog()).unwrap();
+        let server = sc.policy.rules[0].m.server.clone().unwrap();
+        for addr in ["10.2.0.2", "10.2.0.128", "10.2.0.191", "fd00:2::2"] {
+            let ip: IpAddr = addr.parse().unwrap();
+            assert!(server.iter().any(|c| c.contains(ip)), "{addr} not covered by {server:?}");
+        }
+        let ip: IpAddr = "10.2.0.1".parse().unwrap();
+        assert!(!server.iter().any(|c| c.contains(ip)), "the router is not the callee");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let text = "name = \"x\"\n[[calls]]\ntransport = \"noise\"\nstrategy = \"teleport\"\nexpect = \"connected\"\n";
+        let e =
+            Scenario::from_str(text, Path::new("x.toml"), &netns_dir(), &catalog()).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("calls[0].strategy")), "{e}");
+        let e = Scenario::from_str(
+            "name = \"x\"\nbogus = 1\n",
+            Path::new("x.toml"),
+            &netns_dir(),
+            &catalog(),
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("bogus")), "{e}");
+    }
 }

@@ -180,8 +180,10 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn catalog() -> Catalog {
@@ -195,7 +197,10 @@ fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String
     let rd = std::fs::read_dir(&dirs.scenario_dir).map_err(|e| {
         format!("cannot read scenario directory {}: {e}; run from the repository root or pass --scenario-dir", dirs.scenario_dir.display())
     })?;
-    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
     files.sort();
     if files.is_empty() {
         return Err(format!("no scenario files (*.toml) in {}", dirs.scenario_dir.display()));
@@ -232,7 +237,13 @@ fn check(given: &[PathBuf], dirs: &Dirs) -> ExitCode {
         Ok(list) => {
             for s in &list {
                 let calls: usize = s.calls.iter().map(|c| c.count as usize).sum();
-                println!("ok  {:28} {} rule(s), {} call(s)  {}", s.name, s.policy.rules.len(), calls, s.path.display());
+                println!(
+                    "ok  {:28} {} rule(s), {} call(s)  {}",
+                    s.name,
+                    s.policy.rules.len(),
+                    calls,
+                    s.path.display()
+                );
             }
             ExitCode::SUCCESS
         }
@@ -291,7 +302,10 @@ fn run(opts: RunOpts) -> ExitCode {
     if !opts.transport.is_empty() {
         let known = roles::catalog();
         if let Some(t) = opts.transport.iter().find(|t| !known.contains_key(*t)) {
-            eprintln!("error: unknown transport {t:?}; use one of {}", known.keys().cloned().collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "error: unknown transport {t:?}; use one of {}",
+                known.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
             return ExitCode::from(2);
         }
         scenarios.retain(|s| s.calls.iter().any(|c| opts.transport.contains(&c.transport)));
@@ -323,11 +337,17 @@ fn run(opts: RunOpts) -> ExitCode {
     }
 
     // The work list: scenario x repeat.
-    let jobs: Vec<(usize, u32)> = (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
+    let jobs: Vec<(usize, u32)> =
+        (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
     let total = jobs.len();
     // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
     // default is twice the core count, capped so call timing stays unaffected.
-    let n_jobs = opts.jobs.unwrap_or_else(|| (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)).clamp(1, 32);
+    let n_jobs = opts
+        .jobs
+        .unwrap_or_else(|| {
+            (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
+        })
+        .clamp(1, 32);
     let progress = output::Progress::new(total, std::io::stderr().is_terminal());
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
@@ -343,14 +363,21 @@ fn run(opts: RunOpts) -> ExitCode {
                 let (i, rep) = jobs[k];
                 let sc = &scenarios[i];
                 progress.start(&sc.name);
-                let dir_name = if opts.repeat > 1 { format!("{}.{}", sc.name, rep + 1) } else { sc.name.clone() };
+                let dir_name = if opts.repeat > 1 {
+                    format!("{}.{}", sc.name, rep + 1)
+                } else {
+                    sc.name.clone()
+                };
                 let out_dir = out_root.join(&dir_name);
                 let _ = std::fs::remove_dir_all(&out_dir);
                 let _ = std::fs::create_dir_all(&out_dir);
                 let budget: Duration = sc
                     .calls
                     .iter()
-                    .map(|c| c.connect_timeout.as_std() * c.strategies.len().max(4) as u32 + c.duration.as_std())
+                    .map(|c| {
+                        c.connect_timeout.as_std() * c.strategies.len().max(4) as u32
+                            + c.duration.as_std()
+                    })
                     .max()
                     .unwrap_or_default()
                     + Duration::from_secs(60);
@@ -358,7 +385,11 @@ fn run(opts: RunOpts) -> ExitCode {
                     exe: exe.clone(),
                     run: RunArgs {
                         scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
-                        topology_dir: opts.dirs.topology_dir.canonicalize().unwrap_or_else(|_| opts.dirs.topology_dir.clone()),
+                        topology_dir: opts
+                            .dirs
+                            .topology_dir
+                            .canonicalize()
+                            .unwrap_or_else(|_| opts.dirs.topology_dir.clone()),
                         catalog: catalog.clone(),
                         seed: opts.seed,
                         repeat: rep,
@@ -388,9 +419,14 @@ fn run(opts: RunOpts) -> ExitCode {
     let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
     runs.sort_by_key(|(k, _)| *k);
     let runs: Vec<RunResult> = runs.into_iter().map(|(_, r)| r).collect();
-    let doc = Results { schema_version: SCHEMA_VERSION, callwall_version: env!("CARGO_PKG_VERSION").to_string(), runs };
+    let doc = Results {
+        schema_version: SCHEMA_VERSION,
+        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
+        runs,
+    };
 
-    let color = !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color =
+        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", output::table(&doc, color));
     if opts.repeat > 1 {
         print!("{}", output::agreement(&doc));
@@ -407,7 +443,11 @@ fn run(opts: RunOpts) -> ExitCode {
             }
         }
     };
-    write(&opts.json, "JSON results", serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()));
+    write(
+        &opts.json,
+        "JSON results",
+        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()),
+    );
     write(&opts.junit, "JUnit XML", Ok(output::junit(&doc)));
     write(&opts.markdown, "Markdown", Ok(output::markdown(&doc)));
     write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
@@ -419,7 +459,9 @@ fn run(opts: RunOpts) -> ExitCode {
         out_root.display(),
         if interrupted { " (interrupted: partial results)" } else { "" }
     );
-    if write_failed || doc.runs.iter().any(|r| r.error.as_deref().is_some_and(output::is_environment_error)) {
+    if write_failed
+        || doc.runs.iter().any(|r| r.error.as_deref().is_some_and(output::is_environment_error))
+    {
         ExitCode::from(2)
     } else if met && !interrupted {
         ExitCode::SUCCESS

@@ -88,7 +88,12 @@ pub fn table(doc: &Results, color: bool) -> String {
         for c in &r.calls {
             rows.push([
                 scen.clone(),
-                format!("{}/{}", c.transport, c.strategy),
+                // The call's name, and the strategy that carried it when that is not obvious.
+                if c.name == format!("{}-{}", c.transport, c.strategy) {
+                    format!("{}/{}", c.transport, c.strategy)
+                } else {
+                    format!("{} ({}/{})", c.name, c.transport, c.strategy)
+                },
                 verdict_str(c.verdict).to_string(),
                 format!("{}{}", if c.met { "" } else { "!" }, c.expected),
                 opt_ms(c.setup_ms),

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use callwall_censor::flow::{proto_name, Endpoint, FlowKey};
 use callwall_censor::policy::Cidr;
 use callwall_censor::{Dir, Engine, Verdict};
 use callwall_scenario::{Catalog, Scenario};
@@ -214,38 +215,6 @@ fn walk(
     Ok(s)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Endpoint {
-    ip: IpAddr,
-    port: u16,
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey {
-    proto: u8,
-    lo: Endpoint,
-    hi: Endpoint,
-}
-
-impl FlowKey {
-    fn new(proto: u8, a: Endpoint, b: Endpoint) -> FlowKey {
-        if a <= b {
-            FlowKey { proto, lo: a, hi: b }
-        } else {
-            FlowKey { proto, lo: b, hi: a }
-        }
-    }
-}
-
 /// What a packet's verdict was, per rule, within one flow.
 #[derive(Debug, Clone, Default)]
 struct RuleTally {
@@ -324,15 +293,6 @@ impl FlowTable {
             _ => {}
         }
         Some(i)
-    }
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        PROTO_UDP => "udp".into(),
-        PROTO_TCP => "tcp".into(),
-        1 | 58 => "icmp".into(),
-        n => format!("ip{n}"),
     }
 }
 

@@ -39,6 +39,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use crate::flow::{Endpoint, FlowKey};
 use crate::policy::{Action, DirMatch, Match, NamePattern, Policy, ProtoMatch};
 
 /// Frames held for delay at most; past it, new frames to hold are dropped and counted.
@@ -130,29 +131,6 @@ pub struct Event {
     pub sni: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Endpoint {
-    ip: IpAddr,
-    port: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct FlowKey {
-    proto: u8,
-    lo: Endpoint,
-    hi: Endpoint,
-}
-
-impl FlowKey {
-    fn new(proto: u8, a: Endpoint, b: Endpoint) -> FlowKey {
-        if (a.ip, a.port) <= (b.ip, b.port) {
-            FlowKey { proto, lo: a, hi: b }
-        } else {
-            FlowKey { proto, lo: b, hi: a }
-        }
-    }
-}
-
 /// Per-rule state of one flow.
 #[derive(Debug, Clone)]
 struct RuleFlowState {
@@ -180,17 +158,7 @@ struct Flow {
 
 impl Flow {
     fn describe(&self) -> String {
-        let p = match self.proto {
-            PROTO_UDP => "udp".to_string(),
-            PROTO_TCP => "tcp".to_string(),
-            1 | 58 => "icmp".to_string(),
-            n => format!("ip{n}"),
-        };
-        let ep = |e: &Endpoint| match e.ip {
-            IpAddr::V4(a) => format!("{a}:{}", e.port),
-            IpAddr::V6(a) => format!("[{a}]:{}", e.port),
-        };
-        format!("{p} {} -> {}", ep(&self.client), ep(&self.server))
+        format!("{} {} -> {}", crate::flow::proto_name(self.proto), self.client, self.server)
     }
 
     fn rule_state(&mut self, rule: usize, depth: f64, now: u64) -> (&mut RuleFlowState, bool) {

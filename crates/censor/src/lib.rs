@@ -13,6 +13,7 @@
 
 pub mod bridge;
 pub mod engine;
+pub mod flow;
 pub mod policy;
 mod sys;
 

@@ -190,20 +190,9 @@ pub fn agreement(doc: &Results) -> String {
     out
 }
 
+/// XML text and attribute escaping: the report's HTML escaping is also valid XML.
 fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
+    callwall_report::html::escape(s)
 }
 
 /// JUnit XML: a test suite per run, a test case per call.

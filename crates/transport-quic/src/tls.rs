@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
 /// Bytes of ALPN padding the `quic-split` strategy adds to its ClientHello.
@@ -59,7 +57,7 @@ impl CallCertificate {
 
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
+    callwall_tls_pin::sha256(bytes)
 }
 
 /// Lowercase hex of `bytes`.
@@ -101,7 +99,7 @@ pub fn client_config(
     alpns: Vec<Vec<u8>>,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
-    let verifier = Arc::new(PinnedCertVerifier { pinned, provider: provider.clone() });
+    let verifier = Arc::new(callwall_tls_pin::PinnedServerCert::new(pinned, &provider));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("tls client config: {e}"))?
@@ -151,70 +149,10 @@ fn padding_name(seed: u64, index: u64) -> Vec<u8> {
     name
 }
 
-/// Trusts exactly one end-entity certificate, by SHA-256 of its DER, whatever name the client
-/// asked for; the handshake signature is still checked against that certificate's key, so the
-/// peer must hold the private key. This is certificate pinning, not a weakening: no CA, no
-/// system roots, no other certificate is accepted.
-#[derive(Debug)]
-struct PinnedCertVerifier {
-    pinned: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCertVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if sha256(end_entity.as_ref()) == self.pinned {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::ServerName;
 
     /// The ClientHello rustls emits for QUIC with this crate's client config, in bytes.
     fn client_hello_len(alpns: Vec<Vec<u8>>, sni: &str) -> usize {

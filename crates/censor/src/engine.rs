@@ -309,7 +309,8 @@ impl Engine {
             self.order.push_back(key);
             self.stats.flows_created += 1;
         }
-        let ip_len = (frame.len() - ip.l4_offset + (ip.l4_offset - parsed.l3_offset)) as u64;
+        // The IP packet's length as it is on the wire (Ethernet padding included).
+        let ip_len = (frame.len() - parsed.l3_offset) as u64;
         let needs_inspection = self.needs_inspection;
         let inspect_packets = u64::from(self.policy.inspect_packets);
         let flow = self.flows.get_mut(&key).expect("flow inserted above");
@@ -421,8 +422,8 @@ impl Engine {
             }
         }
         let action = match chosen {
-            Some(i) => self.policy.rules[i].action.clone(),
-            None => self.policy.default.clone(),
+            Some(i) => self.policy.rules[i].action,
+            None => self.policy.default,
         };
         let state_idx = chosen.unwrap_or(rules_len);
         let (verdict, outcome) = self.apply(key, state_idx, &action, p, ip_len);
@@ -747,16 +748,21 @@ pub struct InsideReport {
 }
 
 impl CensorReport {
-    /// The rule that hit `addr`'s packets hardest (most drops, then most delays), if any rule
-    /// other than a plain pass touched them.
+    /// The rule that hit `addr`'s packets hardest; see [`deciding_rule`].
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<&str> {
-        let row = self.by_inside.iter().find(|r| r.addr == addr)?;
-        row.rules
-            .iter()
-            .filter(|(_, c)| c.dropped + c.delayed > 0)
-            .max_by_key(|(_, c)| (c.dropped, c.delayed))
-            .map(|(n, _)| n.as_str())
+        deciding_rule(&self.by_inside, addr)
     }
+}
+
+/// The rule that hit `addr`'s packets hardest (most drops, then most delays), if any rule
+/// other than a plain pass touched them.
+pub fn deciding_rule(by_inside: &[InsideReport], addr: IpAddr) -> Option<&str> {
+    let row = by_inside.iter().find(|r| r.addr == addr)?;
+    row.rules
+        .iter()
+        .filter(|(_, c)| c.dropped + c.delayed > 0)
+        .max_by_key(|(_, c)| (c.dropped, c.delayed))
+        .map(|(n, _)| n.as_str())
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -567,7 +567,7 @@ impl Match {
 }
 
 /// A compiled action. Effects apply in a fixed order, documented on [`crate::engine`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Action {
     pub drop: bool,
     pub reject: bool,

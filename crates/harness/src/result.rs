@@ -100,13 +100,9 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
 }
 
 impl CensorResult {
+    /// The rule that hit `addr`'s packets hardest, if any did.
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
-        let rep = CensorReport {
-            rules: Vec::new(),
-            stats: Default::default(),
-            by_inside: self.by_inside.clone(),
-        };
-        rep.deciding_rule(addr).map(str::to_string)
+        callwall_censor::engine::deciding_rule(&self.by_inside, addr).map(str::to_string)
     }
 }
 

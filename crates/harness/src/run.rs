@@ -334,7 +334,7 @@ fn run_scenario(
 
     // Stop the censor and the services.
     let stop_deadline = Instant::now() + Duration::from_secs(5);
-    let censor_result = match censor {
+    let mut censor_result = match censor {
         Some(c) => {
             let (out, status) = c.stop(stop_deadline);
             match out
@@ -353,7 +353,6 @@ fn run_scenario(
         }
         None => CensorResult::default(),
     };
-    let mut censor_result = censor_result;
     if let Some(path) = out.map(|d| d.join("decisions.jsonl")) {
         censor_result.events = notable_events(&path);
     }

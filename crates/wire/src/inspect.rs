@@ -556,14 +556,9 @@ impl FlowInspector {
 mod tests {
     use super::*;
     use crate::quic::build;
-    use crate::stun::tests::{hex, rfc5769_request};
+    use crate::stun::tests::{rfc5769_request, vector};
     use crate::tls::tests::{client_hello_msg, record};
     use proptest::prelude::*;
-
-    fn vector(name: &str) -> Vec<u8> {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        hex(&std::fs::read_to_string(path).unwrap())
-    }
 
     #[test]
     fn classify_each_kind() {

@@ -752,14 +752,9 @@ pub mod build {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stun::tests::hex;
+    use crate::stun::tests::{hex, vector};
     use crate::tls::tests::client_hello_msg;
     use proptest::prelude::*;
-
-    fn vector(name: &str) -> Vec<u8> {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        hex(&std::fs::read_to_string(path).unwrap())
-    }
 
     #[test]
     fn rfc9001_a1_keys() {

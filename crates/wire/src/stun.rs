@@ -443,6 +443,12 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A hex test vector from `testdata/`.
+    pub(crate) fn vector(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        hex(&std::fs::read_to_string(path).unwrap())
+    }
+
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect()

@@ -41,7 +41,6 @@ fn kill_mid_call(signal: i32) {
         procs.iter().filter_map(|&p| netns_of(p)).collect();
     let own = netns_of(std::process::id() as i32).unwrap();
     assert!(namespaces.len() >= 4, "expected the run's host namespaces, saw {namespaces:?}");
-    assert!(!namespaces.contains(&own) || procs.is_empty() || namespaces.len() > 1);
     let killed_at = uptime_ticks();
     unsafe_kill(root, signal);
     let _ = child.wait();

@@ -218,3 +218,16 @@ fn inner_aiortc() {
     }
     place_call("aiortc", peer_args("peers/aiortc/peer.py", "--offer", "--answer"));
 }
+
+#[test]
+fn aioquic_pair_talks() {
+    outer("inner_aioquic");
+}
+
+#[test]
+fn inner_aioquic() {
+    if !role_is("inner_aioquic") {
+        return;
+    }
+    place_call("aioquic", peer_args("peers/aioquic/peer.py", "--client", "--server"));
+}

@@ -331,14 +331,17 @@ mod tests {
     #[test]
     fn from_env_names_the_bad_variable() {
         let env = sample().env();
-        let e = ExternalPeerContext::from_env(|k| {
-            if k == ENV_SEED {
-                None
-            } else {
-                env.get(k).cloned()
-            }
-        })
-        .unwrap_err();
+        let e =
+            ExternalPeerContext::from_env(
+                |k| {
+                    if k == ENV_SEED {
+                        None
+                    } else {
+                        env.get(k).cloned()
+                    }
+                },
+            )
+            .unwrap_err();
         assert_eq!(e, ContractError::Missing(ENV_SEED));
         let e = ExternalPeerContext::from_env(|k| {
             if k == ENV_LOCAL_IP {

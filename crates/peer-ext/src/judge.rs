@@ -128,8 +128,11 @@ pub fn judge_from_network(
             )
         }
         Verdict::Cut => {
-            let (name, d) =
-                if up.verdict == Verdict::Cut { ("caller→callee", &up) } else { ("callee→caller", &down) };
+            let (name, d) = if up.verdict == Verdict::Cut {
+                ("caller→callee", &up)
+            } else {
+                ("callee→caller", &down)
+            };
             format!(
                 "media {name} stopped {:.1} s before its expected end (dropped {})",
                 d.trailing_gap_ms / 1e3,
@@ -290,8 +293,20 @@ pub fn judge_external(
         return error("unreachable: both peers ran".into());
     };
     if a.reports_frames() && b.reports_frames() {
-        let ra = a.to_peer_report(Role::Caller, facts.transport, facts.start_unix_ns, facts.voice, facts.drain);
-        let rb = b.to_peer_report(Role::Callee, facts.transport, facts.start_unix_ns, facts.voice, facts.drain);
+        let ra = a.to_peer_report(
+            Role::Caller,
+            facts.transport,
+            facts.start_unix_ns,
+            facts.voice,
+            facts.drain,
+        );
+        let rb = b.to_peer_report(
+            Role::Callee,
+            facts.transport,
+            facts.start_unix_ns,
+            facts.voice,
+            facts.drain,
+        );
         let m = metrics::analyze(&ra, &rb, th);
         return ExternalJudgement {
             verdict: m.verdict,

@@ -176,9 +176,9 @@ pub fn parse_report(text: &str) -> Result<ExternalReport, ReportError> {
             }
             "error" => {
                 f.only(&["event", "message"])?;
-                let m = f.opt_str("message")?.ok_or_else(|| {
-                    err(line, Some("message"), "is missing; say what went wrong")
-                })?;
+                let m = f
+                    .opt_str("message")?
+                    .ok_or_else(|| err(line, Some("message"), "is missing; say what went wrong"))?;
                 errors.push(m);
             }
             other => {
@@ -218,9 +218,9 @@ impl Fields<'_> {
     fn u64(&self, k: &str) -> Result<u64, ReportError> {
         match self.obj.get(k) {
             None => Err(err(self.line, Some(k), "is missing")),
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| err(self.line, Some(k), format!("must be an unsigned integer, not {v}"))),
+            Some(v) => v.as_u64().ok_or_else(|| {
+                err(self.line, Some(k), format!("must be an unsigned integer, not {v}"))
+            }),
         }
     }
 
@@ -256,7 +256,9 @@ mod tests {
             s += &format!("{{\"seq\":{seq},\"sent_ns\":{sent},\"recv_ns\":{}}}\n", sent + 5 * MS);
         }
         let end = start + n * 20 * MS;
-        s += &format!("{{\"event\":\"sent\",\"frames\":{n},\"start_ns\":{start},\"end_ns\":{end}}}\n");
+        s += &format!(
+            "{{\"event\":\"sent\",\"frames\":{n},\"start_ns\":{start},\"end_ns\":{end}}}\n"
+        );
         s += &format!("{{\"event\":\"done\",\"t_ns\":{}}}\n", end + 1000 * MS);
         s
     }
@@ -316,7 +318,12 @@ mod tests {
         ("{\"event\":\"connected\"}", 1, Some("t_ns"), "is missing"),
         ("[1,2]", 1, None, "not a JSON object"),
         ("{\"seq\":1,", 1, None, "not a JSON object"),
-        ("{\"event\":\"sent\",\"frames\":1,\"start_ns\":5,\"end_ns\":4}", 1, Some("end_ns"), "before"),
+        (
+            "{\"event\":\"sent\",\"frames\":1,\"start_ns\":5,\"end_ns\":4}",
+            1,
+            Some("end_ns"),
+            "before",
+        ),
         ("{\"event\":\"error\"}", 1, Some("message"), "missing"),
         ("{\"event\":\"hello\",\"impl\":3}", 1, Some("impl"), "string"),
     ];

@@ -145,10 +145,8 @@ pub fn spawn_peer(
     limits: RunLimits,
 ) -> Result<RunningPeer, RunError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    std::fs::create_dir_all(&ctx.log_dir).map_err(|source| RunError::LogDir {
-        path: ctx.log_dir.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(&ctx.log_dir)
+        .map_err(|source| RunError::LogDir { path: ctx.log_dir.display().to_string(), source })?;
     let stdout = log_file(&ctx.log_dir, "stdout.log")?;
     cmd.envs(ctx.env()).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
     sys::pre_exec_own_group_and_pdeathsig(&mut cmd);

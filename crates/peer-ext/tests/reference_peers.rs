@@ -51,7 +51,11 @@ fn repo() -> PathBuf {
 
 fn python() -> PathBuf {
     let p = repo().join(".venv/bin/python3");
-    assert!(p.exists(), "{} is missing: run `make deps` to create the peers' virtualenv", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `make deps` to create the peers' virtualenv",
+        p.display()
+    );
     p
 }
 
@@ -175,14 +179,8 @@ fn place_call(name: &str, args: impl Fn(Role) -> Vec<String>) {
         voice: callee_ctx.voice,
         drain: callee_ctx.drain,
     };
-    let j = judge_external(
-        &a,
-        &b,
-        &facts,
-        None,
-        &Thresholds::default(),
-        &NetworkThresholds::default(),
-    );
+    let j =
+        judge_external(&a, &b, &facts, None, &Thresholds::default(), &NetworkThresholds::default());
     let m = j.metrics.as_ref().expect("full figures from the reports");
     println!("verdict {} ({}); MOS {:.2}, setup {:?} ms", j.verdict, j.reason, m.mos, m.setup_ms);
     // Both directions heard the voice: what a clean veth gives.

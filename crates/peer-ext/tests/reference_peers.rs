@@ -5,7 +5,8 @@
 //! Python virtualenv `.venv/`); without them the tests fail saying so.
 //!
 //! Outer tests re-execute this binary inside `spawn_sandboxed` (a PID namespace, a private
-//! mount namespace with a fresh tmpfs on /tmp for the peers' logs) with `ROLE` naming the
+//! mount namespace with a fresh tmpfs on /tmp for the peers' logs and on /run for
+//! wireguard-go's control socket) with `ROLE` naming the
 //! inner function; inner functions return at once when `ROLE` is not theirs.
 
 use std::net::{IpAddr, SocketAddr};
@@ -67,7 +68,7 @@ fn outer(name: &str) {
     let mut c = Command::new(std::env::current_exe().expect("current_exe"));
     c.args([name, "--exact", "--nocapture", "--test-threads=1"]).env(ROLE, name);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = spawn_sandboxed(c, SandboxOptions::private_mounts_with_tmpfs(["/tmp"]))
+    let child = spawn_sandboxed(c, SandboxOptions::private_mounts_with_tmpfs(["/tmp", "/run"]))
         .expect("spawn sandbox");
     let out = child.wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -195,13 +196,12 @@ fn place_call(name: &str, args: impl Fn(Role) -> Vec<String>) {
     println!("INNER-OK");
 }
 
-fn peer_args(script: &str, caller: &str, callee: &str) -> impl Fn(Role) -> Vec<String> {
-    let script = script.to_string();
-    let (caller, callee) = (caller.to_string(), callee.to_string());
-    move |role| {
-        let flag = if role == Role::Caller { caller.clone() } else { callee.clone() };
-        vec![script.clone(), flag]
-    }
+fn peer_args(script: &str, caller: &[&str], callee: &[&str]) -> impl Fn(Role) -> Vec<String> {
+    let with = |flags: &[&str]| {
+        std::iter::once(script).chain(flags.iter().copied()).map(str::to_string).collect()
+    };
+    let (caller, callee): (Vec<String>, Vec<String>) = (with(caller), with(callee));
+    move |role| if role == Role::Caller { caller.clone() } else { callee.clone() }
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn inner_aiortc() {
     if !role_is("inner_aiortc") {
         return;
     }
-    place_call("aiortc", peer_args("peers/aiortc/peer.py", "--offer", "--answer"));
+    place_call("aiortc", peer_args("peers/aiortc/peer.py", &["--offer"], &["--answer"]));
 }
 
 #[test]
@@ -227,5 +227,18 @@ fn inner_aioquic() {
     if !role_is("inner_aioquic") {
         return;
     }
-    place_call("aioquic", peer_args("peers/aioquic/peer.py", "--client", "--server"));
+    place_call("aioquic", peer_args("peers/aioquic/peer.py", &["--client"], &["--server"]));
+}
+
+#[test]
+fn wireguard_pair_talks() {
+    outer("inner_wireguard");
+}
+
+#[test]
+fn inner_wireguard() {
+    if !role_is("inner_wireguard") {
+        return;
+    }
+    place_call("wireguard", peer_args("peers/wireguard/peer.py", &[], &[]));
 }

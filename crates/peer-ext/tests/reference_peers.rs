@@ -105,7 +105,7 @@ fn context(role: Role, name: &str, start_at_unix_ns: u64) -> ExternalPeerContext
 }
 
 /// Places one call with the pair `args(role)` and returns the two outcomes and the judgement.
-fn place_call(name: &str, args: impl Fn(Role) -> Vec<String>) {
+fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<String>) {
     assert!(init::is_pid1(), "not PID 1 of a new PID namespace");
     let topo = Topology::from_str(TOPOLOGY, "peer-ext-test.toml").expect("topology");
     let net = Network::build(&topo).expect("build network");
@@ -125,8 +125,9 @@ fn place_call(name: &str, args: impl Fn(Role) -> Vec<String>) {
         signal::serve(l).await
     });
 
-    // Python and the WebRTC/QUIC stacks take a while to import: start the call 3 s from now.
-    let start = callwall_transport::voice::unix_ns_now() + 3_000_000_000;
+    // Python and the WebRTC/QUIC stacks (or a browser) take a while to start: the call starts
+    // `start_delay` from now, as the harness gives every call a common start.
+    let start = callwall_transport::voice::unix_ns_now() + start_delay.as_nanos() as u64;
     let python = python();
     let spawn = |role: Role| {
         let host = match role {
@@ -214,7 +215,7 @@ fn inner_aiortc() {
     if !role_is("inner_aiortc") {
         return;
     }
-    place_call("aiortc", peer_args("peers/aiortc/peer.py", &["--offer"], &["--answer"]));
+    place_call("aiortc", Duration::from_secs(3), peer_args("peers/aiortc/peer.py", &["--offer"], &["--answer"]));
 }
 
 #[test]
@@ -227,7 +228,7 @@ fn inner_aioquic() {
     if !role_is("inner_aioquic") {
         return;
     }
-    place_call("aioquic", peer_args("peers/aioquic/peer.py", &["--client"], &["--server"]));
+    place_call("aioquic", Duration::from_secs(3), peer_args("peers/aioquic/peer.py", &["--client"], &["--server"]));
 }
 
 #[test]
@@ -240,5 +241,18 @@ fn inner_wireguard() {
     if !role_is("inner_wireguard") {
         return;
     }
-    place_call("wireguard", peer_args("peers/wireguard/peer.py", &[], &[]));
+    place_call("wireguard", Duration::from_secs(3), peer_args("peers/wireguard/peer.py", &[], &[]));
+}
+
+#[test]
+fn chromium_pair_talks() {
+    outer("inner_chromium");
+}
+
+#[test]
+fn inner_chromium() {
+    if !role_is("inner_chromium") {
+        return;
+    }
+    place_call("chromium", Duration::from_secs(8), peer_args("peers/chromium/peer.py", &[], &[]));
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use callwall_netns::{init, spawn_sandboxed, Network, SandboxOptions, Topology};
 use callwall_peer_ext::{
-    judge_external, spawn_peer, CallFacts, ExternalPeerContext, NetworkThresholds, PeerOutcome,
-    RunLimits,
+    judge_external, spawn_peer, CallFacts, ExternalJudgement, ExternalPeerContext,
+    NetworkThresholds, PeerOutcome, RunLimits,
 };
 use callwall_transport::{signal, Role, Thresholds, Verdict, VoiceModel};
 
@@ -104,8 +104,14 @@ fn context(role: Role, name: &str, start_at_unix_ns: u64) -> ExternalPeerContext
     }
 }
 
-/// Places one call with the pair `args(role)` and returns the two outcomes and the judgement.
-fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<String>) {
+/// Places one call with the pair `args(role)`, `tweak` applied to each peer's context, and
+/// returns the two outcomes and the judgement from the reports.
+fn call(
+    name: &str,
+    start_delay: Duration,
+    args: impl Fn(Role) -> Vec<String>,
+    tweak: impl Fn(&mut ExternalPeerContext),
+) -> (PeerOutcome, PeerOutcome, ExternalJudgement) {
     assert!(init::is_pid1(), "not PID 1 of a new PID namespace");
     let topo = Topology::from_str(TOPOLOGY, "peer-ext-test.toml").expect("topology");
     let net = Network::build(&topo).expect("build network");
@@ -134,7 +140,8 @@ fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<Stri
             Role::Caller => "caller",
             Role::Callee => "callee",
         };
-        let ctx = context(role, name, start);
+        let mut ctx = context(role, name, start);
+        tweak(&mut ctx);
         let mut cmd = net.command(host, &python).expect("command");
         cmd.args(args(role)).current_dir(repo());
         let limits = RunLimits::for_context(&ctx, Duration::from_secs(10));
@@ -152,6 +159,22 @@ fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<Stri
     }
     let a = caller_run.outcome();
     let b = callee_run.outcome();
+    let facts = CallFacts {
+        transport: name,
+        start_unix_ns: start,
+        voice: callee_ctx.voice,
+        drain: callee_ctx.drain,
+    };
+    let j =
+        judge_external(&a, &b, &facts, None, &Thresholds::default(), &NetworkThresholds::default());
+    println!("verdict {} ({})", j.verdict, j.reason);
+    drop(net);
+    (a, b, j)
+}
+
+/// A call on a clean veth must connect, with the voice clock's frames heard both ways.
+fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<String>) {
+    let (a, b, j) = call(name, start_delay, args, |_| {});
     for (n, o) in [("caller", &a), ("callee", &b)] {
         match o {
             PeerOutcome::Ran { report, connected } => {
@@ -179,25 +202,11 @@ fn place_call(name: &str, start_delay: Duration, args: impl Fn(Role) -> Vec<Stri
             PeerOutcome::Failed(e) => panic!("{n} failed: {e}"),
         }
     }
-    let facts = CallFacts {
-        transport: name,
-        start_unix_ns: start,
-        voice: callee_ctx.voice,
-        drain: callee_ctx.drain,
-    };
-    let j =
-        judge_external(&a, &b, &facts, None, &Thresholds::default(), &NetworkThresholds::default());
     let m = j.metrics.as_ref().expect("full figures from the reports");
-    println!("verdict {} ({}); MOS {:.2}, setup {:?} ms", j.verdict, j.reason, m.mos, m.setup_ms);
-    // Both directions heard the voice: what a clean veth gives.
+    println!("MOS {:.2}, setup {:?} ms", m.mos, m.setup_ms);
+    // A clean veth: nothing lost, nothing late.
     assert!(m.up.frames_received > 0 && m.down.frames_received > 0);
-    assert!(
-        matches!(j.verdict, Verdict::Connected | Verdict::Degraded),
-        "verdict {}: {}",
-        j.verdict,
-        j.reason
-    );
-    drop(net);
+    assert_eq!(j.verdict, Verdict::Connected, "{}", j.reason);
     println!("INNER-OK");
 }
 
@@ -267,4 +276,40 @@ fn inner_chromium() {
         return;
     }
     place_call("chromium", Duration::from_secs(8), peer_args("peers/chromium/peer.py", &[], &[]));
+}
+
+/// A real peer that cannot reach the other (the caller dials an address nobody has, as if the
+/// censor dropped everything) gives up at its connect timeout: `blocked`, never `error`.
+#[test]
+fn an_unreachable_callee_is_blocked_not_error() {
+    outer("inner_unreachable");
+}
+
+#[test]
+fn inner_unreachable() {
+    if !role_is("inner_unreachable") {
+        return;
+    }
+    let (a, b, j) = call(
+        "aioquic-unreachable",
+        Duration::from_secs(3),
+        peer_args("peers/aioquic/peer.py", &["--client"], &["--server"]),
+        |ctx| {
+            ctx.connect_timeout = Duration::from_secs(3);
+            if ctx.role == Role::Caller {
+                ctx.peer_ip = "10.77.0.3".parse().expect("ip");
+            }
+        },
+    );
+    for (n, o) in [("caller", &a), ("callee", &b)] {
+        match o {
+            PeerOutcome::Ran { report, connected } => {
+                assert!(!connected, "{n} connected to nobody");
+                assert_eq!(report.sent.map(|s| s.frames), Some(0), "{n}");
+            }
+            PeerOutcome::Failed(e) => panic!("{n} failed: {e}"),
+        }
+    }
+    assert_eq!(j.verdict, Verdict::Blocked, "{}", j.reason);
+    println!("INNER-OK");
 }

@@ -4,9 +4,16 @@ CARGO ?= cargo
 PROFILE_DIR := target/release
 CALLWALL := $(PROFILE_DIR)/callwall
 OUT ?= results
-# Debian packages runs and tests need: coturn (the TURN relay), iproute2 (only the topology
-# benchmark's reference script), chromium + fonts and libxml2-utils (the report checks).
-DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils
+# Debian packages runs and tests need: coturn (the TURN relay), iproute2 (the topology
+# benchmark's reference script and the WireGuard reference peer), chromium + fonts and
+# libxml2-utils (the report checks and the Chromium reference peer), wireguard-go +
+# wireguard-tools (the WireGuard reference peer), python3-venv (the peers' virtualenv).
+DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils wireguard-go wireguard-tools python3-venv
+# The external reference peers' Python packages (peers/requirements.txt, pinned), from PyPI
+# into a virtualenv of the project's own; Debian's python3, not whatever `python3` is first
+# on PATH, so a fresh machine gets the same interpreter.
+VENV := .venv
+PYTHON ?= /usr/bin/python3
 
 .PHONY: all build deps run test bench lint fuzz clean check
 
@@ -21,6 +28,13 @@ deps:
 	fi
 	@# coturn's Debian package starts a system-wide service; callwall runs its own per run.
 	@if command -v systemctl >/dev/null 2>&1; then systemctl disable --now coturn >/dev/null 2>&1 || true; fi
+	@$(MAKE) --no-print-directory $(VENV)/.installed
+
+# Re-made when the pinned requirements change.
+$(VENV)/.installed: peers/requirements.txt
+	@test -x $(VENV)/bin/python3 || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r peers/requirements.txt
+	@touch $@
 
 build:
 	$(CARGO) build --release --bin callwall

@@ -5,8 +5,11 @@ PROFILE_DIR := target/release
 CALLWALL := $(PROFILE_DIR)/callwall
 OUT ?= results
 # Debian packages runs and tests need: coturn (the TURN relay), iproute2 (only the topology
-# benchmark's reference script), chromium + fonts and libxml2-utils (the report checks).
-DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils
+# benchmark's reference script), chromium + fonts and libxml2-utils (the report checks),
+# libopus-dev + pkg-config (the audio path links the system libopus), espeak-ng + sox (to
+# regenerate the bundled speech clip, crates/audio/clips/make-clip.sh), tmux (the live view's
+# terminal test).
+DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils libopus-dev pkg-config espeak-ng sox tmux
 
 .PHONY: all build deps run test bench lint fuzz clean check
 
@@ -43,6 +46,7 @@ bench: deps
 	$(CARGO) bench -p callwall-censor --bench engine
 	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
+	$(CARGO) bench -p callwall-audio --bench opus
 
 lint:
 	$(CARGO) fmt --all -- --check

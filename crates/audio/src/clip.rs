@@ -44,7 +44,10 @@ impl Clip {
     }
 
     fn from_wav_reader<R: std::io::Read>(r: R, path: &Path) -> Result<Clip, AudioError> {
-        let bad = |e: hound::Error| AudioError::BadWav { path: path.to_path_buf(), reason: e.to_string() };
+        let bad = |e: hound::Error| AudioError::BadWav {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         let reader = hound::WavReader::new(r).map_err(bad)?;
         let spec = reader.spec();
         if spec.channels == 0 || spec.channels > 2 {
@@ -93,7 +96,8 @@ pub fn write_wav(path: &Path, samples: &[i16], rate: u32) -> Result<(), AudioErr
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let err = |e: hound::Error| AudioError::Write { path: path.to_path_buf(), reason: e.to_string() };
+    let err =
+        |e: hound::Error| AudioError::Write { path: path.to_path_buf(), reason: e.to_string() };
     let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
     for &s in samples {
         w.write_sample(s).map_err(err)?;
@@ -172,13 +176,16 @@ mod tests {
     #[test]
     fn resampling_keeps_length_and_a_tone() {
         // 1 s of 440 Hz at 16 kHz becomes 48 000 samples of 440 Hz.
-        let tone: Vec<f32> =
-            (0..16_000).map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin() * 0.5).collect();
+        let tone: Vec<f32> = (0..16_000)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 16_000.0).sin() * 0.5)
+            .collect();
         let up = resample(&tone, 16_000, 48_000).unwrap();
         assert_eq!(up.len(), 48_000);
         // Compare with the ideal 48 kHz tone away from the edges.
         let err: f32 = (4_800..43_200)
-            .map(|i| (up[i] - (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5).abs())
+            .map(|i| {
+                (up[i] - (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin() * 0.5).abs()
+            })
             .fold(0.0, f32::max);
         assert!(err < 0.02, "max error {err}");
         assert_eq!(resample(&tone, 44_100, 48_000).unwrap().len(), 17_415);
@@ -221,7 +228,10 @@ mod tests {
         let junk = dir.0.join("junk.wav");
         std::fs::write(&junk, b"this is not a wav file at all").unwrap();
         let e = Clip::read_wav(&junk).unwrap_err().to_string();
-        assert!(e.contains("junk.wav") && e.contains("not a readable WAV") && e.contains("sox"), "{e}");
+        assert!(
+            e.contains("junk.wav") && e.contains("not a readable WAV") && e.contains("sox"),
+            "{e}"
+        );
 
         let empty = dir.0.join("empty.wav");
         let spec = hound::WavSpec {
@@ -249,8 +259,11 @@ mod tests {
     pub(crate) struct TestDir(pub std::path::PathBuf);
     impl TestDir {
         pub(crate) fn new(name: &str) -> TestDir {
-            let p = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/test-tmp"))
-                .join(format!("audio-test-{name}-{}", std::process::id()));
+            let p = std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/test-tmp"
+            ))
+            .join(format!("audio-test-{name}-{}", std::process::id()));
             std::fs::create_dir_all(&p).unwrap();
             TestDir(p)
         }

@@ -1,8 +1,8 @@
 //! Real speech for callwall's voice model.
 //!
-//! - [`codec`]: Opus (libopus from the system, found by pkg-config; Debian's `libopus-dev`)
-//!   at 48 kHz mono in 20 ms frames, constant bitrate so a frame fits the voice model's frame
-//!   size, and decoder packet-loss concealment (PLC) for every frame that did not arrive.
+//! - [`codec`]: Opus at 48 kHz mono in 20 ms frames over the system's libopus, found by
+//!   pkg-config (Debian's `libopus-dev`); constant bitrate so a frame fits the voice model's
+//!   frame size, and decoder packet-loss concealment (PLC) for every frame that did not arrive.
 //! - [`clip`]: 48 kHz mono 16-bit PCM clips: the bundled speech clip (espeak-ng, see
 //!   `clips/make-clip.sh`), any user WAV (downmixed to mono and resampled to 48 kHz), and WAV
 //!   output.

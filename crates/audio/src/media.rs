@@ -110,7 +110,11 @@ impl CallAudio {
             }
         }
         let n = audio.len();
-        Ok(Received { audio: Clip { samples: audio }, sent: Clip { samples: self.clip.looped(n) }, stats })
+        Ok(Received {
+            audio: Clip { samples: audio },
+            sent: Clip { samples: self.clip.looped(n) },
+            stats,
+        })
     }
 }
 
@@ -135,7 +139,11 @@ mod tests {
     use crate::bundled_speech;
 
     fn arrival(seq: u32, late_ms: u64) -> Arrival {
-        Arrival { seq, sent_unix_ns: 1_000_000_000, recv_unix_ns: 1_000_000_000 + late_ms * 1_000_000 }
+        Arrival {
+            seq,
+            sent_unix_ns: 1_000_000_000,
+            recv_unix_ns: 1_000_000_000 + late_ms * 1_000_000,
+        }
     }
 
     #[test]

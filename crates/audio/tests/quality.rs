@@ -60,7 +60,7 @@ async fn drive_with_carries_opus_through_a_lossy_link() {
         let mut n = 0u32;
         while let Some(f) = mid.recv().await {
             n += 1;
-            if n % 10 != 0 {
+            if !n.is_multiple_of(10) {
                 let _ = back.send(f).await;
             }
         }
@@ -68,7 +68,8 @@ async fn drive_with_carries_opus_through_a_lossy_link() {
     let link = MediaLink { tx, rx, path: "loop".into(), guard: Box::new(()) };
     let mut audio = CallAudio::new(bundled_speech(), 80).unwrap();
     let end = SystemTime::now() + Duration::from_secs(2);
-    let r = drive_with(link, &VoiceModel::default(), end, Duration::from_millis(100), &mut audio).await;
+    let r =
+        drive_with(link, &VoiceModel::default(), end, Duration::from_millis(100), &mut audio).await;
     assert!(r.frames_sent >= 95, "{}", r.frames_sent);
     let got = audio.finish(r.frames_sent, DEFAULT_PLAYOUT_DELAY).unwrap();
     assert_eq!(got.stats.lost, r.frames_sent / 10);

@@ -211,7 +211,10 @@ mod tests {
             }],
         };
         let line = r.to_line();
-        assert!(line.contains(r#""change":{"change":"rule-off","index":1,"name":"drop-all-udp"}"#), "{line}");
+        assert!(
+            line.contains(r#""change":{"change":"rule-off","index":1,"name":"drop-all-udp"}"#),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
         assert_eq!(parse_response(&line).unwrap(), r);
     }

@@ -778,12 +778,20 @@ impl Engine {
             RuleRef::Name(name) => self.policy.rules.iter().position(|r| &r.name == name),
         };
         found.ok_or_else(|| {
-            let names: Vec<String> =
-                self.policy.rules.iter().enumerate().map(|(i, r)| format!("{} {}", i + 1, r.name)).collect();
+            let names: Vec<String> = self
+                .policy
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("{} {}", i + 1, r.name))
+                .collect();
             if n == 0 {
                 format!("no rule {rule}: the policy has no rules (swap in another policy)")
             } else {
-                format!("no rule {rule}: use a number from 1 to {n} or a name ({})", names.join(", "))
+                format!(
+                    "no rule {rule}: use a number from 1 to {n} or a name ({})",
+                    names.join(", ")
+                )
             }
         })
     }
@@ -1556,10 +1564,16 @@ mod tests {
             "[[rules]]\nname = \"big\"\nmatch = { proto = \"udp\", dst_port = \"9000\", min_payload = 2 }\naction = { drop = true, residual = \"180s\" }",
             1,
         );
-        assert_eq!(e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 9000, b"aa")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 9000, b"aa")),
+            Verdict::Drop
+        );
         // A new flow to the same 3-tuple that the rule does not match is dropped by the
         // residual block...
-        assert_eq!(e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.2.0.2", 9000, b"a")), Verdict::Drop);
+        assert_eq!(
+            e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.2.0.2", 9000, b"a")),
+            Verdict::Drop
+        );
         assert_eq!(e.report().rules[0].counters.residual_dropped, 1);
         e.control(2 * MS, &Command::Disable { rule: RuleRef::Index(1) }, &mut no_load);
         // ...until the rule is switched off.
@@ -1591,7 +1605,8 @@ mod tests {
             assert_eq!(p, std::path::Path::new("scenarios/other.toml"));
             Ok(new.clone())
         };
-        let r = e.control(5 * MS, &Command::Swap { policy: "scenarios/other.toml".into() }, &mut load);
+        let r =
+            e.control(5 * MS, &Command::Swap { policy: "scenarios/other.toml".into() }, &mut load);
         assert!(r.ok);
         assert_eq!(
             r.change,

@@ -117,15 +117,29 @@ pub enum Update {
     /// Calls (re)start: one view per label, history cleared.
     Calls(Vec<String>),
     /// One more second of a call's figures (call = index in [`DemoState::calls`]).
-    Second { call: usize, second: CallSecond },
-    Verdict { call: usize, verdict: LiveVerdict },
-    AudioMos { call: usize, mos: f64 },
+    Second {
+        call: usize,
+        second: CallSecond,
+    },
+    Verdict {
+        call: usize,
+        verdict: LiveVerdict,
+    },
+    AudioMos {
+        call: usize,
+        mos: f64,
+    },
     /// The censor's rule list, as its control channel reported it.
     Rules(Vec<RuleView>),
     /// A control change took effect at `t_s` (marked on the view): `rule-off drop-all-udp`.
-    Mark { t_s: u32, text: String },
+    Mark {
+        t_s: u32,
+        text: String,
+    },
     /// The run's clock (seconds since the calls started).
-    Clock { t_s: f64 },
+    Clock {
+        t_s: f64,
+    },
     /// A line for the status bar (e.g. a control error).
     Message(String),
 }
@@ -209,7 +223,8 @@ impl DemoState {
                 }
                 self.policy_index = (self.policy_index + 1) % self.policies.len();
                 let p = self.policies[self.policy_index].clone();
-                self.scenario = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                self.scenario =
+                    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 Some(Command::Swap { policy: p })
             }
             UiCommand::Restart | UiCommand::Quit => None,

@@ -69,14 +69,19 @@ fn call_grid(f: &mut Frame, area: Rect, s: &DemoState) {
         return;
     }
     let rows: Vec<&[CallView]> = s.calls.chunks(PER_ROW).collect();
-    let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows.len() as u32); rows.len()]).split(area);
+    let row_areas =
+        Layout::vertical(vec![Constraint::Ratio(1, rows.len() as u32); rows.len()]).split(area);
     for (row, r_area) in rows.iter().zip(row_areas.iter()) {
-        let cols = Layout::horizontal(vec![Constraint::Ratio(1, row.len() as u32); row.len()]).split(*r_area);
+        let cols = Layout::horizontal(vec![Constraint::Ratio(1, row.len() as u32); row.len()])
+            .split(*r_area);
         for (c, c_area) in row.iter().zip(cols.iter()) {
             call_panel(f, *c_area, c);
         }
     }
 }
+
+/// One sparkline row: name, current value, bars, scale maximum, colour.
+type Figure = (&'static str, String, Vec<Option<u64>>, u64, Color);
 
 fn call_panel(f: &mut Frame, area: Rect, c: &CallView) {
     let color = verdict_color(c.verdict);
@@ -90,15 +95,20 @@ fn call_panel(f: &mut Frame, area: Rect, c: &CallView) {
     if let Some(a) = c.audio_mos {
         title.push(Span::raw(format!(" audio {a:.2} ")));
     }
-    let block = Block::default().borders(Borders::ALL).border_style(Style::new().fg(color)).title(Line::from(title));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::new().fg(color))
+        .title(Line::from(title));
     let inner = block.inner(area);
     f.render_widget(block, area);
-    let lines = Layout::vertical([Constraint::Length(1); 3]).split(inner);
+    // Each figure gets a third of the panel: taller panels give taller sparklines.
+    let lines = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(inner);
     let last = c.last();
     let spark_w = inner.width.saturating_sub(LABEL) as usize;
-    let tail: Vec<&CallSecond> = c.seconds.iter().skip(c.seconds.len().saturating_sub(spark_w)).collect();
+    let tail: Vec<&CallSecond> =
+        c.seconds.iter().skip(c.seconds.len().saturating_sub(spark_w)).collect();
     let fmt_delay = |d: Option<f64>| d.map_or("-".to_string(), |d| format!("{d:.1}ms"));
-    let rows: [(&str, String, Vec<Option<u64>>, u64, Color); 3] = [
+    let rows: [Figure; 3] = [
         (
             "loss",
             last.map_or("-".into(), |s| format!("{:.1}%", s.loss_pct)),
@@ -124,9 +134,13 @@ fn call_panel(f: &mut Frame, area: Rect, c: &CallView) {
     for ((name, value, data, max, col), line) in rows.into_iter().zip(lines.iter()) {
         let [label, spark] =
             Layout::horizontal([Constraint::Length(LABEL), Constraint::Min(0)]).areas(*line);
+        let label = Rect { height: label.height.min(1), ..label };
         f.render_widget(Paragraph::new(format!("{name:<6}{value:>7} ")), label);
         let bars: Vec<SparklineBar> = data.into_iter().map(SparklineBar::from).collect();
-        f.render_widget(Sparkline::default().data(bars).max(max.max(1)).style(Style::new().fg(col)), spark);
+        f.render_widget(
+            Sparkline::default().data(bars).max(max.max(1)).style(Style::new().fg(col)),
+            spark,
+        );
     }
 }
 
@@ -160,9 +174,13 @@ fn footer(f: &mut Frame, area: Rect, s: &DemoState) {
     if let Some(m) = &s.message {
         spans.push(Span::styled(format!(" {m} "), Style::new().fg(Color::Yellow)));
     }
-    let marks: Vec<String> = s.marks.iter().rev().take(4).map(|(t, m)| format!("t={t}s {m}")).collect();
+    let marks: Vec<String> =
+        s.marks.iter().rev().take(4).map(|(t, m)| format!("t={t}s {m}")).collect();
     if !marks.is_empty() {
-        spans.push(Span::styled(format!(" changes: {}", marks.join(" · ")), Style::new().fg(Color::Cyan)));
+        spans.push(Span::styled(
+            format!(" changes: {}", marks.join(" · ")),
+            Style::new().fg(Color::Cyan),
+        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -210,8 +228,20 @@ mod tests {
         s.apply(Update::Verdict { call: 0, verdict: LiveVerdict::Cut });
         s.apply(Update::Verdict { call: 1, verdict: LiveVerdict::Connected });
         s.apply(Update::Rules(vec![
-            RuleView { index: 1, name: "drop-all-udp".into(), action: "drop".into(), enabled: true, hits: 1234 },
-            RuleView { index: 2, name: "throttle-tls".into(), action: "police 64kbit".into(), enabled: false, hits: 0 },
+            RuleView {
+                index: 1,
+                name: "drop-all-udp".into(),
+                action: "drop".into(),
+                enabled: true,
+                hits: 1234,
+            },
+            RuleView {
+                index: 2,
+                name: "throttle-tls".into(),
+                action: "police 64kbit".into(),
+                enabled: false,
+                hits: 0,
+            },
         ]));
         s.apply(Update::Mark { t_s: 10, text: "rule-on drop-all-udp".into() });
         s.apply(Update::Clock { t_s: 20.0 });

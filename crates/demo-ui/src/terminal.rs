@@ -1,7 +1,7 @@
 //! The thin I/O loop around the pure parts: terminal setup, keys, redraws at 4 Hz.
 
 use std::io;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use ratatui::crossterm::event::{self, Event};
@@ -60,11 +60,9 @@ pub fn run(
     let mut guard = TerminalGuard::new()?;
     let mut next = Instant::now();
     loop {
-        loop {
-            match updates.try_recv() {
-                Ok(u) => state.apply(u),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        // Empty or disconnected: draw what there is (the calls may have ended).
+        while let Ok(u) = updates.try_recv() {
+            state.apply(u);
         }
         if Instant::now() >= next {
             guard.terminal.draw(|f| render::draw(f, state))?;

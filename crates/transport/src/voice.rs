@@ -110,7 +110,12 @@ pub enum FrameError {
 
 /// Builds a frame carrying `payload` (at most `u16::MAX` bytes; longer payloads are cut) after
 /// the header, padded with zeros to `frame_bytes` if it is shorter.
-pub fn encode_frame_with(seq: u32, sent_unix_ns: u64, payload: &[u8], frame_bytes: usize) -> Vec<u8> {
+pub fn encode_frame_with(
+    seq: u32,
+    sent_unix_ns: u64,
+    payload: &[u8],
+    frame_bytes: usize,
+) -> Vec<u8> {
     let payload = &payload[..payload.len().min(usize::from(u16::MAX))];
     let mut f = encode_frame(seq, sent_unix_ns, frame_bytes.max(PAYLOAD_OFFSET + payload.len()));
     f[HEADER_BYTES..PAYLOAD_OFFSET].copy_from_slice(&(payload.len() as u16).to_be_bytes());
@@ -369,8 +374,8 @@ mod tests {
         let link = MediaLink { tx, rx, path: "loop".into(), guard: Box::new(()) };
         let mut echo = Echo::default();
         let end = SystemTime::now() + Duration::from_millis(200);
-        let r =
-            drive_with(link, &VoiceModel::default(), end, Duration::from_millis(50), &mut echo).await;
+        let r = drive_with(link, &VoiceModel::default(), end, Duration::from_millis(50), &mut echo)
+            .await;
         assert!(r.frames_sent >= 9);
         assert_eq!(echo.heard.len() as u64, r.frames_sent);
         for (seq, p) in &echo.heard {

@@ -7,8 +7,11 @@ OUT ?= results
 # Debian packages runs and tests need: coturn (the TURN relay), iproute2 (the topology
 # benchmark's reference script and the WireGuard reference peer), chromium + fonts and
 # libxml2-utils (the report checks and the Chromium reference peer), wireguard-go +
-# wireguard-tools (the WireGuard reference peer), python3-venv (the peers' virtualenv).
-DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils wireguard-go wireguard-tools python3-venv
+# wireguard-tools (the WireGuard reference peer), python3-venv (the peers' virtualenv),
+# libopus-dev + pkg-config (the audio path links the system libopus), espeak-ng + sox (to
+# regenerate the bundled speech clip, crates/audio/clips/make-clip.sh), tmux (the live view's
+# terminal test).
+DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils wireguard-go wireguard-tools python3-venv libopus-dev pkg-config espeak-ng sox tmux
 # The external reference peers' Python packages (peers/requirements.txt, pinned), from PyPI
 # into a virtualenv of the project's own; Debian's python3, not whatever `python3` is first
 # on PATH, so a fresh machine gets the same interpreter.
@@ -57,6 +60,7 @@ bench: deps
 	$(CARGO) bench -p callwall-censor --bench engine
 	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
+	$(CARGO) bench -p callwall-audio --bench opus
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -214,6 +214,8 @@ pub struct Engine {
     log_events: bool,
     /// Per inside address (the censored side's end of each packet), what each rule did.
     by_inside: HashMap<IpAddr, Vec<HostRuleCounters>>,
+    /// Per rule: switched off through the control channel ([`Engine::control`]).
+    disabled: Vec<bool>,
 }
 
 /// Most inside addresses tracked for attribution; more are not attributed.
@@ -247,6 +249,7 @@ impl Engine {
             events: VecDeque::new(),
             log_events: true,
             by_inside: HashMap::new(),
+            disabled: vec![false; n],
         }
     }
 
@@ -412,7 +415,10 @@ impl Engine {
         {
             let flow = &self.flows[key];
             for (i, rule) in self.policy.rules.iter().enumerate() {
-                if p.now_ns < rule.active_from_ns || p.now_ns >= rule.active_until_ns {
+                if p.now_ns < rule.active_from_ns
+                    || p.now_ns >= rule.active_until_ns
+                    || self.disabled.get(i).copied().unwrap_or(false)
+                {
                     continue;
                 }
                 if matches(&rule.m, flow, p) {
@@ -728,6 +734,187 @@ impl Engine {
             .collect();
         by_inside.sort_by_key(|r| r.addr);
         CensorReport { rules, stats: self.stats.clone(), by_inside }
+    }
+}
+
+/// Live control (see [`crate::control`]): rules switched on and off and the policy swapped
+/// while the flow table, held frames and residual blocks of surviving rules stay.
+impl Engine {
+    /// Applies one control command at `now_ns` and says what it did. `load` turns a `swap`'s
+    /// path into a compiled policy (the I/O adapter reads the scenario file); its error is
+    /// passed back in the response. A failed command changes nothing.
+    pub fn control(
+        &mut self,
+        now_ns: u64,
+        cmd: &crate::control::Command,
+        load: &mut dyn FnMut(&std::path::Path) -> Result<Policy, String>,
+    ) -> crate::control::Response {
+        use crate::control::{Change, Command, Response};
+        let result: Result<Option<Change>, String> = match cmd {
+            Command::Status => Ok(None),
+            Command::Enable { rule } => self.set_rule_enabled(now_ns, rule, Some(true)),
+            Command::Disable { rule } => self.set_rule_enabled(now_ns, rule, Some(false)),
+            Command::Toggle { rule } => self.set_rule_enabled(now_ns, rule, None),
+            Command::Swap { policy } => load(policy).map(|p| {
+                let source = policy.display().to_string();
+                let rules = p.rules.len();
+                self.swap_policy(now_ns, p, &source);
+                Some(Change::PolicySwap { source, rules })
+            }),
+        };
+        let (ok, error, change) = match result {
+            Ok(c) => (true, None, c),
+            Err(e) => (false, Some(e), None),
+        };
+        Response { ok, t_ms: now_ns as f64 / 1e6, error, change, rules: self.rule_status() }
+    }
+
+    /// The 0-based index of a rule, or an error naming the rules there are.
+    pub fn rule_index(&self, rule: &crate::control::RuleRef) -> Result<usize, String> {
+        use crate::control::RuleRef;
+        let n = self.policy.rules.len();
+        let found = match rule {
+            RuleRef::Index(i) => i.checked_sub(1).filter(|&i| i < n),
+            RuleRef::Name(name) => self.policy.rules.iter().position(|r| &r.name == name),
+        };
+        found.ok_or_else(|| {
+            let names: Vec<String> = self
+                .policy
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("{} {}", i + 1, r.name))
+                .collect();
+            if n == 0 {
+                format!("no rule {rule}: the policy has no rules (swap in another policy)")
+            } else {
+                format!(
+                    "no rule {rule}: use a number from 1 to {n} or a name ({})",
+                    names.join(", ")
+                )
+            }
+        })
+    }
+
+    /// Whether rule `index` (0-based) is switched on.
+    pub fn rule_enabled(&self, index: usize) -> bool {
+        index < self.policy.rules.len() && !self.disabled.get(index).copied().unwrap_or(false)
+    }
+
+    /// Switches a rule on (`Some(true)`), off (`Some(false)`) or over (`None`). Returns the
+    /// change, or `None` if the rule already was in that state; every change goes to the
+    /// decision log. Switching a rule off lifts the residual blocks it started.
+    pub fn set_rule_enabled(
+        &mut self,
+        now_ns: u64,
+        rule: &crate::control::RuleRef,
+        on: Option<bool>,
+    ) -> Result<Option<crate::control::Change>, String> {
+        use crate::control::Change;
+        let i = self.rule_index(rule)?;
+        let was = self.rule_enabled(i);
+        let want = on.unwrap_or(!was);
+        if want == was {
+            return Ok(None);
+        }
+        self.disabled.resize(self.policy.rules.len(), false);
+        self.disabled[i] = !want;
+        if !want {
+            self.residual.retain(|_, &mut (_, r)| r != i);
+        }
+        let name = self.policy.rules[i].name.clone();
+        self.log_control(now_ns, &name, if want { "rule-on" } else { "rule-off" });
+        Ok(Some(if want {
+            Change::RuleOn { index: i + 1, name }
+        } else {
+            Change::RuleOff { index: i + 1, name }
+        }))
+    }
+
+    /// Replaces the policy, keeping the flow table (flows keep what the classifiers learned,
+    /// so a rule of the new policy that matches on a label applies to running flows at their
+    /// next packet), held frames and statistics. Every rule of the new policy starts switched
+    /// on. Counters, per-address attribution and residual blocks carry over for rules whose
+    /// name is in both policies (and for the default action); those of rules not in the new
+    /// policy leave the report (the decision log keeps the swap). Per-flow rule state (token
+    /// buckets, loss state, block decisions) starts afresh. `source` names the policy in the
+    /// decision log.
+    pub fn swap_policy(&mut self, now_ns: u64, policy: Policy, source: &str) {
+        let old_n = self.policy.rules.len();
+        let new_n = policy.rules.len();
+        // Old index -> new index, by name; the default action maps to the default action.
+        let map: Vec<Option<usize>> = self
+            .policy
+            .rules
+            .iter()
+            .map(|r| policy.rules.iter().position(|n| n.name == r.name))
+            .chain(std::iter::once(Some(new_n)))
+            .collect();
+        let mut counters = vec![RuleCounters::default(); new_n + 1];
+        for (old, new) in map.iter().enumerate() {
+            if let (Some(new), Some(c)) = (new, self.counters.get(old)) {
+                counters[*new] = c.clone();
+            }
+        }
+        self.counters = counters;
+        for row in self.by_inside.values_mut() {
+            let mut fresh = vec![HostRuleCounters::default(); new_n + 1];
+            for (old, new) in map.iter().enumerate().take(old_n + 1) {
+                if let (Some(new), Some(c)) = (new, row.get(old)) {
+                    fresh[*new] = c.clone();
+                }
+            }
+            *row = fresh;
+        }
+        self.residual.retain(|_, (_, r)| match map.get(*r).copied().flatten() {
+            Some(n) if n < new_n => {
+                *r = n;
+                true
+            }
+            _ => false,
+        });
+        for flow in self.flows.values_mut() {
+            flow.rules.clear();
+            flow.last_logged = None;
+        }
+        self.disabled = vec![false; new_n];
+        self.policy = policy;
+        self.log_control(now_ns, source, "policy-swap");
+    }
+
+    /// Every rule with its state and counters, in policy order.
+    pub fn rule_status(&self) -> Vec<crate::control::RuleStatus> {
+        self.policy
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let c = self.counters.get(i).cloned().unwrap_or_default();
+                crate::control::RuleStatus {
+                    index: i + 1,
+                    name: r.name.clone(),
+                    action: r.action.summary(),
+                    enabled: self.rule_enabled(i),
+                    packets: c.packets,
+                    dropped: c.dropped,
+                    delayed: c.delayed,
+                    flows: c.flows,
+                }
+            })
+            .collect()
+    }
+
+    /// A control change in the decision log; logged even when the per-packet log is off and
+    /// past [`MAX_EVENTS`] (changes come from a person at a keyboard: there are few).
+    fn log_control(&mut self, now_ns: u64, rule: &str, outcome: &'static str) {
+        self.events.push_back(Event {
+            t_ms: now_ns as f64 / 1e6,
+            flow: "control".into(),
+            rule: rule.to_string(),
+            outcome,
+            labels: Vec::new(),
+            sni: None,
+        });
     }
 }
 
@@ -1293,5 +1480,149 @@ mod tests {
                 while e.poll_transmit(i as u64 * MS + 10 * MS).is_some() {}
             }
         }
+    }
+
+    // Live control: rules switched and policies swapped while flows run.
+
+    const TWO_RULES: &str = r#"
+        [[rules]]
+        name = "drop-udp-9000"
+        match = { proto = "udp", dst_port = "9000" }
+        action = "drop"
+        [[rules]]
+        name = "delay-udp"
+        match = { proto = "udp" }
+        action = { delay = "50ms" }
+        "#;
+
+    fn no_load(_: &std::path::Path) -> Result<Policy, String> {
+        Err("no policies in this test".into())
+    }
+
+    fn control_events(e: &mut Engine) -> Vec<(String, &'static str)> {
+        std::iter::from_fn(|| e.poll_event())
+            .filter(|ev| ev.flow == "control")
+            .map(|ev| (ev.rule, ev.outcome))
+            .collect()
+    }
+
+    #[test]
+    fn disabling_a_rule_lets_the_next_one_decide_and_is_logged() {
+        use crate::control::{Change, Command, RuleRef};
+        let mut e = engine(TWO_RULES, 1);
+        let pkt = up_udp(4000, "10.2.0.2", 9000, b"voice");
+        assert_eq!(e.handle_frame(0, Dir::Up, &pkt), Verdict::Drop);
+        let r = e.control(
+            10 * MS,
+            &Command::Disable { rule: RuleRef::Name("drop-udp-9000".into()) },
+            &mut no_load,
+        );
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.change, Some(Change::RuleOff { index: 1, name: "drop-udp-9000".into() }));
+        assert!(!r.rules[0].enabled && r.rules[1].enabled);
+        assert_eq!(r.rules[0].dropped, 1);
+        // Same flow, next packet: the first rule is skipped, the second holds it.
+        assert_eq!(e.handle_frame(20 * MS, Dir::Up, &pkt), Verdict::Held);
+        assert_eq!(e.flow_count(), 1);
+        // Disabling again is a no-op, not a second log line.
+        let r = e.control(30 * MS, &Command::Disable { rule: RuleRef::Index(1) }, &mut no_load);
+        assert!(r.ok && r.change.is_none());
+        // Toggle back on: dropped again.
+        let r = e.control(40 * MS, &Command::Toggle { rule: RuleRef::Index(1) }, &mut no_load);
+        assert_eq!(r.change, Some(Change::RuleOn { index: 1, name: "drop-udp-9000".into() }));
+        assert_eq!(e.handle_frame(50 * MS, Dir::Up, &pkt), Verdict::Drop);
+        assert_eq!(
+            control_events(&mut e),
+            vec![("drop-udp-9000".into(), "rule-off"), ("drop-udp-9000".into(), "rule-on")]
+        );
+        let r = e.report();
+        assert_eq!(r.rules[0].counters.dropped, 2);
+        assert_eq!(r.rules[1].counters.delayed, 1);
+    }
+
+    #[test]
+    fn unknown_rules_are_errors_that_change_nothing() {
+        use crate::control::{Command, RuleRef};
+        let mut e = engine(TWO_RULES, 1);
+        for rule in [RuleRef::Index(3), RuleRef::Name("nope".into())] {
+            let r = e.control(0, &Command::Toggle { rule }, &mut no_load);
+            assert!(!r.ok);
+            let msg = r.error.unwrap();
+            assert!(msg.contains("from 1 to 2") && msg.contains("1 drop-udp-9000"), "{msg}");
+            assert!(r.rules.iter().all(|s| s.enabled));
+        }
+        let r = e.control(0, &Command::Swap { policy: "x.toml".into() }, &mut no_load);
+        assert_eq!(r.error.as_deref(), Some("no policies in this test"));
+        assert_eq!(e.policy().rules.len(), 2);
+        assert!(control_events(&mut e).is_empty());
+    }
+
+    #[test]
+    fn disabling_a_rule_lifts_its_residual_blocks() {
+        use crate::control::{Command, RuleRef};
+        let mut e = engine(
+            "[[rules]]\nname = \"big\"\nmatch = { proto = \"udp\", dst_port = \"9000\", min_payload = 2 }\naction = { drop = true, residual = \"180s\" }",
+            1,
+        );
+        assert_eq!(
+            e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 9000, b"aa")),
+            Verdict::Drop
+        );
+        // A new flow to the same 3-tuple that the rule does not match is dropped by the
+        // residual block...
+        assert_eq!(
+            e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.2.0.2", 9000, b"a")),
+            Verdict::Drop
+        );
+        assert_eq!(e.report().rules[0].counters.residual_dropped, 1);
+        e.control(2 * MS, &Command::Disable { rule: RuleRef::Index(1) }, &mut no_load);
+        // ...until the rule is switched off.
+        assert_eq!(
+            e.handle_frame(3 * MS, Dir::Up, &up_udp(4002, "10.2.0.2", 9000, b"a")),
+            Verdict::Forward
+        );
+    }
+
+    #[test]
+    fn swapping_the_policy_keeps_flows_and_carries_counters_by_name() {
+        use crate::control::{Change, Command};
+        let mut e = engine(TWO_RULES, 1);
+        let voice = up_udp(4000, "10.2.0.2", 9000, b"voice");
+        let other = up_udp(4001, "10.2.0.2", 7000, b"other");
+        assert_eq!(e.handle_frame(0, Dir::Up, &voice), Verdict::Drop);
+        assert_eq!(e.handle_frame(0, Dir::Up, &other), Verdict::Held);
+        let raw: raw::Policy = toml::from_str(
+            r#"
+            [[rules]]
+            name = "delay-udp"
+            match = { proto = "udp", dst_port = "7000" }
+            action = "drop"
+            "#,
+        )
+        .unwrap();
+        let new = Policy::compile(&raw, &|_| None).unwrap();
+        let mut load = |p: &std::path::Path| {
+            assert_eq!(p, std::path::Path::new("scenarios/other.toml"));
+            Ok(new.clone())
+        };
+        let r =
+            e.control(5 * MS, &Command::Swap { policy: "scenarios/other.toml".into() }, &mut load);
+        assert!(r.ok);
+        assert_eq!(
+            r.change,
+            Some(Change::PolicySwap { source: "scenarios/other.toml".into(), rules: 1 })
+        );
+        assert_eq!(e.flow_count(), 2, "the flow table is kept");
+        // The rule with the same name keeps its counters; the other's leave the report.
+        assert_eq!(r.rules.len(), 1);
+        assert_eq!((r.rules[0].name.as_str(), r.rules[0].delayed), ("delay-udp", 1));
+        // Running flows meet the new policy at their next packet.
+        assert_eq!(e.handle_frame(6 * MS, Dir::Up, &voice), Verdict::Forward);
+        assert_eq!(e.handle_frame(6 * MS, Dir::Up, &other), Verdict::Drop);
+        let report = e.report();
+        assert_eq!(report.rules.len(), 2);
+        assert_eq!(report.rules[0].counters.dropped, 1);
+        assert_eq!(report.rules[1].counters.forwarded, 1);
+        assert_eq!(control_events(&mut e), vec![("scenarios/other.toml".into(), "policy-swap")]);
     }
 }

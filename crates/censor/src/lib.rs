@@ -4,6 +4,8 @@
 //!   and its validated, compiled form.
 //! - [`engine`]: the sans-I/O engine: flow table, classifiers, rule chain, actions, counters
 //!   and decision log. Pure: no clock, no sockets; randomness from the scenario seed.
+//! - [`control`]: the control channel's protocol (JSON lines: enable, disable or toggle a
+//!   rule, swap the policy, status), applied by [`Engine::control`] while a run goes on.
 //! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
 //!   censor host through AF_PACKET sockets, with a timer queue for held frames and a pcap of
 //!   what it saw.
@@ -12,6 +14,7 @@
 //! reassemble IP fragments, or modify forwarded frames.
 
 pub mod bridge;
+pub mod control;
 pub mod engine;
 pub mod flow;
 pub mod policy;

@@ -6,8 +6,14 @@
 //! offset  size  field
 //!      0     4  seq           u32, big-endian, 0 for the first frame of a call, +1 per frame
 //!      4     8  sent_unix_ns  u64, big-endian, the sender's system clock (UNIX ns) at send
-//!     12     …  padding       zero bytes up to `frame_bytes` (default 80 bytes = 32 kbit/s at 20 ms)
+//!     12     2  payload_len   u16, big-endian: bytes of media payload that follow (0: filler only)
+//!     14     …  payload       `payload_len` bytes of media (an Opus packet with `--audio`)
+//!      …     …  padding       zero bytes up to `frame_bytes` (default 80 bytes = 32 kbit/s at 20 ms)
 //! ```
+//!
+//! A filler frame is all zeros after the header, so it reads as `payload_len` 0: frames with and
+//! without media share one format. What the payload is belongs to a [`VoiceMedia`] (see
+//! [`drive_with`]); transports only carry bytes and never look inside.
 //!
 //! All hosts of a run share one clock (they are namespaces of one kernel), so the receiver's
 //! `recv_unix_ns - sent_unix_ns` is the one-way delay.
@@ -26,6 +32,8 @@ use crate::MediaLink;
 
 /// Bytes of the frame header (`seq` + `sent_unix_ns`); the smallest valid frame.
 pub const HEADER_BYTES: usize = 12;
+/// Bytes before a media payload: the header and the `payload_len` field.
+pub const PAYLOAD_OFFSET: usize = HEADER_BYTES + 2;
 
 /// How a call's voice is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +104,54 @@ pub struct FrameHeader {
 pub enum FrameError {
     #[error("voice frame of {0} bytes is shorter than its {HEADER_BYTES}-byte header")]
     Short(usize),
+    #[error("voice frame of {frame} bytes announces a {payload}-byte payload that does not fit")]
+    Truncated { frame: usize, payload: usize },
+}
+
+/// Builds a frame carrying `payload` (at most `u16::MAX` bytes; longer payloads are cut) after
+/// the header, padded with zeros to `frame_bytes` if it is shorter.
+pub fn encode_frame_with(
+    seq: u32,
+    sent_unix_ns: u64,
+    payload: &[u8],
+    frame_bytes: usize,
+) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(usize::from(u16::MAX))];
+    let mut f = encode_frame(seq, sent_unix_ns, frame_bytes.max(PAYLOAD_OFFSET + payload.len()));
+    f[HEADER_BYTES..PAYLOAD_OFFSET].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+    f[PAYLOAD_OFFSET..PAYLOAD_OFFSET + payload.len()].copy_from_slice(payload);
+    f
+}
+
+/// The media payload of a frame: empty for filler frames and for frames of just a header;
+/// an error if the frame is shorter than its header or than the payload it announces.
+pub fn frame_payload(bytes: &[u8]) -> Result<&[u8], FrameError> {
+    decode_frame(bytes)?;
+    let Some(len) = bytes.get(HEADER_BYTES..PAYLOAD_OFFSET) else { return Ok(&[]) };
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    bytes
+        .get(PAYLOAD_OFFSET..PAYLOAD_OFFSET + len)
+        .ok_or(FrameError::Truncated { frame: bytes.len(), payload: len })
+}
+
+/// What a call's voice frames carry, and who hears them: plugged into [`drive_with`], invisible
+/// to transports. Both methods run on the media task between frames, so they must be quick
+/// (an Opus packet lookup or a copy, not a decode of the whole call).
+pub trait VoiceMedia: Send {
+    /// Appends the payload of outgoing frame `seq` to `out` (empty: a filler frame).
+    fn payload(&mut self, seq: u32, out: &mut Vec<u8>);
+    /// An incoming frame: its header stamps and arrival time, and its payload (empty for
+    /// filler). Called for duplicates and out-of-order frames too, as they arrive.
+    fn received(&mut self, arrival: &Arrival, payload: &[u8]);
+}
+
+/// The default voice: filler frames, nothing heard.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filler;
+
+impl VoiceMedia for Filler {
+    fn payload(&mut self, _seq: u32, _out: &mut Vec<u8>) {}
+    fn received(&mut self, _arrival: &Arrival, _payload: &[u8]) {}
 }
 
 /// Builds a frame of `frame_bytes` bytes (at least the header) in the format above.
@@ -167,6 +223,19 @@ pub async fn drive(
     media_end: SystemTime,
     drain: Duration,
 ) -> DriveReport {
+    drive_with(link, model, media_end, drain, &mut Filler).await
+}
+
+/// [`drive`], with frames carrying `media`'s payloads and every arrival handed to `media`.
+/// Timing, counting and the report are the same as with filler frames; a frame whose payload
+/// does not fit what it announces is counted as malformed and not handed over.
+pub async fn drive_with(
+    link: MediaLink,
+    model: &VoiceModel,
+    media_end: SystemTime,
+    drain: Duration,
+    media: &mut dyn VoiceMedia,
+) -> DriveReport {
     let MediaLink { tx, mut rx, guard, .. } = link;
     let interval = model.interval();
     let start_ns = unix_ns_now();
@@ -178,6 +247,7 @@ pub async fn drive(
     let mut sending = true;
     let mut receiving = true;
     let mut seq: u32 = 0;
+    let mut payload = Vec::new();
     let stop = tokio::time::sleep_until(recv_end);
     tokio::pin!(stop);
     loop {
@@ -192,20 +262,26 @@ pub async fn drive(
                 if seq == 0 {
                     out.media_start_unix_ns = now;
                 }
-                let frame = encode_frame(seq, now, model.frame_bytes);
+                payload.clear();
+                media.payload(seq, &mut payload);
+                let frame = encode_frame_with(seq, now, &payload, model.frame_bytes);
                 // A full or closed channel loses the frame: the sender never waits.
                 let _ = tx.try_send(frame);
                 seq += 1;
                 out.frames_sent += 1;
             }
             got = rx.recv(), if receiving => match got {
-                Some(bytes) => match decode_frame(&bytes) {
-                    Ok(h) => out.arrivals.push(Arrival {
-                        seq: h.seq,
-                        sent_unix_ns: h.sent_unix_ns,
-                        recv_unix_ns: unix_ns_now(),
-                    }),
-                    Err(_) => out.malformed += 1,
+                Some(bytes) => match (decode_frame(&bytes), frame_payload(&bytes)) {
+                    (Ok(h), Ok(p)) => {
+                        let a = Arrival {
+                            seq: h.seq,
+                            sent_unix_ns: h.sent_unix_ns,
+                            recv_unix_ns: unix_ns_now(),
+                        };
+                        media.received(&a, p);
+                        out.arrivals.push(a);
+                    }
+                    _ => out.malformed += 1,
                 },
                 None => receiving = false,
             },
@@ -254,6 +330,58 @@ mod tests {
         let back: VoiceModel = serde_json::from_str(r#"{"frame_interval":"10ms"}"#).unwrap();
         assert_eq!(back.frame_interval, Duration::from_millis(10));
         assert_eq!(back.frame_bytes, 80);
+    }
+
+    #[test]
+    fn payload_frames_roundtrip_and_filler_reads_empty() {
+        let f = encode_frame_with(7, 9, b"opus", 80);
+        assert_eq!(f.len(), 80);
+        assert_eq!(&f[12..18], &[0, 4, b'o', b'p', b'u', b's']);
+        assert_eq!(decode_frame(&f).unwrap(), FrameHeader { seq: 7, sent_unix_ns: 9 });
+        assert_eq!(frame_payload(&f).unwrap(), b"opus");
+        // A payload longer than the model's frame grows the frame.
+        let big = encode_frame_with(1, 2, &[0xaa; 100], 80);
+        assert_eq!(big.len(), PAYLOAD_OFFSET + 100);
+        assert_eq!(frame_payload(&big).unwrap(), &[0xaa; 100][..]);
+        // Filler frames and bare headers carry nothing.
+        assert_eq!(frame_payload(&encode_frame(1, 2, 80)).unwrap(), b"");
+        assert_eq!(frame_payload(&encode_frame(1, 2, 12)).unwrap(), b"");
+        assert_eq!(frame_payload(&[0; 13]).unwrap(), b"");
+        // A payload that does not fit, and a short frame, are errors.
+        let mut cut = encode_frame_with(1, 2, b"opus", 0);
+        cut.truncate(16);
+        assert_eq!(frame_payload(&cut), Err(FrameError::Truncated { frame: 16, payload: 4 }));
+        assert_eq!(frame_payload(&[0; 5]), Err(FrameError::Short(5)));
+    }
+
+    /// Sends `seq` as a 4-byte payload and records what came back.
+    #[derive(Default)]
+    struct Echo {
+        heard: Vec<(u32, Vec<u8>)>,
+    }
+    impl VoiceMedia for Echo {
+        fn payload(&mut self, seq: u32, out: &mut Vec<u8>) {
+            out.extend_from_slice(&seq.to_le_bytes());
+        }
+        fn received(&mut self, a: &Arrival, payload: &[u8]) {
+            self.heard.push((a.seq, payload.to_vec()));
+        }
+    }
+
+    #[tokio::test]
+    async fn drive_with_carries_media_payloads() {
+        let (tx, rx) = mpsc::channel(1024);
+        let link = MediaLink { tx, rx, path: "loop".into(), guard: Box::new(()) };
+        let mut echo = Echo::default();
+        let end = SystemTime::now() + Duration::from_millis(200);
+        let r = drive_with(link, &VoiceModel::default(), end, Duration::from_millis(50), &mut echo)
+            .await;
+        assert!(r.frames_sent >= 9);
+        assert_eq!(echo.heard.len() as u64, r.frames_sent);
+        for (seq, p) in &echo.heard {
+            assert_eq!(p, &seq.to_le_bytes());
+        }
+        assert_eq!(r.malformed, 0);
     }
 
     #[tokio::test]

@@ -1,0 +1,79 @@
+//! The audio path end to end: Opus packets of the bundled clip through the voice model, with
+//! and without loss, scored with wideband PESQ against what was sent.
+
+use std::time::{Duration, SystemTime};
+
+use callwall_audio::media::DEFAULT_PLAYOUT_DELAY;
+use callwall_audio::{bundled_speech, AudioQuality, CallAudio};
+use callwall_transport::voice::{drive_with, Arrival, VoiceMedia, VoiceModel};
+use callwall_transport::MediaLink;
+use rand::{Rng, SeedableRng};
+
+/// Sends every frame of the clip once through `audio`, delivering those `keep` says.
+fn deliver(keep: impl Fn(u32) -> bool) -> AudioQuality {
+    let mut tx = CallAudio::new(bundled_speech(), 80).unwrap();
+    let mut rx = CallAudio::new(bundled_speech(), 80).unwrap();
+    let frames = (bundled_speech().samples.len() / 960) as u32;
+    let mut buf = Vec::new();
+    for seq in 0..frames {
+        buf.clear();
+        tx.payload(seq, &mut buf);
+        if keep(seq) {
+            let t = 1_000_000_000 + u64::from(seq) * 20_000_000;
+            rx.received(&Arrival { seq, sent_unix_ns: t, recv_unix_ns: t + 3_000_000 }, &buf);
+        }
+    }
+    let r = rx.finish(u64::from(frames), DEFAULT_PLAYOUT_DELAY).unwrap();
+    AudioQuality::of(&r).unwrap()
+}
+
+#[test]
+fn clean_roundtrip_scores_high_and_ten_percent_loss_lowers_it() {
+    let clean = deliver(|_| true);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let drops: Vec<bool> = (0..10_000).map(|_| rng.gen_bool(0.10)).collect();
+    let lossy = deliver(|seq| !drops[seq as usize]);
+    eprintln!("clean {clean:?} lossy {lossy:?}");
+    assert_eq!(clean.played_fraction, 1.0);
+    assert!(clean.pesq_mos_lqo > 3.5, "clean opus call scores {}", clean.pesq_mos_lqo);
+    assert!((0.85..0.95).contains(&lossy.played_fraction), "{}", lossy.played_fraction);
+    assert!(
+        lossy.pesq_mos_lqo < clean.pesq_mos_lqo - 0.5,
+        "10 % loss with PLC scores {} against {} clean",
+        lossy.pesq_mos_lqo,
+        clean.pesq_mos_lqo
+    );
+}
+
+#[test]
+fn silence_received_scores_lowest() {
+    let q = deliver(|seq| seq < 10);
+    assert!(q.pesq_mos_lqo < 2.0, "{}", q.pesq_mos_lqo);
+}
+
+#[tokio::test]
+async fn drive_with_carries_opus_through_a_lossy_link() {
+    // A link whose tx feeds its rx, losing every 10th frame on the way.
+    let (tx, mut mid) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
+    let (back, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        let mut n = 0u32;
+        while let Some(f) = mid.recv().await {
+            n += 1;
+            if !n.is_multiple_of(10) {
+                let _ = back.send(f).await;
+            }
+        }
+    });
+    let link = MediaLink { tx, rx, path: "loop".into(), guard: Box::new(()) };
+    let mut audio = CallAudio::new(bundled_speech(), 80).unwrap();
+    let end = SystemTime::now() + Duration::from_secs(2);
+    let r =
+        drive_with(link, &VoiceModel::default(), end, Duration::from_millis(100), &mut audio).await;
+    assert!(r.frames_sent >= 95, "{}", r.frames_sent);
+    let got = audio.finish(r.frames_sent, DEFAULT_PLAYOUT_DELAY).unwrap();
+    assert_eq!(got.stats.lost, r.frames_sent / 10);
+    assert_eq!(got.stats.played + got.stats.late, r.frames_sent - r.frames_sent / 10);
+    let q = AudioQuality::of(&got).unwrap();
+    assert!(q.pesq_mos_lqo > 1.0 && q.pesq_mos_lqo < 4.7, "{}", q.pesq_mos_lqo);
+}

@@ -427,9 +427,9 @@ fn run(opts: RunOpts) -> ExitCode {
 
     let color =
         !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", output::table(&doc, color));
+    print!("{}", callwall_report::table(&doc, color));
     if opts.repeat > 1 {
-        print!("{}", output::agreement(&doc));
+        print!("{}", callwall_report::agreement(&doc));
     }
     let mut write_failed = false;
     let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
@@ -443,13 +443,9 @@ fn run(opts: RunOpts) -> ExitCode {
             }
         }
     };
-    write(
-        &opts.json,
-        "JSON results",
-        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()),
-    );
-    write(&opts.junit, "JUnit XML", Ok(output::junit(&doc)));
-    write(&opts.markdown, "Markdown", Ok(output::markdown(&doc)));
+    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
+    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
+    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
     write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
     let met = doc.runs.iter().all(RunResult::passed);
     eprintln!(

@@ -14,7 +14,10 @@
 
 pub mod outer;
 pub mod relay;
-pub mod result;
+/// The results model; moved to `callwall-results` (this path is kept for existing callers).
+pub mod result {
+    pub use callwall_results::*;
+}
 pub mod roles;
 pub mod run;
 

@@ -396,7 +396,7 @@ fn run_scenario(
             strategy,
             requested: call.strategies.clone(),
             verdict,
-            expected: call.expect.iter().map(|v| verdict_name(*v)).collect::<Vec<_>>().join("|"),
+            expected: call.expect.iter().map(|v| v.as_str()).collect::<Vec<_>>().join("|"),
             met,
             setup_ms: metrics.setup_ms,
             loss_pct: metrics.loss_pct,
@@ -469,23 +469,13 @@ fn call_address(
 
 /// Reads the decision log and keeps what is worth showing: every event that is not the
 /// default pass, at most [`crate::result::MAX_EVENTS`].
-fn notable_events(path: &Path) -> Vec<crate::result::CensorEvent> {
+fn notable_events(path: &Path) -> Vec<crate::result::DecisionEvent> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     text.lines()
-        .filter_map(|l| serde_json::from_str::<crate::result::CensorEvent>(l).ok())
-        .filter(|e| !(e.rule == "default-pass" && e.outcome == "forward"))
+        .filter_map(|l| serde_json::from_str::<crate::result::DecisionEvent>(l).ok())
+        .filter(crate::result::DecisionEvent::is_notable)
         .take(crate::result::MAX_EVENTS)
         .collect()
-}
-
-pub fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Connected => "connected",
-        Verdict::Degraded => "degraded",
-        Verdict::Cut => "cut",
-        Verdict::Blocked => "blocked",
-        Verdict::Error => "error",
-    }
 }
 
 /// A file-name-safe form of a call name.

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use callwall_harness::result::Results;
-use callwall_transport::Verdict;
+use callwall_results::Results;
+use callwall_results::Verdict;
 use serde::Serialize;
 
 /// A call, as matched between two documents.

@@ -1,17 +1,32 @@
 //! What a run produces: the results model written to JSON (schema version [`SCHEMA_VERSION`]).
 //!
-//! `docs/results-schema.md` documents every field; this module is the source of truth.
+//! This crate is the bottom of the reporting side: the harness fills these types, the censor
+//! engine emits [`censor::DecisionEvent`]s and counters, the transports' analysis fills
+//! [`metrics::CallMetrics`], and `callwall-report` renders them. It depends on serde alone (no
+//! I/O, no async runtime, no namespaces), so anything that reads results can use it cheaply.
+//!
+//! `docs/results-schema.md` documents every field; this crate is the source of truth.
+//!
+//! Extending: optional parts carry `#[serde(default)]`, so a field added later (a workload's
+//! results, per-call flakiness, shard merges) keeps older documents readable; bump
+//! [`SCHEMA_VERSION`] only for a change older readers would misread.
+
+pub mod censor;
+pub mod metrics;
 
 use std::net::IpAddr;
 
-use callwall_censor::bridge::BridgeStats;
-use callwall_censor::CensorReport;
-use callwall_transport::metrics::CallMetrics;
-use callwall_transport::Verdict;
 use serde::{Deserialize, Serialize};
 
-/// Bumped on any incompatible change of the JSON layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use censor::{
+    deciding_rule, BridgeStats, CensorReport, DecisionEvent, Endpoint, EngineStats, Flow,
+    HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
+};
+pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
+
+/// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
+/// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The top-level JSON document of `callwall run --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,36 +71,20 @@ impl RunResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CensorResult {
     /// Per rule, in chain order, the default action last.
-    pub rules: Vec<callwall_censor::engine::RuleReport>,
-    pub stats: callwall_censor::engine::EngineStats,
+    pub rules: Vec<RuleReport>,
+    pub stats: EngineStats,
     #[serde(default)]
     pub bridge: BridgeStats,
     #[serde(default)]
-    pub by_inside: Vec<callwall_censor::engine::InsideReport>,
+    pub by_inside: Vec<InsideReport>,
     /// The decision log's notable events (anything but the default pass), at most
     /// [`MAX_EVENTS`]; the full log is the `decisions` artifact.
     #[serde(default)]
-    pub events: Vec<CensorEvent>,
+    pub events: Vec<DecisionEvent>,
 }
 
 /// Most censor events kept in the results.
 pub const MAX_EVENTS: usize = 2000;
-
-/// One line of the censor's decision log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CensorEvent {
-    /// Run time (t=0 when the calls start).
-    pub t_ms: f64,
-    /// `udp 10.1.0.128:40000 -> 10.2.0.128:51820`
-    pub flow: String,
-    pub rule: String,
-    /// `forward`, `drop`, `delay`, `reject`, `block`, `residual`, `cut`, `freeze`, `loss`, `police`
-    pub outcome: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-}
 
 impl From<(CensorReport, BridgeStats)> for CensorResult {
     fn from((r, b): (CensorReport, BridgeStats)) -> Self {
@@ -102,7 +101,7 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
 impl CensorResult {
     /// The rule that hit `addr`'s packets hardest, if any did.
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
-        callwall_censor::engine::deciding_rule(&self.by_inside, addr).map(str::to_string)
+        censor::deciding_rule(&self.by_inside, addr).map(str::to_string)
     }
 }
 

@@ -407,7 +407,9 @@ fn run(opts: RunOpts) -> ExitCode {
                         let _ = e;
                         break;
                     }
-                    Err(e) => output::error_run(sc, rep, e.to_string()),
+                    Err(e) => {
+                        output::error_run(sc, opts.seed.unwrap_or(sc.seed), rep, e.to_run_error())
+                    }
                 };
                 progress.finish(&sc.name, &r);
                 results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
@@ -455,9 +457,9 @@ fn run(opts: RunOpts) -> ExitCode {
         out_root.display(),
         if interrupted { " (interrupted: partial results)" } else { "" }
     );
-    if write_failed
-        || doc.runs.iter().any(|r| r.error.as_deref().is_some_and(output::is_environment_error))
-    {
+    let worst_error =
+        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
+    if write_failed || worst_error == Some(2) {
         ExitCode::from(2)
     } else if met && !interrupted {
         ExitCode::SUCCESS

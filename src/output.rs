@@ -5,18 +5,19 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use callwall_harness::result::{Artifacts, CensorResult, RunResult};
+use callwall_harness::result::{Artifacts, CensorResult, RunError, RunResult};
 use callwall_scenario::Scenario;
 use callwall_transport::Verdict;
 
-/// A run that failed before producing calls.
-pub fn error_run(sc: &Scenario, repeat: u32, error: String) -> RunResult {
+/// A run that failed before producing calls; `seed` is the effective seed (`--seed` or the
+/// scenario's), the one the sandbox would have used.
+pub fn error_run(sc: &Scenario, seed: u64, repeat: u32, error: RunError) -> RunResult {
     RunResult {
         scenario: sc.name.clone(),
         path: sc.path.display().to_string(),
         description: sc.description.clone(),
         source: sc.source.clone(),
-        seed: sc.seed,
+        seed,
         repeat,
         topology: sc.topology_path.display().to_string(),
         started_unix_ms: 0,
@@ -26,14 +27,6 @@ pub fn error_run(sc: &Scenario, repeat: u32, error: String) -> RunResult {
         error: Some(error),
         artifacts: Artifacts::default(),
     }
-}
-
-/// Errors that mean "fix your machine", which give exit code 2.
-pub fn is_environment_error(e: &str) -> bool {
-    e.contains("not installed")
-        || e.contains("user namespaces")
-        || e.contains("run as root")
-        || e.contains("permission denied")
 }
 
 fn verdict_str(v: Verdict) -> &'static str {
@@ -88,7 +81,7 @@ impl Progress {
             st.1.remove(i);
         }
         let summary = match &r.error {
-            Some(e) => format!("error: {e}"),
+            Some(e) => format!("error: {}", e.message),
             None => r
                 .calls
                 .iter()

@@ -216,7 +216,7 @@ fn matrix(o: &mut String, doc: &Results) {
             "<tr><th class=\"row\" scope=\"row\"><a href=\"#run-{ri}\">{}</a></th>",
             escape(&run_label(r))
         );
-        if let Some(e) = &r.error {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             if r.calls.is_empty() {
                 let _ = writeln!(
                     o,
@@ -308,7 +308,7 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         num(r.wall_ms as f64 / 1000.0, 1),
         r.source.as_deref().map(|s| format!(" · source: {}", escape(s))).unwrap_or_default()
     );
-    if let Some(e) = &r.error {
+    if let Some(e) = r.error.as_ref().map(|e| &e.message) {
         let _ = writeln!(
             o,
             "<p class=\"run-error\"><strong>The run failed:</strong> {}</p>",
@@ -962,7 +962,10 @@ pub(crate) mod tests {
     #[test]
     fn shows_a_failed_run() {
         let mut r = run("broken", vec![]);
-        r.error = Some("cannot create namespace: <permission denied>".into());
+        r.error = Some(callwall_results::RunError::new(
+            callwall_results::RunErrorKind::Environment,
+            "cannot create namespace: <permission denied>",
+        ));
         let page = html(&doc(vec![run("fine", vec![call("a", Verdict::Connected)]), r]));
         assert!(page.contains("run error"));
         assert!(page.contains("cannot create namespace: &lt;permission denied&gt;"));

@@ -28,7 +28,7 @@ pub fn junit(doc: &Results) -> String {
             r.calls.len().max(1),
             usize::from(r.error.is_some())
         );
-        if let Some(e) = &r.error {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             let _ = writeln!(
                 o,
                 "    <testcase classname=\"{name}\" name=\"setup\" time=\"{secs:.3}\">"

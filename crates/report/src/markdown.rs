@@ -10,7 +10,7 @@ use crate::opt_ms;
 pub fn markdown(doc: &Results) -> String {
     let mut o = String::from("| scenario | call | verdict | expected | setup ms | loss % | jitter ms | delay ms | MOS | rule |\n|---|---|---|---|--:|--:|--:|--:|--:|---|\n");
     for r in &doc.runs {
-        if let Some(e) = &r.error {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             let _ = writeln!(
                 o,
                 "| {} | - | error | - | | | | | | {} |",

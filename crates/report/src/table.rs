@@ -35,7 +35,7 @@ pub fn table(doc: &Results, color: bool) -> String {
         } else {
             r.scenario.clone()
         };
-        if let Some(e) = &r.error {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             rows.push([
                 scen,
                 "-".into(),

@@ -56,7 +56,7 @@ pub struct RunResult {
     pub censor: CensorResult,
     /// Set when the run itself failed (environment, setup); calls are then `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<RunError>,
     #[serde(default)]
     pub artifacts: Artifacts,
 }
@@ -102,6 +102,56 @@ impl CensorResult {
     /// The rule that hit `addr`'s packets hardest, if any did.
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
         censor::deciding_rule(&self.by_inside, addr).map(str::to_string)
+    }
+}
+
+/// Why a run (not a call) failed: a kind that decides the exit code, and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    pub kind: RunErrorKind,
+    pub message: String,
+}
+
+impl RunError {
+    pub fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
+        RunError { kind, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The kinds of run failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunErrorKind {
+    /// The machine cannot run scenarios (no namespaces, no privileges, a tool not installed):
+    /// fix the machine.
+    Environment,
+    /// Bad input found late (a scenario or topology the sandbox could not use).
+    Input,
+    /// Setting the run up failed (a service did not start, a topology could not be built).
+    Setup,
+    /// The run did not finish within its budget and was killed.
+    Timeout,
+    /// The run was interrupted (Ctrl-C).
+    Interrupted,
+    /// Anything else: an I/O error, a sandbox that exited without a result.
+    Internal,
+}
+
+impl RunErrorKind {
+    /// The process exit code a run error of this kind gives `callwall run`: 2 for what the user
+    /// must fix before anything can run (environment, input), 1 (like an unmet expectation)
+    /// otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunErrorKind::Environment | RunErrorKind::Input => 2,
+            _ => 1,
+        }
     }
 }
 

@@ -41,7 +41,7 @@ enum Command {
     Diff(crate::report_cmd::DiffOpts),
     /// Validate scenario files without running anything.
     Check {
-        /// Scenario files (default: every scenario in ./scenarios).
+        /// Scenario files or directories of them (default: every scenario in ./scenarios).
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         dirs: Dirs,
@@ -110,7 +110,7 @@ struct Dirs {
 
 #[derive(Args, Debug)]
 struct RunOpts {
-    /// Scenario files (default: every *.toml in the scenario directory).
+    /// Scenario files or directories of them (default: every *.toml in the scenario directory).
     scenarios: Vec<PathBuf>,
     #[command(flatten)]
     dirs: Dirs,
@@ -191,19 +191,32 @@ fn catalog() -> Catalog {
 }
 
 fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
+    if given.is_empty() {
+        return toml_files_in(&dirs.scenario_dir)
+            .map_err(|e| format!("{e}; run from the repository root or pass --scenario-dir"));
     }
-    let rd = std::fs::read_dir(&dirs.scenario_dir).map_err(|e| {
-        format!("cannot read scenario directory {}: {e}; run from the repository root or pass --scenario-dir", dirs.scenario_dir.display())
-    })?;
+    // A directory stands for the scenario files (*.toml) in it, in name order.
+    let mut files = Vec::new();
+    for p in given {
+        if p.is_dir() {
+            files.extend(toml_files_in(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read scenario directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("no scenario files (*.toml) in {}", dirs.scenario_dir.display()));
+        return Err(format!("no scenario files (*.toml) in {}", dir.display()));
     }
     Ok(files)
 }

@@ -14,7 +14,9 @@ use callwall_harness::run::RunArgs;
 use callwall_harness::{launch, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 
-use crate::{offline, output, roles};
+use callwall_offline as offline;
+
+use crate::{output, roles};
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -172,9 +174,20 @@ pub fn main() -> ExitCode {
         Command::Run(opts) => run(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
-        Command::Inspect { capture, json } => offline::inspect(&capture, json),
-        Command::Replay { scenario, capture, json, inside, topology_dir } => {
-            offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside)
+        Command::Inspect { capture, json } => offline_exit(offline::inspect(&capture, json)),
+        Command::Replay { scenario, capture, json, inside, topology_dir } => offline_exit(
+            offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside),
+        ),
+    }
+}
+
+/// Offline tools: any error is bad input (exit 2).
+fn offline_exit(r: Result<(), offline::OfflineError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -397,16 +397,10 @@ fn run(opts: RunOpts) -> ExitCode {
                 let out_dir = out_root.join(&dir_name);
                 let _ = std::fs::remove_dir_all(&out_dir);
                 let _ = std::fs::create_dir_all(&out_dir);
-                let budget: Duration = sc
-                    .calls
-                    .iter()
-                    .map(|c| {
-                        c.connect_timeout.as_std() * c.strategies.len().max(4) as u32
-                            + c.duration.as_std()
-                    })
-                    .max()
-                    .unwrap_or_default()
-                    + Duration::from_secs(60);
+                // The longest call's budget, plus slack for setting the run up and tearing it down.
+                let budget: Duration =
+                    sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
+                        + Duration::from_secs(60);
                 let lo = LaunchOptions {
                     exe: exe.clone(),
                     run: RunArgs {

@@ -295,13 +295,7 @@ fn run_scenario(
                     HarnessError::Setup(format!("adding an address for call {name}: {e}"))
                 })?;
             copy += 1;
-            let n_strategies = if call.strategies == ["auto"] {
-                args.catalog.get(&call.transport).map_or(1, |s| s.len().max(1))
-            } else {
-                call.strategies.len()
-            };
-            let budget =
-                call.connect_timeout.as_std() * n_strategies as u32 + call.duration.as_std();
+            let budget = call.budget(&args.catalog);
             let ctx = |role: Role, ip: IpAddr| CallContext {
                 call_id: format!("{}-{}", sanitize(&name), copy),
                 role,

@@ -14,7 +14,9 @@ use callwall_harness::run::RunArgs;
 use callwall_harness::{launch, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 
-use crate::{offline, output, roles};
+use callwall_offline as offline;
+
+use crate::{output, roles};
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -41,7 +43,7 @@ enum Command {
     Diff(crate::report_cmd::DiffOpts),
     /// Validate scenario files without running anything.
     Check {
-        /// Scenario files (default: every scenario in ./scenarios).
+        /// Scenario files or directories of them (default: every scenario in ./scenarios).
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         dirs: Dirs,
@@ -110,7 +112,7 @@ struct Dirs {
 
 #[derive(Args, Debug)]
 struct RunOpts {
-    /// Scenario files (default: every *.toml in the scenario directory).
+    /// Scenario files or directories of them (default: every *.toml in the scenario directory).
     scenarios: Vec<PathBuf>,
     #[command(flatten)]
     dirs: Dirs,
@@ -172,9 +174,20 @@ pub fn main() -> ExitCode {
         Command::Run(opts) => run(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
-        Command::Inspect { capture, json } => offline::inspect(&capture, json),
-        Command::Replay { scenario, capture, json, inside, topology_dir } => {
-            offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside)
+        Command::Inspect { capture, json } => offline_exit(offline::inspect(&capture, json)),
+        Command::Replay { scenario, capture, json, inside, topology_dir } => offline_exit(
+            offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside),
+        ),
+    }
+}
+
+/// Offline tools: any error is bad input (exit 2).
+fn offline_exit(r: Result<(), offline::OfflineError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -191,19 +204,32 @@ fn catalog() -> Catalog {
 }
 
 fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
+    if given.is_empty() {
+        return toml_files_in(&dirs.scenario_dir)
+            .map_err(|e| format!("{e}; run from the repository root or pass --scenario-dir"));
     }
-    let rd = std::fs::read_dir(&dirs.scenario_dir).map_err(|e| {
-        format!("cannot read scenario directory {}: {e}; run from the repository root or pass --scenario-dir", dirs.scenario_dir.display())
-    })?;
+    // A directory stands for the scenario files (*.toml) in it, in name order.
+    let mut files = Vec::new();
+    for p in given {
+        if p.is_dir() {
+            files.extend(toml_files_in(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read scenario directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("no scenario files (*.toml) in {}", dirs.scenario_dir.display()));
+        return Err(format!("no scenario files (*.toml) in {}", dir.display()));
     }
     Ok(files)
 }
@@ -371,16 +397,10 @@ fn run(opts: RunOpts) -> ExitCode {
                 let out_dir = out_root.join(&dir_name);
                 let _ = std::fs::remove_dir_all(&out_dir);
                 let _ = std::fs::create_dir_all(&out_dir);
-                let budget: Duration = sc
-                    .calls
-                    .iter()
-                    .map(|c| {
-                        c.connect_timeout.as_std() * c.strategies.len().max(4) as u32
-                            + c.duration.as_std()
-                    })
-                    .max()
-                    .unwrap_or_default()
-                    + Duration::from_secs(60);
+                // The longest call's budget, plus slack for setting the run up and tearing it down.
+                let budget: Duration =
+                    sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
+                        + Duration::from_secs(60);
                 let lo = LaunchOptions {
                     exe: exe.clone(),
                     run: RunArgs {
@@ -407,7 +427,9 @@ fn run(opts: RunOpts) -> ExitCode {
                         let _ = e;
                         break;
                     }
-                    Err(e) => output::error_run(sc, rep, e.to_string()),
+                    Err(e) => {
+                        output::error_run(sc, opts.seed.unwrap_or(sc.seed), rep, e.to_run_error())
+                    }
                 };
                 progress.finish(&sc.name, &r);
                 results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
@@ -427,9 +449,9 @@ fn run(opts: RunOpts) -> ExitCode {
 
     let color =
         !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", output::table(&doc, color));
+    print!("{}", callwall_report::table(&doc, color));
     if opts.repeat > 1 {
-        print!("{}", output::agreement(&doc));
+        print!("{}", callwall_report::agreement(&doc));
     }
     let mut write_failed = false;
     let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
@@ -443,13 +465,9 @@ fn run(opts: RunOpts) -> ExitCode {
             }
         }
     };
-    write(
-        &opts.json,
-        "JSON results",
-        serde_json::to_string_pretty(&doc).map_err(|e| e.to_string()),
-    );
-    write(&opts.junit, "JUnit XML", Ok(output::junit(&doc)));
-    write(&opts.markdown, "Markdown", Ok(output::markdown(&doc)));
+    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
+    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
+    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
     write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
     let met = doc.runs.iter().all(RunResult::passed);
     eprintln!(
@@ -459,9 +477,9 @@ fn run(opts: RunOpts) -> ExitCode {
         out_root.display(),
         if interrupted { " (interrupted: partial results)" } else { "" }
     );
-    if write_failed
-        || doc.runs.iter().any(|r| r.error.as_deref().is_some_and(output::is_environment_error))
-    {
+    let worst_error =
+        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
+    if write_failed || worst_error == Some(2) {
         ExitCode::from(2)
     } else if met && !interrupted {
         ExitCode::SUCCESS

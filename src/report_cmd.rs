@@ -9,8 +9,6 @@ use clap::Args;
 
 use callwall_harness::result::Results;
 
-use crate::output;
-
 #[derive(Args, Debug)]
 pub struct ReportOpts {
     /// A results file written by `callwall run --json`.
@@ -81,12 +79,12 @@ pub fn report(opts: ReportOpts) -> ExitCode {
     use std::io::IsTerminal as _;
     let color =
         !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", output::table(&doc, color));
+    print!("{}", callwall_report::table(&doc, color));
     type Render = fn(&Results) -> String;
     let outputs: [(&Option<PathBuf>, &str, Render); 3] = [
         (&opts.html, "HTML report", html),
-        (&opts.markdown, "Markdown", output::markdown),
-        (&opts.junit, "JUnit XML", output::junit),
+        (&opts.markdown, "Markdown", callwall_report::markdown),
+        (&opts.junit, "JUnit XML", callwall_report::junit),
     ];
     let mut failed = false;
     for (path, what, render) in outputs {

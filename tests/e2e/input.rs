@@ -14,6 +14,30 @@ fn the_shipped_scenarios_are_valid() {
 }
 
 #[test]
+fn check_takes_a_directory() {
+    // The shipped directory: every scenario in it, each named on its own line.
+    let out = callwall().args(["check", "scenarios"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed =
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ok ")).count();
+    let files = std::fs::read_dir(repo().join("scenarios"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"))
+        .count();
+    assert_eq!(listed, files);
+    // A directory of bad scenarios: every file is checked, exit code 2.
+    let (code, stderr) = check("tests/data/bad-scenarios");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("unknown-key.toml"), "{stderr}");
+    assert!(!stderr.contains("Is a directory"), "{stderr}");
+    // A directory without scenarios is named.
+    let tmp = TempDir::new("empty-dir");
+    let (code, stderr) = check(tmp.path().to_str().unwrap());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no scenario files"), "{stderr}");
+}
+
+#[test]
 fn malformed_scenarios_name_file_line_and_key() {
     let dir = repo().join("tests/data/bad-scenarios");
     let mut n = 0;

@@ -182,13 +182,13 @@ fn report_and_diff_reject_bad_input_with_exit_code_2() {
     std::fs::write(&future, r#"{"schema_version": 999, "callwall_version": "9.9.9", "runs": []}"#)
         .unwrap();
     let empty = tmp.path().join("empty.json");
-    std::fs::write(&empty, r#"{"schema_version": 1, "callwall_version": "0.1.0", "runs": []}"#)
+    std::fs::write(&empty, r#"{"schema_version": 2, "callwall_version": "0.1.0", "runs": []}"#)
         .unwrap();
 
     for (file, says) in [
         (&missing, "cannot read results file"),
         (&garbage, "not valid JSON"),
-        (&future, "version(s) 1"),
+        (&future, "version(s) 2"),
     ] {
         let out = callwall().arg("report").arg(file).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));

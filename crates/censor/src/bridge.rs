@@ -12,8 +12,6 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::engine::{Dir, Engine, Event, Verdict};
 use crate::sys::{self, PacketSocket};
 
@@ -38,16 +36,8 @@ impl Recorder for NoRecorder {
     fn event(&mut self, _: &Event) {}
 }
 
-/// I/O counters of the bridge itself.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct BridgeStats {
-    pub received: [u64; 2],
-    pub sent: [u64; 2],
-    /// Sends the kernel refused (full buffers); those frames are lost, as on a real link.
-    pub send_errors: u64,
-    /// Frames longer than the receive buffer (cut short; dropped).
-    pub oversize: u64,
-}
+/// I/O counters of the bridge itself (defined with the results model).
+pub use callwall_results::censor::BridgeStats;
 
 pub struct Bridge {
     inside: PacketSocket,

@@ -75,14 +75,9 @@ pub struct RuleStatus {
     pub flows: u64,
 }
 
-/// A change the control channel made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "kebab-case")]
-pub enum Change {
-    RuleOn { index: usize, name: String },
-    RuleOff { index: usize, name: String },
-    PolicySwap { source: String, rules: usize },
-}
+/// A change the control channel made (the results model's type: it also goes to the decision
+/// log and the report's timelines).
+pub use callwall_results::ControlChange as Change;
 
 /// The answer to one command line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -41,6 +41,10 @@ use serde::Serialize;
 
 use crate::flow::{Endpoint, FlowKey};
 use crate::policy::{Action, DirMatch, Match, NamePattern, Policy, ProtoMatch};
+pub use callwall_results::censor::{
+    deciding_rule, CensorReport, DecisionEvent as Event, EngineStats, HostRuleCounters,
+    InsideReport, Outcome, RuleCounters, RuleReport,
+};
 
 /// Frames held for delay at most; past it, new frames to hold are dropped and counted.
 pub const MAX_HELD: usize = 65_536;
@@ -84,53 +88,6 @@ pub struct Transmit {
     pub frame: Vec<u8>,
 }
 
-/// What each rule did. The default action has a row too.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct RuleCounters {
-    /// Packets the rule matched (it decided their fate).
-    pub packets: u64,
-    pub bytes: u64,
-    /// Distinct flows it matched at least once.
-    pub flows: u64,
-    pub forwarded: u64,
-    pub dropped: u64,
-    pub delayed: u64,
-    /// Frames injected (RST, ICMP).
-    pub injected: u64,
-    /// Drops by residual blocking this rule started.
-    pub residual_dropped: u64,
-}
-
-/// Engine-wide counters.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct EngineStats {
-    pub frames: u64,
-    pub bytes: u64,
-    pub non_ip: u64,
-    pub malformed: u64,
-    pub malformed_dropped: u64,
-    pub flows_created: u64,
-    pub flows_evicted: u64,
-    pub flows_expired: u64,
-    pub hold_overflow: u64,
-    pub events_lost: u64,
-}
-
-/// A line of the decision log: the first time a flow gets an outcome from a rule, and every
-/// time that changes.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Event {
-    pub t_ms: f64,
-    /// `udp 10.1.0.2:40000 -> 10.3.0.2:3478`
-    pub flow: String,
-    pub rule: String,
-    /// `forward`, `drop`, `delay`, `reject`, `block`, `residual`, `cut`, `freeze`, `loss`, `police`
-    pub outcome: &'static str,
-    pub labels: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-}
-
 /// Per-rule state of one flow.
 #[derive(Debug, Clone)]
 struct RuleFlowState {
@@ -153,12 +110,16 @@ struct Flow {
     bytes: [u64; 2],
     inspector: Option<Box<FlowInspector>>,
     rules: Vec<RuleFlowState>,
-    last_logged: Option<(usize, &'static str)>,
+    last_logged: Option<(usize, Outcome)>,
 }
 
 impl Flow {
-    fn describe(&self) -> String {
-        format!("{} {} -> {}", crate::flow::proto_name(self.proto), self.client, self.server)
+    fn id(&self) -> callwall_results::Flow {
+        callwall_results::Flow {
+            proto: callwall_results::Proto(self.proto),
+            client: self.client,
+            server: self.server,
+        }
     }
 
     fn rule_state(&mut self, rule: usize, depth: f64, now: u64) -> (&mut RuleFlowState, bool) {
@@ -194,7 +155,7 @@ struct DirOrd(u8);
 struct Decision {
     rule: Option<usize>,
     verdict: Verdict,
-    outcome: &'static str,
+    outcome: Outcome,
 }
 
 /// The censor engine. See the module docs for the contract.
@@ -211,6 +172,8 @@ pub struct Engine {
     counters: Vec<RuleCounters>,
     stats: EngineStats,
     events: VecDeque<Event>,
+    /// Control changes (rules on/off, policy swaps) waiting for the decision log.
+    control_events: VecDeque<callwall_results::ControlEvent>,
     log_events: bool,
     /// Per inside address (the censored side's end of each packet), what each rule did.
     by_inside: HashMap<IpAddr, Vec<HostRuleCounters>>,
@@ -220,14 +183,6 @@ pub struct Engine {
 
 /// Most inside addresses tracked for attribution; more are not attributed.
 pub const MAX_INSIDE_HOSTS: usize = 1024;
-
-/// What one rule did to the packets of one inside address.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct HostRuleCounters {
-    pub forwarded: u64,
-    pub dropped: u64,
-    pub delayed: u64,
-}
 
 impl Engine {
     pub fn new(policy: Policy, seed: u64) -> Engine {
@@ -247,6 +202,7 @@ impl Engine {
             counters: vec![RuleCounters::default(); n + 1],
             stats: EngineStats::default(),
             events: VecDeque::new(),
+            control_events: VecDeque::new(),
             log_events: true,
             by_inside: HashMap::new(),
             disabled: vec![false; n],
@@ -346,8 +302,11 @@ impl Engine {
                     c.residual_dropped += 1;
                     c.dropped += 1;
                     self.attribute(ip.src, rule, Verdict::Drop);
-                    let d =
-                        Decision { rule: Some(rule), verdict: Verdict::Drop, outcome: "residual" };
+                    let d = Decision {
+                        rule: Some(rule),
+                        verdict: Verdict::Drop,
+                        outcome: Outcome::Residual,
+                    };
                     self.log(now_ns, &key, &d);
                     return Verdict::Drop;
                 }
@@ -378,7 +337,7 @@ impl Engine {
         }
         let inside = if dir == Dir::Up { ip.src } else { ip.dst };
         self.attribute(inside, idx, decision.verdict);
-        if decision.outcome == "reject" {
+        if decision.outcome == Outcome::Reject {
             let n = self.inject_reject(dir, &parsed, frame, tcp, payload.len());
             self.counters[idx].injected += n;
         }
@@ -443,10 +402,10 @@ impl Engine {
         a: &Action,
         p: &PacketCtx,
         ip_len: u64,
-    ) -> (Verdict, &'static str) {
+    ) -> (Verdict, Outcome) {
         if a.is_pass() {
             self.note_flow(key, rule, p.now_ns, 0.0);
-            return (Verdict::Forward, "forward");
+            return (Verdict::Forward, Outcome::Forward);
         }
         let depth = a.police.map_or(0.0, |(_, d)| d as f64);
         let flow = self.flows.get_mut(key).expect("flow exists");
@@ -465,7 +424,7 @@ impl Engine {
                 if let Some(r) = a.residual_ns {
                     self.residual.insert((client.ip, server.ip, server.port), (p.now_ns + r, rule));
                 }
-                return (Verdict::Drop, "block");
+                return (Verdict::Drop, Outcome::Block);
             }
         }
         // 2. Drop / reject.
@@ -473,11 +432,11 @@ impl Engine {
             if let Some(r) = a.residual_ns {
                 self.residual.insert((client.ip, server.ip, server.port), (p.now_ns + r, rule));
             }
-            return (Verdict::Drop, if a.reject { "reject" } else { "drop" });
+            return (Verdict::Drop, if a.reject { Outcome::Reject } else { Outcome::Drop });
         }
         // 3. Cut.
         if a.cut_after_ns.is_some_and(|t| age >= t) {
-            return (Verdict::Drop, "cut");
+            return (Verdict::Drop, Outcome::Cut);
         }
         // 4. Freeze: the direction has carried its quota (counting this packet's bytes).
         if let Some((limit, fdir)) = a.freeze_after {
@@ -487,13 +446,13 @@ impl Engine {
                 DirMatch::Any => true,
             };
             if applies && dir_bytes[p.rel] > limit {
-                return (Verdict::Drop, "freeze");
+                return (Verdict::Drop, Outcome::Freeze);
             }
         }
         // 5. Loss.
         if let Some(l) = a.loss {
             if l > 0.0 && self.rng.gen_bool(l.clamp(0.0, 1.0)) {
-                return (Verdict::Drop, "loss");
+                return (Verdict::Drop, Outcome::Loss);
             }
         }
         if let Some(ge) = a.burst_loss {
@@ -504,7 +463,7 @@ impl Engine {
             }
             let l = if *bad { ge.loss_bad } else { ge.loss_good };
             if l > 0.0 && self.rng.gen_bool(l.clamp(0.0, 1.0)) {
-                return (Verdict::Drop, "loss");
+                return (Verdict::Drop, Outcome::Loss);
             }
         }
         // 6. Police.
@@ -514,15 +473,15 @@ impl Engine {
             st.tokens[i] = (st.tokens[i] + dt * rate as f64).min(depth as f64);
             st.refilled_ns[i] = p.now_ns;
             if (ip_len as f64) > st.tokens[i] {
-                return (Verdict::Drop, "police");
+                return (Verdict::Drop, Outcome::Police);
             }
             st.tokens[i] -= ip_len as f64;
         }
         // 7. Delay.
         if a.delay_ns > 0 || a.jitter_ns > 0 {
-            return (Verdict::Held, "delay");
+            return (Verdict::Held, Outcome::Delay);
         }
-        (Verdict::Forward, "forward")
+        (Verdict::Forward, Outcome::Forward)
     }
 
     fn attribute(&mut self, inside: IpAddr, rule: usize, verdict: Verdict) {
@@ -616,13 +575,14 @@ impl Engine {
         };
         self.events.push_back(Event {
             t_ms: now_ns as f64 / 1e6,
-            flow: flow.describe(),
+            flow: flow.id(),
             rule,
             outcome: d.outcome,
             labels: facts
-                .map(|f| f.labels.iter().map(callwall_wire::Label::name).collect())
+                .map(|f| f.labels.iter().map(|l| l.name().to_string()).collect())
                 .unwrap_or_default(),
             sni: facts.and_then(|f| f.sni.clone()),
+            default_rule: d.rule.is_none(),
         });
     }
 
@@ -823,12 +783,13 @@ impl Engine {
             self.residual.retain(|_, &mut (_, r)| r != i);
         }
         let name = self.policy.rules[i].name.clone();
-        self.log_control(now_ns, &name, if want { "rule-on" } else { "rule-off" });
-        Ok(Some(if want {
+        let change = if want {
             Change::RuleOn { index: i + 1, name }
         } else {
             Change::RuleOff { index: i + 1, name }
-        }))
+        };
+        self.log_control(now_ns, change.clone());
+        Ok(Some(change))
     }
 
     /// Replaces the policy, keeping the flow table (flows keep what the classifiers learned,
@@ -879,7 +840,10 @@ impl Engine {
         }
         self.disabled = vec![false; new_n];
         self.policy = policy;
-        self.log_control(now_ns, source, "policy-swap");
+        self.log_control(
+            now_ns,
+            crate::control::Change::PolicySwap { source: source.to_string(), rules: new_n },
+        );
     }
 
     /// Every rule with its state and counters, in policy order.
@@ -906,59 +870,21 @@ impl Engine {
 
     /// A control change in the decision log; logged even when the per-packet log is off and
     /// past [`MAX_EVENTS`] (changes come from a person at a keyboard: there are few).
-    fn log_control(&mut self, now_ns: u64, rule: &str, outcome: &'static str) {
-        self.events.push_back(Event {
+    fn log_control(&mut self, now_ns: u64, change: crate::control::Change) {
+        if self.control_events.len() >= MAX_EVENTS {
+            self.control_events.pop_front();
+        }
+        self.control_events.push_back(callwall_results::ControlEvent {
             t_ms: now_ns as f64 / 1e6,
-            flow: "control".into(),
-            rule: rule.to_string(),
-            outcome,
-            labels: Vec::new(),
-            sni: None,
+            change,
         });
     }
-}
 
-/// The censor's results for a run.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CensorReport {
-    pub rules: Vec<RuleReport>,
-    /// Per inside address, per rule: for naming the rule that decided each call.
-    #[serde(default)]
-    pub by_inside: Vec<InsideReport>,
-    pub stats: EngineStats,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct InsideReport {
-    pub addr: IpAddr,
-    pub rules: Vec<(String, HostRuleCounters)>,
-}
-
-impl CensorReport {
-    /// The rule that hit `addr`'s packets hardest; see [`deciding_rule`].
-    pub fn deciding_rule(&self, addr: IpAddr) -> Option<&str> {
-        deciding_rule(&self.by_inside, addr)
+    /// The next control change for the decision log (every change is kept, whether or not
+    /// per-packet logging is on; at most [`MAX_EVENTS`] wait here, oldest dropped first).
+    pub fn poll_control_event(&mut self) -> Option<callwall_results::ControlEvent> {
+        self.control_events.pop_front()
     }
-}
-
-/// The rule that hit `addr`'s packets hardest (most drops, then most delays), if any rule
-/// other than a plain pass touched them.
-pub fn deciding_rule(by_inside: &[InsideReport], addr: IpAddr) -> Option<&str> {
-    let row = by_inside.iter().find(|r| r.addr == addr)?;
-    row.rules
-        .iter()
-        .filter(|(_, c)| c.dropped + c.delayed > 0)
-        .max_by_key(|(_, c)| (c.dropped, c.delayed))
-        .map(|(n, _)| n.as_str())
-}
-
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct RuleReport {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub action: String,
-    pub counters: RuleCounters,
 }
 
 struct PacketCtx {
@@ -1465,9 +1391,14 @@ mod tests {
         }
         let events: Vec<Event> = std::iter::from_fn(|| e.poll_event()).collect();
         assert_eq!(events.len(), 2, "{events:?}");
-        assert_eq!((events[0].rule.as_str(), events[0].outcome), ("default-pass", "forward"));
-        assert_eq!((events[1].rule.as_str(), events[1].outcome), ("late", "drop"));
-        assert_eq!(events[1].flow, "udp 10.1.0.2:4000 -> 10.2.0.2:5000");
+        assert_eq!(
+            (events[0].rule.as_str(), events[0].outcome),
+            ("default-pass", Outcome::Forward)
+        );
+        assert!(events[0].default_rule && !events[0].is_notable());
+        assert_eq!((events[1].rule.as_str(), events[1].outcome), ("late", Outcome::Drop));
+        assert!(!events[1].default_rule && events[1].is_notable());
+        assert_eq!(events[1].flow.to_string(), "udp 10.1.0.2:4000 -> 10.2.0.2:5000");
     }
 
     proptest! {
@@ -1500,9 +1431,13 @@ mod tests {
     }
 
     fn control_events(e: &mut Engine) -> Vec<(String, &'static str)> {
-        std::iter::from_fn(|| e.poll_event())
-            .filter(|ev| ev.flow == "control")
-            .map(|ev| (ev.rule, ev.outcome))
+        use crate::control::Change;
+        std::iter::from_fn(|| e.poll_control_event())
+            .map(|ev| match ev.change {
+                Change::RuleOn { name, .. } => (name, "rule-on"),
+                Change::RuleOff { name, .. } => (name, "rule-off"),
+                Change::PolicySwap { source, .. } => (source, "policy-swap"),
+            })
             .collect()
     }
 

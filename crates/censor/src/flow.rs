@@ -1,23 +1,6 @@
 //! Flow identity: an endpoint and a direction-independent 5-tuple key.
 
-use std::fmt;
-use std::net::IpAddr;
-
-/// An address and port (port 0 for protocols without ports).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Endpoint {
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
-            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
-        }
-    }
-}
+pub use callwall_results::censor::Endpoint;
 
 /// A flow's key: the protocol and both endpoints in a canonical order, so that both
 /// directions of a flow find the same entry.

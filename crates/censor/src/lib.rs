@@ -20,5 +20,5 @@ pub mod flow;
 pub mod policy;
 mod sys;
 
-pub use engine::{CensorReport, Dir, Engine, Event, RuleCounters, Transmit, Verdict};
+pub use engine::{CensorReport, Dir, Engine, Event, Outcome, RuleCounters, Transmit, Verdict};
 pub use policy::Policy;

@@ -14,7 +14,10 @@
 
 pub mod outer;
 pub mod relay;
-pub mod result;
+/// The results model; moved to `callwall-results` (this path is kept for existing callers).
+pub mod result {
+    pub use callwall_results::*;
+}
 pub mod roles;
 pub mod run;
 
@@ -30,9 +33,30 @@ pub enum HarnessError {
     Io { context: &'static str, source: std::io::Error },
     #[error("{0}")]
     Environment(String),
+    #[error("the run did not finish within {0:?} and was killed")]
+    Timeout(std::time::Duration),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl HarnessError {
+    /// The kind recorded in the results (it decides the exit code).
+    pub fn kind(&self) -> result::RunErrorKind {
+        use result::RunErrorKind as K;
+        match self {
+            HarnessError::Setup(_) => K::Setup,
+            HarnessError::Io { .. } => K::Internal,
+            HarnessError::Environment(_) => K::Environment,
+            HarnessError::Timeout(_) => K::Timeout,
+            HarnessError::Interrupted => K::Interrupted,
+        }
+    }
+
+    /// This error as recorded in the results.
+    pub fn to_run_error(&self) -> result::RunError {
+        result::RunError::new(self.kind(), self.to_string())
+    }
+
     pub fn io(context: &'static str, source: std::io::Error) -> Self {
         HarnessError::Io { context, source }
     }

@@ -58,15 +58,12 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
         if opts.cancel.load(Ordering::SeqCst) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Setup("interrupted".into()));
+            return Err(HarnessError::Interrupted);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Setup(format!(
-                "the run did not finish within {:?} and was killed",
-                opts.deadline
-            )));
+            return Err(HarnessError::Timeout(opts.deadline));
         }
         std::thread::sleep(Duration::from_millis(25));
     };

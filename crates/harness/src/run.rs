@@ -16,7 +16,7 @@ use callwall_transport::voice::VoiceModel;
 use callwall_transport::{CallContext, Role, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::result::{Artifacts, CallResult, CensorResult, RunResult};
+use crate::result::{Artifacts, CallResult, CensorResult, RunError, RunErrorKind, RunResult};
 use crate::roles::{CensorConfig, CensorOutput};
 use crate::{HarnessError, SIGNAL_PORT};
 
@@ -143,13 +143,15 @@ pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
     let catalog = Catalog { transports: args.catalog.clone() };
     let scenario = match Scenario::load(&args.scenario, &args.topology_dir, &catalog) {
         Ok(s) => s,
-        Err(e) => return failed_run(args, started, format!("{e}")),
+        Err(e) => {
+            return failed_run(args, started, RunError::new(RunErrorKind::Input, e.to_string()))
+        }
     };
     let seed = args.seed.unwrap_or(scenario.seed);
     let mut result = match run_scenario(&scenario, args, seed, current_exe) {
         Ok(r) => r,
         Err(e) => {
-            let mut r = failed_run(args, started, e.to_string());
+            let mut r = failed_run(args, started, e.to_run_error());
             r.scenario = scenario.name.clone();
             r.description = scenario.description.clone();
             r.seed = seed;
@@ -162,7 +164,7 @@ pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
     result
 }
 
-fn failed_run(args: &RunArgs, started: u64, error: String) -> RunResult {
+fn failed_run(args: &RunArgs, started: u64, error: RunError) -> RunResult {
     RunResult {
         scenario: args.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string(),
         path: args.scenario.display().to_string(),
@@ -177,6 +179,20 @@ fn failed_run(args: &RunArgs, started: u64, error: String) -> RunResult {
         censor: CensorResult::default(),
         error: Some(error),
         artifacts: Artifacts::default(),
+    }
+}
+
+/// Whether building namespaces failed for lack of privileges (the machine's fault, not the
+/// scenario's).
+fn is_privilege_error(e: &callwall_netns::NetnsError) -> bool {
+    use callwall_netns::NetnsError as E;
+    let errno = |s: &std::io::Error| matches!(s.raw_os_error(), Some(libc::EPERM | libc::EACCES));
+    match e {
+        E::Environment { .. } => true,
+        E::Netlink { source, .. } | E::Sys { source, .. } | E::Sysctl { source, .. } => {
+            errno(source)
+        }
+        _ => false,
     }
 }
 
@@ -202,7 +218,12 @@ fn run_scenario(
         Artifacts { dir: out.map(|d| d.display().to_string()), ..Default::default() };
 
     let mut network = Network::build(&sc.topology).map_err(|e| {
-        HarnessError::Setup(format!("building topology {}: {e}", sc.topology_path.display()))
+        let msg = format!("building topology {}: {e}", sc.topology_path.display());
+        if is_privilege_error(&e) {
+            HarnessError::Environment(msg)
+        } else {
+            HarnessError::Setup(msg)
+        }
     })?;
     let hosts = callwall_scenario::host_map(&sc.topology);
 
@@ -274,13 +295,7 @@ fn run_scenario(
                     HarnessError::Setup(format!("adding an address for call {name}: {e}"))
                 })?;
             copy += 1;
-            let n_strategies = if call.strategies == ["auto"] {
-                args.catalog.get(&call.transport).map_or(1, |s| s.len().max(1))
-            } else {
-                call.strategies.len()
-            };
-            let budget =
-                call.connect_timeout.as_std() * n_strategies as u32 + call.duration.as_std();
+            let budget = call.budget(&args.catalog);
             let ctx = |role: Role, ip: IpAddr| CallContext {
                 call_id: format!("{}-{}", sanitize(&name), copy),
                 role,
@@ -396,7 +411,7 @@ fn run_scenario(
             strategy,
             requested: call.strategies.clone(),
             verdict,
-            expected: call.expect.iter().map(|v| verdict_name(*v)).collect::<Vec<_>>().join("|"),
+            expected: call.expect.iter().map(|v| v.as_str()).collect::<Vec<_>>().join("|"),
             met,
             setup_ms: metrics.setup_ms,
             loss_pct: metrics.loss_pct,
@@ -469,23 +484,13 @@ fn call_address(
 
 /// Reads the decision log and keeps what is worth showing: every event that is not the
 /// default pass, at most [`crate::result::MAX_EVENTS`].
-fn notable_events(path: &Path) -> Vec<crate::result::CensorEvent> {
+fn notable_events(path: &Path) -> Vec<crate::result::DecisionEvent> {
     let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
     text.lines()
-        .filter_map(|l| serde_json::from_str::<crate::result::CensorEvent>(l).ok())
-        .filter(|e| !(e.rule == "default-pass" && e.outcome == "forward"))
+        .filter_map(|l| serde_json::from_str::<crate::result::DecisionEvent>(l).ok())
+        .filter(crate::result::DecisionEvent::is_notable)
         .take(crate::result::MAX_EVENTS)
         .collect()
-}
-
-pub fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Connected => "connected",
-        Verdict::Degraded => "degraded",
-        Verdict::Cut => "cut",
-        Verdict::Blocked => "blocked",
-        Verdict::Error => "error",
-    }
 }
 
 /// A file-name-safe form of a call name.

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use callwall_harness::result::Results;
-use callwall_transport::Verdict;
+use callwall_results::Results;
+use callwall_results::Verdict;
 use serde::Serialize;
 
 /// A call, as matched between two documents.
@@ -72,7 +72,7 @@ fn index(doc: &Results) -> (BTreeMap<CallKey, Seen>, BTreeMap<String, String>) {
     let mut failed_runs = BTreeMap::new();
     for r in &doc.runs {
         if r.calls.is_empty() {
-            if let Some(e) = &r.error {
+            if let Some(e) = r.error.as_ref().map(|e| &e.message) {
                 failed_runs.insert(r.scenario.clone(), e.clone());
             }
         }
@@ -194,7 +194,10 @@ mod tests {
     fn a_run_that_fails_is_a_regression_of_its_calls() {
         let old = doc(vec![run("s", vec![call("a", Verdict::Connected)])]);
         let mut failed = run("s", vec![]);
-        failed.error = Some("cannot create namespace".into());
+        failed.error = Some(callwall_results::RunError::new(
+            callwall_results::RunErrorKind::Environment,
+            "cannot create namespace",
+        ));
         let d = diff(&old, &doc(vec![failed]));
         assert!(d.regressed, "{d:?}");
         assert_eq!(d.changed[0].new, Verdict::Error);

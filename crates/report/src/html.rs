@@ -2,13 +2,10 @@
 //! resources) for people who did not write the scenario: a summary, a legend, the verdict
 //! matrix as a heat map and, per call, a timeline with the censor's actions marked.
 
+use callwall_results::metrics::Second;
+use callwall_results::{CallResult, DecisionEvent, Flow, Outcome, Results, RunResult, Verdict};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
-
-use callwall_harness::result::{CallResult, CensorEvent, Results, RunResult};
-use callwall_transport::metrics::Second;
-use callwall_transport::Verdict;
 
 const VERDICTS: [Verdict; 5] =
     [Verdict::Connected, Verdict::Degraded, Verdict::Cut, Verdict::Blocked, Verdict::Error];
@@ -219,7 +216,7 @@ fn matrix(o: &mut String, doc: &Results) {
             "<tr><th class=\"row\" scope=\"row\"><a href=\"#run-{ri}\">{}</a></th>",
             escape(&run_label(r))
         );
-        if let Some(e) = &r.error {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             if r.calls.is_empty() {
                 let _ = writeln!(
                     o,
@@ -311,7 +308,7 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         num(r.wall_ms as f64 / 1000.0, 1),
         r.source.as_deref().map(|s| format!(" · source: {}", escape(s))).unwrap_or_default()
     );
-    if let Some(e) = &r.error {
+    if let Some(e) = r.error.as_ref().map(|e| &e.message) {
         let _ = writeln!(
             o,
             "<p class=\"run-error\"><strong>The run failed:</strong> {}</p>",
@@ -355,7 +352,7 @@ fn call_section(
     o: &mut String,
     (ri, ci): (usize, usize),
     c: &CallResult,
-    events: &[CensorEvent],
+    events: &[DecisionEvent],
     run_secs: f64,
 ) {
     let _ = write!(
@@ -412,31 +409,15 @@ fn call_section(
         escape(c.rule.as_deref().unwrap_or("none")),
         escape(&c.caller_addr.to_string())
     );
-    let mine: Vec<&CensorEvent> = events.iter().filter(|e| involves(e, c.caller_addr)).collect();
+    let mine: Vec<&DecisionEvent> =
+        events.iter().filter(|e| e.flow.involves(c.caller_addr)).collect();
     timeline_svg(o, c, &mine, run_secs);
     actions_list(o, &mine);
     o.push_str("</article>\n");
 }
 
-/// Whether a censor event's flow (`udp 10.1.0.100:40000 -> 10.2.0.100:51820`) has `addr` at
-/// either end.
-fn involves(e: &CensorEvent, addr: IpAddr) -> bool {
-    let mut parts = e.flow.split_whitespace();
-    let _proto = parts.next();
-    parts.filter(|p| *p != "->").any(|ep| {
-        ep.parse::<SocketAddr>()
-            .map(|s| s.ip())
-            .or_else(|_| ep.parse::<IpAddr>())
-            .is_ok_and(|ip| ip == addr)
-    })
-}
-
-fn is_harmful(outcome: &str) -> bool {
-    outcome != "forward"
-}
-
-fn actions_list(o: &mut String, mine: &[&CensorEvent]) {
-    let notable: Vec<&&CensorEvent> = mine.iter().filter(|e| is_harmful(&e.outcome)).collect();
+fn actions_list(o: &mut String, mine: &[&DecisionEvent]) {
+    let notable: Vec<&&DecisionEvent> = mine.iter().filter(|e| e.outcome.is_harmful()).collect();
     let passed = mine.len() - notable.len();
     if notable.is_empty() {
         o.push_str("<p class=\"actions none\">The censor took no notable action on this call's connections.</p>\n");
@@ -454,8 +435,8 @@ fn actions_list(o: &mut String, mine: &[&CensorEvent]) {
             "<li><span class=\"t\">{} s</span> rule <b>{}</b> → <b>{}</b> <code>{}</code>",
             num(e.t_ms / 1000.0, 3),
             escape(&e.rule),
-            escape(&e.outcome),
-            escape(&e.flow)
+            e.outcome,
+            escape(&e.flow.to_string())
         );
         if let Some(sni) = &e.sni {
             let _ = write!(o, " SNI <code>{}</code>", escape(sni));
@@ -480,7 +461,7 @@ struct Marker {
     t: f64,
     last: f64,
     rule: String,
-    outcome: String,
+    outcome: Outcome,
     count: usize,
     detail: Vec<String>,
 }
@@ -488,9 +469,9 @@ struct Marker {
 /// Most event lines in one marker's tooltip.
 const MAX_DETAIL: usize = 8;
 
-fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
-    let mut evs: Vec<&CensorEvent> =
-        mine.iter().copied().filter(|e| is_harmful(&e.outcome)).collect();
+fn markers(mine: &[&DecisionEvent]) -> Vec<Marker> {
+    let mut evs: Vec<&DecisionEvent> =
+        mine.iter().copied().filter(|e| e.outcome.is_harmful()).collect();
     evs.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
     let mut out: Vec<Marker> = Vec::new();
     for e in evs {
@@ -522,7 +503,7 @@ fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
             t,
             last: t,
             rule: e.rule.clone(),
-            outcome: e.outcome.clone(),
+            outcome: e.outcome,
             count: 1,
             detail: vec![detail],
         });
@@ -530,47 +511,38 @@ fn markers(mine: &[&CensorEvent]) -> Vec<Marker> {
     out
 }
 
-/// Outcomes that hit some packets of a flow and not others, so the decision log flips between
-/// them and `forward`; the others hold until the flow's next event.
-fn is_intermittent(outcome: &str) -> bool {
-    matches!(outcome, "loss" | "police")
-}
-
 /// A time window in which a rule acted (other than forwarding) on the call's flows.
 struct Window {
     from: f64,
     to: f64,
     rule: String,
-    outcome: String,
+    outcome: Outcome,
 }
 
 /// The censor's windows on the call's flows: from an event until the next event on the same
 /// flow (or the end of the plot), with intermittent outcomes and windows less than a second
 /// apart joined into one.
-fn windows(mine: &[&CensorEvent], end: f64) -> Vec<Window> {
-    let mut by_flow: BTreeMap<&str, Vec<&CensorEvent>> = BTreeMap::new();
+fn windows(mine: &[&DecisionEvent], end: f64) -> Vec<Window> {
+    let mut by_flow: BTreeMap<Flow, Vec<&DecisionEvent>> = BTreeMap::new();
     for e in mine {
-        by_flow.entry(e.flow.as_str()).or_default().push(e);
+        by_flow.entry(e.flow).or_default().push(e);
     }
     let mut w: Vec<Window> = Vec::new();
     for evs in by_flow.values_mut() {
         evs.sort_by(|a, b| a.t_ms.total_cmp(&b.t_ms));
         for (i, e) in evs.iter().enumerate() {
-            if !is_harmful(&e.outcome) {
+            if !e.outcome.is_harmful() {
                 continue;
             }
             let from = (e.t_ms / 1000.0).clamp(0.0, end);
             let to = match evs.get(i + 1) {
                 Some(n) => (n.t_ms / 1000.0).clamp(0.0, end),
-                None if is_intermittent(&e.outcome) => (from + 0.05).min(end),
+                // Loss and policing hit some packets and not others, so the log flips between them
+                // and `forward`; the other outcomes hold until the flow's next event.
+                None if e.outcome.is_intermittent() => (from + 0.05).min(end),
                 None => end,
             };
-            w.push(Window {
-                from,
-                to: to.max(from),
-                rule: e.rule.clone(),
-                outcome: e.outcome.clone(),
-            });
+            w.push(Window { from, to: to.max(from), rule: e.rule.clone(), outcome: e.outcome });
         }
     }
     w.sort_by(|a, b| {
@@ -608,7 +580,7 @@ fn nice_step(span: f64, ticks: f64) -> f64 {
 /// Picks one plotted figure from a second of the timeline.
 type SeriesOf = fn(&Second) -> Option<f64>;
 
-fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs: f64) {
+fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&DecisionEvent], run_secs: f64) {
     let tl = &c.metrics.timeline;
     let last_event = mine.iter().map(|e| e.t_ms / 1000.0).fold(0.0, f64::max);
     let end = call_secs(c).max(run_secs).max((last_event + 1.0).ceil()).max(1.0);
@@ -658,11 +630,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs:
         );
         // The censor's windows, behind the data.
         for win in &wins {
-            let class = if matches!(win.outcome.as_str(), "delay" | "loss" | "police" | "freeze") {
-                "win-slow"
-            } else {
-                "win-stop"
-            };
+            let class = if win.outcome.is_degrading() { "win-slow" } else { "win-stop" };
             let _ = writeln!(
                 o,
                 "<rect class=\"{class}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{ph}\"><title>censor rule {}: {} from {} s to {} s</title></rect>",
@@ -670,7 +638,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs:
                 num(top_y, 1),
                 num((x(win.to) - x(win.from)).max(2.0), 1),
                 escape(&win.rule),
-                escape(&win.outcome),
+                win.outcome,
                 num(win.from, 1),
                 num(win.to, 1)
             );
@@ -798,7 +766,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&CensorEvent], run_secs:
             tx = num(mx + dx, 1),
             ty = num(ly, 1),
             rule = escape(&m.rule),
-            outcome = escape(&m.outcome),
+            outcome = m.outcome,
         );
     }
     o.push_str("</svg>\n<figcaption><span class=\"key up\"></span> loss caller → callee <span class=\"key down\"></span> loss callee → caller <span class=\"key delay\"></span> one-way delay <span class=\"key mos\"></span> MOS <span class=\"key mark\"></span> censor action <span class=\"key win\"></span> censor rule acting</figcaption></figure>\n");
@@ -861,8 +829,8 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin:20px 0}
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use callwall_harness::result::{Artifacts, CensorResult};
-    use callwall_transport::metrics::CallMetrics;
+    use callwall_results::metrics::CallMetrics;
+    use callwall_results::{Artifacts, CensorResult, Endpoint};
 
     /// A call as the JSON of a run has it (fields added later with defaults stay optional).
     pub(crate) fn call(name: &str, v: Verdict) -> CallResult {
@@ -906,7 +874,11 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn doc(runs: Vec<RunResult>) -> Results {
-        Results { schema_version: 1, callwall_version: "0.1.0".into(), runs }
+        Results {
+            schema_version: callwall_results::SCHEMA_VERSION,
+            callwall_version: "0.1.0".into(),
+            runs,
+        }
     }
 
     fn second(t: u32, loss: f64) -> Second {
@@ -919,14 +891,25 @@ pub(crate) mod tests {
         }
     }
 
-    fn event(t_ms: f64, flow: &str, rule: &str, outcome: &str) -> CensorEvent {
-        CensorEvent {
+    /// A flow from its display form, `udp 10.1.0.100:1 -> 10.2.0.100:2`.
+    fn flow(s: &str) -> Flow {
+        let p: Vec<&str> = s.split_whitespace().collect();
+        let ep = |a: &str| {
+            let sa: std::net::SocketAddr = a.parse().unwrap();
+            Endpoint { ip: sa.ip(), port: sa.port() }
+        };
+        Flow { proto: p[0].parse().unwrap(), client: ep(p[1]), server: ep(p[3]) }
+    }
+
+    fn event(t_ms: f64, f: &str, rule: &str, outcome: Outcome) -> DecisionEvent {
+        DecisionEvent {
             t_ms,
-            flow: flow.into(),
+            flow: flow(f),
             rule: rule.into(),
-            outcome: outcome.into(),
+            outcome,
             labels: vec!["quic".into()],
             sni: Some("example.org".into()),
+            default_rule: false,
         }
     }
 
@@ -940,29 +923,21 @@ pub(crate) mod tests {
         c.rule = Some("<i>rule</i>".into());
         let mut r = run(evil, vec![c]);
         r.description = "</title><script>x</script>".into();
-        r.censor.events.push(CensorEvent {
+        r.censor.events.push(DecisionEvent {
             t_ms: 10.0,
-            flow: "udp 10.1.0.100:1 -> 10.2.0.100:2".into(),
+            flow: flow("udp 10.1.0.100:1 -> 10.2.0.100:2"),
             rule: "<r>".into(),
-            outcome: "<o>".into(),
+            outcome: Outcome::Drop,
             labels: vec!["<l>".into()],
             sni: Some("<sni>\"x".into()),
+            default_rule: false,
         });
         let mut d = doc(vec![r]);
         d.callwall_version = "<v>".into();
         let page = html(&d);
-        for bad in [
-            "<script",
-            "<img",
-            "<svg onload",
-            "<b>t",
-            "<i>rule",
-            "<r>",
-            "<o>",
-            "<l>",
-            "<sni>",
-            "<v>",
-        ] {
+        for bad in
+            ["<script", "<img", "<svg onload", "<b>t", "<i>rule", "<r>", "<l>", "<sni>", "<v>"]
+        {
             assert!(!page.contains(bad), "unescaped {bad:?}");
         }
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
@@ -987,7 +962,10 @@ pub(crate) mod tests {
     #[test]
     fn shows_a_failed_run() {
         let mut r = run("broken", vec![]);
-        r.error = Some("cannot create namespace: <permission denied>".into());
+        r.error = Some(callwall_results::RunError::new(
+            callwall_results::RunErrorKind::Environment,
+            "cannot create namespace: <permission denied>",
+        ));
         let page = html(&doc(vec![run("fine", vec![call("a", Verdict::Connected)]), r]));
         assert!(page.contains("run error"));
         assert!(page.contains("cannot create namespace: &lt;permission denied&gt;"));
@@ -1012,19 +990,19 @@ pub(crate) mod tests {
             4000.0,
             "udp 10.1.0.100:40000 -> 10.2.0.100:51820",
             "cut-udp",
-            "cut",
+            Outcome::Cut,
         ));
         r.censor.events.push(event(
             4100.0,
             "udp 10.2.0.100:51820 -> 10.1.0.100:40000",
             "cut-udp",
-            "cut",
+            Outcome::Cut,
         ));
         r.censor.events.push(event(
             1000.0,
             "udp 10.1.0.250:1 -> 10.2.0.100:2",
             "other-host",
-            "drop",
+            Outcome::Drop,
         ));
         let page = html(&doc(vec![r]));
         assert!(page.contains("id=\"matrix\""));
@@ -1043,10 +1021,17 @@ pub(crate) mod tests {
 
     #[test]
     fn matches_flows_of_ipv6_callers() {
-        let e = event(0.0, "tcp [fd00::5]:443 -> [fd00::1]:5000", "r", "reset");
-        assert!(involves(&e, "fd00::1".parse().unwrap()));
-        assert!(!involves(&e, "fd00::2".parse().unwrap()));
-        assert!(!involves(&event(0.0, "garbage", "r", "drop"), "10.0.0.1".parse().unwrap()));
+        let e = event(0.0, "tcp [fd00::5]:443 -> [fd00::1]:5000", "r", Outcome::Reject);
+        assert!(e.flow.involves("fd00::1".parse().unwrap()));
+        assert!(!e.flow.involves("fd00::2".parse().unwrap()));
+        let page = html(&doc(vec![{
+            let mut c = call("v6", Verdict::Blocked);
+            c.caller_addr = "fd00::1".parse().unwrap();
+            let mut r = run("v6", vec![c]);
+            r.censor.events.push(e);
+            r
+        }]));
+        assert!(page.contains("r: reject"));
     }
 
     #[test]
@@ -1056,7 +1041,7 @@ pub(crate) mod tests {
             6.0,
             "udp 10.1.0.100:32857 -> 10.2.0.100:51820",
             "drop-all-udp",
-            "drop",
+            Outcome::Drop,
         ));
         let page = html(&doc(vec![r]));
         assert!(page.contains("nothing to plot"));

@@ -1,5 +1,11 @@
-//! Reports from callwall results, as pure functions of a [`Results`] document.
+//! Reports from callwall results, as pure functions of a [`Results`] document. Every renderer
+//! lives here; the crate depends on `callwall-results` alone (no harness, namespaces or async
+//! runtime), so a results file can be rendered anywhere.
 //!
+//! - [`table`]: the terminal table (one row per call) and the verdict agreement of repeats.
+//! - [`junit`]: JUnit XML, a test suite per run and a test case per call.
+//! - [`markdown`]: a Markdown table of every call.
+//! - [`json`]: the results document as pretty JSON.
 //! - [`html`]: one self-contained HTML page (inline CSS and SVG, no script, nothing fetched from
 //!   the network) with a summary, the verdict matrix as a heat map and, per call, a timeline of
 //!   loss, one-way delay and MOS per second with the censor's actions marked.
@@ -12,14 +18,31 @@
 //! come from files and from traffic) is escaped before it reaches the page, so hostile input
 //! cannot inject markup. Nothing here does I/O, reads a clock or panics on any [`Results`].
 //!
-//! Not done here: writing files, exit codes and terminal output (the `callwall` binary does
-//! those), and the terminal table, JUnit and Markdown outputs (the binary's `output` module).
+//! Not done here: writing files, exit codes and progress on the terminal (the `callwall`
+//! binary does those).
 
 pub mod diff;
 pub mod html;
+pub mod junit;
 pub mod load;
+pub mod markdown;
+pub mod table;
 
-pub use callwall_harness::result::Results;
+pub use callwall_results::Results;
+pub use junit::junit;
+pub use markdown::markdown;
+pub use table::{agreement, table};
+
+/// The results document as pretty-printed JSON (the format of `callwall run --json`).
+pub fn json(doc: &Results) -> String {
+    // Serializing plain data with string keys cannot fail.
+    serde_json::to_string_pretty(doc).expect("results serialize")
+}
+
+/// Milliseconds without decimals, `-` when unknown.
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.0}"))
+}
 pub use diff::{diff, CallKey, Change, Diff};
 pub use html::html;
 pub use load::{parse_results, LoadError, SUPPORTED_SCHEMA_VERSIONS};

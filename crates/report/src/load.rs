@@ -1,6 +1,6 @@
 //! Reading a results document back: the schema version is checked before the layout.
 
-use callwall_harness::result::{Results, SCHEMA_VERSION};
+use callwall_results::{Results, SCHEMA_VERSION};
 use serde::Deserialize;
 
 /// Schema versions this build reads.
@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn reads_an_empty_document() {
         let r =
-            parse_results(r#"{"schema_version":1,"callwall_version":"0.1.0","runs":[]}"#).unwrap();
+            parse_results(r#"{"schema_version":2,"callwall_version":"0.1.0","runs":[]}"#).unwrap();
         assert!(r.runs.is_empty());
     }
 
@@ -58,7 +58,11 @@ mod tests {
         let e =
             parse_results(r#"{"schema_version":99,"callwall_version":"9","runs":[]}"#).unwrap_err();
         assert!(matches!(e, LoadError::UnsupportedSchema { found: 99, .. }), "{e}");
-        assert!(e.to_string().contains("version(s) 1"), "{e}");
+        assert!(e.to_string().contains("version(s) 2"), "{e}");
+        // Version 1 (censor flows as formatted strings) is named as unsupported, not misread.
+        let e = parse_results(r#"{"schema_version":1,"callwall_version":"0.1.0","runs":[]}"#)
+            .unwrap_err();
+        assert!(matches!(e, LoadError::UnsupportedSchema { found: 1, .. }), "{e}");
     }
 
     #[test]
@@ -67,7 +71,7 @@ mod tests {
         assert!(matches!(parse_results("[1,2]"), Err(LoadError::Syntax(_))));
         assert!(matches!(parse_results(r#"{"name":"x"}"#), Err(LoadError::NoSchemaVersion)));
         assert!(matches!(
-            parse_results(r#"{"schema_version":1,"runs":3}"#),
+            parse_results(r#"{"schema_version":2,"runs":3}"#),
             Err(LoadError::Layout { .. })
         ));
     }

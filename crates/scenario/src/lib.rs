@@ -213,6 +213,23 @@ impl Call {
     pub fn label(&self) -> String {
         format!("{}/{}", self.transport, self.strategies.join(","))
     }
+
+    /// How many strategies the call may try: its own list, or for `auto` every strategy the
+    /// transport offers (`catalog`: transport name -> its strategies).
+    pub fn strategy_count(&self, catalog: &BTreeMap<String, Vec<String>>) -> usize {
+        if self.strategies == ["auto"] {
+            catalog.get(&self.transport).map_or(1, |s| s.len().max(1))
+        } else {
+            self.strategies.len()
+        }
+    }
+
+    /// The longest the call can take: one connect timeout per strategy it may try, then the
+    /// call itself. The one place this formula lives: the harness gives it to the peers, the
+    /// launcher adds setup slack to it for the run's deadline.
+    pub fn budget(&self, catalog: &BTreeMap<String, Vec<String>>) -> std::time::Duration {
+        self.connect_timeout.as_std() * self.strategy_count(catalog) as u32 + self.duration.as_std()
+    }
 }
 
 /// Why a scenario could not be loaded.

@@ -4,15 +4,18 @@
 //! Both read pcap or pcapng of any link type the wire reader supports. A corrupt or truncated
 //! capture is read as far as it goes: packets that do not parse are counted with their byte
 //! offsets, a broken record ends the reading with a note of where; only a file that yields no
-//! packet at all (or is not a capture) is an error (exit 2). Nothing here panics on capture
-//! bytes.
+//! packet at all (or is not a capture) is an [`OfflineError`] (the binary exits with 2).
+//! Nothing here panics on capture bytes.
+//!
+//! Output: the report goes to stdout (text or JSON lines); notes about unreadable packets go
+//! to stderr. The replay runs the real `callwall_censor::Engine` with the scenario's policy
+//! and seed, so its decisions are the ones a live run would make on the same frames.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use callwall_censor::flow::{proto_name, Endpoint, FlowKey};
 use callwall_censor::policy::Cidr;
@@ -447,18 +450,8 @@ fn print_flow_table(out: &mut impl Write, flows: &[Flow]) -> std::io::Result<()>
     Ok(())
 }
 
-/// `callwall inspect CAPTURE [--json]`.
-pub fn inspect(capture: &Path, json_lines: bool) -> ExitCode {
-    match inspect_inner(capture, json_lines) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn inspect_inner(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
+/// `callwall inspect CAPTURE [--json]`: classifies every flow of the capture.
+pub fn inspect(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
     let bytes = read_file(capture)?;
     let mut table = FlowTable::default();
     let summary = walk(capture, &bytes, |pkt, frame| {
@@ -544,24 +537,6 @@ impl Inside {
     }
 }
 
-/// `callwall replay --scenario FILE CAPTURE [--json] [--inside CIDR...]`.
-pub fn replay(
-    scenario: &Path,
-    topology_dir: &Path,
-    catalog: &Catalog,
-    capture: &Path,
-    json_lines: bool,
-    inside: &[String],
-) -> ExitCode {
-    match replay_inner(scenario, topology_dir, catalog, capture, json_lines, inside) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
 fn tally_of<'a>(tallies: &'a mut Vec<(String, RuleTally)>, rule: &str) -> &'a mut RuleTally {
     let i = match tallies.iter().position(|(n, _)| n == rule) {
         Some(i) => i,
@@ -573,7 +548,9 @@ fn tally_of<'a>(tallies: &'a mut Vec<(String, RuleTally)>, rule: &str) -> &'a mu
     &mut tallies[i].1
 }
 
-fn replay_inner(
+/// `callwall replay --scenario FILE CAPTURE [--json] [--inside CIDR...]`: runs the capture
+/// through the scenario's censor policy.
+pub fn replay(
     scenario: &Path,
     topology_dir: &Path,
     catalog: &Catalog,

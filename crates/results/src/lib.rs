@@ -1,17 +1,32 @@
 //! What a run produces: the results model written to JSON (schema version [`SCHEMA_VERSION`]).
 //!
-//! `docs/results-schema.md` documents every field; this module is the source of truth.
+//! This crate is the bottom of the reporting side: the harness fills these types, the censor
+//! engine emits [`censor::DecisionEvent`]s and counters, the transports' analysis fills
+//! [`metrics::CallMetrics`], and `callwall-report` renders them. It depends on serde alone (no
+//! I/O, no async runtime, no namespaces), so anything that reads results can use it cheaply.
+//!
+//! `docs/results-schema.md` documents every field; this crate is the source of truth.
+//!
+//! Extending: optional parts carry `#[serde(default)]`, so a field added later (a workload's
+//! results, per-call flakiness, shard merges) keeps older documents readable; bump
+//! [`SCHEMA_VERSION`] only for a change older readers would misread.
+
+pub mod censor;
+pub mod metrics;
 
 use std::net::IpAddr;
 
-use callwall_censor::bridge::BridgeStats;
-use callwall_censor::CensorReport;
-use callwall_transport::metrics::CallMetrics;
-use callwall_transport::Verdict;
 use serde::{Deserialize, Serialize};
 
-/// Bumped on any incompatible change of the JSON layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use censor::{
+    deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint, EngineStats, Flow,
+    HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
+};
+pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
+
+/// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
+/// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The top-level JSON document of `callwall run --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +56,7 @@ pub struct RunResult {
     pub censor: CensorResult,
     /// Set when the run itself failed (environment, setup); calls are then `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<RunError>,
     #[serde(default)]
     pub artifacts: Artifacts,
 }
@@ -56,36 +71,20 @@ impl RunResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CensorResult {
     /// Per rule, in chain order, the default action last.
-    pub rules: Vec<callwall_censor::engine::RuleReport>,
-    pub stats: callwall_censor::engine::EngineStats,
+    pub rules: Vec<RuleReport>,
+    pub stats: EngineStats,
     #[serde(default)]
     pub bridge: BridgeStats,
     #[serde(default)]
-    pub by_inside: Vec<callwall_censor::engine::InsideReport>,
+    pub by_inside: Vec<InsideReport>,
     /// The decision log's notable events (anything but the default pass), at most
     /// [`MAX_EVENTS`]; the full log is the `decisions` artifact.
     #[serde(default)]
-    pub events: Vec<CensorEvent>,
+    pub events: Vec<DecisionEvent>,
 }
 
 /// Most censor events kept in the results.
 pub const MAX_EVENTS: usize = 2000;
-
-/// One line of the censor's decision log.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CensorEvent {
-    /// Run time (t=0 when the calls start).
-    pub t_ms: f64,
-    /// `udp 10.1.0.128:40000 -> 10.2.0.128:51820`
-    pub flow: String,
-    pub rule: String,
-    /// `forward`, `drop`, `delay`, `reject`, `block`, `residual`, `cut`, `freeze`, `loss`, `police`
-    pub outcome: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-}
 
 impl From<(CensorReport, BridgeStats)> for CensorResult {
     fn from((r, b): (CensorReport, BridgeStats)) -> Self {
@@ -102,7 +101,57 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
 impl CensorResult {
     /// The rule that hit `addr`'s packets hardest, if any did.
     pub fn deciding_rule(&self, addr: IpAddr) -> Option<String> {
-        callwall_censor::engine::deciding_rule(&self.by_inside, addr).map(str::to_string)
+        censor::deciding_rule(&self.by_inside, addr).map(str::to_string)
+    }
+}
+
+/// Why a run (not a call) failed: a kind that decides the exit code, and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    pub kind: RunErrorKind,
+    pub message: String,
+}
+
+impl RunError {
+    pub fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
+        RunError { kind, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The kinds of run failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunErrorKind {
+    /// The machine cannot run scenarios (no namespaces, no privileges, a tool not installed):
+    /// fix the machine.
+    Environment,
+    /// Bad input found late (a scenario or topology the sandbox could not use).
+    Input,
+    /// Setting the run up failed (a service did not start, a topology could not be built).
+    Setup,
+    /// The run did not finish within its budget and was killed.
+    Timeout,
+    /// The run was interrupted (Ctrl-C).
+    Interrupted,
+    /// Anything else: an I/O error, a sandbox that exited without a result.
+    Internal,
+}
+
+impl RunErrorKind {
+    /// The process exit code a run error of this kind gives `callwall run`: 2 for what the user
+    /// must fix before anything can run (environment, input), 1 (like an unmet expectation)
+    /// otherwise.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RunErrorKind::Environment | RunErrorKind::Input => 2,
+            _ => 1,
+        }
     }
 }
 

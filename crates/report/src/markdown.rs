@@ -1,0 +1,41 @@
+//! A Markdown table of every call (for pull requests and wikis).
+
+use std::fmt::Write as _;
+
+use callwall_results::Results;
+
+use crate::opt_ms;
+
+/// A Markdown table of every call.
+pub fn markdown(doc: &Results) -> String {
+    let mut o = String::from("| scenario | call | verdict | expected | setup ms | loss % | jitter ms | delay ms | MOS | rule |\n|---|---|---|---|--:|--:|--:|--:|--:|---|\n");
+    for r in &doc.runs {
+        if let Some(e) = r.error.as_ref().map(|e| &e.message) {
+            let _ = writeln!(
+                o,
+                "| {} | - | error | - | | | | | | {} |",
+                r.scenario,
+                e.replace('|', "/")
+            );
+        }
+        for c in &r.calls {
+            let _ = writeln!(
+                o,
+                "| {} | {}/{} | {} | {}{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+                r.scenario,
+                c.transport,
+                c.strategy,
+                c.verdict.as_str(),
+                if c.met { "" } else { "**not met:** " },
+                c.expected.replace('|', " or "),
+                opt_ms(c.setup_ms),
+                c.loss_pct,
+                c.jitter_ms,
+                c.one_way_delay_ms,
+                c.mos,
+                c.rule.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    o
+}

@@ -220,7 +220,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.answers().len(), 1);
-        assert!(matches!(r.answers()[0].data(), RData::A(a) if a.0 == [10, 8, 0, 2].into()));
+        assert!(matches!(r.answers()[0].data(), RData::A(a) if a.0 == std::net::Ipv4Addr::new(10, 8, 0, 2)));
         let r = Message::from_vec(&answer(&z, &query("googlevideo.com.", RecordType::A)).unwrap())
             .unwrap();
         assert_eq!(r.response_code(), ResponseCode::NXDomain, "a wildcard does not cover its apex");

@@ -487,8 +487,7 @@ impl Scenario {
             err(line, Some(&e.key), e.message)
         };
         let workloads = workload::validate(&raw_workloads, &topology).map_err(workload_err)?;
-        let dns =
-            workload::zone(raw.dns.as_ref(), &workloads, &topology).map_err(workload_err)?;
+        let dns = workload::zone(raw.dns.as_ref(), &workloads, &topology).map_err(workload_err)?;
         Ok(Scenario {
             name,
             description: raw.description.unwrap_or_default(),

@@ -199,10 +199,7 @@ pub fn valid_host_name(s: &str) -> bool {
 }
 
 /// Validates the raw workloads against the topology.
-pub fn validate(
-    raw: &[raw::Workload],
-    topology: &Topology,
-) -> Result<Vec<Workload>, Invalid> {
+pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Workload>, Invalid> {
     if raw.len() > MAX_WORKLOADS {
         return Err(Invalid {
             index: None,
@@ -322,7 +319,10 @@ pub fn validate(
             return Err(bad("start", "use 0s to 10min".into()));
         }
         if w.expect.0.is_empty() {
-            return Err(bad("expect", "empty list of expected verdicts; use ok, degraded or failed".into()));
+            return Err(bad(
+                "expect",
+                "empty list of expected verdicts; use ok, degraded or failed".into(),
+            ));
         }
         out.push(Workload {
             name,
@@ -482,10 +482,20 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
         let names: Vec<&str> = sc.workloads.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["whatsapp-message", "whatsapp-voice-note", "osm-web", "yt"]);
         let Params::Web(web) = sc.workloads[2].params else { panic!() };
-        assert_eq!((web.objects, web.object_size, web.proto), (6, Bytes::new(20_000), HttpProto::H3));
-        assert_eq!(web.page_size, callwall_workload::WebParams::default().page_size, "defaults fill the rest");
+        assert_eq!(
+            (web.objects, web.object_size, web.proto),
+            (6, Bytes::new(20_000), HttpProto::H3)
+        );
+        assert_eq!(
+            web.page_size,
+            callwall_workload::WebParams::default().page_size,
+            "defaults fill the rest"
+        );
         assert_eq!(sc.workloads[1].expect, [Outcome::Ok, Outcome::Degraded]);
-        assert_eq!((sc.workloads[3].client.as_str(), sc.workloads[3].start), ("caller", Duration::from_secs(2)));
+        assert_eq!(
+            (sc.workloads[3].client.as_str(), sc.workloads[3].start),
+            ("caller", Duration::from_secs(2))
+        );
         let dns = sc.dns.unwrap();
         assert_eq!(dns.host, "dns");
         let ip = |s: &str| vec![s.parse::<IpAddr>().unwrap()];
@@ -497,7 +507,12 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
 
     #[test]
     fn a_wildcard_removes_every_name_below_it() {
-        let sc = load(&FOUR.replace(r#"remove = ["tile.openstreetmap.org"]"#, r#"remove = ["*.whatsapp.net"]"#)).unwrap();
+        let sc =
+            load(&FOUR.replace(
+                r#"remove = ["tile.openstreetmap.org"]"#,
+                r#"remove = ["*.whatsapp.net"]"#,
+            ))
+            .unwrap();
         let dns = sc.dns.unwrap();
         assert!(!dns.records.contains_key("mmg.whatsapp.net"));
         assert!(dns.records.contains_key("web.whatsapp.net"), "forged after removal");
@@ -550,7 +565,8 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
         let (_, key, msg) = fails(&format!("{}{}", w(""), w("")));
         assert_eq!(key, "workloads[1].name", "{msg}");
 
-        let (line, key, msg) = fails(&format!("{}[dns]\nforge = {{ \"web.whatsapp.net\" = \"8.8.8.8\" }}\n", w("")));
+        let (line, key, msg) =
+            fails(&format!("{}[dns]\nforge = {{ \"web.whatsapp.net\" = \"8.8.8.8\" }}\n", w("")));
         assert_eq!((line, key.as_str()), (12, "dns.forge"), "{msg}");
         assert!(msg.contains("10.0.0.0/8"), "{msg}");
     }

@@ -150,7 +150,8 @@ pub async fn resolve(resolver: SocketAddr, name: &str) -> Result<Vec<IpAddr>, Wo
     let bytes = q.to_vec().map_err(|e| dns(format!("encoding the query: {e}")))?;
     let bind: SocketAddr =
         if resolver.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-    let sock = UdpSocket::bind(bind).await.map_err(|e| WorkloadError::Io(format!("dns socket: {e}")))?;
+    let sock =
+        UdpSocket::bind(bind).await.map_err(|e| WorkloadError::Io(format!("dns socket: {e}")))?;
     sock.connect(resolver).await.map_err(|e| dns(format!("resolver {resolver}: {e}")))?;
     let mut buf = vec![0u8; 4096];
     for _ in 0..QUERY_TRIES {
@@ -220,12 +221,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.answers().len(), 1);
-        assert!(matches!(r.answers()[0].data(), RData::A(a) if a.0 == std::net::Ipv4Addr::new(10, 8, 0, 2)));
+        assert!(
+            matches!(r.answers()[0].data(), RData::A(a) if a.0 == std::net::Ipv4Addr::new(10, 8, 0, 2))
+        );
         let r = Message::from_vec(&answer(&z, &query("googlevideo.com.", RecordType::A)).unwrap())
             .unwrap();
         assert_eq!(r.response_code(), ResponseCode::NXDomain, "a wildcard does not cover its apex");
-        let r = Message::from_vec(&answer(&z, &query("web.whatsapp.net.", RecordType::AAAA)).unwrap())
-            .unwrap();
+        let r =
+            Message::from_vec(&answer(&z, &query("web.whatsapp.net.", RecordType::AAAA)).unwrap())
+                .unwrap();
         assert_eq!((r.response_code(), r.answers().len()), (ResponseCode::NoError, 0));
     }
 

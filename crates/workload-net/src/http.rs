@@ -60,7 +60,13 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// The response to a request. Pure apart from the upload store.
-pub fn route(store: &Store, method: &Method, path: &str, query: Option<&str>, body: Bytes) -> (StatusCode, Bytes) {
+pub fn route(
+    store: &Store,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: Bytes,
+) -> (StatusCode, Bytes) {
     if method == Method::POST {
         return match path.strip_prefix("/upload/") {
             Some(id) if valid_id(id) => {
@@ -93,8 +99,9 @@ pub(crate) async fn serve(
 ) -> Result<(), WorkloadError> {
     let store: Arc<Store> = Arc::default();
     let acceptor = TlsAcceptor::from(Arc::new(server_config(identity, ALPN_HTTP11, false)?));
-    let qcfg = quinn::crypto::rustls::QuicServerConfig::try_from(server_config(identity, ALPN_H3, true)?)
-        .map_err(|e| WorkloadError::Tls(e.to_string()))?;
+    let qcfg =
+        quinn::crypto::rustls::QuicServerConfig::try_from(server_config(identity, ALPN_H3, true)?)
+            .map_err(|e| WorkloadError::Tls(e.to_string()))?;
     let endpoint = quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(quinn::ServerConfig::with_crypto(Arc::new(qcfg))),
@@ -150,7 +157,8 @@ async fn serve_https(req: Request<Incoming>, store: &Store) -> Response<Full<Byt
 }
 
 async fn serve_h3(conn: quinn::Connection, store: Arc<Store>) {
-    let Ok(mut h3c) = h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(conn)).await
+    let Ok(mut h3c) =
+        h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(conn)).await
     else {
         return;
     };
@@ -191,10 +199,7 @@ async fn serve_h3(conn: quinn::Connection, store: Arc<Store>) {
 /// A connection to an HTTP server over TLS/TCP or QUIC, reused for every request.
 pub enum HttpClient {
     Https(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
-    H3 {
-        send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
-        endpoint: quinn::Endpoint,
-    },
+    H3 { send: h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>, endpoint: quinn::Endpoint },
 }
 
 /// What a request got back.
@@ -236,11 +241,8 @@ impl HttpClient {
                 Ok(HttpClient::Https(send))
             }
             HttpProto::H3 => {
-                let bind: SocketAddr = if t.addr.is_ipv4() {
-                    ([0, 0, 0, 0], 0).into()
-                } else {
-                    ([0u16; 8], 0).into()
-                };
+                let bind: SocketAddr =
+                    if t.addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                 let mut endpoint = quinn::Endpoint::client(bind)
                     .map_err(|e| WorkloadError::Io(format!("quic socket: {e}")))?;
                 let qcfg = quinn::crypto::rustls::QuicClientConfig::try_from(client_config(
@@ -265,12 +267,22 @@ impl HttpClient {
     }
 
     /// GETs `path` from `server_name`, counting (and, with `keep`, keeping) the body.
-    pub async fn get(&mut self, server_name: &str, path: &str, keep: bool) -> Result<Fetched, WorkloadError> {
+    pub async fn get(
+        &mut self,
+        server_name: &str,
+        path: &str,
+        keep: bool,
+    ) -> Result<Fetched, WorkloadError> {
         self.request(Method::GET, server_name, path, Bytes::new(), keep).await
     }
 
     /// POSTs `body` to `path`.
-    pub async fn post(&mut self, server_name: &str, path: &str, body: Bytes) -> Result<(), WorkloadError> {
+    pub async fn post(
+        &mut self,
+        server_name: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(), WorkloadError> {
         self.request(Method::POST, server_name, path, body, false).await.map(|_| ())
     }
 
@@ -310,7 +322,11 @@ impl HttpClient {
                 }
             }
             HttpClient::H3 { send, .. } => {
-                let req = Request::builder().method(method).uri(&uri).body(()).map_err(|e| http_err(&e))?;
+                let req = Request::builder()
+                    .method(method)
+                    .uri(&uri)
+                    .body(())
+                    .map_err(|e| http_err(&e))?;
                 let mut stream = send.send_request(req).await.map_err(|e| http_err(&e))?;
                 let mut rest = body;
                 while !rest.is_empty() {
@@ -353,7 +369,8 @@ mod tests {
     #[test]
     fn routes() {
         let s = Store::default();
-        let (st, b) = route(&s, &Method::GET, "/13/4850/2786.png", Some("bytes=20000"), Bytes::new());
+        let (st, b) =
+            route(&s, &Method::GET, "/13/4850/2786.png", Some("bytes=20000"), Bytes::new());
         assert_eq!((st, b.len()), (StatusCode::OK, 20_000));
         let (st, _) = route(&s, &Method::GET, "/x", Some("bytes=99999999999"), Bytes::new());
         assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);

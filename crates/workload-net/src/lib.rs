@@ -262,7 +262,10 @@ pub async fn run_client_with(spec: &ClientSpec, thresholds: &Thresholds) -> Work
                 }
                 Ok(Err(e)) => return finish(report, Some(e)),
                 Err(_) => {
-                    return finish(report, Some(WorkloadError::Timeout("resolving the name".into())))
+                    return finish(
+                        report,
+                        Some(WorkloadError::Timeout("resolving the name".into())),
+                    )
                 }
             }
         }
@@ -303,7 +306,8 @@ impl Server {
     pub async fn bind(config: ServerConfig) -> Result<Server, WorkloadError> {
         let default = if config.role == ServerRole::Dns { DNS_PORT } else { DEFAULT_PORT };
         let port = config.port.unwrap_or(default);
-        let io = |e: std::io::Error| WorkloadError::Io(format!("binding {}:{port}: {e}", config.listen));
+        let io =
+            |e: std::io::Error| WorkloadError::Io(format!("binding {}:{port}: {e}", config.listen));
         let tcp = TcpListener::bind(SocketAddr::new(config.listen, port)).await.map_err(io)?;
         let port = tcp.local_addr().map_err(io)?.port();
         let udp = match config.role {
@@ -368,4 +372,3 @@ pub fn unix_ns_now() -> u64 {
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
-

@@ -166,8 +166,14 @@ async fn chat(p: &MessageParams, t: &Target, f: &mut MessageFigures) -> Result<(
         let _ = sink.close().await;
     });
     let interval = p.interval.as_std();
-    let hello = Frame::Hello { count: p.count, size: p.size.get(), interval_ms: interval.as_millis() as u64 };
-    tx.send(hello.to_ws()).await.map_err(|_| WorkloadError::WebSocket("connection closed".into()))?;
+    let hello = Frame::Hello {
+        count: p.count,
+        size: p.size.get(),
+        interval_ms: interval.as_millis() as u64,
+    };
+    tx.send(hello.to_ws())
+        .await
+        .map_err(|_| WorkloadError::WebSocket("connection closed".into()))?;
 
     let sent_at: Arc<std::sync::Mutex<HashMap<u32, u64>>> = Arc::default();
     let (count, size) = (p.count, p.size.get());
@@ -261,7 +267,8 @@ mod tests {
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.starts_with("{\"t\":\"msg\",\"seq\":3,"), "{s}");
         assert!((180..=230).contains(&s.len()), "{} bytes", s.len());
-        let h: Frame = serde_json::from_str(r#"{"t":"hello","count":2,"size":64,"interval_ms":10}"#).unwrap();
+        let h: Frame =
+            serde_json::from_str(r#"{"t":"hello","count":2,"size":64,"interval_ms":10}"#).unwrap();
         assert_eq!(h, Frame::Hello { count: 2, size: 64, interval_ms: 10 });
         assert!(serde_json::from_str::<Frame>(r#"{"t":"spam"}"#).is_err());
     }

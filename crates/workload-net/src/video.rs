@@ -66,7 +66,8 @@ impl Workload for VideoClient {
                 for i in 0..p.chunks() {
                     let path = format!("/videoplayback?itag=18&sq={i}&bytes={}", p.chunk_bytes());
                     let budget = t.request_budget();
-                    let res = tokio::time::timeout(budget, c.get(&t.server_name, &path, false)).await;
+                    let res =
+                        tokio::time::timeout(budget, c.get(&t.server_name, &path, false)).await;
                     match res {
                         Ok(Ok(got)) => {
                             bytes += got.bytes;
@@ -77,7 +78,9 @@ impl Workload for VideoClient {
                             break;
                         }
                         Err(_) => {
-                            error = Some(WorkloadError::Timeout(format!("chunk {i} not in after {budget:?}")));
+                            error = Some(WorkloadError::Timeout(format!(
+                                "chunk {i} not in after {budget:?}"
+                            )));
                             break;
                         }
                     }

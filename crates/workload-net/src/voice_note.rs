@@ -41,16 +41,23 @@ impl Workload for VoiceNoteClient {
     }
 }
 
-async fn send_note(p: &VoiceNoteParams, t: &Target, f: &mut VoiceNoteFigures) -> Result<(), WorkloadError> {
+async fn send_note(
+    p: &VoiceNoteParams,
+    t: &Target,
+    f: &mut VoiceNoteFigures,
+) -> Result<(), WorkloadError> {
     let seed: u64 = rand::random();
     let id = format!("note-{seed:016x}");
     let note = recording(p.size(), seed);
     let started = std::time::Instant::now();
     let mut client = HttpClient::connect(HttpProto::Https, t).await?;
     let budget = t.request_budget();
-    tokio::time::timeout(budget, client.post(&t.server_name, &format!("/upload/{id}"), note.clone()))
-        .await
-        .map_err(|_| WorkloadError::Timeout(format!("upload not done after {budget:?}")))??;
+    tokio::time::timeout(
+        budget,
+        client.post(&t.server_name, &format!("/upload/{id}"), note.clone()),
+    )
+    .await
+    .map_err(|_| WorkloadError::Timeout(format!("upload not done after {budget:?}")))??;
     let up = started.elapsed();
     f.uploaded = true;
     f.upload_ms = Some(ms(up));
@@ -58,9 +65,10 @@ async fn send_note(p: &VoiceNoteParams, t: &Target, f: &mut VoiceNoteFigures) ->
     let down_start = std::time::Instant::now();
     let mut client = HttpClient::connect(HttpProto::Https, t).await?;
     let budget = t.request_budget();
-    let got = tokio::time::timeout(budget, client.get(&t.server_name, &format!("/media/{id}"), true))
-        .await
-        .map_err(|_| WorkloadError::Timeout(format!("download not done after {budget:?}")))??;
+    let got =
+        tokio::time::timeout(budget, client.get(&t.server_name, &format!("/media/{id}"), true))
+            .await
+            .map_err(|_| WorkloadError::Timeout(format!("download not done after {budget:?}")))??;
     let down = down_start.elapsed();
     f.downloaded = true;
     f.download_ms = Some(ms(down));
@@ -70,7 +78,11 @@ async fn send_note(p: &VoiceNoteParams, t: &Target, f: &mut VoiceNoteFigures) ->
         f.goodput_kbit = Some(2.0 * note.len() as f64 * 8.0 / secs / 1000.0);
     }
     if !f.intact {
-        return Err(WorkloadError::Http(format!("downloaded {} bytes differ from the {} uploaded", got.bytes, note.len())));
+        return Err(WorkloadError::Http(format!(
+            "downloaded {} bytes differ from the {} uploaded",
+            got.bytes,
+            note.len()
+        )));
     }
     Ok(())
 }

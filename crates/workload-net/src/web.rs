@@ -40,9 +40,9 @@ impl Workload for WebClient {
                     return Err(WorkloadError::Http("no connection".into()));
                 };
                 let budget = t.request_budget();
-                tokio::time::timeout(budget, c.get(&t.server_name, &path, false))
-                    .await
-                    .map_err(|_| WorkloadError::Timeout(format!("{path} not done after {budget:?}")))?
+                tokio::time::timeout(budget, c.get(&t.server_name, &path, false)).await.map_err(
+                    |_| WorkloadError::Timeout(format!("{path} not done after {budget:?}")),
+                )?
             }
             .await;
             match res {
@@ -71,7 +71,9 @@ impl Workload for WebClient {
             }
             if tokio::time::Instant::now() >= t.deadline {
                 f.failed_objects = p.objects - f.objects_ok;
-                first_error.get_or_insert(WorkloadError::Timeout("the page did not complete in time".into()));
+                first_error.get_or_insert(WorkloadError::Timeout(
+                    "the page did not complete in time".into(),
+                ));
                 break;
             }
         }

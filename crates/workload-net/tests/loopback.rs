@@ -36,8 +36,9 @@ impl Net {
     }
 
     async fn start(&mut self, role: ServerRole, names: &[&str], zone: Option<Zone>) -> SocketAddr {
-        let identity = (role != ServerRole::Dns)
-            .then(|| self.ca.issue(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap());
+        let identity = (role != ServerRole::Dns).then(|| {
+            self.ca.issue(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        });
         let server = Server::bind(ServerConfig { role, listen: LO, port: Some(0), identity, zone })
             .await
             .unwrap();
@@ -48,7 +49,13 @@ impl Net {
         addr
     }
 
-    fn spec(&self, params: Params, name: &str, server: SocketAddr, resolver: Option<SocketAddr>) -> ClientSpec {
+    fn spec(
+        &self,
+        params: Params,
+        name: &str,
+        server: SocketAddr,
+        resolver: Option<SocketAddr>,
+    ) -> ClientSpec {
         ClientSpec {
             name: "w".into(),
             app: "test".into(),
@@ -74,11 +81,20 @@ fn zone(entries: &[(&str, &str)]) -> Zone {
 }
 
 fn chat() -> Params {
-    Params::Message(MessageParams { count: 10, size: Bytes::new(300), interval: UDuration::from_millis(20) })
+    Params::Message(MessageParams {
+        count: 10,
+        size: Bytes::new(300),
+        interval: UDuration::from_millis(20),
+    })
 }
 
 fn web(proto: HttpProto) -> Params {
-    Params::Web(WebParams { page_size: Bytes::new(30_000), objects: 8, object_size: Bytes::new(20_000), proto })
+    Params::Web(WebParams {
+        page_size: Bytes::new(30_000),
+        objects: 8,
+        object_size: Bytes::new(20_000),
+        proto,
+    })
 }
 
 fn video(proto: HttpProto, bitrate: u64) -> Params {
@@ -98,7 +114,8 @@ fn check(r: &WorkloadReport, want: Outcome) {
 async fn messages_flow_both_ways_through_the_run_resolver() {
     let mut net = Net::new();
     let srv = net.start(ServerRole::Message, &["web.whatsapp.net"], None).await;
-    let dns = net.start(ServerRole::Dns, &[], Some(zone(&[("web.whatsapp.net", "127.0.0.1")]))).await;
+    let dns =
+        net.start(ServerRole::Dns, &[], Some(zone(&[("web.whatsapp.net", "127.0.0.1")]))).await;
     let mut spec = net.spec(chat(), "web.whatsapp.net", srv, Some(dns));
     spec.server_addr = None;
     let r = run_client(&spec).await;
@@ -126,8 +143,15 @@ async fn a_forged_answer_sends_the_client_nowhere() {
     let mut net = Net::new();
     let srv = net.start(ServerRole::Http, &["mmg.whatsapp.net"], None).await;
     // 127.0.0.2 is loopback too, but nothing listens there on the server's port.
-    let dns = net.start(ServerRole::Dns, &[], Some(zone(&[("mmg.whatsapp.net", "127.0.0.2")]))).await;
-    let r = run_client(&net.spec(Params::VoiceNote(VoiceNoteParams::default()), "mmg.whatsapp.net", srv, Some(dns))).await;
+    let dns =
+        net.start(ServerRole::Dns, &[], Some(zone(&[("mmg.whatsapp.net", "127.0.0.2")]))).await;
+    let r = run_client(&net.spec(
+        Params::VoiceNote(VoiceNoteParams::default()),
+        "mmg.whatsapp.net",
+        srv,
+        Some(dns),
+    ))
+    .await;
     check(&r, Outcome::Failed);
     assert_eq!(r.resolved, vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
     assert!(r.error.as_deref().unwrap_or("").starts_with("connect"), "{r:?}");
@@ -148,7 +172,13 @@ async fn clients_check_the_certificate_name() {
 async fn voice_notes_go_up_and_come_back_intact() {
     let mut net = Net::new();
     let srv = net.start(ServerRole::Http, &["mmg.whatsapp.net"], None).await;
-    let r = run_client(&net.spec(Params::VoiceNote(VoiceNoteParams::default()), "mmg.whatsapp.net", srv, None)).await;
+    let r = run_client(&net.spec(
+        Params::VoiceNote(VoiceNoteParams::default()),
+        "mmg.whatsapp.net",
+        srv,
+        None,
+    ))
+    .await;
     check(&r, Outcome::Ok);
     let Figures::VoiceNote(f) = &r.figures else { panic!() };
     assert!(f.uploaded && f.downloaded && f.intact && f.bytes == 90_000, "{f:?}");
@@ -158,12 +188,17 @@ async fn voice_notes_go_up_and_come_back_intact() {
 #[tokio::test]
 async fn map_tiles_load_over_https_and_http3() {
     let mut net = Net::new();
-    let srv = net.start(ServerRole::Http, &["tile.openstreetmap.org", "*.tile.openstreetmap.org"], None).await;
+    let srv = net
+        .start(ServerRole::Http, &["tile.openstreetmap.org", "*.tile.openstreetmap.org"], None)
+        .await;
     for proto in [HttpProto::Https, HttpProto::H3] {
         let r = run_client(&net.spec(web(proto), "a.tile.openstreetmap.org", srv, None)).await;
         check(&r, Outcome::Ok);
         let Figures::Web(f) = &r.figures else { panic!() };
-        assert_eq!((f.proto, f.objects_ok, f.failed_objects, f.bytes), (proto, 8, 0, 30_000 + 8 * 20_000));
+        assert_eq!(
+            (f.proto, f.objects_ok, f.failed_objects, f.bytes),
+            (proto, 8, 0, 30_000 + 8 * 20_000)
+        );
         assert!(f.complete_ms.is_some());
     }
 }
@@ -173,7 +208,13 @@ async fn video_keeps_up_over_https_and_http3() {
     let mut net = Net::new();
     let srv = net.start(ServerRole::Http, &["*.googlevideo.com"], None).await;
     for proto in [HttpProto::Https, HttpProto::H3] {
-        let r = run_client(&net.spec(video(proto, 1_000_000), "rr1---sn-ab.googlevideo.com", srv, None)).await;
+        let r = run_client(&net.spec(
+            video(proto, 1_000_000),
+            "rr1---sn-ab.googlevideo.com",
+            srv,
+            None,
+        ))
+        .await;
         check(&r, Outcome::Ok);
         let Figures::Video(f) = &r.figures else { panic!() };
         assert_eq!((f.chunks, f.chunks_ok, f.stalls), (4, 4, 0));
@@ -184,7 +225,11 @@ async fn video_keeps_up_over_https_and_http3() {
 /// A TCP relay standing in for a censor on the path: forwards client bytes as they come,
 /// and server bytes at `rate` bytes/s, or not at all after `freeze_after` bytes (the Russian
 /// "16 KB" freeze: no RST, the data just stops).
-async fn relay(to: SocketAddr, rate: Option<u64>, freeze_after: Option<u64>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+async fn relay(
+    to: SocketAddr,
+    rate: Option<u64>,
+    freeze_after: Option<u64>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let l = TcpListener::bind((LO, 0)).await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -227,7 +272,8 @@ async fn a_throttled_path_makes_video_stall() {
     let srv = net.start(ServerRole::Http, &["*.googlevideo.com"], None).await;
     // 400 kbit/s video through a path policed to ~128 kbit/s (16 kB/s), as YouTube over TLS in 2024.
     let (path, _t) = relay(srv, Some(16_000), None).await;
-    let mut spec = net.spec(video(HttpProto::Https, 400_000), "rr1---sn-ab.googlevideo.com", path, None);
+    let mut spec =
+        net.spec(video(HttpProto::Https, 400_000), "rr1---sn-ab.googlevideo.com", path, None);
     spec.timeout = UDuration::from_secs(20);
     spec.request_timeout = Some(UDuration::from_secs(10));
     let r = run_client(&spec).await;
@@ -240,7 +286,8 @@ async fn a_throttled_path_makes_video_stall() {
 #[tokio::test]
 async fn a_freeze_after_16kb_fails_the_map_and_the_voice_note() {
     let mut net = Net::new();
-    let srv = net.start(ServerRole::Http, &["tile.openstreetmap.org", "mmg.whatsapp.net"], None).await;
+    let srv =
+        net.start(ServerRole::Http, &["tile.openstreetmap.org", "mmg.whatsapp.net"], None).await;
     let (path, _t) = relay(srv, None, Some(16_000)).await;
     let mut spec = net.spec(web(HttpProto::Https), "tile.openstreetmap.org", path, None);
     spec.timeout = UDuration::from_secs(6);
@@ -248,7 +295,8 @@ async fn a_freeze_after_16kb_fails_the_map_and_the_voice_note() {
     let r = run_client(&spec).await;
     check(&r, Outcome::Failed);
     assert!(r.error.as_deref().unwrap_or("").starts_with("timeout"), "{r:?}");
-    let mut spec = net.spec(Params::VoiceNote(VoiceNoteParams::default()), "mmg.whatsapp.net", path, None);
+    let mut spec =
+        net.spec(Params::VoiceNote(VoiceNoteParams::default()), "mmg.whatsapp.net", path, None);
     spec.timeout = UDuration::from_secs(6);
     spec.request_timeout = Some(UDuration::from_secs(2));
     check(&run_client(&spec).await, Outcome::Failed);

@@ -69,8 +69,10 @@ pub fn judge(params: &Params, figures: &Figures, t: &Thresholds) -> Outcome {
             if !(f.uploaded && f.downloaded && f.intact) {
                 return Outcome::Failed;
             }
-            let total = f.upload_ms.unwrap_or(f64::INFINITY) + f.download_ms.unwrap_or(f64::INFINITY);
-            let budget = t.voice_note_ms_per_100kb_ok * 2.0 * (p.size() as f64 / 100_000.0).max(1.0);
+            let total =
+                f.upload_ms.unwrap_or(f64::INFINITY) + f.download_ms.unwrap_or(f64::INFINITY);
+            let budget =
+                t.voice_note_ms_per_100kb_ok * 2.0 * (p.size() as f64 / 100_000.0).max(1.0);
             if total <= budget {
                 Outcome::Ok
             } else {

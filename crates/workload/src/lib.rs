@@ -156,7 +156,10 @@ pub struct VoiceNoteParams {
 impl Default for VoiceNoteParams {
     fn default() -> Self {
         // 30 s of Opus voice at 24 kbit/s: 90 kB, a typical WhatsApp or Telegram voice note.
-        VoiceNoteParams { length: Duration::from_secs(30), bitrate: Rate::from_bits_per_sec(24_000) }
+        VoiceNoteParams {
+            length: Duration::from_secs(30),
+            bitrate: Rate::from_bits_per_sec(24_000),
+        }
     }
 }
 
@@ -279,7 +282,9 @@ impl Params {
                 if p.chunk > p.duration {
                     return Err(ParamError {
                         key: "chunk",
-                        message: "a chunk cannot be longer than the video; lower chunk or raise duration".into(),
+                        message:
+                            "a chunk cannot be longer than the video; lower chunk or raise duration"
+                                .into(),
                     });
                 }
                 Ok(())
@@ -449,10 +454,7 @@ mod tests {
         let e = p.validate().unwrap_err();
         assert_eq!(e.key, "object_size");
         assert!(e.message.contains("use"), "{e}");
-        let p = Params::Video(VideoParams {
-            chunk: Duration::from_secs(20),
-            ..Default::default()
-        });
+        let p = Params::Video(VideoParams { chunk: Duration::from_secs(20), ..Default::default() });
         assert_eq!(p.validate().unwrap_err().key, "chunk");
     }
 

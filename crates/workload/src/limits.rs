@@ -32,7 +32,12 @@ pub const VIDEO_CHUNK: Range<Duration> =
 /// Largest body a server accepts or sends in one response (bounds server memory).
 pub const MAX_BODY: u64 = 32 << 20;
 
-fn out_of_range(key: &'static str, got: impl std::fmt::Display, lo: impl std::fmt::Display, hi: impl std::fmt::Display) -> ParamError {
+fn out_of_range(
+    key: &'static str,
+    got: impl std::fmt::Display,
+    lo: impl std::fmt::Display,
+    hi: impl std::fmt::Display,
+) -> ParamError {
     ParamError { key, message: format!("{got} is out of range; use {lo} to {hi}") }
 }
 

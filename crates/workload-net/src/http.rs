@@ -306,6 +306,9 @@ impl HttpClient {
                     .header(http::header::HOST, server_name)
                     .body(Full::new(body))
                     .map_err(|e| http_err(&e))?;
+                // HTTP/1.1 carries one request at a time: wait until the previous exchange is
+                // fully done on the connection task, or send_request fails as "canceled".
+                send.ready().await.map_err(|e| http_err(&e))?;
                 let resp = send.send_request(req).await.map_err(|e| http_err(&e))?;
                 if !resp.status().is_success() {
                     return Err(WorkloadError::Http(format!("{uri}: status {}", resp.status())));

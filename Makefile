@@ -59,6 +59,7 @@ bench: deps
 	$(CARGO) bench -p callwall-netns --bench topology
 	$(CARGO) bench -p callwall-censor --bench engine
 	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
+	$(CARGO) bench -p callwall-workload-net --bench workloads
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
 	$(CARGO) bench -p callwall-audio --bench opus
 

@@ -38,7 +38,8 @@ fn default_file_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../netns/censored-call.toml");
     let t = Topology::from_file(path).expect("default topology");
     assert_eq!(t.name(), "censored-call");
-    assert_eq!(t.hosts().len(), 6);
+    assert_eq!(t.hosts().len(), 11);
+    assert_eq!(t.ipv4_of("dns"), Some("10.9.0.2".parse().expect("ip")));
     assert_eq!(t.censor(), Some(("censor", "caller", "wan")));
     assert_eq!(t.ipv4_of("callee"), Some("10.2.0.2".parse().expect("ip")));
     assert_eq!(t.ipv6_of("caller"), Some("fd00:1::2".parse().expect("ip")));
@@ -46,7 +47,7 @@ fn default_file_is_valid() {
     assert_eq!(caller.interfaces[0].name, "censor");
     let censor = t.host("censor").expect("censor");
     assert!(censor.interfaces.iter().all(|i| i.addrs.is_empty()));
-    assert_eq!(t.routes().len(), 8);
+    assert_eq!(t.routes().len(), 18);
     assert_eq!(callwall_netns::default_topology().expect("embedded"), t, "embedded copy differs");
 }
 

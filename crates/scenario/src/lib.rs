@@ -11,6 +11,8 @@
 //! what to do. Nothing is created on the system by loading.
 #![forbid(unsafe_code)]
 
+pub mod workload;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -54,6 +56,12 @@ pub mod raw {
         pub defaults: Option<CallDefaults>,
         #[serde(default)]
         pub calls: Vec<Spanned<Call>>,
+        /// Activities beside the calls (see [`crate::workload`]).
+        #[serde(default)]
+        pub workloads: Vec<Spanned<crate::workload::raw::Workload>>,
+        /// The run's DNS zone (see [`crate::workload`]).
+        #[serde(default)]
+        pub dns: Option<crate::workload::raw::Dns>,
     }
 
     #[derive(Debug, Default, Clone, Deserialize)]
@@ -190,6 +198,12 @@ pub struct Scenario {
     #[serde(skip)]
     pub policy: Policy,
     pub calls: Vec<Call>,
+    /// Activities beside the calls; empty when the scenario has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<workload::Workload>,
+    /// The run's DNS zone; `None` when there are no workloads and no `[dns]` table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<workload::Dns>,
 }
 
 /// One call of a scenario (a `count` > 1 is expanded by the harness).
@@ -477,6 +491,20 @@ impl Scenario {
                 format!("{total} calls in all; at most {MAX_CALLS} per scenario"),
             ));
         }
+        // Workloads and the DNS zone.
+        let raw_workloads: Vec<workload::raw::Workload> =
+            raw.workloads.iter().map(|w| w.get_ref().clone()).collect();
+        let workload_err = |e: workload::Invalid| {
+            let last = e.key.rsplit('.').next().unwrap_or(&e.key).to_string();
+            let line = match e.index.and_then(|i| raw.workloads.get(i)) {
+                Some(w) => Some(key_line_in(text, w.span(), &last)),
+                None if e.key.starts_with("dns.") => dns_key_line(text, &last),
+                None => find_nth_table(text, "workloads", 0),
+            };
+            err(line, Some(&e.key), e.message)
+        };
+        let workloads = workload::validate(&raw_workloads, &topology).map_err(workload_err)?;
+        let dns = workload::zone(raw.dns.as_ref(), &workloads, &topology).map_err(workload_err)?;
         Ok(Scenario {
             name,
             description: raw.description.unwrap_or_default(),
@@ -489,6 +517,8 @@ impl Scenario {
             censor: censor_raw,
             policy,
             calls,
+            workloads,
+            dns,
         })
     }
 }
@@ -574,6 +604,33 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         _ => line.trim_matches(|c| c == '[' || c == ']').trim(),
     };
     (!key.is_empty() && key.len() < 80).then(|| key.trim_matches('"').to_string())
+}
+
+/// The line of `key = ...` inside the table spanning `span`, or the table's first line.
+fn key_line_in(text: &str, span: std::ops::Range<usize>, key: &str) -> usize {
+    let start = span.start.min(text.len());
+    let end = span.end.clamp(start, text.len());
+    let mut offset = start;
+    for l in text[start..end].split_inclusive('\n') {
+        if let Some((k, _)) = l.split_once('=') {
+            if k.trim() == key {
+                return line_of(text, offset);
+            }
+        }
+        offset += l.len();
+    }
+    line_of(text, start)
+}
+
+/// The line of `key = ...` in the `[dns]` table, or of the table's header.
+fn dns_key_line(text: &str, key: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines.iter().position(|l| l.trim() == "[dns]")?;
+    let found = lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+    Some(found.map_or(header + 1, |i| header + 2 + i))
 }
 
 /// The line of the `n`th `[[table]]` header (0-based) in `text`.

@@ -4,6 +4,8 @@
 //!   and its validated, compiled form.
 //! - [`engine`]: the sans-I/O engine: flow table, classifiers, rule chain, actions, counters
 //!   and decision log. Pure: no clock, no sockets; randomness from the scenario seed.
+//! - [`rng`]: the counter-based draws behind every random decision (pure functions of the
+//!   seed, rule, stable flow identity, direction and packet index).
 //! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
 //!   censor host through AF_PACKET sockets, with a timer queue for held frames and a pcap of
 //!   what it saw.
@@ -15,6 +17,7 @@ pub mod bridge;
 pub mod engine;
 pub mod flow;
 pub mod policy;
+pub mod rng;
 mod sys;
 
 pub use engine::{CensorReport, Dir, Engine, Event, RuleCounters, Transmit, Verdict};

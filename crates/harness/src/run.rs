@@ -484,6 +484,7 @@ pub fn verdict_name(v: Verdict) -> &'static str {
         Verdict::Degraded => "degraded",
         Verdict::Cut => "cut",
         Verdict::Blocked => "blocked",
+        Verdict::NoSignalling => "no-signalling",
         Verdict::Error => "error",
     }
 }

@@ -20,7 +20,8 @@
 //! 2. `drop` / `reject` (reject also injects TCP RST both ways or ICMP port unreachable);
 //! 3. `cut_after`: drop once the flow is that old;
 //! 4. `freeze_after`: drop packets in the frozen direction once it carried that many bytes;
-//! 5. `loss` / `burst_loss`: random or Gilbert-Elliott loss, state per flow and direction;
+//! 5. `loss` / `burst_loss`: random or Gilbert-Elliott loss, state per flow and direction (the
+//!    chain steps once per packet and once per [`GE_SLOT_NS`] of silence before it);
 //! 6. `police`: token bucket per flow and direction, excess dropped;
 //! 7. `delay` + `jitter`: the frame is held and released later;
 //! 8. otherwise forwarded.
@@ -142,6 +143,8 @@ struct RuleFlowState {
     tokens: [f64; 2],
     refilled_ns: [u64; 2],
     ge_bad: [bool; 2],
+    /// When the Gilbert-Elliott chain of each direction last stepped.
+    ge_last_ns: [Option<u64>; 2],
     blocked: Option<bool>,
 }
 
@@ -175,6 +178,7 @@ impl Flow {
                     tokens: [depth; 2],
                     refilled_ns: [now; 2],
                     ge_bad: [false; 2],
+                    ge_last_ns: [None; 2],
                     blocked: None,
                 });
                 let last = self.rules.len() - 1;
@@ -221,6 +225,27 @@ pub struct Engine {
     log_events: bool,
     /// Per inside address (the censored side's end of each packet), what each rule did.
     by_inside: HashMap<IpAddr, Vec<HostRuleCounters>>,
+}
+
+/// The Gilbert-Elliott chain's time step between a flow direction's packets: one voice frame.
+pub const GE_SLOT_NS: u64 = 20_000_000;
+
+/// The probability that a Gilbert-Elliott chain (good to bad `p`, bad to good `r` per step) is
+/// in the bad state `steps` steps after being bad (`was_bad`) or good: with `l = 1 - p - r`
+/// and the stationary `pi = p / (p + r)`, `pi + (1 - pi) l^k` from bad, `pi (1 - l^k)` from
+/// good (for one step: `1 - r` and `p`).
+fn ge_bad_after(p: f64, r: f64, was_bad: bool, steps: u64) -> f64 {
+    let (p, r) = (p.clamp(0.0, 1.0), r.clamp(0.0, 1.0));
+    if p + r <= 0.0 {
+        return if was_bad { 1.0 } else { 0.0 };
+    }
+    let pi = p / (p + r);
+    let lk = (1.0 - p - r).powf(steps.min(1 << 20) as f64);
+    if was_bad {
+        pi + (1.0 - pi) * lk
+    } else {
+        pi * (1.0 - lk)
+    }
 }
 
 /// Most inside addresses tracked for attribution; more are not attributed.
@@ -518,11 +543,13 @@ impl Engine {
             }
         }
         if let Some(ge) = a.burst_loss {
+            // One step per packet, and one per GE_SLOT_NS of silence before it: a burst lasts
+            // as long in time for a sparse flow (a TCP retransmission backing off) as for voice.
+            let steps = st.ge_last_ns[p.rel]
+                .map_or(1, |last| (p.now_ns.saturating_sub(last) / GE_SLOT_NS).max(1));
+            st.ge_last_ns[p.rel] = Some(p.now_ns);
             let bad = &mut st.ge_bad[p.rel];
-            let flip = if *bad { ge.r } else { ge.p };
-            if rng::chance(seed, flip_key, flip) {
-                *bad = !*bad;
-            }
+            *bad = rng::chance(seed, flip_key, ge_bad_after(ge.p, ge.r, *bad, steps));
             let l = if *bad { ge.loss_bad } else { ge.loss_good };
             if rng::chance(seed, burst_key, l) {
                 return (Verdict::Drop, "loss");
@@ -1135,16 +1162,15 @@ mod tests {
         noise: &[u64],
     ) -> Vec<Verdict> {
         let mut e = engine(policy, seed);
-        let mut t = 0;
         let mut out = Vec::new();
         for (i, &n) in noise.iter().enumerate() {
+            // Our flow's own timing is fixed (a packet each way every 20 ms); others' vary.
+            let t = (i as u64 + 1) * 20 * MS;
             for j in 0..n {
-                t += MS;
                 let other = 6000 + (i as u16 + j as u16) % 7;
-                e.handle_frame(t, Dir::Up, &up_udp(other, "10.2.0.3", 5000, b"other"));
-                e.handle_frame(t, Dir::Down, &down_udp("10.2.0.3", 5000, other, b"other"));
+                e.handle_frame(t - MS, Dir::Up, &up_udp(other, "10.2.0.3", 5000, b"other"));
+                e.handle_frame(t - MS, Dir::Down, &down_udp("10.2.0.3", 5000, other, b"other"));
             }
-            t += MS;
             out.push(e.handle_frame(t, Dir::Up, &up_udp(ephemeral, "10.2.0.2", 5000, b"mine")));
             out.push(e.handle_frame(t, Dir::Down, &down_udp("10.2.0.2", 5000, ephemeral, b"mine")));
         }
@@ -1218,6 +1244,34 @@ mod tests {
         assert_eq!(a.len(), 100);
         assert_eq!(a, releases(&busy));
         assert!(a.iter().any(|&d| d != a[0]), "jitter varies");
+    }
+
+    #[test]
+    fn gilbert_elliott_steps_with_time_between_sparse_packets() {
+        // One step: the per-packet probabilities.
+        assert!((ge_bad_after(0.03, 0.3, true, 1) - 0.7).abs() < 1e-12);
+        assert!((ge_bad_after(0.03, 0.3, false, 1) - 0.03).abs() < 1e-12);
+        // Many steps: the stationary loss, whatever the state was.
+        let pi = 0.03 / 0.33;
+        assert!((ge_bad_after(0.03, 0.3, true, 1000) - pi).abs() < 1e-9);
+        assert!((ge_bad_after(0.03, 0.3, false, 1000) - pi).abs() < 1e-9);
+        // A flow sending once a second (a TCP retransmission backing off) does not stay in one
+        // burst across its packets: its losses are close to independent at the mean rate.
+        let mut e = engine(
+            "[[rules]]\nname = \"bursty\"\naction = { burst_loss = { p = \"3%\", r = \"30%\" } }",
+            5,
+        );
+        let drops: Vec<bool> = (0..20000u64)
+            .map(|i| {
+                e.handle_frame(i * 1000 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x"))
+                    == Verdict::Drop
+            })
+            .collect();
+        let lost = drops.iter().filter(|d| **d).count() as f64 / drops.len() as f64;
+        assert!((0.07..0.11).contains(&lost), "{lost}");
+        let pairs = drops.windows(2).filter(|w| w[0] && w[1]).count() as f64;
+        let after_loss = pairs / drops.iter().filter(|d| **d).count() as f64;
+        assert!(after_loss < 0.15, "P(loss | previous lost) = {after_loss}");
     }
 
     #[test]

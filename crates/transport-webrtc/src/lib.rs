@@ -338,6 +338,20 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// The time left for a signalling wait, or the attempt's timeout when none is left: a wait is
+/// never given a budget of zero (which reads as "no value within 0ns", blaming the peer).
+fn left_for(
+    deadline: Instant,
+    budget: Duration,
+    what: &'static str,
+) -> Result<Duration, TransportError> {
+    let left = remaining(deadline);
+    if left.is_zero() {
+        return Err(TransportError::Timeout(budget, what));
+    }
+    Ok(left)
+}
+
 /// How one side of one strategy is configured.
 struct Setup {
     udp: Vec<SocketAddr>,
@@ -555,7 +569,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
             tracing::debug!("{} offer gathered", s.name());
             signal.put(&offer_key, &encode(s, local)?).await?;
-            let answer = signal.get(&answer_key, remaining(deadline)).await?;
+            let wait = left_for(deadline, ctx.connect_timeout, "waiting for the callee's answer")?;
+            let answer = signal.get(&answer_key, wait).await?;
             let answer = decode(&answer, s)?;
             let tcp_passive = passive_tcp_candidates(&answer.sdp);
             pc.set_remote_description(answer).await.map_err(rtc_error("applying the answer"))?;
@@ -571,7 +586,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             }
         }
         Role::Callee => {
-            let offer = signal.get(&offer_key, remaining(deadline)).await?;
+            let wait = left_for(deadline, ctx.connect_timeout, "waiting for the caller's offer")?;
+            let offer = signal.get(&offer_key, wait).await?;
             let offer = decode(&offer, s)?;
             pc.set_remote_description(offer).await.map_err(rtc_error("applying the offer"))?;
             let answer = pc.create_answer(None).await.map_err(rtc_error("creating the answer"))?;

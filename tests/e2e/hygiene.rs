@@ -248,9 +248,13 @@ exit 0
                 read(&format!("{who}.log"))
             );
         }
-        // 0: every expectation met; 2: some missed (the library test names them). Anything
-        // else is a failure of the run itself.
-        assert!(matches!(code.trim(), "0" | "2"), "the {who} run exited {code}");
+        // 0: every expectation met; 1: some missed (the library test names them). Anything
+        // else (2: environment or output error) is a failure of the run itself.
+        assert!(
+            matches!(code.trim(), "0" | "1"),
+            "the {who} run exited {code}\n{}",
+            read(&format!("{who}.log"))
+        );
         assert_eq!(
             before,
             read(&format!("after-{who}")),

@@ -600,7 +600,11 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
 
     wait_connected(&mut state_rx, deadline, ctx.connect_timeout).await?;
     tracing::debug!("{} {role:?} connected", s.name());
-    guard.selected = selected_pair(&*pc).await;
+    // Reading stats goes through the peer connection's driver; never let it hold the call's
+    // setup (the path description is then less precise, the call is the same).
+    guard.selected =
+        tokio::time::timeout(SELECTED_PAIR_MAX, selected_pair(&*pc)).await.ok().flatten();
+    tracing::debug!("{} {role:?} read the selected pair", s.name());
 
     let mut writer = RtpWriter {
         track,
@@ -610,7 +614,13 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         start: Instant::now(),
         marker: false,
     };
-    prime(&mut writer, &mut primers_rx, deadline).await;
+    // Bounded here too, in case a write blocks in the driver: priming is an optimisation.
+    let primed = tokio::time::timeout(
+        PRIME_MAX + Duration::from_millis(200),
+        prime(&mut writer, &mut primers_rx, deadline),
+    )
+    .await;
+    tracing::debug!("{} {role:?} primed (in time: {})", s.name(), primed.is_ok());
     let (media_out_tx, media_out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     guard.tasks.push(tokio::spawn(send_frames(writer, media_out_rx)));
 
@@ -803,6 +813,8 @@ impl RtpWriter {
 
 /// How long priming may take after the connection is up.
 const PRIME_MAX: Duration = Duration::from_millis(500);
+/// Longest wait for the selected candidate pair from the stats after connecting.
+const SELECTED_PAIR_MAX: Duration = Duration::from_secs(1);
 /// Primers sent after the peer's first primer arrived.
 const PRIMERS_AFTER_PEER: u32 = 3;
 

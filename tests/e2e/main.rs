@@ -5,6 +5,7 @@ mod common;
 mod foundation;
 mod hygiene;
 mod input;
+mod library;
 mod offline;
 mod reliability;
 mod report;

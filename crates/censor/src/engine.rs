@@ -3,8 +3,11 @@
 //! [`Engine::handle_frame`] takes one Ethernet frame, the time and the direction it travels,
 //! and returns a [`Verdict`]. Held (delayed) frames and injected frames (TCP RST, ICMP) come
 //! out of [`Engine::poll_transmit`]; [`Engine::poll_timeout`] says when to call it next. The
-//! engine reads no clock, does no I/O and draws every random decision from a ChaCha RNG seeded
-//! by the scenario, so the same frames at the same times give the same decisions.
+//! engine reads no clock and does no I/O. Every random decision is a counter-based draw
+//! ([`crate::rng`]) keyed by the scenario's seed, the rule, the flow's stable identity (no
+//! ephemeral port), the direction and the packet's index in that direction: a flow's losses,
+//! burst states, jitter and block decision depend only on its own packets, never on how they
+//! interleave with other flows', so the same seed gives the same decisions run after run.
 //!
 //! Per packet: parse (malformed frames are counted and forwarded or dropped by policy; non-IP
 //! frames such as ARP are forwarded), find or create the flow (the side that sent the first
@@ -17,7 +20,8 @@
 //! 2. `drop` / `reject` (reject also injects TCP RST both ways or ICMP port unreachable);
 //! 3. `cut_after`: drop once the flow is that old;
 //! 4. `freeze_after`: drop packets in the frozen direction once it carried that many bytes;
-//! 5. `loss` / `burst_loss`: random or Gilbert-Elliott loss, state per flow and direction;
+//! 5. `loss` / `burst_loss`: random or Gilbert-Elliott loss, state per flow and direction (the
+//!    chain steps once per packet and once per [`GE_SLOT_NS`] of silence before it);
 //! 6. `police`: token bucket per flow and direction, excess dropped;
 //! 7. `delay` + `jitter`: the frame is held and released later;
 //! 8. otherwise forwarded.
@@ -27,16 +31,16 @@
 //! included, for that long.
 //!
 //! Memory is bounded: the flow table holds at most `max_flows` flows (oldest idle first out),
-//! the hold queue at most [`MAX_HELD`] frames, the event log at most [`MAX_EVENTS`] events.
+//! the hold queue at most [`MAX_HELD`] frames, the event log at most [`MAX_EVENTS`] events,
+//! the flow-identity ordinals at most `4 x max_flows` tuples (then they restart from 0).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 
+use crate::rng::{self, DrawKey, FlowIdentity, Purpose};
 use callwall_wire::inspect::{self, FlowFacts, FlowInspector};
 use callwall_wire::packet::{build, Frame, TcpInfo, L4, PROTO_TCP, PROTO_UDP};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::flow::{Endpoint, FlowKey};
@@ -96,6 +100,8 @@ struct RuleFlowState {
     tokens: [f64; 2],
     refilled_ns: [u64; 2],
     ge_bad: [bool; 2],
+    /// When the Gilbert-Elliott chain of each direction last stepped.
+    ge_last_ns: [Option<u64>; 2],
     blocked: Option<bool>,
 }
 
@@ -111,6 +117,8 @@ struct Flow {
     inspector: Option<Box<FlowInspector>>,
     rules: Vec<RuleFlowState>,
     last_logged: Option<(usize, Outcome)>,
+    /// [`FlowIdentity::digest`]: what random draws for this flow are keyed on.
+    ident: u64,
 }
 
 impl Flow {
@@ -131,6 +139,7 @@ impl Flow {
                     tokens: [depth; 2],
                     refilled_ns: [now; 2],
                     ge_bad: [false; 2],
+                    ge_last_ns: [None; 2],
                     blocked: None,
                 });
                 let last = self.rules.len() - 1;
@@ -162,7 +171,9 @@ struct Decision {
 pub struct Engine {
     policy: Policy,
     needs_inspection: bool,
-    rng: ChaCha8Rng,
+    seed: u64,
+    /// Flows seen so far per (proto, client, server, server port): the ordinal of the next.
+    ordinals: HashMap<(u8, IpAddr, IpAddr, u16), u32>,
     flows: HashMap<FlowKey, Flow>,
     order: VecDeque<FlowKey>,
     residual: HashMap<(IpAddr, IpAddr, u16), (u64, usize)>,
@@ -181,6 +192,27 @@ pub struct Engine {
     disabled: Vec<bool>,
 }
 
+/// The Gilbert-Elliott chain's time step between a flow direction's packets: one voice frame.
+pub const GE_SLOT_NS: u64 = 20_000_000;
+
+/// The probability that a Gilbert-Elliott chain (good to bad `p`, bad to good `r` per step) is
+/// in the bad state `steps` steps after being bad (`was_bad`) or good: with `l = 1 - p - r`
+/// and the stationary `pi = p / (p + r)`, `pi + (1 - pi) l^k` from bad, `pi (1 - l^k)` from
+/// good (for one step: `1 - r` and `p`).
+fn ge_bad_after(p: f64, r: f64, was_bad: bool, steps: u64) -> f64 {
+    let (p, r) = (p.clamp(0.0, 1.0), r.clamp(0.0, 1.0));
+    if p + r <= 0.0 {
+        return if was_bad { 1.0 } else { 0.0 };
+    }
+    let pi = p / (p + r);
+    let lk = (1.0 - p - r).powf(steps.min(1 << 20) as f64);
+    if was_bad {
+        pi + (1.0 - pi) * lk
+    } else {
+        pi * (1.0 - lk)
+    }
+}
+
 /// Most inside addresses tracked for attribution; more are not attributed.
 pub const MAX_INSIDE_HOSTS: usize = 1024;
 
@@ -192,7 +224,8 @@ impl Engine {
             // reports name what each flow was, even when no rule asks.
             needs_inspection: true,
             policy,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            seed,
+            ordinals: HashMap::new(),
             flows: HashMap::new(),
             order: VecDeque::new(),
             residual: HashMap::new(),
@@ -250,6 +283,7 @@ impl Engine {
         let key = FlowKey::new(proto, src, dst);
         if !self.flows.contains_key(&key) {
             self.make_room(now_ns);
+            let ident = self.flow_identity(proto, src, dst).digest();
             self.flows.insert(
                 key,
                 Flow {
@@ -263,6 +297,7 @@ impl Engine {
                     inspector: None,
                     rules: Vec::new(),
                     last_logged: None,
+                    ident,
                 },
             );
             self.order.push_back(key);
@@ -277,6 +312,7 @@ impl Engine {
         flow.last_ns = now_ns;
         flow.packets[rel] += 1;
         flow.bytes[rel] += payload.len() as u64;
+        let (flow_ident, packet_index) = (flow.ident, flow.packets[rel]);
         if needs_inspection
             && flow.packets[rel] <= inspect_packets
             && (proto == PROTO_UDP || proto == PROTO_TCP)
@@ -346,8 +382,14 @@ impl Engine {
                 Some(r) => &self.policy.rules[r].action,
                 None => &self.policy.default,
             };
-            let jitter =
-                if action.jitter_ns > 0 { self.rng.gen_range(0..action.jitter_ns) } else { 0 };
+            let key = DrawKey {
+                rule: idx,
+                flow: flow_ident,
+                dir: rel,
+                packet: packet_index,
+                purpose: Purpose::Jitter,
+            };
+            let jitter = rng::below(self.seed, key, action.jitter_ns);
             let release_ns = now_ns + action.delay_ns + jitter;
             if self.held.len() >= MAX_HELD {
                 self.stats.hold_overflow += 1;
@@ -408,8 +450,19 @@ impl Engine {
             return (Verdict::Forward, Outcome::Forward);
         }
         let depth = a.police.map_or(0.0, |(_, d)| d as f64);
+        let seed = self.seed;
         let flow = self.flows.get_mut(key).expect("flow exists");
         let (client, server) = (flow.client, flow.server);
+        let draw = |purpose| DrawKey {
+            rule,
+            flow: flow.ident,
+            dir: p.rel,
+            packet: flow.packets[p.rel],
+            purpose,
+        };
+        let block_key = DrawKey { packet: 0, dir: 0, ..draw(Purpose::Block) };
+        let (loss_key, flip_key, burst_key) =
+            (draw(Purpose::Loss), draw(Purpose::BurstFlip), draw(Purpose::BurstLoss));
         let age = p.now_ns.saturating_sub(flow.start_ns);
         let dir_bytes = flow.bytes;
         let (st, new) = flow.rule_state(rule, depth, p.now_ns);
@@ -418,8 +471,7 @@ impl Engine {
         }
         // 1. Per-flow block decision.
         if let Some(prob) = a.block_probability {
-            let blocked =
-                *st.blocked.get_or_insert_with(|| self.rng.gen_bool(prob.clamp(0.0, 1.0)));
+            let blocked = *st.blocked.get_or_insert_with(|| rng::chance(seed, block_key, prob));
             if blocked {
                 if let Some(r) = a.residual_ns {
                     self.residual.insert((client.ip, server.ip, server.port), (p.now_ns + r, rule));
@@ -451,18 +503,20 @@ impl Engine {
         }
         // 5. Loss.
         if let Some(l) = a.loss {
-            if l > 0.0 && self.rng.gen_bool(l.clamp(0.0, 1.0)) {
+            if rng::chance(seed, loss_key, l) {
                 return (Verdict::Drop, Outcome::Loss);
             }
         }
         if let Some(ge) = a.burst_loss {
+            // One step per packet, and one per GE_SLOT_NS of silence before it: a burst lasts
+            // as long in time for a sparse flow (a TCP retransmission backing off) as for voice.
+            let steps = st.ge_last_ns[p.rel]
+                .map_or(1, |last| (p.now_ns.saturating_sub(last) / GE_SLOT_NS).max(1));
+            st.ge_last_ns[p.rel] = Some(p.now_ns);
             let bad = &mut st.ge_bad[p.rel];
-            let flip = if *bad { ge.r } else { ge.p };
-            if self.rng.gen_bool(flip.clamp(0.0, 1.0)) {
-                *bad = !*bad;
-            }
+            *bad = rng::chance(seed, flip_key, ge_bad_after(ge.p, ge.r, *bad, steps));
             let l = if *bad { ge.loss_bad } else { ge.loss_good };
-            if l > 0.0 && self.rng.gen_bool(l.clamp(0.0, 1.0)) {
+            if rng::chance(seed, burst_key, l) {
                 return (Verdict::Drop, Outcome::Loss);
             }
         }
@@ -588,6 +642,23 @@ impl Engine {
 
     /// Evicts expired flows from the front of the insertion order, and, when the table is
     /// full, the oldest flow that has been idle (a second chance for recently active ones).
+    /// The stable identity of a new flow from `client` to `server` (see [`crate::rng`]).
+    fn flow_identity(&mut self, proto: u8, client: Endpoint, server: Endpoint) -> FlowIdentity {
+        if self.ordinals.len() >= 4 * self.policy.max_flows.max(1) {
+            self.ordinals.clear();
+        }
+        let n = self.ordinals.entry((proto, client.ip, server.ip, server.port)).or_insert(0);
+        let ordinal = *n;
+        *n = n.wrapping_add(1);
+        FlowIdentity {
+            proto,
+            client: client.ip,
+            server: server.ip,
+            server_port: server.port,
+            ordinal,
+        }
+    }
+
     fn make_room(&mut self, now: u64) {
         let timeout = self.policy.flow_timeout_ns;
         for _ in 0..2 {
@@ -1193,6 +1264,127 @@ mod tests {
         assert_ne!(a, run(4));
         let dropped = a.iter().filter(|d| **d).count();
         assert!((900..1100).contains(&dropped), "{dropped}");
+    }
+
+    /// The decisions for one flow (`10.1.0.2:ephemeral -> 10.2.0.2:5000` and back) while other
+    /// flows' packets are interleaved as `noise` says (how many of them before each packet).
+    fn decisions_of_one_flow(
+        policy: &str,
+        seed: u64,
+        ephemeral: u16,
+        noise: &[u64],
+    ) -> Vec<Verdict> {
+        let mut e = engine(policy, seed);
+        let mut out = Vec::new();
+        for (i, &n) in noise.iter().enumerate() {
+            // Our flow's own timing is fixed (a packet each way every 20 ms); others' vary.
+            let t = (i as u64 + 1) * 20 * MS;
+            for j in 0..n {
+                let other = 6000 + (i as u16 + j as u16) % 7;
+                e.handle_frame(t - MS, Dir::Up, &up_udp(other, "10.2.0.3", 5000, b"other"));
+                e.handle_frame(t - MS, Dir::Down, &down_udp("10.2.0.3", 5000, other, b"other"));
+            }
+            out.push(e.handle_frame(t, Dir::Up, &up_udp(ephemeral, "10.2.0.2", 5000, b"mine")));
+            out.push(e.handle_frame(t, Dir::Down, &down_udp("10.2.0.2", 5000, ephemeral, b"mine")));
+        }
+        while e.poll_transmit(u64::MAX).is_some() {}
+        out
+    }
+
+    #[test]
+    fn a_flows_random_decisions_ignore_other_flows_and_its_ephemeral_port() {
+        for policy in [
+            "[[rules]]\nname = \"lossy\"\naction = { loss = \"20%\" }",
+            "[[rules]]\nname = \"bursty\"\naction = { burst_loss = { p = \"5%\", r = \"30%\" } }",
+            "[[rules]]\nname = \"coin\"\naction = { block_probability = \"50%\" }",
+        ] {
+            let quiet = vec![0u64; 400];
+            let busy: Vec<u64> = (0..400u64).map(|i| (i * 7919) % 5).collect();
+            let a = decisions_of_one_flow(policy, 11, 40000, &quiet);
+            assert_eq!(
+                a,
+                decisions_of_one_flow(policy, 11, 40000, &busy),
+                "{policy}: interleaving"
+            );
+            assert_eq!(
+                a,
+                decisions_of_one_flow(policy, 11, 51234, &busy),
+                "{policy}: ephemeral port"
+            );
+            if !policy.contains("coin") {
+                assert!(a.contains(&Verdict::Drop) && a.contains(&Verdict::Forward), "{policy}");
+                assert_ne!(a, decisions_of_one_flow(policy, 12, 40000, &quiet), "{policy}: seed");
+            }
+        }
+    }
+
+    #[test]
+    fn jitter_of_a_flow_ignores_other_flows() {
+        let policy = "[[rules]]\nname = \"slow\"\naction = { delay = \"50ms\", jitter = \"10ms\" }";
+        let releases = |noise: &[u64]| {
+            let mut e = engine(policy, 3);
+            let mut t = 0;
+            let mut out = Vec::new();
+            for (i, &n) in noise.iter().enumerate() {
+                for j in 0..n {
+                    t += MS;
+                    let other = 6000 + (i as u16 + j as u16) % 7;
+                    e.handle_frame(t, Dir::Up, &up_udp(other, "10.2.0.3", 5000, b"other"));
+                }
+                t += MS;
+                let mine = up_udp(4000, "10.2.0.2", 5000, &(i as u32).to_be_bytes());
+                e.handle_frame(t, Dir::Up, &mine);
+                // Delay relative to the packet's own arrival: what the flow experiences.
+                let sent = t;
+                let mut held = Vec::new();
+                while let Some(at) = e.poll_timeout() {
+                    while let Some(tx) = e.poll_transmit(at) {
+                        if tx.frame == mine {
+                            held.push(at - sent);
+                        }
+                    }
+                    if !held.is_empty() {
+                        break;
+                    }
+                }
+                out.extend(held);
+            }
+            out
+        };
+        let quiet = vec![0u64; 100];
+        let busy: Vec<u64> = (0..100u64).map(|i| (i * 31) % 4).collect();
+        let a = releases(&quiet);
+        assert_eq!(a.len(), 100);
+        assert_eq!(a, releases(&busy));
+        assert!(a.iter().any(|&d| d != a[0]), "jitter varies");
+    }
+
+    #[test]
+    fn gilbert_elliott_steps_with_time_between_sparse_packets() {
+        // One step: the per-packet probabilities.
+        assert!((ge_bad_after(0.03, 0.3, true, 1) - 0.7).abs() < 1e-12);
+        assert!((ge_bad_after(0.03, 0.3, false, 1) - 0.03).abs() < 1e-12);
+        // Many steps: the stationary loss, whatever the state was.
+        let pi = 0.03 / 0.33;
+        assert!((ge_bad_after(0.03, 0.3, true, 1000) - pi).abs() < 1e-9);
+        assert!((ge_bad_after(0.03, 0.3, false, 1000) - pi).abs() < 1e-9);
+        // A flow sending once a second (a TCP retransmission backing off) does not stay in one
+        // burst across its packets: its losses are close to independent at the mean rate.
+        let mut e = engine(
+            "[[rules]]\nname = \"bursty\"\naction = { burst_loss = { p = \"3%\", r = \"30%\" } }",
+            5,
+        );
+        let drops: Vec<bool> = (0..20000u64)
+            .map(|i| {
+                e.handle_frame(i * 1000 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"x"))
+                    == Verdict::Drop
+            })
+            .collect();
+        let lost = drops.iter().filter(|d| **d).count() as f64 / drops.len() as f64;
+        assert!((0.07..0.11).contains(&lost), "{lost}");
+        let pairs = drops.windows(2).filter(|w| w[0] && w[1]).count() as f64;
+        let after_loss = pairs / drops.iter().filter(|d| **d).count() as f64;
+        assert!(after_loss < 0.15, "P(loss | previous lost) = {after_loss}");
     }
 
     #[test]

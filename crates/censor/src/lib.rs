@@ -6,6 +6,8 @@
 //!   and decision log. Pure: no clock, no sockets; randomness from the scenario seed.
 //! - [`control`]: the control channel's protocol (JSON lines: enable, disable or toggle a
 //!   rule, swap the policy, status), applied by [`Engine::control`] while a run goes on.
+//! - [`rng`]: the counter-based draws behind every random decision (pure functions of the
+//!   seed, rule, stable flow identity, direction and packet index).
 //! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
 //!   censor host through AF_PACKET sockets, with a timer queue for held frames and a pcap of
 //!   what it saw.
@@ -18,6 +20,7 @@ pub mod control;
 pub mod engine;
 pub mod flow;
 pub mod policy;
+pub mod rng;
 mod sys;
 
 pub use engine::{CensorReport, Dir, Engine, Event, Outcome, RuleCounters, Transmit, Verdict};

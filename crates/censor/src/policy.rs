@@ -206,9 +206,11 @@ pub mod raw {
     #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
     #[serde(deny_unknown_fields)]
     pub struct GilbertElliott {
-        /// Probability of moving from the good to the bad state, per packet.
+        /// Probability of moving from the good to the bad state, per step. The chain of each
+        /// flow direction steps once per packet and once per 20 ms of silence before it, so a
+        /// burst lasts as long in time for a sparse flow as for a voice stream.
         pub p: Percent,
-        /// Probability of moving from the bad to the good state, per packet.
+        /// Probability of moving from the bad to the good state, per step.
         pub r: Percent,
         /// Loss in the bad state (default 100%).
         #[serde(default)]

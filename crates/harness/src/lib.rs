@@ -62,11 +62,47 @@ impl HarnessError {
     }
 }
 
-/// Where a run keeps its scratch files (the relay's certificate and key). Each sandbox mounts
-/// a private tmpfs here in its own mount namespace, so the files are never on the host's
-/// disk, runs never see each other's, and everything vanishes with the sandbox, even when it
-/// is killed. On the host this stays an empty directory.
-pub const SCRATCH_DIR: &str = "/tmp/callwall-scratch";
+/// Where a run keeps its scratch files (the relay's certificate, key, user database and pid
+/// file). [`launch`] gives every sandbox a private mount namespace with a fresh tmpfs mounted
+/// over this directory, so the files are never on the host's disk or in any directory the host
+/// sees, runs never see each other's, and everything vanishes with the sandbox, even when it is
+/// killed.
+///
+/// `/dev/shm` exists on every Linux system, so the mount point is never created on the host;
+/// inside the sandbox the host's `/dev/shm` is hidden under the new tmpfs (nothing in a run
+/// uses POSIX shared memory). Before writing anything, the relay checks that this directory
+/// really is a different file system from the launcher's ([`scratch_is_private`]).
+pub const SCRATCH_DIR: &str = "/dev/shm";
+
+/// Environment variable through which [`launch`] tells the sandbox the device number of the
+/// launcher's [`SCRATCH_DIR`], so the sandbox can check its own is a different mount.
+pub const HOST_SCRATCH_DEV_ENV: &str = "CALLWALL_HOST_SCRATCH_DEV";
+
+/// The device number of [`SCRATCH_DIR`] as this process sees it.
+pub fn scratch_dev() -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(SCRATCH_DIR).map(|m| m.dev())
+}
+
+/// Whether [`SCRATCH_DIR`] is a mount of its own in this process, distinct from the launcher's
+/// (whose device number [`launch`] passes in [`HOST_SCRATCH_DEV_ENV`]). `Err` says why not.
+pub fn scratch_is_private() -> Result<(), HarnessError> {
+    let host = std::env::var(HOST_SCRATCH_DEV_ENV).ok().and_then(|v| v.parse::<u64>().ok());
+    let Some(host) = host else {
+        return Err(HarnessError::Setup(format!(
+            "{HOST_SCRATCH_DEV_ENV} is not set: scratch files may only be written in a sandbox \
+             started by `callwall run`"
+        )));
+    };
+    let here = scratch_dev().map_err(|e| HarnessError::io("reading the scratch directory", e))?;
+    if here == host {
+        return Err(HarnessError::Setup(format!(
+            "{SCRATCH_DIR} is the host's, not the sandbox's private tmpfs; refusing to write \
+             scratch files there"
+        )));
+    }
+    Ok(())
+}
 
 /// Port of the signal server on the signal host.
 pub const SIGNAL_PORT: u16 = 7000;

@@ -36,9 +36,14 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
     if let Some(f) = &opts.log_filter {
         cmd.env("RUST_LOG", f);
     }
+    // A private mount namespace with a fresh tmpfs on SCRATCH_DIR: scratch files never reach
+    // the host (see `SCRATCH_DIR`).
+    let host_dev =
+        crate::scratch_dev().map_err(|e| HarnessError::io("reading the scratch directory", e))?;
+    cmd.env(crate::HOST_SCRATCH_DEV_ENV, host_dev.to_string());
     let mut child = callwall_netns::sandbox::spawn_sandboxed(
         cmd,
-        callwall_netns::sandbox::SandboxOptions::default(),
+        callwall_netns::sandbox::SandboxOptions::private_mounts_with_tmpfs([crate::SCRATCH_DIR]),
     )
     .map_err(|e| HarnessError::Environment(e.to_string()))?;
     let mut stdout =

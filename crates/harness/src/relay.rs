@@ -1,6 +1,7 @@
 //! Starting and stopping the TURN relay (coturn) in the relay host.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -60,10 +61,13 @@ pub fn maybe_start(
         )));
     };
     callwall_relay::find_turnserver().map_err(|e| HarnessError::Environment(e.to_string()))?;
-    // SCRATCH_DIR is this sandbox's private tmpfs (see its docs).
+    // SCRATCH_DIR is this sandbox's private tmpfs (see its docs); check before writing.
+    crate::scratch_is_private()?;
     let scratch = std::path::Path::new(crate::SCRATCH_DIR)
         .join(format!("relay-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&scratch)
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&scratch)
         .map_err(|e| HarnessError::io("creating the relay's scratch directory", e))?;
     let plan: RelayPlan =
         callwall_relay::plan(ip, &scratch).map_err(|e| HarnessError::Setup(e.to_string()))?;

@@ -249,15 +249,10 @@ pub async fn wait_ready(info: &RelayInfo, timeout: Duration) -> Result<(), Relay
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("callwall-relay-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).expect("scratch dir");
-        d
-    }
-
     #[test]
     fn args_name_every_required_flag() {
-        let dir = scratch("args");
+        // Paths only end up in the arguments: nothing is written.
+        let dir = Path::new("/scratch");
         let info = RelayInfo {
             addr: "10.3.0.2".parse().expect("ip"),
             udp_port: 3478,
@@ -269,7 +264,7 @@ mod tests {
             tls_cert_pem: String::new(),
             tls_server_name: TLS_SERVER_NAME.into(),
         };
-        let a = coturn_args(&info, &dir.join("c"), &dir.join("k"), &dir);
+        let a = coturn_args(&info, &dir.join("c"), &dir.join("k"), dir);
         let joined = a.join(" ");
         for want in [
             "-n",
@@ -288,24 +283,5 @@ mod tests {
         }
         assert!(!joined.contains("loopback"), "loopback peers allowed off loopback: {joined}");
         assert!(!joined.contains("/etc/"), "{joined}");
-    }
-
-    #[test]
-    fn plan_makes_fresh_private_material() {
-        let dir = scratch("plan");
-        let Ok(one) = plan("127.0.0.1".parse().expect("ip"), &dir) else {
-            panic!("coturn is not installed: run `apt-get install -y coturn` (or `make deps`)");
-        };
-        let two = plan("127.0.0.1".parse().expect("ip"), &dir).expect("second plan");
-        assert_ne!(one.info.password, two.info.password);
-        assert_ne!(one.info.tls_cert_pem, two.info.tls_cert_pem);
-        assert!(one.info.tls_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
-        use std::os::unix::fs::PermissionsExt;
-        for f in ["turn-cert.pem", "turn-key.pem"] {
-            let mode = std::fs::metadata(dir.join(f)).expect("written").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "{f}");
-        }
-        assert!(two.args.iter().any(|a| a == "--allow-loopback-peers"));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -26,9 +26,8 @@ fn binding_request() -> [u8; 20] {
 #[tokio::test]
 async fn coturn_starts_from_plan_and_answers_stun() {
     let ip = "127.0.0.2".parse().expect("ip");
-    let dir = std::env::temp_dir().join(format!("callwall-relay-it-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch");
-    let p = plan(ip, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let dir = Scratch::new("it");
+    let p = plan(ip, &dir.0).unwrap_or_else(|e| panic!("{e}"));
     let child = p.command().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
     let _kill = Kill(child);
     wait_ready(&p.info, Duration::from_secs(10)).await.expect("relay ready");
@@ -47,5 +46,42 @@ async fn coturn_starts_from_plan_and_answers_stun() {
 
     // TLS 443 accepts TCP.
     tokio::net::TcpStream::connect((p.info.addr, p.info.tls_port)).await.expect("tls port open");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A scratch directory under Cargo's per-target temporary directory (never the host's /tmp),
+/// removed on drop, also when the test fails.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("callwall-relay-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn plan_makes_fresh_private_material() {
+    let dir = Scratch::new("plan");
+    let Ok(one) = plan("127.0.0.1".parse().expect("ip"), &dir.0) else {
+        panic!("coturn is not installed: run `apt-get install -y coturn` (or `make deps`)");
+    };
+    let two = plan("127.0.0.1".parse().expect("ip"), &dir.0).expect("second plan");
+    assert_ne!(one.info.password, two.info.password);
+    assert_ne!(one.info.tls_cert_pem, two.info.tls_cert_pem);
+    assert!(one.info.tls_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["turn-cert.pem", "turn-key.pem"] {
+        let mode = std::fs::metadata(dir.0.join(f)).expect("written").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    assert!(two.args.iter().any(|a| a == "--allow-loopback-peers"));
 }

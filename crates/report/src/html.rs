@@ -7,8 +7,14 @@ use callwall_results::{CallResult, DecisionEvent, Flow, Outcome, Results, RunRes
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-const VERDICTS: [Verdict; 5] =
-    [Verdict::Connected, Verdict::Degraded, Verdict::Cut, Verdict::Blocked, Verdict::Error];
+const VERDICTS: [Verdict; 6] = [
+    Verdict::Connected,
+    Verdict::Degraded,
+    Verdict::Cut,
+    Verdict::Blocked,
+    Verdict::NoSignalling,
+    Verdict::Error,
+];
 
 /// Most censor actions drawn (and listed) per call; the decision log has them all.
 const MAX_MARKERS: usize = 40;
@@ -41,6 +47,9 @@ pub fn explain(v: Verdict) -> &'static str {
         }
         Verdict::Cut => "The call started, then went silent for good: something stopped it in the middle.",
         Verdict::Blocked => "No voice got through (in at least one direction): the call never really started.",
+        Verdict::NoSignalling => {
+            "The call could not be set up because its signalling (the exchange before the call) did not get through: the media path was never tested."
+        }
         Verdict::Error => "The testbed itself failed (a crash, a setup problem): this says nothing about the censor.",
     }
 }
@@ -773,7 +782,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&DecisionEvent], run_sec
 }
 
 const CSS: &str = r#"
-:root{--connected:#2e8b57;--degraded:#e0a800;--cut:#e8702a;--blocked:#c62828;--error:#6d5a7b;--ink:#1d2330;--muted:#5b6475;--line:#d9dee7;--bg:#f6f7fa}
+:root{--connected:#2e8b57;--degraded:#e0a800;--cut:#e8702a;--blocked:#c62828;--error:#6d5a7b;--no-signalling:#3f6fb5;--ink:#1d2330;--muted:#5b6475;--line:#d9dee7;--bg:#f6f7fa}
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:1100px;padding:24px;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--ink);background:var(--bg)}
 h1{font-size:28px;margin:0 0 4px}h2{font-size:21px;margin:32px 0 8px;border-bottom:2px solid var(--line);padding-bottom:4px}h3{font-size:17px;margin:18px 0 6px}
@@ -785,7 +794,7 @@ section.run h2,#matrix-section h2,section.legend h2{margin-top:0}
 dl.summary{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0 4px}dl.summary div{background:var(--bg);border-radius:8px;padding:8px 14px;min-width:130px}
 dl.summary dt{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}dl.summary dd{margin:0;font-size:20px;font-weight:600}
 .chip{display:inline-block;padding:1px 9px;border-radius:999px;color:#fff;font-weight:600;font-size:13px}
-.v-connected{background:var(--connected);color:#fff}.v-degraded{background:var(--degraded);color:#1d2330}.v-cut{background:var(--cut);color:#fff}.v-blocked{background:var(--blocked);color:#fff}.v-error{background:var(--error);color:#fff}
+.v-connected{background:var(--connected);color:#fff}.v-degraded{background:var(--degraded);color:#1d2330}.v-cut{background:var(--cut);color:#fff}.v-blocked{background:var(--blocked);color:#fff}.v-no-signalling{background:var(--no-signalling);color:#fff}.v-error{background:var(--error);color:#fff}
 .chip.none{background:#eef0f4;color:var(--muted)}.chip.unmet{background:#fff;color:#9b1c1c;border:2px dashed #9b1c1c}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:24px}@media (max-width:800px){.cols{grid-template-columns:1fr}}
 ul.verdicts{list-style:none;padding:0;margin:0}ul.verdicts li{margin:6px 0}ul.verdicts .chip{min-width:88px;text-align:center;margin-right:6px}

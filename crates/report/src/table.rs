@@ -20,6 +20,7 @@ fn paint(s: &str, v: Verdict, color: bool) -> String {
         Verdict::Degraded => "33",
         Verdict::Cut => "35",
         Verdict::Blocked => "31",
+        Verdict::NoSignalling => "1;33",
         Verdict::Error => "1;31",
     };
     format!("\x1b[{code}m{s}\x1b[0m")

@@ -19,6 +19,11 @@ pub enum Verdict {
     Cut,
     /// No media arrived (in at least one direction) within the call.
     Blocked,
+    /// The call could not be set up because signalling could not get through (the signal
+    /// server unreachable, or its replies lost until the budget ran out): no transport was
+    /// tried to the end, so the call says nothing about the media path.
+    #[serde(rename = "no-signalling")]
+    NoSignalling,
     /// A peer failed or crashed: the call says nothing about the censor.
     #[default]
     Error,
@@ -31,6 +36,7 @@ impl Verdict {
             Verdict::Degraded => "degraded",
             Verdict::Cut => "cut",
             Verdict::Blocked => "blocked",
+            Verdict::NoSignalling => "no-signalling",
             Verdict::Error => "error",
         }
     }

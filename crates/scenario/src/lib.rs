@@ -139,8 +139,9 @@ pub mod raw {
             "degraded" => Ok(Verdict::Degraded),
             "cut" => Ok(Verdict::Cut),
             "blocked" => Ok(Verdict::Blocked),
+            "no-signalling" => Ok(Verdict::NoSignalling),
             "error" => Ok(Verdict::Error),
-            _ => Err(format!("unknown verdict {s:?}: use connected, degraded, cut, blocked or error, or a list of them")),
+            _ => Err(format!("unknown verdict {s:?}: use connected, degraded, cut, blocked, no-signalling or error, or a list of them")),
         }
     }
 

@@ -246,6 +246,13 @@ async fn fetch_callee(ctx: &CallContext, deadline: Instant) -> Result<CalleeInfo
     let left = deadline.saturating_duration_since(Instant::now());
     let mut sig = Client::connect_from(ctx.local_ip, ctx.signal, left).await?;
     let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        // Never a wait of zero ("no value within 0ns" would blame the callee).
+        return Err(TransportError::Timeout(
+            ctx.connect_timeout,
+            "waiting for the callee's details",
+        ));
+    }
     let raw = sig.get(&callee_key(ctx), left).await?;
     serde_json::from_str(&raw)
         .map_err(|e| TransportError::Handshake(format!("callee published bad details: {e}")))

@@ -209,7 +209,7 @@ impl Deadline {
     /// Maps a signalling error, turning waits that ran out into timeouts.
     fn signal_error(&self, what: &'static str, e: SignalError) -> TransportError {
         match e {
-            SignalError::Timeout { .. } | SignalError::ConnectTimeout(_) => self.timeout(what),
+            SignalError::Timeout { .. } => self.timeout(what),
             other => TransportError::Signal(other),
         }
     }

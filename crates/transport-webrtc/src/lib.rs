@@ -338,6 +338,20 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// The time left for a signalling wait, or the attempt's timeout when none is left: a wait is
+/// never given a budget of zero (which reads as "no value within 0ns", blaming the peer).
+fn left_for(
+    deadline: Instant,
+    budget: Duration,
+    what: &'static str,
+) -> Result<Duration, TransportError> {
+    let left = remaining(deadline);
+    if left.is_zero() {
+        return Err(TransportError::Timeout(budget, what));
+    }
+    Ok(left)
+}
+
 /// How one side of one strategy is configured.
 struct Setup {
     udp: Vec<SocketAddr>,
@@ -555,7 +569,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
             tracing::debug!("{} offer gathered", s.name());
             signal.put(&offer_key, &encode(s, local)?).await?;
-            let answer = signal.get(&answer_key, remaining(deadline)).await?;
+            let wait = left_for(deadline, ctx.connect_timeout, "waiting for the callee's answer")?;
+            let answer = signal.get(&answer_key, wait).await?;
             let answer = decode(&answer, s)?;
             let tcp_passive = passive_tcp_candidates(&answer.sdp);
             pc.set_remote_description(answer).await.map_err(rtc_error("applying the answer"))?;
@@ -571,7 +586,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             }
         }
         Role::Callee => {
-            let offer = signal.get(&offer_key, remaining(deadline)).await?;
+            let wait = left_for(deadline, ctx.connect_timeout, "waiting for the caller's offer")?;
+            let offer = signal.get(&offer_key, wait).await?;
             let offer = decode(&offer, s)?;
             pc.set_remote_description(offer).await.map_err(rtc_error("applying the offer"))?;
             let answer = pc.create_answer(None).await.map_err(rtc_error("creating the answer"))?;
@@ -584,7 +600,11 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
 
     wait_connected(&mut state_rx, deadline, ctx.connect_timeout).await?;
     tracing::debug!("{} {role:?} connected", s.name());
-    guard.selected = selected_pair(&*pc).await;
+    // Reading stats goes through the peer connection's driver; never let it hold the call's
+    // setup (the path description is then less precise, the call is the same).
+    guard.selected =
+        tokio::time::timeout(SELECTED_PAIR_MAX, selected_pair(&*pc)).await.ok().flatten();
+    tracing::debug!("{} {role:?} read the selected pair", s.name());
 
     let mut writer = RtpWriter {
         track,
@@ -594,7 +614,13 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         start: Instant::now(),
         marker: false,
     };
-    prime(&mut writer, &mut primers_rx, deadline).await;
+    // Bounded here too, in case a write blocks in the driver: priming is an optimisation.
+    let primed = tokio::time::timeout(
+        PRIME_MAX + Duration::from_millis(200),
+        prime(&mut writer, &mut primers_rx, deadline),
+    )
+    .await;
+    tracing::debug!("{} {role:?} primed (in time: {})", s.name(), primed.is_ok());
     let (media_out_tx, media_out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
     guard.tasks.push(tokio::spawn(send_frames(writer, media_out_rx)));
 
@@ -787,6 +813,8 @@ impl RtpWriter {
 
 /// How long priming may take after the connection is up.
 const PRIME_MAX: Duration = Duration::from_millis(500);
+/// Longest wait for the selected candidate pair from the stats after connecting.
+const SELECTED_PAIR_MAX: Duration = Duration::from_secs(1);
 /// Primers sent after the peer's first primer arrived.
 const PRIMERS_AFTER_PEER: u32 = 3;
 

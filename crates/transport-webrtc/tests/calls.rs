@@ -34,7 +34,8 @@ impl Drop for Relay {
 /// Starts coturn on `ip` (a loopback address of its own, so tests can run in parallel).
 async fn start_relay(ip: &str) -> Relay {
     let ip: IpAddr = ip.parse().expect("ip");
-    let dir = std::env::temp_dir().join(format!("callwall-webrtc-{ip}-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("callwall-webrtc-{ip}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     // Never skip: a missing coturn is a failure with the install hint.
     let plan = callwall_relay::plan(ip, &dir).unwrap_or_else(|e| panic!("{e}"));
@@ -190,7 +191,8 @@ async fn turn_tls_refuses_a_different_certificate() {
     let relay = start_relay("127.0.0.14").await;
     let mut info = relay.info.clone();
     // A certificate from another run must not be trusted.
-    let other = std::env::temp_dir().join(format!("callwall-webrtc-other-{}", std::process::id()));
+    let other = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("callwall-webrtc-other-{}", std::process::id()));
     std::fs::create_dir_all(&other).expect("dir");
     info.tls_cert_pem = callwall_relay::plan("127.0.0.14".parse().expect("ip"), &other)
         .expect("plan")

@@ -362,9 +362,29 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
     let strategy = caller.strategy.clone().or_else(|| callee.strategy.clone());
     let via = strategy.as_deref().map(|s| format!(" via {s}")).unwrap_or_default();
 
+    // Setup that failed on signalling: a peer could not reach the signal server, or every
+    // strategy the caller tried failed because signalling did not get through.
+    let mut signalling: Vec<String> = [("caller", caller), ("callee", callee)]
+        .into_iter()
+        .filter_map(|(n, p)| p.signalling_failure.as_ref().map(|e| format!("{n}: {e}")))
+        .collect();
+    if signalling.is_empty()
+        && !caller.attempts.is_empty()
+        && caller.attempts.iter().all(|a| a.signalling)
+    {
+        signalling.push(format!("caller: {}", attempts_summary(caller)));
+    }
+    let no_media = up.frames_received == 0 && down.frames_received == 0;
+
     let reason = if !errors.is_empty() {
         verdict = Verdict::Error;
         errors.join("; ")
+    } else if no_media && !signalling.is_empty() {
+        verdict = Verdict::NoSignalling;
+        format!(
+            "the call could not be set up: signalling could not get through ({})",
+            signalling.join("; ")
+        )
     } else {
         match verdict {
             Verdict::Blocked => {
@@ -399,7 +419,7 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
                 down.loss_pct,
                 up.mos.min(down.mos)
             ),
-            Verdict::Error => "a peer failed".into(),
+            Verdict::NoSignalling | Verdict::Error => "a peer failed".into(),
         }
     };
 
@@ -702,6 +722,7 @@ mod tests {
             ok: true,
             elapsed_ms: 100.0,
             error: None,
+            signalling: false,
         });
         p.media_start_unix_ns = T0 + SEC / 10;
         p.frames_sent = secs * 50;
@@ -826,6 +847,7 @@ mod tests {
             ok: false,
             elapsed_ms: 2000.0,
             error: Some("timed out".into()),
+            signalling: false,
         });
         let b = PeerReport::new(Role::Callee, "noise");
         let m = analyze(&a, &b, &Thresholds::default());
@@ -838,6 +860,33 @@ mod tests {
         let m = call(5, 20, |_| true, |_| false);
         assert_eq!(m.verdict, Verdict::Blocked);
         assert!(m.reason.contains("one-way"), "{}", m.reason);
+    }
+
+    #[test]
+    fn setup_that_failed_on_signalling_is_no_signalling_never_error() {
+        // Every strategy failed because the signal server's replies never came.
+        let mut a = PeerReport::new(Role::Caller, "webrtc");
+        a.dial_start_unix_ns = T0;
+        a.attempts.push(Attempt {
+            strategy: "direct".into(),
+            ok: false,
+            elapsed_ms: 8000.0,
+            error: Some("signalling failed: the signal server did not answer".into()),
+            signalling: true,
+        });
+        let b = PeerReport::new(Role::Callee, "webrtc");
+        let m = analyze(&a, &b, &Thresholds::default());
+        assert_eq!(m.verdict, Verdict::NoSignalling, "{}", m.reason);
+        assert!(m.reason.contains("signalling could not get through"), "{}", m.reason);
+        assert_eq!(serde_json::to_string(&m.verdict).unwrap(), "\"no-signalling\"");
+        // The caller could not put its attempt: the same, from the peer's own failure.
+        let mut a = PeerReport::new(Role::Caller, "noise");
+        a.signalling_failure = Some("signalling: no reply".into());
+        let m = analyze(&a, &b, &Thresholds::default());
+        assert_eq!(m.verdict, Verdict::NoSignalling, "{}", m.reason);
+        // A crash still wins: `error` is for the testbed's own faults.
+        a.error = Some("crashed".into());
+        assert_eq!(analyze(&a, &b, &Thresholds::default()).verdict, Verdict::Error);
     }
 
     #[test]
@@ -858,7 +907,8 @@ mod tests {
         assert!(Verdict::Connected < Verdict::Degraded);
         assert!(Verdict::Degraded < Verdict::Cut);
         assert!(Verdict::Cut < Verdict::Blocked);
-        assert!(Verdict::Blocked < Verdict::Error);
+        assert!(Verdict::Blocked < Verdict::NoSignalling);
+        assert!(Verdict::NoSignalling < Verdict::Error);
         assert_eq!(serde_json::to_string(&Verdict::Cut).unwrap(), "\"cut\"");
         let t: Thresholds = serde_json::from_str(r#"{"degraded_loss_pct": 5}"#).unwrap();
         assert_eq!(t.degraded_loss_pct, 5.0);

@@ -69,6 +69,10 @@ pub struct Attempt {
     pub elapsed_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The attempt failed because signalling could not get through (see
+    /// [`crate::signal::SignalError::is_unreachable`]), not because of the media path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signalling: bool,
 }
 
 /// What a peer did and heard. The harness feeds a caller's and a callee's report to
@@ -105,6 +109,11 @@ pub struct PeerReport {
     /// Set when the peer itself failed (bad spec, signal server unreachable, crash): the call's
     /// verdict is then `error`. Strategies that did not connect are not errors (see `attempts`).
     pub error: Option<String>,
+    /// Set when the peer could not set up the call because signalling could not get through
+    /// (the signal server unreachable, or a reply lost until the budget ran out): the call's
+    /// verdict is then `no-signalling`, not `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signalling_failure: Option<String>,
     /// CPU time the peer process used (user + system), in milliseconds, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
@@ -117,6 +126,16 @@ impl Default for PeerReport {
 }
 
 impl PeerReport {
+    /// Records a signalling error of the peer itself: `signalling_failure` when signalling
+    /// could not get through, `error` otherwise (a protocol error is a testbed fault).
+    fn signal_failed(&mut self, e: crate::signal::SignalError) {
+        if e.is_unreachable() {
+            self.signalling_failure = Some(format!("signalling: {e}"));
+        } else {
+            self.error = Some(format!("signalling: {e}"));
+        }
+    }
+
     /// An empty report.
     pub fn new(role: Role, transport: &str) -> Self {
         PeerReport {
@@ -135,6 +154,7 @@ impl PeerReport {
             frames_malformed: 0,
             arrivals: Vec::new(),
             error: None,
+            signalling_failure: None,
             cpu_ms: None,
         }
     }
@@ -246,7 +266,7 @@ async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Clien
     match Client::connect_from(spec.ctx.local_ip, spec.ctx.signal, wait).await {
         Ok(c) => Some(c),
         Err(e) => {
-            report.error = Some(format!("signalling: {e}"));
+            report.signal_failed(e);
             None
         }
     }
@@ -300,17 +320,21 @@ async fn run_caller(
         }
         let started = tokio::time::Instant::now();
         if let Err(e) = sig.put(&attempt_key(spec, i), strategy).await {
-            report.error = Some(format!("signalling: {e}"));
+            report.signal_failed(e);
             return;
         }
         let ctx = attempt_ctx(spec, i);
         let result = tokio::time::timeout(spec.ctx.connect_timeout, t.dial(&ctx, strategy)).await;
+        let mut signalling = false;
         let (ok, error) = match result {
             Ok(Ok(l)) => {
                 link = Some(l);
                 (true, None)
             }
-            Ok(Err(e)) => (false, Some(e.to_string())),
+            Ok(Err(e)) => {
+                signalling = matches!(&e, crate::TransportError::Signal(s) if s.is_unreachable());
+                (false, Some(e.to_string()))
+            }
             Err(_) => (false, Some(format!("timed out after {:?}", spec.ctx.connect_timeout))),
         };
         tracing::debug!(call = %spec.ctx.call_id, strategy, ok, ?error, "caller attempt {i}");
@@ -319,6 +343,7 @@ async fn run_caller(
             ok,
             elapsed_ms: ms_since(started),
             error,
+            signalling,
         });
         if ok {
             report.strategy = Some(strategy.clone());
@@ -360,7 +385,7 @@ async fn run_callee(
             Ok(s) => s,
             Err(crate::signal::SignalError::Timeout { .. }) => break,
             Err(e) => {
-                report.error = Some(format!("signalling: {e}"));
+                report.signal_failed(e);
                 return;
             }
         };
@@ -396,6 +421,7 @@ async fn run_callee(
                     ok: false,
                     elapsed_ms: ms_since(started),
                     error: Some(e),
+                    signalling: false,
                 });
                 i += 1;
                 continue;
@@ -406,6 +432,7 @@ async fn run_callee(
                     ok: false,
                     elapsed_ms: ms_since(started),
                     error: Some("abandoned: the caller moved on to its next strategy".into()),
+                    signalling: false,
                 });
                 i += 1;
                 continue;
@@ -417,6 +444,7 @@ async fn run_callee(
             ok: true,
             elapsed_ms: ms_since(started),
             error: None,
+            signalling: false,
         });
         report.strategy = Some(strategy);
         report.connected_unix_ns = Some(connected);
@@ -558,7 +586,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_transport_and_dead_signalling_are_errors() {
+    async fn unknown_transport_is_an_error_and_dead_signalling_is_said_plainly() {
         let t = Mock::default();
         let ts: [&dyn VoiceTransport; 1] = [&t];
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
@@ -566,11 +594,17 @@ mod tests {
         s.transport = "nope".into();
         let r = run_peer(&s, &ts).await;
         assert!(r.error.as_deref().unwrap().contains("unknown transport"), "{:?}", r.error);
-        // Nothing listens on the signal port: the peer reports an error, it does not hang.
+        // Nothing listens on the signal port: the peer says signalling could not get through
+        // (not a testbed error), and it does not hang.
         let mut s = spec(Role::Callee, addr, &["a"]);
         s.ctx.connect_timeout = Duration::from_millis(300);
         let r = tokio::time::timeout(Duration::from_secs(5), run_peer(&s, &ts)).await.unwrap();
-        assert!(r.error.as_deref().unwrap().contains("signalling"), "{:?}", r.error);
+        assert_eq!(r.error, None);
+        let f = r.signalling_failure.as_deref().unwrap_or_default();
+        assert!(f.contains("signal server"), "{f:?}");
+        let m = crate::metrics::analyze(&r, &r, &crate::metrics::Thresholds::default());
+        assert_eq!(m.verdict, crate::Verdict::NoSignalling, "{}", m.reason);
+        assert!(m.reason.contains("signalling could not get through"), "{}", m.reason);
     }
 
     #[test]

@@ -37,13 +37,39 @@ pub enum SignalError {
     ConnectTimeout(Duration),
     #[error("signal connection failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The server answered that the key did not appear within the wait: the server is
+    /// reachable, the other peer did not put the key in time.
     #[error("no value for {key:?} within {wait:?}")]
     Timeout { key: String, wait: Duration },
+    /// The server did not answer a request in time: signalling could not get through.
+    #[error("the signal server did not answer the request for {key:?} within {after:?}")]
+    NoReply { key: String, after: Duration },
     #[error("signal server closed the connection")]
     Closed,
     #[error("signal protocol error: {0}")]
     Protocol(String),
 }
+
+impl SignalError {
+    /// Whether this error means signalling could not get through (the server was unreachable,
+    /// the connection broke or a reply never came), as opposed to a protocol error or a key the
+    /// other peer did not put in time.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            SignalError::Connect { .. }
+                | SignalError::ConnectTimeout(_)
+                | SignalError::Io(_)
+                | SignalError::Closed
+                | SignalError::NoReply { .. }
+        )
+    }
+}
+
+/// How long a request waits for the server's reply beyond the server-side wait of a `get`:
+/// room for TCP to retransmit a lost segment several times (RTO 200 ms, doubling). Never zero,
+/// so no request ever has a budget of zero.
+pub const REPLY_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
@@ -124,7 +150,13 @@ impl Client {
         }
     }
 
-    async fn request(&mut self, req: &Request, wait: Duration) -> Result<Response, SignalError> {
+    /// Sends `req` and waits up to `reply_within` (at least [`REPLY_MARGIN`]) for the reply.
+    async fn request(
+        &mut self,
+        req: &Request,
+        reply_within: Duration,
+    ) -> Result<Response, SignalError> {
+        let reply_within = reply_within.max(REPLY_MARGIN);
         if self.in_flight {
             *self = Client::connect_inner(self.local, self.addr, Duration::from_secs(5)).await?;
         }
@@ -134,13 +166,14 @@ impl Client {
         line.push('\n');
         self.writer.write_all(line.as_bytes()).await?;
         let mut buf = String::new();
-        // The server answers a get within its wait; allow a margin for the path.
-        let read = tokio::time::timeout(wait + Duration::from_secs(5), async {
+        let read = tokio::time::timeout(reply_within, async {
             let mut limited = (&mut self.reader).take(MAX_LINE as u64);
             limited.read_line(&mut buf).await
         });
         match read.await {
-            Err(_) => Err(SignalError::Timeout { key: key_of(req).to_string(), wait }),
+            Err(_) => {
+                Err(SignalError::NoReply { key: key_of(req).to_string(), after: reply_within })
+            }
             Ok(Err(e)) => Err(SignalError::Io(e)),
             Ok(Ok(0)) => Err(SignalError::Closed),
             Ok(Ok(_)) => {
@@ -153,7 +186,7 @@ impl Client {
     /// Stores `value` under `key` (replacing any previous value).
     pub async fn put(&mut self, key: &str, value: &str) -> Result<(), SignalError> {
         let req = Request::Put { key: key.to_string(), value: value.to_string() };
-        let resp = self.request(&req, Duration::ZERO).await?;
+        let resp = self.request(&req, REPLY_MARGIN).await?;
         if resp.ok {
             Ok(())
         } else {
@@ -164,7 +197,8 @@ impl Client {
     /// Waits up to `wait` for `key` to exist and returns its value.
     pub async fn get(&mut self, key: &str, wait: Duration) -> Result<String, SignalError> {
         let req = Request::Get { key: key.to_string(), wait_ms: wait.as_millis() as u64 };
-        let resp = self.request(&req, wait).await?;
+        // The server answers a get within its wait; allow a margin for the path.
+        let resp = self.request(&req, wait.saturating_add(REPLY_MARGIN)).await?;
         match (resp.ok, resp.value) {
             (true, Some(v)) => Ok(v),
             (false, _) if resp.error.as_deref() == Some("timeout") => {

@@ -883,6 +883,108 @@ mod tests {
         assert_eq!(f.first_packet_labels, Labels::EMPTY);
     }
 
+    #[test]
+    fn dtls_hello_in_fragments_from_the_responder() {
+        use crate::dtls::tests::{fragment, hello_body, pion_like, record_of};
+        let whole = pion_like();
+        let want = crate::dtls::client_hello(&whole).unwrap().fingerprint('d');
+        let body = hello_body(&whole);
+        let n = body.len();
+        let a = record_of(&[fragment(0, &body, 0..50)]);
+        let b = record_of(&[fragment(0, &body, 50..n)]);
+        let mut fi = FlowInspector::new();
+        // The flow's first packet is the other side's ICE check: the responder is the DTLS client.
+        fi.observe(Proto::Udp, Dir::ClientToServer, &rfc5769_request());
+        let f = fi.observe(Proto::Udp, Dir::ServerToClient, &a);
+        assert_eq!(f.dtls_fingerprint, None);
+        // A fragment from the other side does not mix in.
+        fi.observe(Proto::Udp, Dir::ClientToServer, &b);
+        let f = fi.observe(Proto::Udp, Dir::ServerToClient, &b);
+        assert_eq!(f.dtls_fingerprint.as_deref(), Some(want.as_str()));
+        assert_eq!(f.dtls_client, Some(Dir::ServerToClient));
+        assert_eq!(f.dtls_client_hello_fragments, 2);
+        assert!(f.packet_labels.contains(Label::DtlsClientHello));
+    }
+
+    #[test]
+    fn first_packet_sni_only_when_the_hello_is_whole_in_the_first_record() {
+        let hello = client_hello_msg("split.example", &["h2"], &[]);
+        // Whole in one record.
+        let mut fi = FlowInspector::new();
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, &record(22, &hello));
+        assert_eq!(f.first_packet_sni.as_deref(), Some("split.example"));
+        // Two records in one segment (TLS record splitting): reassembly reads it, one packet not.
+        let (x, y) = hello.split_at(20);
+        let mut seg = record(22, x);
+        seg.extend_from_slice(&record(22, y));
+        let mut fi = FlowInspector::new();
+        let f = fi.observe(Proto::Tcp, Dir::ClientToServer, &seg);
+        assert_eq!(f.sni.as_deref(), Some("split.example"));
+        assert_eq!(f.first_packet_sni, None);
+        // QUIC: a hello whole in the first Initial, and one split over two.
+        let f = FlowInspector::new()
+            .observe(Proto::Udp, Dir::ClientToServer, &vector("rfc9001-a2-client-initial.hex"))
+            .clone();
+        assert_eq!(f.first_packet_sni.as_deref(), Some("example.com"));
+        let ch = client_hello_msg("split.example", &["h3"], &[]);
+        let (a, b) = ch.split_at(100);
+        let dcid = [9u8; 8];
+        let p1 =
+            build::client_initial(quic::VERSION_1, &dcid, &[], 0, &build::crypto_frame(0, a), 1200);
+        let p2 = build::client_initial(
+            quic::VERSION_1,
+            &dcid,
+            &[],
+            1,
+            &build::crypto_frame(100, b),
+            1200,
+        );
+        let mut fi = FlowInspector::new();
+        fi.observe(Proto::Udp, Dir::ClientToServer, &p1);
+        let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p2);
+        assert_eq!((f.sni.as_deref(), f.first_packet_sni.as_deref()), (Some("split.example"), None));
+    }
+
+    /// Random UDP flows (the worst case: every payload's first byte in the RTP range 128-191,
+    /// as a quarter of all encrypted payloads are) must almost never be labelled RTP or RTCP.
+    /// The requirement is below 1 in 10^4 flows; 10^5 flows of 32 packets are checked.
+    #[test]
+    fn random_udp_is_not_rtp() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let flows = 100_000;
+        let mut false_labels = 0;
+        let mut buf = [0u8; 200];
+        for _ in 0..flows {
+            let mut fi = FlowInspector::new();
+            for i in 0..32 {
+                let len = 20 + (next() % 180) as usize;
+                for c in buf[..len].chunks_mut(8) {
+                    let r = next().to_le_bytes();
+                    c.copy_from_slice(&r[..c.len()]);
+                }
+                buf[0] = 0x80 | (buf[0] & 0x3f);
+                let dir = if i % 2 == 0 { Dir::ClientToServer } else { Dir::ServerToClient };
+                fi.observe(Proto::Udp, dir, &buf[..len]);
+            }
+            if fi.facts().labels.contains(Label::Rtp) || fi.facts().labels.contains(Label::Rtcp) {
+                false_labels += 1;
+            }
+        }
+        assert!(false_labels * 10_000 < flows, "{false_labels} of {flows} random flows were rtp");
+    }
+
+    #[test]
+    fn real_webrtc_media_is_rtp() {
+        let f = capture_facts("webrtc-direct.pcap");
+        assert!(f.labels.contains(Label::Rtp), "{}", f.labels);
+    }
+
     proptest! {
         #[test]
         fn never_panics(pkts in proptest::collection::vec((any::<bool>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)), 0..20)) {

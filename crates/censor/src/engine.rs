@@ -849,14 +849,15 @@ fn inspect_matches(m: &Match, f: &FlowFacts) -> bool {
     {
         return false;
     }
+    let sni = if m.sni_first_packet { &f.first_packet_sni } else { &f.sni };
     if let Some(pats) = &m.sni {
-        match &f.sni {
+        match sni {
             Some(name) if pats.iter().any(|p| p.matches(name)) => {}
             _ => return false,
         }
     }
     if let Some(pats) = &m.sni_not {
-        match &f.sni {
+        match sni {
             Some(name) if !pats.iter().any(|p| p.matches(name)) => {}
             _ => return false,
         }
@@ -1267,6 +1268,73 @@ mod tests {
             e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.3.0.2", 3478, &plain)),
             Verdict::Forward
         );
+    }
+
+    /// A TLS 1.3-shaped ClientHello handshake message (RFC 8446 section 4.1.2) with an SNI.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut sni = vec![0];
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name.as_bytes());
+        let mut list = (sni.len() as u16).to_be_bytes().to_vec();
+        list.extend_from_slice(&sni);
+        let mut exts = vec![0, 0];
+        exts.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        exts.extend_from_slice(&list);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut hs = vec![1];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        hs
+    }
+
+    fn tls_record(fragment: &[u8]) -> Vec<u8> {
+        let mut r = vec![22, 3, 1];
+        r.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
+        r.extend_from_slice(fragment);
+        r
+    }
+
+    #[test]
+    fn first_packet_sni_is_defeated_by_record_splitting_reassembly_is_not() {
+        let hello = client_hello("api.twitter.com");
+        let whole = tls_record(&hello);
+        let mut split = tls_record(&hello[..10]);
+        split.extend_from_slice(&tls_record(&hello[10..]));
+        let seg = |sport: u16, payload: &[u8]| {
+            build::tcp(
+                CLIENT_MAC,
+                ROUTER_MAC,
+                (ip("10.1.0.2"), sport),
+                (ip("10.3.0.2"), 443),
+                1,
+                1,
+                0x18,
+                payload,
+            )
+        };
+        for (first_packet, split_verdict) in [(true, Verdict::Forward), (false, Verdict::Drop)] {
+            let mut e = engine(
+                &format!(
+                    r#"
+                    [[rules]]
+                    name = "sni"
+                    match = {{ sni = ["*twitter.com"], sni_first_packet = {first_packet} }}
+                    action = "drop"
+                    "#
+                ),
+                1,
+            );
+            assert_eq!(e.handle_frame(0, Dir::Up, &seg(5000, &whole)), Verdict::Drop);
+            assert_eq!(e.handle_frame(0, Dir::Up, &seg(5001, &split)), split_verdict);
+        }
+        let bad = "[[rules]]\nname = \"x\"\nmatch = { sni_first_packet = true }\naction = \"drop\"\n";
+        let raw: raw::Policy = toml::from_str(bad).unwrap();
+        let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
+        assert!(err.contains("sni_first_packet"), "{err}");
     }
 
     #[test]

@@ -137,6 +137,11 @@ pub mod raw {
         /// The flow has an SNI that matches none of these (whitelists).
         #[serde(default)]
         pub sni_not: Option<Vec<String>>,
+        /// `sni`/`sni_not` read the server name from the first client packet only, as the
+        /// 2021 TSPU did (a ClientHello split over TLS records, TCP segments or QUIC Initials
+        /// then has no SNI and never matches `sni`). Default false: reassembled.
+        #[serde(default)]
+        pub sni_first_packet: Option<bool>,
         #[serde(default)]
         pub alpn: Option<Vec<String>>,
         /// DTLS ClientHello fingerprint strings or 16-hex-digit hashes.
@@ -543,6 +548,8 @@ pub struct Match {
     pub not_label: Option<callwall_wire::Labels>,
     pub sni: Option<Vec<NamePattern>>,
     pub sni_not: Option<Vec<NamePattern>>,
+    /// `sni`/`sni_not` see only the SNI of the first client packet.
+    pub sni_first_packet: bool,
     pub alpn: Option<Vec<String>>,
     pub dtls_fingerprint: Option<Vec<String>>,
     pub stun_software: Option<Vec<NamePattern>>,
@@ -826,6 +833,12 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
             return Err(("min_payload".into(), format!("{lo} is above max_payload {hi}")));
         }
     }
+    if m.sni_first_packet.is_some() && m.sni.is_none() && m.sni_not.is_none() {
+        return Err((
+            "sni_first_packet".into(),
+            "only applies to sni or sni_not: add one, or remove sni_first_packet".into(),
+        ));
+    }
     if m.first_packets == Some(0) {
         return Err(("first_packets".into(), "must be at least 1".into()));
     }
@@ -861,6 +874,7 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
         not_label: compile_labels("not_label", &m.not_label)?,
         sni: compile_names("sni", &m.sni)?,
         sni_not: compile_names("sni_not", &m.sni_not)?,
+        sni_first_packet: m.sni_first_packet.unwrap_or(false),
         alpn: m.alpn.clone(),
         dtls_fingerprint: lower(&m.dtls_fingerprint),
         stun_software: compile_names("stun_software", &m.stun_software)?,

@@ -231,9 +231,9 @@ impl Engine {
     pub fn new(policy: Policy, seed: u64) -> Engine {
         let n = policy.rules.len();
         Engine {
-            // Always classify (bounded to the first packets of each flow): the decision log and
-            // reports name what each flow was, even when no rule asks.
-            needs_inspection: true,
+            // Classify unless `inspect_packets = 0` (bounded to the first packets of each flow):
+            // the decision log and reports name what each flow was, even when no rule asks.
+            needs_inspection: policy.inspect_packets > 0,
             policy,
             rng: ChaCha8Rng::seed_from_u64(seed),
             flows: HashMap::new(),
@@ -1335,6 +1335,21 @@ mod tests {
         let raw: raw::Policy = toml::from_str(bad).unwrap();
         let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
         assert!(err.contains("sni_first_packet"), "{err}");
+    }
+
+    #[test]
+    fn inspect_packets_zero_skips_classification() {
+        let mut e = engine("inspect_packets = 0", 1);
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend_from_slice(&[9; 12]);
+        e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, &stun));
+        assert!(e.flows.values().all(|f| f.inspector.is_none()));
+        let raw: raw::Policy = toml::from_str(
+            "inspect_packets = 0\n[[rules]]\nname = \"s\"\nmatch = { label = [\"stun\"] }\naction = \"drop\"\n",
+        )
+        .unwrap();
+        let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
+        assert!(err.contains("inspect_packets = 0"), "{err}");
     }
 
     #[test]

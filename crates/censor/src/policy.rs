@@ -30,7 +30,8 @@ pub mod raw {
         /// Flow table capacity (default 65536). The oldest idle flows are evicted past it.
         #[serde(default)]
         pub max_flows: Option<usize>,
-        /// How many packets per direction of a flow the classifiers look at (default 16).
+        /// How many packets per direction of a flow the classifiers look at (default 16; 0
+        /// turns classification off, which no rule that needs it allows).
         #[serde(default)]
         pub inspect_packets: Option<u32>,
         /// A flow unseen for this long is forgotten (default 60s, as the GFW's QUIC tracking).
@@ -685,10 +686,10 @@ impl Policy {
             ));
         }
         let inspect_packets = raw.inspect_packets.unwrap_or(16);
-        if !(1..=1000).contains(&inspect_packets) {
+        if inspect_packets > 1000 {
             return Err(top(
                 "inspect_packets",
-                format!("{inspect_packets} is out of range: use 1 to 1000"),
+                format!("{inspect_packets} is out of range: use 0 to 1000"),
             ));
         }
         let flow_timeout = raw.flow_timeout.unwrap_or(Duration::from_secs(60));
@@ -724,6 +725,13 @@ impl Policy {
             };
             let m = compile_match(&r.matches, resolve)
                 .map_err(|(k, m)| err(&format!("match.{k}"), m))?;
+            if inspect_packets == 0 && m.needs_inspection() {
+                return Err(err(
+                    "match",
+                    "needs the classifiers, but inspect_packets = 0 turns them off: raise it"
+                        .into(),
+                ));
+            }
             let action =
                 compile_action(&r.action.0).map_err(|(k, m)| err(&format!("action.{k}"), m))?;
             rules.push(Rule {

@@ -942,7 +942,10 @@ mod tests {
         let mut fi = FlowInspector::new();
         fi.observe(Proto::Udp, Dir::ClientToServer, &p1);
         let f = fi.observe(Proto::Udp, Dir::ClientToServer, &p2);
-        assert_eq!((f.sni.as_deref(), f.first_packet_sni.as_deref()), (Some("split.example"), None));
+        assert_eq!(
+            (f.sni.as_deref(), f.first_packet_sni.as_deref()),
+            (Some("split.example"), None)
+        );
     }
 
     /// Random UDP flows (the worst case: every payload's first byte in the RTP range 128-191,

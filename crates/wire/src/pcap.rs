@@ -357,7 +357,6 @@ pub struct PcapStream<R> {
     kind: Kind,
     eof: bool,
     failed: bool,
-    last_offset: usize,
 }
 
 impl<R: io::Read> PcapStream<R> {
@@ -372,7 +371,6 @@ impl<R: io::Read> PcapStream<R> {
             kind: Kind::Ng { le: true, ifaces: Vec::new() },
             eof: false,
             failed: false,
-            last_offset: 0,
         };
         while s.end < 24 && !s.eof {
             s.fill()?;
@@ -381,11 +379,6 @@ impl<R: io::Read> PcapStream<R> {
         s.kind = kind;
         s.start = pos;
         Ok(s)
-    }
-
-    /// Stream offset of the block of the last record returned.
-    pub fn record_offset(&self) -> usize {
-        self.last_offset
     }
 
     /// Reads more bytes after `end`, first moving the unread bytes to the front (or growing
@@ -419,8 +412,9 @@ impl<R: io::Read> PcapStream<R> {
         }
     }
 
-    /// The next record, None at the end of the stream (or after an error).
-    pub fn next_record(&mut self) -> Option<Result<Record<'_>, PcapError>> {
+    /// The next record and the stream offset of its packet data; None at the end of the
+    /// stream (or after an error).
+    pub fn next_record(&mut self) -> Option<Result<(usize, Record<'_>), PcapError>> {
         if self.failed {
             return None;
         }
@@ -455,14 +449,14 @@ impl<R: io::Read> PcapStream<R> {
                 Some(Ok(rec)) => {
                     let off = rec.data.as_ptr() as usize - self.buf.as_ptr() as usize;
                     let vals = (rec.timestamp_ns, rec.linktype, off, rec.data.len(), rec.orig_len);
-                    self.last_offset = self.base + self.start;
                     self.start = pos;
                     break vals;
                 }
             }
         };
         let (timestamp_ns, linktype, off, len, orig_len) = found;
-        Some(Ok(Record { timestamp_ns, linktype, data: &self.buf[off..off + len], orig_len }))
+        let rec = Record { timestamp_ns, linktype, data: &self.buf[off..off + len], orig_len };
+        Some(Ok((self.base + off, rec)))
     }
 }
 
@@ -744,7 +738,7 @@ pub(crate) mod tests {
             Err(e) => return vec![Err(e)],
         };
         while let Some(r) = st.next_record() {
-            out.push(r.map(|r| (r.timestamp_ns, r.linktype, r.data.to_vec())));
+            out.push(r.map(|(_, r)| (r.timestamp_ns, r.linktype, r.data.to_vec())));
         }
         out
     }

@@ -134,7 +134,12 @@ fn run(mut cmd: Command, feed: Option<(&Template, u64)>) -> Result<Run> {
         return Err(std::io::Error::last_os_error().into());
     }
     let stdout = reader.join().map_err(|_| "stdout reader panicked")?;
-    Ok(Run { wall_s, max_rss_kib: ru.ru_maxrss, ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, stdout })
+    Ok(Run {
+        wall_s,
+        max_rss_kib: ru.ru_maxrss,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        stdout,
+    })
 }
 
 struct Dir(PathBuf);

@@ -511,7 +511,7 @@ pub fn inspect(capture: &Path, json_lines: bool) -> ExitCode {
 
 /// Flows `inspect` keeps in memory; past this, the ones idle longest are written out and
 /// forgotten (so a capture of any size and any number of flows is read in bounded memory).
-const INSPECT_MAX_FLOWS: usize = 65_536;
+const INSPECT_MAX_FLOWS: usize = 16_384;
 
 fn inspect_inner(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
     let mut table = FlowTable::default();

@@ -1331,7 +1331,8 @@ mod tests {
             assert_eq!(e.handle_frame(0, Dir::Up, &seg(5000, &whole)), Verdict::Drop);
             assert_eq!(e.handle_frame(0, Dir::Up, &seg(5001, &split)), split_verdict);
         }
-        let bad = "[[rules]]\nname = \"x\"\nmatch = { sni_first_packet = true }\naction = \"drop\"\n";
+        let bad =
+            "[[rules]]\nname = \"x\"\nmatch = { sni_first_packet = true }\naction = \"drop\"\n";
         let raw: raw::Policy = toml::from_str(bad).unwrap();
         let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
         assert!(err.contains("sni_first_packet"), "{err}");

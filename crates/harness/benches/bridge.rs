@@ -149,9 +149,8 @@ fn main() -> Result<()> {
     print_table(&med);
     for (si, size) in SIZES.iter().enumerate() {
         let k = si * Case::ALL.len();
-        let ratio = |i: usize| {
-            median_f(all.iter().map(|f| f[k + i].nodrop_pps / f[k].nodrop_pps.max(1.0)))
-        };
+        let ratio =
+            |i: usize| median_f(all.iter().map(|f| f[k + i].nodrop_pps / f[k].nodrop_pps.max(1.0)));
         let (rp, rd) = (ratio(1), ratio(2));
         println!(
             "{size} B: medians of the per-round no-drop ratios: pass/kernel {rp:.2}x, dpi/kernel {rd:.2}x (target >= 0.80: {})",
@@ -317,8 +316,8 @@ fn sandbox() -> Result<()> {
                 let report = text.lines().find(|l| l.starts_with('{')).unwrap_or("{}");
                 let v: serde_json::Value = serde_json::from_str(report).unwrap_or_default();
                 let b = &v["bridge"];
-                let received = b["received"][0].as_u64().unwrap_or(0)
-                    + b["received"][1].as_u64().unwrap_or(0);
+                let received =
+                    b["received"][0].as_u64().unwrap_or(0) + b["received"][1].as_u64().unwrap_or(0);
                 let cpu_ns = text
                     .lines()
                     .find_map(|l| l.strip_prefix("CPU_NS "))
@@ -380,9 +379,8 @@ fn no_drop(net: &Network, exe: &std::path::Path, size: usize, top: f64) -> Resul
         Ok(ok.then_some(m))
     };
     // The rate a trial really offered (the sender may fall behind its schedule).
-    let offered = |m: &Measured, nominal: f64| {
-        nominal.min(m.sent as f64 * 1e9 / m.tx_span_ns.max(1) as f64)
-    };
+    let offered =
+        |m: &Measured, nominal: f64| nominal.min(m.sent as f64 * 1e9 / m.tx_span_ns.max(1) as f64);
     if let Some(m) = trial(top)? {
         return Ok(NoDrop {
             pps: offered(&m, top),

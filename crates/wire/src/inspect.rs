@@ -982,6 +982,75 @@ mod tests {
         assert!(false_labels * 10_000 < flows, "{false_labels} of {flows} random flows were rtp");
     }
 
+    /// The first UDP payload of a capture that is a DTLS ClientHello.
+    fn capture_dtls_hello(path: &str) -> Vec<u8> {
+        let file = std::fs::read(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let mut scratch = Vec::new();
+        for rec in crate::pcap::PcapReader::new(&file).unwrap() {
+            let rec = rec.unwrap();
+            let Ok(f) = crate::pcap::parse_frame(&rec, &mut scratch) else { continue };
+            if let Some(crate::packet::IpPacket { l4: crate::L4::Udp(t), .. }) = f.ip {
+                if crate::dtls::handshake_type(t.payload) == Some(1) {
+                    return t.payload.to_vec();
+                }
+            }
+        }
+        panic!("no dtls clienthello in {path}");
+    }
+
+    /// `body` (a DTLS ClientHello body) with its extensions in reverse order.
+    fn reverse_extensions(body: &[u8]) -> Vec<u8> {
+        let mut at = 2 + 32;
+        at += 1 + usize::from(body[at]); // session id
+        at += 1 + usize::from(body[at]); // cookie
+        at += 2 + usize::from(u16::from_be_bytes([body[at], body[at + 1]])); // suites
+        at += 1 + usize::from(body[at]); // compression
+        let mut exts = Vec::new();
+        let mut e = at + 2;
+        while e < body.len() {
+            let len = usize::from(u16::from_be_bytes([body[e + 2], body[e + 3]]));
+            exts.push(&body[e..e + 4 + len]);
+            e += 4 + len;
+        }
+        let mut out = body[..at + 2].to_vec();
+        for x in exts.iter().rev() {
+            out.extend_from_slice(x);
+        }
+        out
+    }
+
+    #[test]
+    fn real_dtls_hellos_keep_their_fingerprint_when_shuffled_and_fragmented() {
+        use crate::dtls::tests::{fragment, hello_body, record_of};
+        let webrtc_rs = capture_dtls_hello("../../tests/data/captures/webrtc-direct.pcap");
+        let openssl = capture_dtls_hello("testdata/dtls-openssl.pcapng");
+        let fp = |dg: &[u8]| {
+            let mut fi = FlowInspector::new();
+            fi.observe(Proto::Udp, Dir::ClientToServer, dg);
+            fi.facts().dtls_fingerprint.clone().unwrap()
+        };
+        let (a, b) = (fp(&webrtc_rs), fp(&openssl));
+        assert_ne!(a, b, "webrtc-rs and openssl must differ");
+        for (dg, want) in [(&webrtc_rs, &a), (&openssl, &b)] {
+            let body = reverse_extensions(&hello_body(dg));
+            assert_ne!(body, hello_body(dg));
+            let n = body.len();
+            let mut fi = FlowInspector::new();
+            fi.observe(
+                Proto::Udp,
+                Dir::ServerToClient,
+                &record_of(&[fragment(0, &body, n / 2..n)]),
+            );
+            let f = fi.observe(
+                Proto::Udp,
+                Dir::ServerToClient,
+                &record_of(&[fragment(0, &body, 0..n / 2)]),
+            );
+            assert_eq!(f.dtls_fingerprint.as_ref(), Some(want));
+            assert_eq!(f.dtls_client_hello_fragments, 2);
+        }
+    }
+
     #[test]
     fn real_webrtc_media_is_rtp() {
         let f = capture_facts("webrtc-direct.pcap");

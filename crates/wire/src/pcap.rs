@@ -731,7 +731,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn stream_all(bytes: &[u8], step: usize) -> Vec<Result<(u64, u32, Vec<u8>), PcapError>> {
+    /// Timestamp, link type and bytes of each record, or the error that ended the reading.
+    type Records = Vec<Result<(u64, u32, Vec<u8>), PcapError>>;
+
+    fn stream_all(bytes: &[u8], step: usize) -> Records {
         let mut out = Vec::new();
         let mut st = match PcapStream::new(Trickle(bytes, step)) {
             Ok(s) => s,
@@ -743,7 +746,7 @@ pub(crate) mod tests {
         out
     }
 
-    fn memory_all(bytes: &[u8]) -> Vec<Result<(u64, u32, Vec<u8>), PcapError>> {
+    fn memory_all(bytes: &[u8]) -> Records {
         match PcapReader::new(bytes) {
             Ok(r) => r.map(|r| r.map(|r| (r.timestamp_ns, r.linktype, r.data.to_vec()))).collect(),
             Err(e) => vec![Err(e)],

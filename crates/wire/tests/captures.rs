@@ -75,7 +75,9 @@ fn udp_flows(name: &str) -> Vec<(FlowFacts, Vec<u16>)> {
     use callwall_wire::tls::Reassembly;
     let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
     let file = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    let mut flows: Vec<((u16, u16), u16, FlowInspector, HelloReassembler, Vec<u16>)> = Vec::new();
+    /// Port pair, the first sender's port, the inspector, the hello and its extension order.
+    type Tracked = ((u16, u16), u16, FlowInspector, HelloReassembler, Vec<u16>);
+    let mut flows: Vec<Tracked> = Vec::new();
     let mut scratch = Vec::new();
     for rec in PcapReader::new(&file).unwrap() {
         let rec = rec.unwrap();
@@ -93,10 +95,11 @@ fn udp_flows(name: &str) -> Vec<(FlowFacts, Vec<u16>)> {
         let f = &mut flows[i];
         let dir = if t.src_port == f.1 { Dir::ClientToServer } else { Dir::ServerToClient };
         f.2.observe(Proto::Udp, dir, t.payload);
-        if f.4.is_empty() && callwall_wire::dtls::handshake_type(t.payload) == Some(1) {
-            if f.3.push(t.payload) == Reassembly::Complete {
-                f.4 = f.3.client_hello().unwrap().extensions().map(|e| e.0).collect();
-            }
+        if f.4.is_empty()
+            && callwall_wire::dtls::handshake_type(t.payload) == Some(1)
+            && f.3.push(t.payload) == Reassembly::Complete
+        {
+            f.4 = f.3.client_hello().unwrap().extensions().map(|e| e.0).collect();
         }
     }
     flows.into_iter().map(|f| (f.2.facts().clone(), f.4)).collect()

@@ -17,13 +17,15 @@ DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils wiregua
 # on PATH, so a fresh machine gets the same interpreter.
 VENV := .venv
 PYTHON ?= /usr/bin/python3
+# Only for `make bench`: nDPI's ndpiReader, the reference of the inspect benchmark.
+BENCH_DEB_PACKAGES := libndpi-bin
 
-.PHONY: all build deps run test bench lint fuzz clean check
+.PHONY: all build deps bench-deps run test bench lint fuzz clean check
 
 all: build
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing; run: sudo apt-get install -y$$missing" >&2; exit 2; fi; \
 	  echo "installing:$$missing"; \
@@ -55,13 +57,17 @@ test: deps
 	$(CARGO) nextest run --release --workspace --no-fail-fast
 
 # Benchmarks print ratios against references measured in the same run (see BENCHMARKS.md).
-bench: deps
+bench-deps:
+	@$(MAKE) --no-print-directory deps EXTRA_DEB_PACKAGES="$(BENCH_DEB_PACKAGES)"
+
+bench: bench-deps
 	$(CARGO) bench -p callwall-netns --bench topology
 	$(CARGO) bench -p callwall-censor --bench engine
 	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
 	$(CARGO) bench -p callwall-workload-net --bench workloads
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
 	$(CARGO) bench -p callwall-audio --bench opus
+	$(CARGO) bench --bench inspect
 
 lint:
 	$(CARGO) fmt --all -- --check

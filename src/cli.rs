@@ -57,7 +57,8 @@ enum Command {
     Transports,
     /// Classify every flow of a pcap or pcapng capture (labels, SNI, ALPN, fingerprints, STUN).
     Inspect {
-        /// The capture file (pcap or pcapng; Ethernet, raw IP, Linux cooked or loopback).
+        /// The capture file (pcap or pcapng; Ethernet, raw IP, Linux cooked or loopback), or `-`
+        /// for standard input. Read as a stream, in bounded memory.
         capture: PathBuf,
         /// One JSON object per flow per line instead of a table.
         #[arg(long)]

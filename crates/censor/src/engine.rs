@@ -220,9 +220,9 @@ impl Engine {
     pub fn new(policy: Policy, seed: u64) -> Engine {
         let n = policy.rules.len();
         Engine {
-            // Always classify (bounded to the first packets of each flow): the decision log and
-            // reports name what each flow was, even when no rule asks.
-            needs_inspection: true,
+            // Classify unless `inspect_packets = 0` (bounded to the first packets of each flow):
+            // the decision log and reports name what each flow was, even when no rule asks.
+            needs_inspection: policy.inspect_packets > 0,
             policy,
             seed,
             ordinals: HashMap::new(),
@@ -1033,14 +1033,15 @@ fn inspect_matches(m: &Match, f: &FlowFacts) -> bool {
     {
         return false;
     }
+    let sni = if m.sni_first_packet { &f.first_packet_sni } else { &f.sni };
     if let Some(pats) = &m.sni {
-        match &f.sni {
+        match sni {
             Some(name) if pats.iter().any(|p| p.matches(name)) => {}
             _ => return false,
         }
     }
     if let Some(pats) = &m.sni_not {
-        match &f.sni {
+        match sni {
             Some(name) if !pats.iter().any(|p| p.matches(name)) => {}
             _ => return false,
         }
@@ -1572,6 +1573,89 @@ mod tests {
             e.handle_frame(MS, Dir::Up, &up_udp(4001, "10.3.0.2", 3478, &plain)),
             Verdict::Forward
         );
+    }
+
+    /// A TLS 1.3-shaped ClientHello handshake message (RFC 8446 section 4.1.2) with an SNI.
+    fn client_hello(name: &str) -> Vec<u8> {
+        let mut sni = vec![0];
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name.as_bytes());
+        let mut list = (sni.len() as u16).to_be_bytes().to_vec();
+        list.extend_from_slice(&sni);
+        let mut exts = vec![0, 0];
+        exts.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        exts.extend_from_slice(&list);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[7; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        let mut hs = vec![1];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        hs
+    }
+
+    fn tls_record(fragment: &[u8]) -> Vec<u8> {
+        let mut r = vec![22, 3, 1];
+        r.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
+        r.extend_from_slice(fragment);
+        r
+    }
+
+    #[test]
+    fn first_packet_sni_is_defeated_by_record_splitting_reassembly_is_not() {
+        let hello = client_hello("api.twitter.com");
+        let whole = tls_record(&hello);
+        let mut split = tls_record(&hello[..10]);
+        split.extend_from_slice(&tls_record(&hello[10..]));
+        let seg = |sport: u16, payload: &[u8]| {
+            build::tcp(
+                CLIENT_MAC,
+                ROUTER_MAC,
+                (ip("10.1.0.2"), sport),
+                (ip("10.3.0.2"), 443),
+                1,
+                1,
+                0x18,
+                payload,
+            )
+        };
+        for (first_packet, split_verdict) in [(true, Verdict::Forward), (false, Verdict::Drop)] {
+            let mut e = engine(
+                &format!(
+                    r#"
+                    [[rules]]
+                    name = "sni"
+                    match = {{ sni = ["*twitter.com"], sni_first_packet = {first_packet} }}
+                    action = "drop"
+                    "#
+                ),
+                1,
+            );
+            assert_eq!(e.handle_frame(0, Dir::Up, &seg(5000, &whole)), Verdict::Drop);
+            assert_eq!(e.handle_frame(0, Dir::Up, &seg(5001, &split)), split_verdict);
+        }
+        let bad =
+            "[[rules]]\nname = \"x\"\nmatch = { sni_first_packet = true }\naction = \"drop\"\n";
+        let raw: raw::Policy = toml::from_str(bad).unwrap();
+        let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
+        assert!(err.contains("sni_first_packet"), "{err}");
+    }
+
+    #[test]
+    fn inspect_packets_zero_skips_classification() {
+        let mut e = engine("inspect_packets = 0", 1);
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend_from_slice(&[9; 12]);
+        e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, &stun));
+        assert!(e.flows.values().all(|f| f.inspector.is_none()));
+        let raw: raw::Policy = toml::from_str(
+            "inspect_packets = 0\n[[rules]]\nname = \"s\"\nmatch = { label = [\"stun\"] }\naction = \"drop\"\n",
+        )
+        .unwrap();
+        let err = Policy::compile(&raw, &|_: &str| None).unwrap_err().to_string();
+        assert!(err.contains("inspect_packets = 0"), "{err}");
     }
 
     #[test]

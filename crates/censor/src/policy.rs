@@ -30,7 +30,8 @@ pub mod raw {
         /// Flow table capacity (default 65536). The oldest idle flows are evicted past it.
         #[serde(default)]
         pub max_flows: Option<usize>,
-        /// How many packets per direction of a flow the classifiers look at (default 16).
+        /// How many packets per direction of a flow the classifiers look at (default 16; 0
+        /// turns classification off, which no rule that needs it allows).
         #[serde(default)]
         pub inspect_packets: Option<u32>,
         /// A flow unseen for this long is forgotten (default 60s, as the GFW's QUIC tracking).
@@ -137,6 +138,11 @@ pub mod raw {
         /// The flow has an SNI that matches none of these (whitelists).
         #[serde(default)]
         pub sni_not: Option<Vec<String>>,
+        /// `sni`/`sni_not` read the server name from the first client packet only, as the
+        /// 2021 TSPU did (a ClientHello split over TLS records, TCP segments or QUIC Initials
+        /// then has no SNI and never matches `sni`). Default false: reassembled.
+        #[serde(default)]
+        pub sni_first_packet: Option<bool>,
         #[serde(default)]
         pub alpn: Option<Vec<String>>,
         /// DTLS ClientHello fingerprint strings or 16-hex-digit hashes.
@@ -545,6 +551,8 @@ pub struct Match {
     pub not_label: Option<callwall_wire::Labels>,
     pub sni: Option<Vec<NamePattern>>,
     pub sni_not: Option<Vec<NamePattern>>,
+    /// `sni`/`sni_not` see only the SNI of the first client packet.
+    pub sni_first_packet: bool,
     pub alpn: Option<Vec<String>>,
     pub dtls_fingerprint: Option<Vec<String>>,
     pub stun_software: Option<Vec<NamePattern>>,
@@ -680,10 +688,10 @@ impl Policy {
             ));
         }
         let inspect_packets = raw.inspect_packets.unwrap_or(16);
-        if !(1..=1000).contains(&inspect_packets) {
+        if inspect_packets > 1000 {
             return Err(top(
                 "inspect_packets",
-                format!("{inspect_packets} is out of range: use 1 to 1000"),
+                format!("{inspect_packets} is out of range: use 0 to 1000"),
             ));
         }
         let flow_timeout = raw.flow_timeout.unwrap_or(Duration::from_secs(60));
@@ -719,6 +727,13 @@ impl Policy {
             };
             let m = compile_match(&r.matches, resolve)
                 .map_err(|(k, m)| err(&format!("match.{k}"), m))?;
+            if inspect_packets == 0 && m.needs_inspection() {
+                return Err(err(
+                    "match",
+                    "needs the classifiers, but inspect_packets = 0 turns them off: raise it"
+                        .into(),
+                ));
+            }
             let action =
                 compile_action(&r.action.0).map_err(|(k, m)| err(&format!("action.{k}"), m))?;
             rules.push(Rule {
@@ -828,6 +843,12 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
             return Err(("min_payload".into(), format!("{lo} is above max_payload {hi}")));
         }
     }
+    if m.sni_first_packet.is_some() && m.sni.is_none() && m.sni_not.is_none() {
+        return Err((
+            "sni_first_packet".into(),
+            "only applies to sni or sni_not: add one, or remove sni_first_packet".into(),
+        ));
+    }
     if m.first_packets == Some(0) {
         return Err(("first_packets".into(), "must be at least 1".into()));
     }
@@ -863,6 +884,7 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
         not_label: compile_labels("not_label", &m.not_label)?,
         sni: compile_names("sni", &m.sni)?,
         sni_not: compile_names("sni_not", &m.sni_not)?,
+        sni_first_packet: m.sni_first_packet.unwrap_or(false),
         alpn: m.alpn.clone(),
         dtls_fingerprint: lower(&m.dtls_fingerprint),
         stun_software: compile_names("stun_software", &m.stun_software)?,

@@ -23,7 +23,7 @@ use callwall_censor::{Dir, Engine, Verdict};
 use callwall_scenario::{Catalog, Scenario};
 use callwall_wire::fet::FetOutcome;
 use callwall_wire::packet::{PROTO_TCP, PROTO_UDP};
-use callwall_wire::pcap::{self, PcapError, PcapReader};
+use callwall_wire::pcap::{self, PcapError, PcapStream};
 use callwall_wire::{inspect, FlowFacts, FlowInspector, Labels, L4};
 use serde_json::{json, Value};
 
@@ -143,25 +143,29 @@ struct Packet<'a> {
     wire_len: u64,
 }
 
-/// Reads a capture file whole.
-fn read_file(path: &Path) -> Result<Vec<u8>, OfflineError> {
-    std::fs::read(path).map_err(|source| OfflineError::Read { path: path.to_path_buf(), source })
+/// Opens a capture as a stream: a file, or standard input for `-`.
+fn open_capture(path: &Path) -> Result<Box<dyn std::io::Read>, OfflineError> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    std::fs::File::open(path)
+        .map(|f| Box::new(f) as Box<dyn std::io::Read>)
+        .map_err(|source| OfflineError::Read { path: path.to_path_buf(), source })
 }
 
-/// Walks every record of `bytes`, calling `f` with each packet's Ethernet view; returns what
-/// could not be read. Errors only when the file gives no packet at all.
+/// Streams every record of the capture at `path` (bounded memory, see [`PcapStream`]),
+/// calling `f` with each packet's Ethernet view; returns what could not be read. Errors only
+/// when the capture gives no packet at all.
 fn walk(
     path: &Path,
-    bytes: &[u8],
     mut f: impl FnMut(&Packet<'_>, Option<callwall_wire::Frame<'_>>),
 ) -> Result<ReadSummary, OfflineError> {
     let unreadable = |source| OfflineError::Unreadable { path: path.to_path_buf(), source };
-    let reader = PcapReader::new(bytes).map_err(unreadable)?;
-    let base = bytes.as_ptr() as usize;
+    let mut reader = PcapStream::new(open_capture(path)?).map_err(unreadable)?;
     let mut s = ReadSummary::default();
     let mut scratch = Vec::new();
-    for rec in reader {
-        let rec = match rec {
+    while let Some(rec) = reader.next_record() {
+        let (offset, rec) = match rec {
             Ok(r) => r,
             Err(e) => {
                 if s.records == 0 {
@@ -171,15 +175,14 @@ fn walk(
                     PcapError::Truncated { offset } | PcapError::Corrupt { offset, .. } => {
                         Some(offset)
                     }
-                    PcapError::BadMagic(_) => None,
+                    PcapError::BadMagic(_) | PcapError::Io(_) => None,
                 };
                 s.stopped = Some(Problem { packet: s.records + 1, offset, what: e.to_string() });
                 break;
             }
         };
         s.records += 1;
-        // The record borrows from `bytes`: its distance from the start is its file offset.
-        let offset = (rec.data.as_ptr() as usize).checked_sub(base);
+        let offset = Some(offset);
         let t = rec.timestamp_ns;
         let first = *s.first_ns.get_or_insert(t);
         s.last_ns = s.last_ns.max(t);
@@ -250,6 +253,33 @@ struct FlowTable {
 }
 
 impl FlowTable {
+    /// Takes out the `n` flows idle longest (by capture time), in order of first appearance.
+    fn evict_idle(&mut self, n: usize) -> Vec<Flow> {
+        let mut last: Vec<u64> = self.flows.iter().map(|f| f.last_ns).collect();
+        let n = n.min(last.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let (_, cut, _) = last.select_nth_unstable(n - 1);
+        let cut = *cut;
+        let mut taken = 0;
+        let (mut old, mut kept) = (Vec::with_capacity(n), Vec::with_capacity(self.flows.len()));
+        for f in self.flows.drain(..) {
+            if f.last_ns <= cut && taken < n {
+                taken += 1;
+                old.push(f);
+            } else {
+                kept.push(f);
+            }
+        }
+        self.flows = kept;
+        self.index.clear();
+        for (i, f) in self.flows.iter().enumerate() {
+            self.index.insert(FlowKey::new(f.proto, f.client, f.server), i);
+        }
+        old
+    }
+
     /// Accounts one IP packet to its flow (creating it) and runs the classifiers. Returns the
     /// flow's index, or None for a non-IP frame.
     fn observe(&mut self, pkt: &Packet<'_>, frame: &callwall_wire::Frame<'_>) -> Option<usize> {
@@ -346,6 +376,9 @@ fn flow_json(f: &Flow) -> Value {
         "tls_fingerprint_hash": hex(facts.tls_fingerprint_hash),
         "dtls_fingerprint": facts.dtls_fingerprint,
         "dtls_fingerprint_hash": hex(facts.dtls_fingerprint_hash),
+        "dtls_client": facts.dtls_client.map(side_name),
+        "dtls_client_hello_fragments": facts.dtls_client_hello_fragments,
+        "first_packet_sni": facts.first_packet_sni,
         "stun": stun,
         "fet": facts.fet.map(fet_name),
         "packets": f.packets,
@@ -355,9 +388,23 @@ fn flow_json(f: &Flow) -> Value {
     })
 }
 
+/// Which side of the flow: the one that sent its first packet, or the other.
+fn side_name(d: inspect::Dir) -> &'static str {
+    match d {
+        inspect::Dir::ClientToServer => "initiator",
+        inspect::Dir::ServerToClient => "responder",
+    }
+}
+
 /// Short per-flow details for the text table.
 fn details(facts: &FlowFacts) -> String {
     let mut d = Vec::new();
+    if let Some(side) = facts.dtls_client {
+        d.push(format!("dtls-client={}", side_name(side)));
+    }
+    if facts.dtls_client_hello_fragments > 1 {
+        d.push(format!("dtls-hello-fragments={}", facts.dtls_client_hello_fragments));
+    }
     if let Some(s) = &facts.sni {
         d.push(format!("sni={s}"));
     }
@@ -412,15 +459,19 @@ fn labels_text(l: Labels) -> String {
     }
 }
 
-fn print_flow_table(out: &mut impl Write, flows: &[Flow]) -> std::io::Result<()> {
+/// Writes the rows of `flows`, numbered from `first + 1`; the header only when `first` is 0.
+fn print_flow_table(out: &mut impl Write, flows: &[Flow], first: usize) -> std::io::Result<()> {
     let w_src = flows.iter().map(|f| f.client.to_string().len()).max().unwrap_or(3).max(3);
     let w_dst = flows.iter().map(|f| f.server.to_string().len()).max().unwrap_or(3).max(3);
-    writeln!(
-        out,
-        "{:>3}  {:5}  {:w_src$}  {:w_dst$}  {:>7}  {:>9}  {:>8}  {:>8}  labels (first packet) / details",
-        "#", "proto", "src", "dst", "packets", "bytes", "first s", "last s"
-    )?;
+    if first == 0 {
+        writeln!(
+            out,
+            "{:>3}  {:5}  {:w_src$}  {:w_dst$}  {:>7}  {:>9}  {:>8}  {:>8}  labels (first packet) / details",
+            "#", "proto", "src", "dst", "packets", "bytes", "first s", "last s"
+        )?;
+    }
     for (i, f) in flows.iter().enumerate() {
+        let i = first + i;
         let facts = f.inspector.facts();
         writeln!(
             out,
@@ -450,30 +501,52 @@ fn print_flow_table(out: &mut impl Write, flows: &[Flow]) -> std::io::Result<()>
     Ok(())
 }
 
-/// `callwall inspect CAPTURE [--json]`: classifies every flow of the capture.
+/// Flows `inspect` keeps in memory; past this, the ones idle longest are written out and
+/// forgotten (so a capture of any size and any number of flows is read in bounded memory).
+const INSPECT_MAX_FLOWS: usize = 16_384;
+
+/// `callwall inspect CAPTURE [--json]`: classifies every flow of the capture (`-` reads standard
+/// input), streaming it in bounded memory.
 pub fn inspect(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
-    let bytes = read_file(capture)?;
     let mut table = FlowTable::default();
-    let summary = walk(capture, &bytes, |pkt, frame| {
-        if let Some(fr) = frame {
-            table.observe(pkt, &fr);
-        }
-    })?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = if json_lines {
-        table.flows.iter().try_for_each(|f| writeln!(out, "{}", flow_json(f)))
-    } else {
-        print_flow_table(&mut out, &table.flows).and_then(|()| {
-            writeln!(
-                out,
-                "{} packet(s), {} flow(s), {} non-IP frame(s) over {:.3} s",
-                summary.records,
-                table.flows.len(),
-                summary.non_ip,
-                secs(summary.last_ns.saturating_sub(summary.first_ns.unwrap_or(0)))
-            )
-        })
+    // Flows written out so far (their numbers continue in the next batch).
+    let mut written_flows = 0usize;
+    let mut write_error: Option<std::io::Error> = None;
+    let mut write = |out: &mut std::io::BufWriter<_>, flows: &[Flow], first: usize| {
+        let r = if json_lines {
+            flows.iter().try_for_each(|f| writeln!(out, "{}", flow_json(f)))
+        } else {
+            print_flow_table(out, flows, first)
+        };
+        if let Err(e) = r {
+            write_error.get_or_insert(e);
+        }
+    };
+    let summary = walk(capture, |pkt, frame| {
+        if let Some(fr) = frame {
+            table.observe(pkt, &fr);
+            if table.flows.len() > INSPECT_MAX_FLOWS {
+                let old = table.evict_idle(INSPECT_MAX_FLOWS / 2);
+                write(&mut out, &old, written_flows);
+                written_flows += old.len();
+            }
+        }
+    })?;
+    write(&mut out, &table.flows, written_flows);
+    let total_flows = written_flows + table.flows.len();
+    let written = match write_error {
+        Some(e) => Err(e),
+        None if json_lines => Ok(()),
+        None => writeln!(
+            out,
+            "{} packet(s), {} flow(s), {} non-IP frame(s) over {:.3} s",
+            summary.records,
+            total_flows,
+            summary.non_ip,
+            secs(summary.last_ns.saturating_sub(summary.first_ns.unwrap_or(0)))
+        ),
     };
     // A closed pipe (`| head`) is not an error worth reporting.
     let _ = written.and_then(|()| out.flush());
@@ -561,12 +634,11 @@ pub fn replay(
     let sc = Scenario::load(scenario, topology_dir, catalog)
         .map_err(|e| OfflineError::Scenario(e.to_string()))?;
     let inside = Inside::resolve(inside, &sc)?;
-    let bytes = read_file(capture)?;
     let mut engine = Engine::new(sc.policy.clone(), sc.seed);
     let mut table = FlowTable::default();
     let mut released = 0u64;
     let mut now = 0u64;
-    let summary = walk(capture, &bytes, |pkt, frame| {
+    let summary = walk(capture, |pkt, frame| {
         // Engine time never goes back, even if the capture's timestamps do.
         now = now.max(pkt.t_ns);
         let dir = match frame.and_then(|f| f.ip) {

@@ -5,7 +5,7 @@
 //! implementations apart (webrtc-rs, pion, browsers): see that function for what goes in.
 
 use crate::reader::Reader;
-use crate::tls::{self, ClientHello, ServerHello};
+use crate::tls::{self, ClientHello, Reassembly, ServerHello};
 use std::fmt;
 
 /// DTLS 1.0 record version (RFC 4347).
@@ -195,6 +195,151 @@ pub fn server_hello(buf: &[u8]) -> Result<ServerHello<'_>, DtlsError> {
     Err(DtlsError::WrongHandshake)
 }
 
+/// Most distinct byte ranges a [`HelloReassembler`] keeps apart before giving up (a hello
+/// cut into more pieces than this is not a browser's or a library's, it is an evasion attempt
+/// or garbage, and is reported as [`Reassembly::TooLarge`]).
+pub const MAX_HELLO_FRAGMENTS: usize = 32;
+
+/// Reassembles a DTLS ClientHello from its handshake fragments (RFC 6347 section 4.2.3),
+/// across the records of one datagram and across datagrams, in any order, duplicates and
+/// overlaps included (retransmissions repeat fragments).
+///
+/// Chromium's hello with a post-quantum key share (X25519MLKEM768, 1.2 KB of key) does not
+/// fit one datagram and comes as two fragments in two datagrams; without this no fingerprint
+/// is possible. Bounded: at most `limit` bytes of hello and [`MAX_HELLO_FRAGMENTS`] disjoint
+/// pieces; the first ClientHello `message_seq` seen is the one assembled (fragments of a later
+/// hello, sent after a HelloVerifyRequest, are ignored until the first is whole).
+///
+/// Pure and sans-I/O: feed datagrams with [`HelloReassembler::push`], read the hello with
+/// [`HelloReassembler::client_hello`] once it says [`Reassembly::Complete`].
+#[derive(Debug, Clone)]
+pub struct HelloReassembler {
+    limit: usize,
+    /// Length and message_seq of the hello being assembled, once a fragment was seen.
+    msg: Option<(u32, u16)>,
+    body: Vec<u8>,
+    /// Disjoint, sorted [start, end) ranges of `body` received so far.
+    have: Vec<(u32, u32)>,
+    state: Reassembly,
+    /// Fragments taken (each ClientHello handshake fragment counts once, duplicates too).
+    pub fragments: u32,
+}
+
+impl HelloReassembler {
+    pub fn new(limit: usize) -> Self {
+        HelloReassembler {
+            limit,
+            msg: None,
+            body: Vec::new(),
+            have: Vec::new(),
+            state: Reassembly::NeedMore,
+            fragments: 0,
+        }
+    }
+
+    /// The state after the last push.
+    pub fn state(&self) -> Reassembly {
+        self.state
+    }
+
+    /// Takes the ClientHello fragments of one datagram. Records that are not epoch-0
+    /// handshake records are skipped; a datagram that is not DTLS changes nothing.
+    pub fn push(&mut self, datagram: &[u8]) -> Reassembly {
+        if self.state != Reassembly::NeedMore {
+            return self.state;
+        }
+        for rec in records(datagram) {
+            if rec.content_type != content::HANDSHAKE || rec.epoch != 0 {
+                continue;
+            }
+            // RFC 6347 section 4.2.3: a record may carry several handshake fragments.
+            let mut rest = rec.fragment;
+            while !rest.is_empty() {
+                let Some((hs, r)) = next_handshake(rest) else { break };
+                rest = r;
+                if hs.msg_type != tls::handshake::CLIENT_HELLO {
+                    continue;
+                }
+                self.take(&hs);
+                if self.state != Reassembly::NeedMore {
+                    return self.state;
+                }
+            }
+        }
+        self.state
+    }
+
+    fn take(&mut self, hs: &Handshake<'_>) {
+        self.fragments = self.fragments.saturating_add(1);
+        let (len, seq) = *self.msg.get_or_insert((hs.length, hs.message_seq));
+        if hs.message_seq != seq {
+            return;
+        }
+        let start = hs.fragment_offset;
+        let end = start.saturating_add(hs.fragment_length);
+        // A fragment must lie inside the message it claims to be part of.
+        if hs.length != len || end > len {
+            self.state = Reassembly::NotClientHello;
+            return;
+        }
+        if len as usize > self.limit {
+            self.state = Reassembly::TooLarge;
+            return;
+        }
+        if self.body.len() != len as usize {
+            self.body.resize(len as usize, 0);
+        }
+        self.body[start as usize..end as usize].copy_from_slice(hs.body);
+        if start < end {
+            // Insert [start, end) and merge touching ranges.
+            let mut merged = (start, end);
+            self.have.retain(|&(s, e)| {
+                if e < merged.0 || s > merged.1 {
+                    true
+                } else {
+                    merged = (merged.0.min(s), merged.1.max(e));
+                    false
+                }
+            });
+            let at = self.have.partition_point(|&(s, _)| s < merged.0);
+            self.have.insert(at, merged);
+            if self.have.len() > MAX_HELLO_FRAGMENTS {
+                self.state = Reassembly::TooLarge;
+                return;
+            }
+        }
+        if self.have.first() == Some(&(0, len)) {
+            self.state = match ClientHello::parse(&self.body, true) {
+                Ok(_) => Reassembly::Complete,
+                Err(_) => Reassembly::NotClientHello,
+            };
+        }
+    }
+
+    /// The reassembled hello, once [`Reassembly::Complete`].
+    pub fn client_hello(&self) -> Option<ClientHello<'_>> {
+        if self.state != Reassembly::Complete {
+            return None;
+        }
+        ClientHello::parse(&self.body, true).ok()
+    }
+}
+
+/// The handshake fragment at the start of `buf` and the bytes after it.
+fn next_handshake(buf: &[u8]) -> Option<(Handshake<'_>, &[u8])> {
+    let mut r = Reader::new(buf);
+    let msg_type = r.u8()?;
+    let length = r.u24()?;
+    let message_seq = r.u16()?;
+    let fragment_offset = r.u24()?;
+    let fragment_length = r.u24()?;
+    let body = r.take(fragment_length as usize)?;
+    Some((
+        Handshake { msg_type, length, message_seq, fragment_offset, fragment_length, body },
+        r.rest(),
+    ))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -304,6 +449,84 @@ pub(crate) mod tests {
         assert!(client_hello(&b).is_err());
     }
 
+    /// The body of a whole one-record ClientHello datagram.
+    pub(crate) fn hello_body(datagram: &[u8]) -> Vec<u8> {
+        datagram[RECORD_HEADER_LEN + HANDSHAKE_HEADER_LEN..].to_vec()
+    }
+
+    /// One handshake fragment of `body` (a ClientHello of `body.len()` bytes), no record.
+    pub(crate) fn fragment(seq: u16, body: &[u8], range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut hs = vec![tls::handshake::CLIENT_HELLO];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&seq.to_be_bytes());
+        hs.extend_from_slice(&(range.start as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&(range.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body[range]);
+        hs
+    }
+
+    /// A DTLS 1.0 epoch-0 handshake record around `fragments`.
+    pub(crate) fn record_of(fragments: &[Vec<u8>]) -> Vec<u8> {
+        let payload: Vec<u8> = fragments.concat();
+        let mut rec = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 1];
+        rec.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&payload);
+        rec
+    }
+
+    #[test]
+    fn fragmented_hello_reassembles_in_any_order() {
+        let whole = pion_like();
+        let want = client_hello(&whole).unwrap().fingerprint('d');
+        let body = hello_body(&whole);
+        let n = body.len();
+        // The whole datagram still works through the reassembler.
+        let mut r = HelloReassembler::new(4096);
+        assert_eq!(r.push(&whole), Reassembly::Complete);
+        assert_eq!(r.client_hello().unwrap().fingerprint('d'), want);
+        // Two datagrams (Chromium's post-quantum hello), second first, with a duplicate.
+        let a = record_of(&[fragment(0, &body, 0..40)]);
+        let b = record_of(&[fragment(0, &body, 40..n)]);
+        assert_eq!(client_hello(&a), Err(DtlsError::Fragmented));
+        let mut r = HelloReassembler::new(4096);
+        assert_eq!(r.push(&b), Reassembly::NeedMore);
+        assert_eq!(r.push(&b), Reassembly::NeedMore);
+        assert!(r.client_hello().is_none());
+        assert_eq!(r.push(&a), Reassembly::Complete);
+        assert_eq!(r.client_hello().unwrap().fingerprint('d'), want);
+        // Overlapping fragments in two records of one datagram, and two fragments in one record.
+        let mut dg = record_of(&[fragment(0, &body, 0..30), fragment(0, &body, 20..50)]);
+        dg.extend_from_slice(&record_of(&[fragment(0, &body, 45..n)]));
+        let mut r = HelloReassembler::new(4096);
+        assert_eq!(r.push(&dg), Reassembly::Complete);
+        assert_eq!(r.client_hello().unwrap().fingerprint('d'), want);
+        // A fragment of a later hello (message_seq 1) does not mix in.
+        let mut r = HelloReassembler::new(4096);
+        r.push(&a);
+        assert_eq!(r.push(&record_of(&[fragment(1, &body, 40..n)])), Reassembly::NeedMore);
+        assert_eq!(r.push(&b), Reassembly::Complete);
+    }
+
+    #[test]
+    fn fragmented_hello_bounds() {
+        let body = hello_body(&pion_like());
+        let n = body.len();
+        let mut r = HelloReassembler::new(n - 1);
+        assert_eq!(r.push(&record_of(&[fragment(0, &body, 0..10)])), Reassembly::TooLarge);
+        // Too many disjoint pieces: every other byte.
+        let mut r = HelloReassembler::new(4096);
+        let mut last = Reassembly::NeedMore;
+        for i in (0..n).step_by(2) {
+            last = r.push(&record_of(&[fragment(0, &body, i..i + 1)]));
+        }
+        assert_eq!(last, Reassembly::TooLarge);
+        // A fragment past the message's end.
+        let mut f = fragment(0, &body, 0..10);
+        f[6..9].copy_from_slice(&(n as u32).to_be_bytes()[1..]);
+        let mut r = HelloReassembler::new(4096);
+        assert_eq!(r.push(&record_of(&[f])), Reassembly::NotClientHello);
+    }
+
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -311,6 +534,10 @@ pub(crate) mod tests {
             let _ = is_dtls_datagram(&bytes);
             let _ = client_hello(&bytes).map(|c| c.fingerprint_hash('d'));
             let _ = server_hello(&bytes);
+            let mut r = HelloReassembler::new(4096);
+            r.push(&bytes);
+            r.push(&bytes);
+            let _ = r.client_hello().map(|c| c.fingerprint_hash('d'));
         }
 
         #[test]

@@ -158,6 +158,10 @@ impl Labels {
         self.0 |= label.bit();
     }
 
+    pub fn remove(&mut self, label: Label) {
+        self.0 &= !label.bit();
+    }
+
     pub const fn union(self, other: Labels) -> Labels {
         Labels(self.0 | other.0)
     }

@@ -9,8 +9,8 @@
 //! | --- | --- |
 //! | [`packet`] | Ethernet (one VLAN tag), IPv4, IPv6 (extension headers), UDP, TCP |
 //! | [`stun`] | STUN (RFC 8489) and classic STUN (RFC 3489), attributes, FINGERPRINT check, TURN ChannelData (RFC 8656), RFC 7983 first-byte demux |
-//! | [`dtls`] | DTLS 1.0/1.2 records, handshake header, ClientHello/ServerHello, ClientHello fingerprint |
-//! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same |
+//! | [`dtls`] | DTLS 1.0/1.2 records, handshake header, ClientHello/ServerHello, ClientHello fingerprint, bounded [`dtls::HelloReassembler`] for fragmented hellos |
+//! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same; [`rtp::RtpEvidence`] across packets |
 //! | [`quic`] | long headers (v1, v2, VN), Initial decryption (RFC 9001, RFC 9369), CRYPTO reassembly, ClientHello |
 //! | [`tls`] | TLS records, ClientHello SNI/ALPN/fields, fingerprint, reassembly across TCP segments |
 //! | [`wireguard`] | WireGuard message shapes and the transport counter |
@@ -18,7 +18,7 @@
 //! | [`dns`] | a DNS message with one question (UDP, TCP) |
 //! | [`label`] | [`Label`] names used by scenarios and the [`Labels`] bit-set |
 //! | [`inspect`] | [`classify_datagram`], [`classify_segment`], and the bounded per-flow [`FlowInspector`] |
-//! | [`pcap`] | pcap/pcapng reader (Ethernet, raw IP, SLL, SLL2, BSD loopback), pcap writer |
+//! | [`pcap`] | pcap/pcapng reader in memory and streaming from any `Read` in bounded memory (Ethernet, raw IP, SLL, SLL2, BSD loopback), pcap writer |
 //!
 //! What it does not do: it does not reassemble IP fragments (a non-first fragment has no
 //! transport header and is reported as such), it does not reorder TCP segments, it does not

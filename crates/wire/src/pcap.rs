@@ -5,7 +5,8 @@
 //! Interface Description, Enhanced and Simple Packet Blocks, the obsolete Packet Block; both
 //! byte orders; `if_tsresol`). Corrupt or truncated input gives a [`PcapError`], never a panic.
 //! [`to_ethernet`] gives every supported link type an Ethernet view so [`crate::Frame::parse`]
-//! works on it. [`PcapWriter`] writes Ethernet frames with nanosecond timestamps.
+//! works on it. [`PcapStream`] reads the same formats from any [`std::io::Read`] (files of any
+//! size, pipes) in bounded memory. [`PcapWriter`] writes Ethernet frames with nanosecond timestamps.
 
 use crate::packet::{Frame, ParseError, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use std::fmt;
@@ -48,6 +49,8 @@ pub enum PcapError {
     BadMagic(u32),
     /// A length or field at `offset` is impossible.
     Corrupt { offset: usize, reason: &'static str },
+    /// Reading the stream failed ([`PcapStream`] only).
+    Io(io::ErrorKind),
 }
 
 impl fmt::Display for PcapError {
@@ -60,6 +63,7 @@ impl fmt::Display for PcapError {
             PcapError::Corrupt { offset, reason } => {
                 write!(f, "corrupt capture at byte {offset}: {reason}")
             }
+            PcapError::Io(kind) => write!(f, "cannot read the capture: {kind}"),
         }
     }
 }
@@ -113,186 +117,194 @@ fn rd16(b: &[u8], at: usize, le: bool) -> Option<u16> {
 impl<'a> PcapReader<'a> {
     /// Reads the file header (pcap) or first Section Header Block (pcapng).
     pub fn new(buf: &'a [u8]) -> Result<Self, PcapError> {
-        let magic = rd32(buf, 0, true).ok_or(PcapError::Truncated { offset: 0 })?;
-        let kind = match magic {
-            PCAP_MAGIC_US | PCAP_MAGIC_NS => Self::pcap_header(buf, true, magic == PCAP_MAGIC_NS)?,
-            m if m.swap_bytes() == PCAP_MAGIC_US || m.swap_bytes() == PCAP_MAGIC_NS => {
-                Self::pcap_header(buf, false, m.swap_bytes() == PCAP_MAGIC_NS)?
-            }
-            NG_SHB => {
-                // The SHB's own byte order is found from its byte-order magic; read in next().
-                return Ok(PcapReader {
-                    buf,
-                    pos: 0,
-                    kind: Kind::Ng { le: true, ifaces: Vec::new() },
-                    failed: false,
-                });
-            }
-            m => return Err(PcapError::BadMagic(m)),
-        };
-        Ok(PcapReader { buf, pos: 24, kind, failed: false })
+        let (kind, pos) = header(buf)?;
+        Ok(PcapReader { buf, pos, kind, failed: false })
     }
+}
 
-    fn pcap_header(buf: &[u8], le: bool, nanos: bool) -> Result<Kind, PcapError> {
-        let linktype = rd32(buf, 20, le).ok_or(PcapError::Truncated { offset: 0 })?;
-        // The upper bits of the link type field carry FCS information.
-        Ok(Kind::Pcap { le, nanos, linktype: linktype & 0xffff })
+/// The file header (pcap) or nothing yet (pcapng: the Section Header Block's own byte order
+/// is found from its byte-order magic, read as the first block); where records start.
+fn header(buf: &[u8]) -> Result<(Kind, usize), PcapError> {
+    let magic = rd32(buf, 0, true).ok_or(PcapError::Truncated { offset: 0 })?;
+    let kind = match magic {
+        PCAP_MAGIC_US | PCAP_MAGIC_NS => pcap_header(buf, true, magic == PCAP_MAGIC_NS)?,
+        m if m.swap_bytes() == PCAP_MAGIC_US || m.swap_bytes() == PCAP_MAGIC_NS => {
+            pcap_header(buf, false, m.swap_bytes() == PCAP_MAGIC_NS)?
+        }
+        NG_SHB => return Ok((Kind::Ng { le: true, ifaces: Vec::new() }, 0)),
+        m => return Err(PcapError::BadMagic(m)),
+    };
+    Ok((kind, 24))
+}
+
+fn pcap_header(buf: &[u8], le: bool, nanos: bool) -> Result<Kind, PcapError> {
+    let linktype = rd32(buf, 20, le).ok_or(PcapError::Truncated { offset: 0 })?;
+    // The upper bits of the link type field carry FCS information.
+    Ok(Kind::Pcap { le, nanos, linktype: linktype & 0xffff })
+}
+
+/// The next record of `buf` from `*pos`, which it moves past the record (and past the
+/// blocks before it that carry no packet). None at the end of `buf`.
+fn next_record<'b>(
+    buf: &'b [u8],
+    pos: &mut usize,
+    kind: &mut Kind,
+) -> Option<Result<Record<'b>, PcapError>> {
+    match *kind {
+        Kind::Pcap { le, nanos, linktype } => next_pcap(buf, pos, le, nanos, linktype),
+        Kind::Ng { .. } => next_ng(buf, pos, kind),
     }
+}
 
-    fn next_pcap(
-        &mut self,
-        le: bool,
-        nanos: bool,
-        linktype: u32,
-    ) -> Option<Result<Record<'a>, PcapError>> {
-        let at = self.pos;
-        if at == self.buf.len() {
+fn next_pcap<'b>(
+    buf: &'b [u8],
+    pos: &mut usize,
+    le: bool,
+    nanos: bool,
+    linktype: u32,
+) -> Option<Result<Record<'b>, PcapError>> {
+    let at = *pos;
+    if at == buf.len() {
+        return None;
+    }
+    let trunc = Err(PcapError::Truncated { offset: at });
+    let (Some(sec), Some(frac), Some(incl), Some(orig)) =
+        (rd32(buf, at, le), rd32(buf, at + 4, le), rd32(buf, at + 8, le), rd32(buf, at + 12, le))
+    else {
+        return Some(trunc);
+    };
+    let incl = incl as usize;
+    if incl > MAX_RECORD {
+        return Some(Err(PcapError::Corrupt { offset: at, reason: "record length over 64 MiB" }));
+    }
+    let Some(data) = buf.get(at + 16..at + 16 + incl) else { return Some(trunc) };
+    *pos = at + 16 + incl;
+    let ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
+    let timestamp_ns = u64::from(sec) * 1_000_000_000 + ns;
+    Some(Ok(Record { timestamp_ns, linktype, data, orig_len: orig }))
+}
+
+fn next_ng<'b>(
+    buf: &'b [u8],
+    pos: &mut usize,
+    kind: &mut Kind,
+) -> Option<Result<Record<'b>, PcapError>> {
+    loop {
+        let at = *pos;
+        if at == buf.len() {
             return None;
         }
         let trunc = Err(PcapError::Truncated { offset: at });
-        let (Some(sec), Some(frac), Some(incl), Some(orig)) = (
-            rd32(self.buf, at, le),
-            rd32(self.buf, at + 4, le),
-            rd32(self.buf, at + 8, le),
-            rd32(self.buf, at + 12, le),
-        ) else {
-            return Some(trunc);
-        };
-        let incl = incl as usize;
-        if incl > MAX_RECORD {
-            return Some(Err(PcapError::Corrupt {
-                offset: at,
-                reason: "record length over 64 MiB",
-            }));
+        let Kind::Ng { le, ifaces } = &mut *kind else { return None };
+        let Some(typ) = rd32(buf, at, *le) else { return Some(trunc) };
+        if typ == NG_SHB {
+            // Byte-order magic at offset 8 (pcapng section 4.1).
+            let Some(bom) = rd32(buf, at + 8, true) else { return Some(trunc) };
+            *le = match bom {
+                NG_BYTE_ORDER_MAGIC => true,
+                m if m.swap_bytes() == NG_BYTE_ORDER_MAGIC => false,
+                _ => {
+                    return Some(Err(PcapError::Corrupt {
+                        offset: at,
+                        reason: "bad byte-order magic",
+                    }))
+                }
+            };
+            ifaces.clear();
         }
-        let Some(data) = self.buf.get(at + 16..at + 16 + incl) else { return Some(trunc) };
-        self.pos = at + 16 + incl;
-        let ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
-        let timestamp_ns = u64::from(sec) * 1_000_000_000 + ns;
-        Some(Ok(Record { timestamp_ns, linktype, data, orig_len: orig }))
-    }
-
-    fn next_ng(&mut self) -> Option<Result<Record<'a>, PcapError>> {
-        loop {
-            let at = self.pos;
-            if at == self.buf.len() {
-                return None;
-            }
-            let trunc = Err(PcapError::Truncated { offset: at });
-            let Kind::Ng { le, ifaces } = &mut self.kind else { return None };
-            let Some(typ) = rd32(self.buf, at, *le) else { return Some(trunc) };
-            if typ == NG_SHB {
-                // Byte-order magic at offset 8 (pcapng section 4.1).
-                let Some(bom) = rd32(self.buf, at + 8, true) else { return Some(trunc) };
-                *le = match bom {
-                    NG_BYTE_ORDER_MAGIC => true,
-                    m if m.swap_bytes() == NG_BYTE_ORDER_MAGIC => false,
-                    _ => {
-                        return Some(Err(PcapError::Corrupt {
-                            offset: at,
-                            reason: "bad byte-order magic",
-                        }))
-                    }
+        let le = *le;
+        let Some(total) = rd32(buf, at + 4, le) else { return Some(trunc) };
+        let total = total as usize;
+        // Section 3.1: Block Total Length is a multiple of 4 and at least 12.
+        if total < 12 || total & 3 != 0 || total > MAX_RECORD {
+            return Some(Err(PcapError::Corrupt { offset: at, reason: "bad block length" }));
+        }
+        let Some(block) = buf.get(at..at + total) else { return Some(trunc) };
+        if rd32(block, total - 4, le) != Some(total as u32) {
+            return Some(Err(PcapError::Corrupt { offset: at, reason: "block lengths differ" }));
+        }
+        *pos = at + total;
+        let body = &block[8..total - 4];
+        let Kind::Ng { ifaces, .. } = &mut *kind else { return None };
+        let corrupt = |reason| Some(Err(PcapError::Corrupt { offset: at, reason }));
+        match typ {
+            NG_IDB => {
+                let Some(lt) = rd16(body, 0, le) else {
+                    return corrupt("short interface block");
                 };
-                ifaces.clear();
+                let mut tsresol = 6;
+                // Options from offset 8: code, length, value padded to 4 (section 3.5).
+                let mut o = 8;
+                while let (Some(code), Some(len)) = (rd16(body, o, le), rd16(body, o + 2, le)) {
+                    let len = usize::from(len);
+                    if code == 0 {
+                        break;
+                    }
+                    if code == 9 && len == 1 {
+                        if let Some(v) = body.get(o + 4) {
+                            tsresol = *v;
+                        }
+                    }
+                    o += 4 + len.next_multiple_of(4);
+                }
+                if ifaces.len() < MAX_INTERFACES {
+                    ifaces.push(Iface { linktype: u32::from(lt), tsresol });
+                }
             }
-            let le = *le;
-            let Some(total) = rd32(self.buf, at + 4, le) else { return Some(trunc) };
-            let total = total as usize;
-            // Section 3.1: Block Total Length is a multiple of 4 and at least 12.
-            if total < 12 || total & 3 != 0 || total > MAX_RECORD {
-                return Some(Err(PcapError::Corrupt { offset: at, reason: "bad block length" }));
-            }
-            let Some(block) = self.buf.get(at..at + total) else { return Some(trunc) };
-            if rd32(block, total - 4, le) != Some(total as u32) {
-                return Some(Err(PcapError::Corrupt {
-                    offset: at,
-                    reason: "block lengths differ",
+            NG_EPB | NG_PB => {
+                let (iface, ts_hi, ts_lo, cap, orig) = if typ == NG_EPB {
+                    (
+                        rd32(body, 0, le),
+                        rd32(body, 4, le),
+                        rd32(body, 8, le),
+                        rd32(body, 12, le),
+                        rd32(body, 16, le),
+                    )
+                } else {
+                    (
+                        rd16(body, 0, le).map(u32::from),
+                        rd32(body, 4, le),
+                        rd32(body, 8, le),
+                        rd32(body, 12, le),
+                        rd32(body, 16, le),
+                    )
+                };
+                let (Some(iface), Some(hi), Some(lo), Some(cap), Some(orig)) =
+                    (iface, ts_hi, ts_lo, cap, orig)
+                else {
+                    return corrupt("short packet block");
+                };
+                let Some(data) = body.get(20..20 + cap as usize) else {
+                    return corrupt("captured length past the block");
+                };
+                let Some(ifc) = ifaces.get(iface as usize) else {
+                    return corrupt("packet for an undeclared interface");
+                };
+                let units = (u64::from(hi) << 32) | u64::from(lo);
+                return Some(Ok(Record {
+                    timestamp_ns: to_ns(units, ifc.tsresol),
+                    linktype: ifc.linktype,
+                    data,
+                    orig_len: orig,
                 }));
             }
-            self.pos = at + total;
-            let body = &block[8..total - 4];
-            let Kind::Ng { ifaces, .. } = &mut self.kind else { return None };
-            let corrupt = |reason| Some(Err(PcapError::Corrupt { offset: at, reason }));
-            match typ {
-                NG_IDB => {
-                    let Some(lt) = rd16(body, 0, le) else {
-                        return corrupt("short interface block");
-                    };
-                    let mut tsresol = 6;
-                    // Options from offset 8: code, length, value padded to 4 (section 3.5).
-                    let mut o = 8;
-                    while let (Some(code), Some(len)) = (rd16(body, o, le), rd16(body, o + 2, le)) {
-                        let len = usize::from(len);
-                        if code == 0 {
-                            break;
-                        }
-                        if code == 9 && len == 1 {
-                            if let Some(v) = body.get(o + 4) {
-                                tsresol = *v;
-                            }
-                        }
-                        o += 4 + len.next_multiple_of(4);
-                    }
-                    if ifaces.len() < MAX_INTERFACES {
-                        ifaces.push(Iface { linktype: u32::from(lt), tsresol });
-                    }
-                }
-                NG_EPB | NG_PB => {
-                    let (iface, ts_hi, ts_lo, cap, orig) = if typ == NG_EPB {
-                        (
-                            rd32(body, 0, le),
-                            rd32(body, 4, le),
-                            rd32(body, 8, le),
-                            rd32(body, 12, le),
-                            rd32(body, 16, le),
-                        )
-                    } else {
-                        (
-                            rd16(body, 0, le).map(u32::from),
-                            rd32(body, 4, le),
-                            rd32(body, 8, le),
-                            rd32(body, 12, le),
-                            rd32(body, 16, le),
-                        )
-                    };
-                    let (Some(iface), Some(hi), Some(lo), Some(cap), Some(orig)) =
-                        (iface, ts_hi, ts_lo, cap, orig)
-                    else {
-                        return corrupt("short packet block");
-                    };
-                    let Some(data) = body.get(20..20 + cap as usize) else {
-                        return corrupt("captured length past the block");
-                    };
-                    let Some(ifc) = ifaces.get(iface as usize) else {
-                        return corrupt("packet for an undeclared interface");
-                    };
-                    let units = (u64::from(hi) << 32) | u64::from(lo);
-                    return Some(Ok(Record {
-                        timestamp_ns: to_ns(units, ifc.tsresol),
-                        linktype: ifc.linktype,
-                        data,
-                        orig_len: orig,
-                    }));
-                }
-                NG_SPB => {
-                    let Some(orig) = rd32(body, 0, le) else {
-                        return corrupt("short simple packet block");
-                    };
-                    let Some(ifc) = ifaces.first() else {
-                        return corrupt("packet for an undeclared interface");
-                    };
-                    // Section 4.4: captured length is the smaller of the original and the block room.
-                    let cap = (orig as usize).min(body.len() - 4);
-                    return Some(Ok(Record {
-                        timestamp_ns: 0,
-                        linktype: ifc.linktype,
-                        data: &body[4..4 + cap],
-                        orig_len: orig,
-                    }));
-                }
-                _ => {}
+            NG_SPB => {
+                let Some(orig) = rd32(body, 0, le) else {
+                    return corrupt("short simple packet block");
+                };
+                let Some(ifc) = ifaces.first() else {
+                    return corrupt("packet for an undeclared interface");
+                };
+                // Section 4.4: captured length is the smaller of the original and the block room.
+                let cap = (orig as usize).min(body.len() - 4);
+                return Some(Ok(Record {
+                    timestamp_ns: 0,
+                    linktype: ifc.linktype,
+                    data: &body[4..4 + cap],
+                    orig_len: orig,
+                }));
             }
+            _ => {}
         }
     }
 }
@@ -317,14 +329,134 @@ impl<'a> Iterator for PcapReader<'a> {
         if self.failed {
             return None;
         }
-        let r = match self.kind {
-            Kind::Pcap { le, nanos, linktype } => self.next_pcap(le, nanos, linktype),
-            Kind::Ng { .. } => self.next_ng(),
-        };
+        let r = next_record(self.buf, &mut self.pos, &mut self.kind);
         if matches!(r, Some(Err(_))) {
             self.failed = true;
         }
         r
+    }
+}
+
+/// Bytes a [`PcapStream`] reads at a time.
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// Reads records from a capture as a stream (a file of any size, a pipe, standard input) in
+/// bounded memory: one buffer of [`STREAM_CHUNK`] bytes, grown only to hold one record larger
+/// than that (at most 64 MiB, the corruption limit). Same formats, same errors as
+/// [`PcapReader`], with offsets counted from the start of the stream; an I/O error is
+/// [`PcapError::Io`]. Not an [`Iterator`]: each [`Record`] borrows the stream's buffer until
+/// the next call.
+#[derive(Debug)]
+pub struct PcapStream<R> {
+    src: R,
+    buf: Vec<u8>,
+    /// `buf[start..end]` holds unread bytes; `buf[0]` is at stream offset `base`.
+    start: usize,
+    end: usize,
+    base: usize,
+    kind: Kind,
+    eof: bool,
+    failed: bool,
+}
+
+impl<R: io::Read> PcapStream<R> {
+    /// Reads the file header (pcap) or waits for the first block (pcapng).
+    pub fn new(src: R) -> Result<Self, PcapError> {
+        let mut s = PcapStream {
+            src,
+            buf: vec![0; STREAM_CHUNK],
+            start: 0,
+            end: 0,
+            base: 0,
+            kind: Kind::Ng { le: true, ifaces: Vec::new() },
+            eof: false,
+            failed: false,
+        };
+        while s.end < 24 && !s.eof {
+            s.fill()?;
+        }
+        let (kind, pos) = header(&s.buf[..s.end])?;
+        s.kind = kind;
+        s.start = pos;
+        Ok(s)
+    }
+
+    /// Reads more bytes after `end`, first moving the unread bytes to the front (or growing
+    /// the buffer when a record fills it whole).
+    fn fill(&mut self) -> Result<(), PcapError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start;
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() > MAX_RECORD + 64 {
+                return Err(PcapError::Corrupt { offset: self.base, reason: "record over 64 MiB" });
+            }
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(PcapError::Io(e.kind())),
+            }
+        }
+    }
+
+    /// The next record and the stream offset of its packet data; None at the end of the
+    /// stream (or after an error).
+    pub fn next_record(&mut self) -> Option<Result<(usize, Record<'_>), PcapError>> {
+        if self.failed {
+            return None;
+        }
+        // Parse first into plain values, so the buffer can be refilled between attempts.
+        let found = loop {
+            let mut pos = self.start;
+            let r = next_record(&self.buf[..self.end], &mut pos, &mut self.kind);
+            let shift = |e: PcapError| match e {
+                PcapError::Truncated { offset } => {
+                    PcapError::Truncated { offset: offset + self.base }
+                }
+                PcapError::Corrupt { offset, reason } => {
+                    PcapError::Corrupt { offset: offset + self.base, reason }
+                }
+                e => e,
+            };
+            match r {
+                None | Some(Err(PcapError::Truncated { .. })) if !self.eof => {
+                    // Blocks before `pos` were whole and carried no packet (pcapng interface
+                    // blocks): they are taken, not read again.
+                    self.start = pos;
+                    if let Err(e) = self.fill() {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                }
+                None => return None,
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Some(Err(shift(e)));
+                }
+                Some(Ok(rec)) => {
+                    let off = rec.data.as_ptr() as usize - self.buf.as_ptr() as usize;
+                    let vals = (rec.timestamp_ns, rec.linktype, off, rec.data.len(), rec.orig_len);
+                    self.start = pos;
+                    break vals;
+                }
+            }
+        };
+        let (timestamp_ns, linktype, off, len, orig_len) = found;
+        let rec = Record { timestamp_ns, linktype, data: &self.buf[off..off + len], orig_len };
+        Some(Ok((self.base + off, rec)))
     }
 }
 
@@ -587,6 +719,64 @@ pub(crate) mod tests {
         assert!(to_ethernet(147, ip, &mut s).is_none());
     }
 
+    /// A reader that gives at most `n` bytes per read, as a pipe may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Timestamp, link type and bytes of each record, or the error that ended the reading.
+    type Records = Vec<Result<(u64, u32, Vec<u8>), PcapError>>;
+
+    fn stream_all(bytes: &[u8], step: usize) -> Records {
+        let mut out = Vec::new();
+        let mut st = match PcapStream::new(Trickle(bytes, step)) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e)],
+        };
+        while let Some(r) = st.next_record() {
+            out.push(r.map(|(_, r)| (r.timestamp_ns, r.linktype, r.data.to_vec())));
+        }
+        out
+    }
+
+    fn memory_all(bytes: &[u8]) -> Records {
+        match PcapReader::new(bytes) {
+            Ok(r) => r.map(|r| r.map(|r| (r.timestamp_ns, r.linktype, r.data.to_vec()))).collect(),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    #[test]
+    fn stream_reads_what_memory_reads() {
+        let fr = frame();
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        for i in 0..50 {
+            w.write_frame(i * 1000, &fr).unwrap();
+        }
+        // One record larger than the stream's first buffer.
+        let big = vec![0x42u8; STREAM_CHUNK + 1000];
+        w.write_frame(99, &big).unwrap();
+        let pcap = w.into_inner();
+        let ng = pcapng(false, 2, Some(9), &[(7, &fr), (8, &fr), (9, &fr)]);
+        for bytes in [&pcap[..], &ng[..]] {
+            let want = memory_all(bytes);
+            assert!(want.iter().all(|r| r.is_ok()) && want.len() >= 3);
+            for step in [1, 7, 4096, usize::MAX] {
+                assert_eq!(stream_all(bytes, step), want, "step {step}");
+            }
+            // Truncated: the same records, then the same error at the same offset.
+            let cut = &bytes[..bytes.len() - 3];
+            assert_eq!(stream_all(cut, 5), memory_all(cut));
+        }
+    }
+
     #[test]
     fn corrupt_inputs_are_typed_errors() {
         assert_eq!(
@@ -607,6 +797,9 @@ pub(crate) mod tests {
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             for magic in [PCAP_MAGIC_NS.to_le_bytes(), NG_SHB.to_le_bytes(), PCAP_MAGIC_US.to_be_bytes()] {
                 let mut f = magic.to_vec();
+                f.extend_from_slice(&bytes);
+                assert_eq!(stream_all(&f, 3), memory_all(&f));
+                f.truncate(4);
                 f.extend_from_slice(&bytes);
                 if let Ok(r) = PcapReader::new(&f) {
                     for rec in r.take(50).flatten() {

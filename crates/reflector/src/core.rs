@@ -67,7 +67,11 @@ pub fn binding_request_id(b: &[u8]) -> Option<[u8; 12]> {
     let typ = u16::from_be_bytes([b[0], b[1]]);
     let len = u16::from_be_bytes([b[2], b[3]]) as usize;
     let cookie = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-    if typ != BINDING_REQUEST || cookie != MAGIC_COOKIE || len % 4 != 0 || 20 + len != b.len() {
+    if typ != BINDING_REQUEST
+        || cookie != MAGIC_COOKIE
+        || !len.is_multiple_of(4)
+        || 20 + len != b.len()
+    {
         return None;
     }
     let mut id = [0u8; 12];

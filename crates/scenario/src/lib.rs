@@ -461,7 +461,7 @@ impl Scenario {
                 caller,
                 callee,
                 app: c.app.clone(),
-                line: line.unwrap_or(0),
+                line: line_of(text, sc.span().start),
             });
         }
         if total > MAX_CALLS {

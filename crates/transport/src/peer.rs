@@ -10,6 +10,10 @@
 //!                     give it up when "{call_id}/attempt/{i+1}" appears or its deadline passes
 //! ```
 //!
+//! `["auto"]` on a transport that offers a race ([`crate::VoiceTransport::auto_race`], noise
+//! and quic) runs [`crate::race`] instead: attempts start 250 ms apart and the first to connect
+//! wins. Explicit strategy lists always use the sequential protocol above.
+//!
 //! The callee keeps watching for the next attempt even after its side connected, because the
 //! caller's side may not have (a censor dropping only the answer): then the callee drops the
 //! link and answers the caller's next attempt.
@@ -42,7 +46,8 @@ pub const MAX_ATTEMPTS: usize = 64;
 pub struct PeerSpec {
     /// The transport's name (`noise`, `quic`, `webrtc`).
     pub transport: String,
-    /// Strategies to try in order; `["auto"]` means the transport's `auto_order()`.
+    /// Strategies to try in order; `["auto"]` means the transport's `auto_order()`, or its
+    /// `auto_race()` raced with a stagger when it offers one.
     pub strategies: Vec<String>,
     pub ctx: CallContext,
     /// When the call starts (UNIX ns, the shared system clock).

@@ -362,10 +362,15 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         let c = &event.candidate;
         let protocol = c.protocol.to_string();
-        let via = self.0.via(&event.url, &protocol);
+        let kind = c.typ.to_string();
+        // webrtc-rs 0.21 gives srflx candidates no server URL; the only STUN server is ours.
+        let via = match (kind.as_str(), event.url.is_empty()) {
+            ("srflx", true) => "stun".to_string(),
+            _ => self.0.via(&event.url, &protocol),
+        };
         tracing::debug!("gathered {} candidate {}:{} via {via}", c.typ, c.address, c.port);
         self.0.record(IceCandidate {
-            kind: c.typ.to_string(),
+            kind,
             via,
             protocol,
             address: format!("{}:{}", c.address, c.port),

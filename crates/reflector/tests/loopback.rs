@@ -77,3 +77,29 @@ async fn no_reflector_is_a_bounded_timeout() {
     let e = ReflectorTransport.dial(&c, "udp").await.unwrap_err();
     assert!(e.to_string().contains("stun binding response"), "{e}");
 }
+
+#[test]
+fn the_binary_says_ready_and_refuses_bad_arguments() {
+    use std::io::BufRead;
+    let exe = env!("CARGO_BIN_EXE_callwall-reflector");
+    for bad in [&["nowhere"][..], &["127.0.0.46", "99999"], &[]] {
+        let out = std::process::Command::new(exe).args(bad).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage"), "{bad:?}");
+    }
+    let mut child = std::process::Command::new(exe)
+        .args(["127.0.0.46", "0", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    let addrs: Vec<&str> =
+        line.trim().strip_prefix("ready ").expect("ready line").split(' ').collect();
+    assert_eq!(addrs.len(), 2, "{line}");
+    assert!(addrs.iter().all(|a| a.starts_with("127.0.0.46:")), "{line}");
+}

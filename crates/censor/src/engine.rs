@@ -945,10 +945,8 @@ impl Engine {
         if self.control_events.len() >= MAX_EVENTS {
             self.control_events.pop_front();
         }
-        self.control_events.push_back(callwall_results::ControlEvent {
-            t_ms: now_ns as f64 / 1e6,
-            change,
-        });
+        self.control_events
+            .push_back(callwall_results::ControlEvent { t_ms: now_ns as f64 / 1e6, change });
     }
 
     /// The next control change for the decision log (every change is kept, whether or not

@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use censor::{
-    deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint, EngineStats, Flow,
-    HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
+    deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
+    EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 

@@ -97,6 +97,9 @@ pub mod raw {
         pub caller: Option<String>,
         #[serde(default)]
         pub callee: Option<String>,
+        /// The app profile this call stands for (`apps/<name>.toml`), beside the transport.
+        #[serde(default)]
+        pub app: Option<String>,
     }
 
     /// One strategy name or a list of them.
@@ -221,6 +224,12 @@ pub struct Call {
     pub count: u32,
     pub caller: String,
     pub callee: String,
+    /// The app profile the call stands for, checked with [`Scenario::check_apps`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The call's line in the scenario file, for later errors.
+    #[serde(skip)]
+    pub line: usize,
 }
 
 impl Call {
@@ -483,6 +492,8 @@ impl Scenario {
                 count,
                 caller,
                 callee,
+                app: c.app.clone(),
+                line: line_of(text, sc.span().start),
             });
         }
         if total > MAX_CALLS {
@@ -644,6 +655,25 @@ fn find_nth_table(text: &str, table: &str, n: usize) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
+impl Scenario {
+    /// Checks every call's `app` against the app profiles known (`apps/*.toml` names): an
+    /// unknown one is an error naming the file, the call's line and `calls[i].app`.
+    pub fn check_apps(&self, known: &[&str]) -> Result<(), ScenarioError> {
+        for (i, c) in self.calls.iter().enumerate() {
+            let Some(app) = &c.app else { continue };
+            if !known.contains(&app.as_str()) {
+                return Err(ScenarioError {
+                    file: self.path.clone(),
+                    line: (c.line > 0).then_some(c.line),
+                    key: Some(format!("calls[{i}].app")),
+                    message: format!("unknown app {app:?}; use one of {}", known.join(", ")),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,5 +725,16 @@ expect = "blocked"
         )
         .unwrap_err();
         assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("bogus")), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_app_names_file_line_and_key() {
+        let text = "name = \"x\"\n[[calls]]\ntransport = \"noise\"\nexpect = \"connected\"\n\n[[calls]]\nname = \"app\"\ntransport = \"noise\"\napp = \"whatsup-like\"\nexpect = \"connected\"\n";
+        let sc = Scenario::from_str(text, Path::new("x.toml"), &netns_dir(), &catalog()).unwrap();
+        assert_eq!(sc.calls[1].app.as_deref(), Some("whatsup-like"));
+        sc.check_apps(&["whatsup-like"]).unwrap();
+        let e = sc.check_apps(&["whatsapp-like", "telegram-like"]).unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(6), Some("calls[1].app")), "{e}");
+        assert!(e.message.contains("use one of whatsapp-like, telegram-like"), "{e}");
     }
 }

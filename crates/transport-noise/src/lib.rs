@@ -73,6 +73,9 @@ use wire::{Framing, ObfsKey, Packet};
 
 /// The strategies, in `auto` order.
 pub const STRATEGIES: &[&str] = &["udp", "udp-wg", "udp-obfs", "tcp-443"];
+/// What `auto` races, 250 ms apart (RFC 8305 style; `callwall_transport::race`): UDP and
+/// TCP 443, on distinct callee ports (the UDP variants share one port, so only `udp` races).
+pub const AUTO_RACE: &[&str] = &["udp", "tcp-443"];
 /// Default UDP port of `udp` and `udp-wg` (WireGuard's customary port).
 pub const DEFAULT_UDP_PORT: u16 = 51820;
 /// Default TCP port of `tcp-443`.
@@ -212,6 +215,9 @@ impl VoiceTransport for NoiseTransport {
     }
     fn strategies(&self) -> &'static [&'static str] {
         STRATEGIES
+    }
+    fn auto_race(&self) -> Option<&'static [&'static str]> {
+        Some(AUTO_RACE)
     }
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;

@@ -64,6 +64,9 @@ pub const NAME: &str = "quic";
 pub const STRATEGIES: &[&str] = &["quic", "quic-443", "quic-split"];
 /// The order `auto` tries them: the most ordinary-looking first, like an app falling back.
 pub const AUTO_ORDER: &[&str] = &["quic-443", "quic-split", "quic"];
+/// What `auto` races, 250 ms apart (RFC 8305 style; `callwall_transport::race`): `quic-443`
+/// and `quic` (callee ports 443 and 4433; `quic-split` shares 443, so it is not raced).
+pub const AUTO_RACE: &[&str] = &["quic-443", "quic"];
 
 /// The QUIC voice transport. Stateless: all per-call state lives in the [`MediaLink`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -151,6 +154,10 @@ impl VoiceTransport for QuicTransport {
 
     fn auto_order(&self) -> &'static [&'static str] {
         AUTO_ORDER
+    }
+
+    fn auto_race(&self) -> Option<&'static [&'static str]> {
+        Some(AUTO_RACE)
     }
 
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {

@@ -15,9 +15,31 @@
 //! | `turn-tcp` | ICE policy `relay`, TURN over one TCP stream to the relay's 3478 | host candidates |
 //! | `turn-tls` | ICE policy `relay`, TURN over one TLS stream to the relay's 443 | host candidates |
 //! | `ice-tcp` | ICE-TCP active host candidates (RFC 6544) | ICE-TCP passive host candidate on TCP 443 |
+//! | `ice` | every candidate at once: host UDP, ICE-TCP active, srflx (STUN), relay over UDP, TCP and TLS | host UDP and ICE-TCP passive on TCP 443 |
 //!
-//! `auto` tries `direct`, `turn-udp`, `turn-tcp`, `turn-tls` ([`AUTO_ORDER`]); `ice-tcp` is
-//! only used when named. The callee needs no relay: the relay reaches it beyond the censor.
+//! `auto` is `ice` ([`AUTO_ORDER`]): one ICE agent with every candidate, as a browser does,
+//! instead of one strategy after another each with its own connect timeout. The callee needs
+//! no relay: the relay reaches it beyond the censor.
+//!
+//! # `ice`: one agent, every candidate (RFC 8445)
+//! The caller starts its two TURN-over-stream adapters (TCP to the relay's 3478, TLS to its
+//! 443) at once, then builds one peer connection with host UDP and active ICE-TCP sockets on
+//! `ctx.local_ip` and four servers: `stun:` the relay's UDP port (coturn answers STUN Binding
+//! there; this is the sandbox's STUN server), `turn:` the relay over UDP, and `turn:` each
+//! adapter. The agent gathers from all of them in parallel, pairs every local candidate with
+//! the callee's (host UDP, passive ICE-TCP), checks the pairs in parallel in priority order,
+//! and the caller (controlling) nominates the first pair that succeeds. A source the censor
+//! blocks costs no timeout of its own: gathering ends at completion, at [`GATHER_CAP`], or once
+//! the relays over TCP and TLS are in and a quiet period (twice their gathering time, at least
+//! [`GATHER_QUIET`]) has passed (a blocked STUN or TURN server never answers; webrtc-rs 0.21
+//! sends complete descriptions, so the offer goes out with what was gathered by then, where a
+//! browser would trickle), and a stream adapter that cannot connect within 1.5 s is left out. What happened is in an
+//! [`IceReport`](callwall_transport::ice::IceReport) (candidates with their source and
+//! gathering time, every checked pair with its state and checks sent/answered, the nominated
+//! pair), reached through [`VoiceTransport::ice_report`] and put in the peer report.
+//! Not modelled: candidates gathered after the cap (no trickle), relay candidates for the
+//! callee, the browser's per-transport relay preference (webrtc-rs sees every relay as UDP
+//! TURN, so relays over UDP, TCP and TLS have equal priority), aggressive nomination.
 //!
 //! # TURN over TCP and TLS
 //! webrtc-rs 0.21 gathers TURN relays over UDP only (it skips `turn:…?transport=tcp` and
@@ -80,6 +102,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use callwall_transport::ice::{IceCandidate, IcePair, IceReport, IceSelected};
 use callwall_transport::signal::Client;
 use callwall_transport::{
     check_strategy, CallContext, MediaLink, RelayInfo, Role, TransportError, VoiceTransport,
@@ -98,16 +121,25 @@ use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
-    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
-    SettingEngineBuilder, StatsSelector,
+    RTCIceTransportPolicy, RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry, SettingEngineBuilder,
+    StatsSelector,
 };
 
 use adapter::{AdapterCounters, StreamAdapter, Upstream};
 
 /// Every strategy this transport offers.
-pub const STRATEGIES: &[&str] = &["direct", "turn-udp", "turn-tcp", "turn-tls", "ice-tcp"];
-/// What `auto` tries, in order, like an app falling back from peer-to-peer to relays.
-pub const AUTO_ORDER: &[&str] = &["direct", "turn-udp", "turn-tcp", "turn-tls"];
+pub const STRATEGIES: &[&str] = &["direct", "turn-udp", "turn-tcp", "turn-tls", "ice-tcp", "ice"];
+/// What `auto` does: one ICE agent with every candidate, as a browser does (see `ice` above).
+pub const AUTO_ORDER: &[&str] = &["ice"];
+/// How long the `ice` caller waits for gathering to complete before it sends its offer with
+/// the candidates it has (a STUN or TURN server the censor blocks never answers; a browser
+/// trickles instead, webrtc-rs 0.21 with a complete description cannot).
+pub const GATHER_CAP: Duration = Duration::from_millis(800);
+/// The shortest wait for UDP sources once the stream relays are gathered (see `ice`).
+pub const GATHER_QUIET: Duration = Duration::from_millis(200);
+/// How long the `ice` caller waits for its TURN-over-TCP/TLS adapters' streams.
+const ADAPTER_WAIT: Duration = Duration::from_millis(1500);
 
 /// The RTP payload type and codec of the audio track (RFC 7587: Opus, 48 kHz, 2 channels).
 const OPUS_PT: u8 = 111;
@@ -124,6 +156,7 @@ enum Strategy {
     TurnTcp,
     TurnTls,
     IceTcp,
+    Ice,
 }
 
 impl Strategy {
@@ -134,6 +167,7 @@ impl Strategy {
             "turn-tcp" => Strategy::TurnTcp,
             "turn-tls" => Strategy::TurnTls,
             "ice-tcp" => Strategy::IceTcp,
+            "ice" => Strategy::Ice,
             _ => return None,
         })
     }
@@ -145,6 +179,7 @@ impl Strategy {
             Strategy::TurnTcp => "turn-tcp",
             Strategy::TurnTls => "turn-tls",
             Strategy::IceTcp => "ice-tcp",
+            Strategy::Ice => "ice",
         }
     }
 }
@@ -183,6 +218,10 @@ impl VoiceTransport for WebrtcTransport {
         check_strategy(self, strategy)?;
         let s = Strategy::parse(strategy).ok_or_else(|| unknown(strategy))?;
         call(ctx, s, Role::Callee).await
+    }
+
+    fn ice_report(&self, link: &MediaLink) -> Option<IceReport> {
+        link.guard.downcast_ref::<WebrtcCall>().and_then(|c| c.ice.clone())
     }
 }
 
@@ -225,8 +264,10 @@ pub struct WebrtcCall {
     pc: Arc<dyn PeerConnection>,
     events: Arc<Events>,
     tasks: Vec<JoinHandle<()>>,
-    adapter: Option<StreamAdapter>,
+    /// TURN-over-TCP/TLS adapters (one for `turn-tcp`/`turn-tls`, up to two for `ice`).
+    adapters: Vec<StreamAdapter>,
     selected: Option<SelectedPair>,
+    ice: Option<IceReport>,
 }
 
 impl WebrtcCall {
@@ -235,9 +276,15 @@ impl WebrtcCall {
         self.selected.as_ref()
     }
 
-    /// Traffic through the TURN-over-TCP/TLS adapter, for `turn-tcp` and `turn-tls` callers.
+    /// Traffic through the TURN-over-TCP/TLS adapter, for `turn-tcp` and `turn-tls` callers
+    /// (for `ice`, the first adapter: TCP).
     pub fn adapter_counters(&self) -> Option<&AdapterCounters> {
-        self.adapter.as_ref().map(|a| &*a.counters)
+        self.adapters.first().map(|a| &*a.counters)
+    }
+
+    /// What the ICE agent did, for the `ice` strategy.
+    pub fn ice(&self) -> Option<&IceReport> {
+        self.ice.as_ref()
     }
 }
 
@@ -274,9 +321,31 @@ struct Events {
     /// Primers received from the peer.
     primers: Arc<watch::Sender<u64>>,
     track_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// When `call` started, for the ICE report's times.
+    started: Instant,
+    /// `(scheme, addr, via)` of each configured server (see [`Setup::sources`]).
+    sources: Vec<(&'static str, String, &'static str)>,
+    /// Local candidates gathered (and sources that failed), in order.
+    candidates: Mutex<Vec<IceCandidate>>,
 }
 
 impl Events {
+    /// The candidate source a gathering event's server URL stands for.
+    fn via(&self, url: &str, protocol: &str) -> String {
+        if url.is_empty() {
+            return if protocol == "tcp" { "host-tcp" } else { "host-udp" }.to_string();
+        }
+        self.sources
+            .iter()
+            .find(|(scheme, addr, _)| url.starts_with(scheme) && url.contains(addr.as_str()))
+            .map(|(_, _, via)| via.to_string())
+            .unwrap_or_else(|| url.to_string())
+    }
+
+    fn record(&self, c: IceCandidate) {
+        self.candidates.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
+
     fn abort_tracks(&self) {
         let tasks =
             std::mem::take(&mut *self.track_tasks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -290,6 +359,40 @@ struct Handler(Arc<Events>);
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let c = &event.candidate;
+        let protocol = c.protocol.to_string();
+        let kind = c.typ.to_string();
+        // webrtc-rs 0.21 gives srflx candidates no server URL; the only STUN server is ours.
+        let via = match (kind.as_str(), event.url.is_empty()) {
+            ("srflx", true) => "stun".to_string(),
+            _ => self.0.via(&event.url, &protocol),
+        };
+        tracing::debug!("gathered {} candidate {}:{} via {via}", c.typ, c.address, c.port);
+        self.0.record(IceCandidate {
+            kind,
+            via,
+            protocol,
+            address: format!("{}:{}", c.address, c.port),
+            priority: c.priority,
+            gathered_ms: Some(ms(self.0.started)),
+            error: None,
+        });
+    }
+
+    async fn on_ice_candidate_error(&self, event: RTCPeerConnectionIceErrorEvent) {
+        let via = self.0.via(&event.url, "udp");
+        self.0.record(IceCandidate {
+            kind: if via == "stun" { "srflx" } else { "relay" }.into(),
+            via,
+            protocol: "udp".into(),
+            address: String::new(),
+            priority: 0,
+            gathered_ms: Some(ms(self.0.started)),
+            error: Some(format!("{} {}", event.error_code, event.error_text)),
+        });
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             let _ = self.0.gathered.send(true);
@@ -359,7 +462,11 @@ struct Setup {
     network_types: Vec<NetworkType>,
     ice_servers: Vec<RTCIceServer>,
     policy: RTCIceTransportPolicy,
-    adapter: Option<StreamAdapter>,
+    adapters: Vec<StreamAdapter>,
+    /// For `ice`: which server stands for which candidate source (`(scheme, addr, via)`), and
+    /// the sources that failed before gathering (`(via, error)`).
+    sources: Vec<(&'static str, String, &'static str)>,
+    failed_sources: Vec<(&'static str, String)>,
 }
 
 fn relay_of(ctx: &CallContext) -> Result<&RelayInfo, TransportError> {
@@ -392,7 +499,9 @@ async fn setup(
         network_types: udp_types.clone(),
         ice_servers: vec![],
         policy: RTCIceTransportPolicy::All,
-        adapter: None,
+        adapters: vec![],
+        sources: vec![],
+        failed_sources: vec![],
     };
     let relayed = |servers: Vec<RTCIceServer>, adapter: Option<StreamAdapter>| Setup {
         udp: vec![SocketAddr::new(ip, 0)],
@@ -400,7 +509,9 @@ async fn setup(
         network_types: udp_types.clone(),
         ice_servers: servers,
         policy: RTCIceTransportPolicy::Relay,
-        adapter,
+        adapters: adapter.into_iter().collect(),
+        sources: vec![],
+        failed_sources: vec![],
     };
     Ok(match (s, role) {
         (Strategy::Direct, Role::Callee) => host_udp(ctx.options.port.unwrap_or(0)),
@@ -439,10 +550,82 @@ async fn setup(
                 network_types: tcp_types,
                 ice_servers: vec![],
                 policy: RTCIceTransportPolicy::All,
-                adapter: None,
+                adapters: vec![],
+                sources: vec![],
+                failed_sources: vec![],
             }
         }
+        (Strategy::Ice, Role::Callee) => Setup {
+            // Host candidates only: UDP, and a passive ICE-TCP candidate (RFC 6544) on 443.
+            // The callee is beyond the censor; the caller's relays reach it there.
+            udp: vec![SocketAddr::new(ip, ctx.options.port.unwrap_or(0))],
+            tcp: vec![SocketAddr::new(ip, ICE_TCP_PORT)],
+            network_types: [udp_types.clone(), tcp_types].concat(),
+            ice_servers: vec![],
+            policy: RTCIceTransportPolicy::All,
+            adapters: vec![],
+            sources: vec![],
+            failed_sources: vec![],
+        },
+        (Strategy::Ice, Role::Caller) => {
+            ice_caller_setup(ctx, udp_types, tcp_types, deadline).await
+        }
     })
+}
+
+/// The `ice` caller: host UDP and active ICE-TCP candidates, and, when the run has a relay,
+/// a srflx candidate from the relay's STUN listener (coturn answers Binding on its UDP port)
+/// and relay candidates over UDP, TCP and TLS (the last two through [`adapter`]s started at
+/// once, in parallel). A source that fails (a stream the censor resets) is recorded and left
+/// out; the others go on.
+async fn ice_caller_setup(
+    ctx: &CallContext,
+    udp_types: Vec<NetworkType>,
+    tcp_types: Vec<NetworkType>,
+    deadline: Instant,
+) -> Setup {
+    let ip = ctx.local_ip;
+    let mut setup = Setup {
+        udp: vec![SocketAddr::new(ip, 0)],
+        tcp: vec![SocketAddr::new(ip, 0)],
+        network_types: [udp_types, tcp_types].concat(),
+        ice_servers: vec![],
+        policy: RTCIceTransportPolicy::All,
+        adapters: vec![],
+        sources: vec![],
+        failed_sources: vec![],
+    };
+    let Some(relay) = ctx.relay.as_ref() else { return setup };
+    let udp = SocketAddr::new(relay.addr, relay.udp_port);
+    setup.ice_servers.push(RTCIceServer {
+        urls: vec![format!("stun:{udp}")],
+        username: String::new(),
+        credential: String::new(),
+    });
+    setup.sources.push(("stun", udp.to_string(), "stun"));
+    setup.ice_servers.push(turn_server(udp, relay));
+    setup.sources.push(("turn", udp.to_string(), "turn-udp"));
+    let wait = remaining(deadline).min(ADAPTER_WAIT);
+    let tls = Upstream::Tls {
+        sni: ctx.options.sni.clone().unwrap_or_else(|| relay.tls_server_name.clone()),
+        cert_pem: relay.tls_cert_pem.clone(),
+        alpn: ctx.options.alpn.clone(),
+    };
+    let (tcp_adapter, tls_adapter) = tokio::join!(
+        StreamAdapter::start(Upstream::Tcp, ip, SocketAddr::new(relay.addr, relay.tcp_port), wait),
+        StreamAdapter::start(tls, ip, SocketAddr::new(relay.addr, relay.tls_port), wait),
+    );
+    for (via, adapter) in [("turn-tcp", tcp_adapter), ("turn-tls", tls_adapter)] {
+        match adapter {
+            Ok(a) => {
+                setup.ice_servers.push(turn_server(a.local, relay));
+                setup.sources.push(("turn", a.local.to_string(), via));
+                setup.adapters.push(a);
+            }
+            Err(e) => setup.failed_sources.push((via, e.to_string())),
+        }
+    }
+    setup
 }
 
 fn media_engine() -> Result<MediaEngine, TransportError> {
@@ -484,6 +667,7 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
     }
     let mut signal = Client::connect_from(ctx.local_ip, ctx.signal, remaining(deadline)).await?;
     let setup = setup(ctx, s, role, deadline).await?;
+    let started = Instant::now();
 
     let (gathered_tx, mut gathered_rx) = watch::channel(false);
     let (state_tx, mut state_rx) = watch::channel(RTCPeerConnectionState::New);
@@ -495,6 +679,23 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         media_in: media_in_tx,
         primers: Arc::new(primers_tx),
         track_tasks: Mutex::new(Vec::new()),
+        started,
+        sources: setup.sources.clone(),
+        candidates: Mutex::new(
+            setup
+                .failed_sources
+                .iter()
+                .map(|(via, e)| IceCandidate {
+                    kind: "relay".into(),
+                    via: via.to_string(),
+                    protocol: "udp".into(),
+                    address: String::new(),
+                    priority: 0,
+                    gathered_ms: Some(ms(started)),
+                    error: Some(e.clone()),
+                })
+                .collect(),
+        ),
     });
 
     // ICE gives up on a pair after its checks fail; once connected, consent is checked every
@@ -536,8 +737,9 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         pc: pc.clone(),
         events: events.clone(),
         tasks: Vec::new(),
-        adapter: setup.adapter,
+        adapters: setup.adapters,
         selected: None,
+        ice: None,
     };
 
     let ssrc = seeded(ctx.seed, role, 1);
@@ -562,19 +764,35 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
 
     let offer_key = format!("{}/offer", ctx.call_id);
     let answer_key = format!("{}/answer", ctx.call_id);
+    let gathering;
     match role {
         Role::Caller => {
             let offer = pc.create_offer(None).await.map_err(rtc_error("creating the offer"))?;
             pc.set_local_description(offer).await.map_err(rtc_error("applying the offer"))?;
-            let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
-            tracing::debug!("{} offer gathered", s.name());
+            let gather_until = if s == Strategy::Ice {
+                let cap = (Instant::now() + GATHER_CAP).min(deadline);
+                let streams: Vec<&str> = events
+                    .sources
+                    .iter()
+                    .filter(|(_, _, via)| matches!(*via, "turn-tcp" | "turn-tls"))
+                    .map(|(_, _, via)| *via)
+                    .collect();
+                ice_gathering_end(&events, &gathered_rx, &streams, cap).await
+            } else {
+                deadline
+            };
+            let (local, complete) =
+                gathered_description(&*pc, &mut gathered_rx, gather_until, s == Strategy::Ice, ctx)
+                    .await?;
+            gathering = Some((ms(started), complete));
+            tracing::debug!("{} offer gathered (complete: {complete})", s.name());
             signal.put(&offer_key, &encode(s, local)?).await?;
             let wait = left_for(deadline, ctx.connect_timeout, "waiting for the callee's answer")?;
             let answer = signal.get(&answer_key, wait).await?;
             let answer = decode(&answer, s)?;
             let tcp_passive = passive_tcp_candidates(&answer.sdp);
             pc.set_remote_description(answer).await.map_err(rtc_error("applying the answer"))?;
-            if s == Strategy::IceTcp {
+            if matches!(s, Strategy::IceTcp | Strategy::Ice) {
                 // webrtc-rs 0.21 opens ICE-TCP connections to passive candidates only when they
                 // come through add_ice_candidate, not when they are in a description; hand them
                 // over again so the active side connects.
@@ -592,7 +810,9 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
             pc.set_remote_description(offer).await.map_err(rtc_error("applying the offer"))?;
             let answer = pc.create_answer(None).await.map_err(rtc_error("creating the answer"))?;
             pc.set_local_description(answer).await.map_err(rtc_error("applying the answer"))?;
-            let local = gathered_description(&*pc, &mut gathered_rx, deadline, ctx).await?;
+            let (local, complete) =
+                gathered_description(&*pc, &mut gathered_rx, deadline, false, ctx).await?;
+            gathering = Some((ms(started), complete));
             tracing::debug!("{} answer gathered", s.name());
             signal.put(&answer_key, &encode(s, local)?).await?;
         }
@@ -600,11 +820,20 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
 
     wait_connected(&mut state_rx, deadline, ctx.connect_timeout).await?;
     tracing::debug!("{} {role:?} connected", s.name());
+    let connected_ms = ms(started);
     // Reading stats goes through the peer connection's driver; never let it hold the call's
     // setup (the path description is then less precise, the call is the same).
     guard.selected =
         tokio::time::timeout(SELECTED_PAIR_MAX, selected_pair(&*pc)).await.ok().flatten();
     tracing::debug!("{} {role:?} read the selected pair", s.name());
+    if s == Strategy::Ice {
+        guard.ice = tokio::time::timeout(
+            SELECTED_PAIR_MAX,
+            ice_report(&*pc, &events, gathering, connected_ms, &guard.selected),
+        )
+        .await
+        .ok();
+    }
 
     let mut writer = RtpWriter {
         track,
@@ -669,23 +898,66 @@ fn passive_tcp_candidates(sdp: &str) -> Vec<RTCIceCandidateInit> {
         .collect()
 }
 
+/// When the `ice` caller stops waiting for candidates: at completion, at `cap`, or once every
+/// stream relay (`streams`: TURN over TCP/TLS, which a UDP censor cannot stop) is gathered and
+/// a quiet period of twice their gathering time (at least [`GATHER_QUIET`]) has passed, so
+/// UDP sources on a path that answers at all have had their round trips.
+async fn ice_gathering_end(
+    events: &Events,
+    gathered: &watch::Receiver<bool>,
+    streams: &[&str],
+    cap: Instant,
+) -> Instant {
+    let start = Instant::now();
+    loop {
+        let now = Instant::now();
+        if *gathered.borrow() || now >= cap {
+            return now;
+        }
+        if !streams.is_empty() {
+            let candidates = events.candidates.lock().unwrap_or_else(|p| p.into_inner());
+            let last = streams.iter().try_fold(0.0f64, |acc, via| {
+                candidates
+                    .iter()
+                    .filter(|c| c.via == *via && c.error.is_none())
+                    .filter_map(|c| c.gathered_ms)
+                    .reduce(f64::min)
+                    .map(|t| acc.max(t))
+            });
+            drop(candidates);
+            if let Some(last_ms) = last {
+                let took = Duration::from_secs_f64(
+                    (last_ms - (start - events.started).as_secs_f64() * 1e3).max(0.0) / 1e3,
+                );
+                if now >= start + (took * 2).max(GATHER_QUIET) {
+                    return now;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits for ICE gathering to complete and returns the local description with every candidate.
 async fn gathered_description(
     pc: &dyn PeerConnection,
     gathered: &mut watch::Receiver<bool>,
-    deadline: Instant,
+    until: Instant,
+    capped: bool,
     ctx: &CallContext,
-) -> Result<RTCSessionDescription, TransportError> {
+) -> Result<(RTCSessionDescription, bool), TransportError> {
     let what = if ctx.role == Role::Caller && ctx.relay.is_some() {
         "gathering ice candidates (is the relay reachable?)"
     } else {
         "gathering ice candidates"
     };
-    match tokio::time::timeout_at(deadline, gathered.wait_for(|done| *done)).await {
+    // With `capped` (the `ice` caller), past `until` go on with the candidates gathered so far.
+    let complete = match tokio::time::timeout_at(until, gathered.wait_for(|done| *done)).await {
+        Err(_) if capped => false,
         Err(_) => return Err(TransportError::Timeout(ctx.connect_timeout, what)),
         Ok(Err(_)) => return Err(TransportError::Other("the peer connection went away".into())),
-        Ok(Ok(_)) => {}
-    }
+        Ok(Ok(_)) => true,
+    };
     let desc = pc
         .local_description()
         .await
@@ -699,7 +971,7 @@ async fn gathered_description(
             ctx.local_ip
         )));
     }
-    Ok(desc)
+    Ok((desc, complete))
 }
 
 async fn wait_connected(
@@ -763,12 +1035,98 @@ async fn selected_pair(pc: &dyn PeerConnection) -> Option<SelectedPair> {
     None
 }
 
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// The ICE report of an `ice` call: the candidates the handler recorded, every pair from the
+/// agent's stats, and the nominated pair.
+async fn ice_report(
+    pc: &dyn PeerConnection,
+    events: &Events,
+    gathering: Option<(f64, bool)>,
+    connected_ms: f64,
+    selected: &Option<SelectedPair>,
+) -> IceReport {
+    let candidates = events.candidates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let via_of = |addr: &str, protocol: &str| {
+        candidates
+            .iter()
+            .find(|c| c.address == addr && c.protocol == protocol && c.error.is_none())
+            .map(|c| c.via.clone())
+            .unwrap_or_else(|| format!("unknown-{protocol}"))
+    };
+    let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+    let candidate = |id: &str| {
+        ["", "RTCLocalIceCandidate_", "RTCRemoteIceCandidate_"].iter().find_map(|prefix| {
+            match report.get(&format!("{prefix}{id}")) {
+                Some(
+                    RTCStatsReportEntry::LocalCandidate(c)
+                    | RTCStatsReportEntry::RemoteCandidate(c),
+                ) => Some(c),
+                _ => None,
+            }
+        })
+    };
+    let addr = |c: &rtc::statistics::stats::ice_candidate::RTCIceCandidateStats| {
+        format!("{}:{}", c.address.clone().unwrap_or_default(), c.port)
+    };
+    let mut pairs = Vec::new();
+    for entry in report.iter() {
+        let RTCStatsReportEntry::IceCandidatePair(p) = entry else { continue };
+        let Some(local) = candidate(&p.local_candidate_id) else { continue };
+        let remote = candidate(&p.remote_candidate_id);
+        let state = serde_json::to_value(p.state)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        pairs.push(IcePair {
+            local_via: via_of(&addr(local), &local.protocol),
+            local: addr(local),
+            remote_kind: remote.map(|c| c.candidate_type.to_string()).unwrap_or_default(),
+            remote: remote.map(addr).unwrap_or_default(),
+            state,
+            nominated: p.nominated,
+            requests_sent: p.requests_sent,
+            responses_received: p.responses_received,
+        });
+    }
+    let selected = selected.as_ref().map(|p| IceSelected {
+        local_kind: p.local_type.clone(),
+        local_via: via_of(&p.local, &p.protocol),
+        local: p.local.clone(),
+        remote_kind: p.remote_type.clone(),
+        remote: p.remote.clone(),
+        protocol: p.protocol.clone(),
+    });
+    IceReport {
+        gathering_ms: gathering.map(|g| g.0),
+        gathering_complete: gathering.is_some_and(|g| g.1),
+        candidates,
+        pairs,
+        selected,
+        connected_ms: Some(connected_ms),
+    }
+}
+
 fn describe_path(s: Strategy, call: &WebrtcCall) -> String {
     let mut path = format!("webrtc {}", s.name());
     if let Some(p) = &call.selected {
         path.push_str(&format!(": {p}"));
     }
-    if let Some(a) = &call.adapter {
+    let via_adapter = |p: &SelectedPair| {
+        let ice = call.ice.as_ref()?;
+        let c = ice.candidates.iter().find(|c| c.address == p.local && c.error.is_none())?;
+        Some(c.via.clone())
+    };
+    for a in &call.adapters {
+        // For `ice`, name only the adapter the nominated pair uses.
+        if s == Strategy::Ice
+            && call.selected.as_ref().and_then(via_adapter).as_deref()
+                != Some(if a.kind == "tls" { "turn-tls" } else { "turn-tcp" })
+        {
+            continue;
+        }
         path.push_str(&format!("; turn over {} to {} from {}", a.kind, a.relay, a.stream_source));
     }
     path
@@ -866,7 +1224,7 @@ mod tests {
             assert_eq!(Strategy::parse(s).map(|s| s.name()), Some(*s));
         }
         assert!(AUTO_ORDER.iter().all(|s| STRATEGIES.contains(s)));
-        assert!(!AUTO_ORDER.contains(&"ice-tcp"));
+        assert_eq!(AUTO_ORDER, &["ice"]);
         assert_eq!(Strategy::parse("auto"), None);
     }
 

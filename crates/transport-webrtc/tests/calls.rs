@@ -258,3 +258,55 @@ async fn turn_tcp_stream_leaves_from_a_secondary_address() {
         caller.path
     );
 }
+
+/// The ICE report of an `ice` caller, printed for the test log.
+fn ice_of(link: &MediaLink) -> &callwall_transport::ice::IceReport {
+    let ice = guard(link).ice().expect("an ice call has an ice report");
+    eprintln!("{}", serde_json::to_string_pretty(ice).expect("json"));
+    ice
+}
+
+/// `ice` with a relay: one agent gathers host UDP, ICE-TCP, and relay candidates over UDP,
+/// TCP and TLS at once, checks pairs in parallel and nominates one; the report says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_gathers_every_candidate_in_one_agent() {
+    let relay = start_relay("127.0.0.16").await;
+    let caller_ip: IpAddr = "127.0.0.31".parse().expect("ip");
+    let callee_ip: IpAddr = "127.0.0.32".parse().expect("ip");
+    let (caller, callee) =
+        call_between("ice", Some(relay.info.clone()), caller_ip, callee_ip).await;
+    let ice = ice_of(&caller);
+    let gathered = |via: &str| ice.candidates.iter().any(|c| c.via == via && c.error.is_none());
+    // coturn answers STUN Binding on its UDP port: the srflx candidate comes from there.
+    for via in ["host-udp", "host-tcp", "stun", "turn-udp", "turn-tcp", "turn-tls"] {
+        assert!(gathered(via), "no {via} candidate: {:?}", ice.candidates);
+    }
+    let selected = ice.selected.as_ref().expect("a nominated pair");
+    assert!(ice.pairs.iter().any(|p| p.state == "succeeded"), "{:?}", ice.pairs);
+    assert!(ice.connected_ms.is_some() && ice.gathering_ms.is_some());
+    assert!(caller.path.starts_with("webrtc ice"), "{}", caller.path);
+    assert!(selected.local.starts_with("127.0.0."), "{selected:?}");
+    // The callee answers with host candidates only and reports its side too.
+    let callee_ice = guard(&callee).ice().expect("callee ice report");
+    assert!(callee_ice.candidates.iter().all(|c| c.kind == "host"), "{:?}", callee_ice.candidates);
+}
+
+/// `ice` when the relay's UDP port is dead (STUN and TURN over UDP never answer): the call does
+/// not wait for them; relays over TCP and TLS are gathered and the call connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_goes_on_without_a_dead_udp_relay() {
+    let relay = start_relay("127.0.0.17").await;
+    let mut info = relay.info.clone();
+    // A UDP port on the relay's address where nothing listens.
+    let dead = std::net::UdpSocket::bind(("127.0.0.17", 0)).expect("bind");
+    info.udp_port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let caller_ip: IpAddr = "127.0.0.33".parse().expect("ip");
+    let callee_ip: IpAddr = "127.0.0.34".parse().expect("ip");
+    let (caller, _callee) = call_between("ice", Some(info), caller_ip, callee_ip).await;
+    let ice = ice_of(&caller);
+    let gathered = |via: &str| ice.candidates.iter().any(|c| c.via == via && c.error.is_none());
+    assert!(!gathered("turn-udp") && !gathered("stun"), "{:?}", ice.candidates);
+    assert!(gathered("turn-tcp") && gathered("turn-tls"), "{:?}", ice.candidates);
+    assert!(ice.selected.is_some());
+}

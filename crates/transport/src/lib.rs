@@ -11,8 +11,10 @@
 //! never reads a clock other than the shared system clock used for one-way delay. It does not
 //! guarantee delivery: frames lost on the path are the measurement.
 
+pub mod ice;
 pub mod metrics;
 pub mod peer;
+pub mod race;
 pub mod signal;
 pub mod voice;
 
@@ -152,6 +154,17 @@ pub trait VoiceTransport: Send + Sync {
     /// Answers a call (callee side) with one strategy. It must publish whatever the caller
     /// needs through signalling before it waits for the caller.
     async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError>;
+    /// What the transport's ICE agent did on `link` (a link this transport returned), for
+    /// transports that run ICE. Defaults to none.
+    fn ice_report(&self, _link: &MediaLink) -> Option<ice::IceReport> {
+        None
+    }
+    /// The strategies `auto` races with staggered starts (RFC 8305 style, see [`race`])
+    /// instead of trying [`VoiceTransport::auto_order`] one after another; they must listen on
+    /// distinct callee ports. Defaults to none (sequential).
+    fn auto_race(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 /// Checks `strategy` against the transport's list, for use at the top of `dial`/`answer`.

@@ -10,6 +10,10 @@
 //!                     give it up when "{call_id}/attempt/{i+1}" appears or its deadline passes
 //! ```
 //!
+//! `["auto"]` on a transport that offers a race ([`crate::VoiceTransport::auto_race`], noise
+//! and quic) runs [`crate::race`] instead: attempts start 250 ms apart and the first to connect
+//! wins. Explicit strategy lists always use the sequential protocol above.
+//!
 //! The callee keeps watching for the next attempt even after its side connected, because the
 //! caller's side may not have (a censor dropping only the answer): then the callee drops the
 //! link and answers the caller's next attempt.
@@ -42,7 +46,8 @@ pub const MAX_ATTEMPTS: usize = 64;
 pub struct PeerSpec {
     /// The transport's name (`noise`, `quic`, `webrtc`).
     pub transport: String,
-    /// Strategies to try in order; `["auto"]` means the transport's `auto_order()`.
+    /// Strategies to try in order; `["auto"]` means the transport's `auto_order()`, or its
+    /// `auto_race()` raced with a stagger when it offers one.
     pub strategies: Vec<String>,
     pub ctx: CallContext,
     /// When the call starts (UNIX ns, the shared system clock).
@@ -117,6 +122,10 @@ pub struct PeerReport {
     /// CPU time the peer process used (user + system), in milliseconds, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
+    /// What the ICE agent of the strategy that carried media did (webrtc `ice`, i.e. `auto`):
+    /// candidates gathered, pairs checked, the nominated pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<crate::ice::IceReport>,
 }
 
 impl Default for PeerReport {
@@ -128,7 +137,7 @@ impl Default for PeerReport {
 impl PeerReport {
     /// Records a signalling error of the peer itself: `signalling_failure` when signalling
     /// could not get through, `error` otherwise (a protocol error is a testbed fault).
-    fn signal_failed(&mut self, e: crate::signal::SignalError) {
+    pub(crate) fn signal_failed(&mut self, e: crate::signal::SignalError) {
         if e.is_unreachable() {
             self.signalling_failure = Some(format!("signalling: {e}"));
         } else {
@@ -156,6 +165,7 @@ impl PeerReport {
             error: None,
             signalling_failure: None,
             cpu_ms: None,
+            ice: None,
         }
     }
 
@@ -167,6 +177,7 @@ impl PeerReport {
     fn clear_media(&mut self) {
         self.strategy = None;
         self.path = None;
+        self.ice = None;
         self.connected_unix_ns = None;
         self.media_start_unix_ns = 0;
         self.media_end_unix_ns = 0;
@@ -176,7 +187,7 @@ impl PeerReport {
         self.arrivals.clear();
     }
 
-    fn take_drive(&mut self, d: voice::DriveReport) {
+    pub(crate) fn take_drive(&mut self, d: voice::DriveReport) {
         self.frames_sent = d.frames_sent;
         self.frames_malformed = d.malformed;
         self.arrivals = d.arrivals;
@@ -186,7 +197,7 @@ impl PeerReport {
     }
 }
 
-fn ms_since(start: tokio::time::Instant) -> f64 {
+pub(crate) fn ms_since(start: tokio::time::Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
@@ -222,7 +233,14 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
         ));
         return report;
     };
-    let strategies = resolve_strategies(&spec.strategies, t);
+    // `auto` races when the transport offers a race (see `race`); otherwise it is sequential.
+    // An explicit port would be shared by every racing attempt: then sequential.
+    let race =
+        t.auto_race().filter(|_| spec.strategies == ["auto"] && spec.ctx.options.port.is_none());
+    let strategies = match race {
+        Some(r) => r.iter().map(|s| s.to_string()).collect(),
+        None => resolve_strategies(&spec.strategies, t),
+    };
     if strategies.is_empty() {
         report.error = Some("no strategies to try; name at least one or \"auto\"".into());
         return report;
@@ -240,12 +258,26 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
     report.dial_start_unix_ns = unix_ns_now();
 
     let work = async {
-        match role {
-            Role::Caller => {
+        match (role, race.is_some()) {
+            (Role::Caller, true) => {
+                crate::race::run_caller(spec, t, &strategies, media_cap_ns, &mut report).await
+            }
+            (Role::Callee, true) => {
+                crate::race::run_callee(
+                    spec,
+                    t,
+                    &strategies,
+                    connect_deadline_ns,
+                    media_cap_ns,
+                    &mut report,
+                )
+                .await
+            }
+            (Role::Caller, false) => {
                 run_caller(spec, t, &strategies, connect_deadline_ns, media_cap_ns, &mut report)
                     .await
             }
-            Role::Callee => {
+            (Role::Callee, false) => {
                 run_callee(spec, t, connect_deadline_ns, media_cap_ns, &mut report).await
             }
         }
@@ -261,7 +293,7 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
     report
 }
 
-async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Client> {
+pub(crate) async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Client> {
     let wait = spec.ctx.connect_timeout.max(Duration::from_secs(1));
     match Client::connect_from(spec.ctx.local_ip, spec.ctx.signal, wait).await {
         Ok(c) => Some(c),
@@ -274,7 +306,7 @@ async fn signal_client(spec: &PeerSpec, report: &mut PeerReport) -> Option<Clien
 
 /// Waits for `key` on a connection of its own: a `Client` is not cancel-safe (a dropped `get`
 /// leaves its answer on the connection), and the watches here lose `select!`s by design.
-async fn watch(
+pub(crate) async fn watch(
     spec: &PeerSpec,
     key: &str,
     wait: Duration,
@@ -288,19 +320,19 @@ async fn watch(
     c.get(key, wait).await
 }
 
-fn attempt_ctx(spec: &PeerSpec, i: usize) -> CallContext {
+pub(crate) fn attempt_ctx(spec: &PeerSpec, i: usize) -> CallContext {
     let mut ctx = spec.ctx.clone();
     ctx.call_id = format!("{}/{i}", spec.ctx.call_id);
     ctx.seed = spec.ctx.seed.wrapping_add(i as u64);
     ctx
 }
 
-fn attempt_key(spec: &PeerSpec, i: usize) -> String {
+pub(crate) fn attempt_key(spec: &PeerSpec, i: usize) -> String {
     format!("{}/attempt/{i}", spec.ctx.call_id)
 }
 
 /// Media end for a peer that connected at `connected_ns`.
-fn media_end(spec: &PeerSpec, connected_ns: u64, media_cap_ns: u64) -> SystemTime {
+pub(crate) fn media_end(spec: &PeerSpec, connected_ns: u64, media_cap_ns: u64) -> SystemTime {
     system_time(connected_ns.saturating_add(spec.duration.as_nanos() as u64).min(media_cap_ns))
 }
 
@@ -354,6 +386,7 @@ async fn run_caller(
     let connected = unix_ns_now();
     report.connected_unix_ns = Some(connected);
     report.path = Some(link.path.clone());
+    report.ice = t.ice_report(&link);
     let d = voice::drive(link, &spec.voice, media_end(spec, connected, media_cap_ns), DRAIN).await;
     report.take_drive(d);
 }
@@ -449,6 +482,7 @@ async fn run_callee(
         report.strategy = Some(strategy);
         report.connected_unix_ns = Some(connected);
         report.path = Some(link.path.clone());
+        report.ice = t.ice_report(&link);
         let end = media_end(spec, connected, media_cap_ns);
         // Keep watching: if the caller's side did not connect, it moves on and so do we.
         let watch_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
@@ -497,6 +531,8 @@ mod tests {
     #[derive(Default)]
     struct Mock {
         rooms: Mutex<HashMap<String, MediaLink>>,
+        /// `auto` races "a" and "b".
+        race: bool,
     }
 
     fn pair(path: &str) -> (MediaLink, MediaLink) {
@@ -514,6 +550,9 @@ mod tests {
         }
         fn strategies(&self) -> &'static [&'static str] {
             &["a", "b"]
+        }
+        fn auto_race(&self) -> Option<&'static [&'static str]> {
+            self.race.then_some(&["a", "b"][..])
         }
         async fn dial(&self, ctx: &CallContext, s: &str) -> Result<MediaLink, TransportError> {
             crate::check_strategy(self, s)?;
@@ -582,6 +621,36 @@ mod tests {
         // Reports survive JSON (the harness reads them from the peer process).
         let back: PeerReport = serde_json::from_str(&serde_json::to_string(&ra).unwrap()).unwrap();
         assert_eq!(back, ra);
+        server.abort();
+    }
+
+    /// Racing: "a" connects only on the callee's side, "b" starts a stagger later and wins;
+    /// the callee drops its "a" link and talks on "b", as the caller said.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_callee_follows_the_callers_winner() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(crate::signal::serve(l));
+        let t = Mock { race: true, ..Mock::default() };
+        let ts: [&dyn VoiceTransport; 1] = [&t];
+        let (a, b) = (spec(Role::Caller, addr, &["auto"]), spec(Role::Callee, addr, &["auto"]));
+        let (ra, rb) = tokio::join!(run_peer(&a, &ts), run_peer(&b, &ts));
+        assert_eq!((ra.strategy.as_deref(), rb.strategy.as_deref()), (Some("b"), Some("b")));
+        assert_eq!(ra.attempts.len(), 2, "{:?}", ra.attempts);
+        assert!(!ra.attempts[0].ok && ra.attempts[1].ok, "{:?}", ra.attempts);
+        assert!(!rb.attempts[0].ok && rb.attempts[1].ok, "{:?}", rb.attempts);
+        assert!(rb.attempts[0].error.as_deref().unwrap().contains("picked another"));
+        let m = crate::metrics::analyze(&ra, &rb, &crate::Thresholds::default());
+        assert_eq!(m.verdict, crate::Verdict::Connected, "{}", m.reason);
+        // An explicit list is still sequential, even on a racing transport.
+        let (a, b) = (spec(Role::Caller, addr, &["a", "b"]), spec(Role::Callee, addr, &["a", "b"]));
+        let (a, b) = (
+            PeerSpec { ctx: CallContext { call_id: "c2".into(), ..a.ctx.clone() }, ..a },
+            PeerSpec { ctx: CallContext { call_id: "c2".into(), ..b.ctx.clone() }, ..b },
+        );
+        let (ra, rb) = tokio::join!(run_peer(&a, &ts), run_peer(&b, &ts));
+        assert!(rb.attempts[0].error.as_deref().unwrap().contains("moved on"), "{:?}", rb.attempts);
+        assert_eq!(ra.strategy.as_deref(), Some("b"));
         server.abort();
     }
 

@@ -1,0 +1,283 @@
+//! The reflector's sans-I/O core: datagrams and the time in, datagrams to send out.
+//!
+//! Protocol (what is modelled):
+//! 1. A client's first datagram on a flow is a STUN Binding request (RFC 8489 §6.3: type
+//!    0x0001, magic cookie 0x2112A442). The reflector answers a Binding success response with
+//!    XOR-MAPPED-ADDRESS (RFC 8489 §14.2), as Telegram reflectors do before media
+//!    (censorship-catalog.md, "Russia after August 2025": STUN Binding to relays [R]).
+//! 2. Every other datagram starts with a 16-byte call tag (as tgcalls' reflector packets carry
+//!    a peer tag [U]: the real protocol is proprietary). The first two addresses that send a
+//!    tag are its two peers; each later datagram from one is sent, unchanged, to the other.
+//!    A datagram from a third address for a full tag is dropped and counted.
+//!
+//! Not modelled: authentication of tags, encryption, the reflector's own keepalives and
+//! statistics packets, peer-to-peer upgrade. Tags idle for [`IDLE`] are forgotten.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// STUN magic cookie (RFC 8489 §5).
+pub const MAGIC_COOKIE: u32 = 0x2112_A442;
+/// Length of the call tag that starts every relayed datagram.
+pub const TAG_LEN: usize = 16;
+/// Tags with no traffic this long are forgotten.
+pub const IDLE: Duration = Duration::from_secs(60);
+/// Most tags held at once; new tags beyond it are refused (counted).
+pub const MAX_TAGS: usize = 4096;
+
+const BINDING_REQUEST: u16 = 0x0001;
+const BINDING_SUCCESS: u16 = 0x0101;
+const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
+
+/// A call tag.
+pub type Tag = [u8; TAG_LEN];
+
+/// What the reflector did, for reports and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub stun_answered: u64,
+    pub relayed: u64,
+    /// Tagged datagrams with no second peer yet.
+    pub waiting: u64,
+    /// A third address for a full tag, or a new tag beyond [`MAX_TAGS`].
+    pub refused: u64,
+    /// Shorter than a tag and not STUN.
+    pub malformed: u64,
+}
+
+struct Pair {
+    peers: [Option<SocketAddr>; 2],
+    last: Instant,
+}
+
+/// The reflector's state for one listening port.
+#[derive(Default)]
+pub struct Reflector {
+    tags: HashMap<Tag, Pair>,
+    out: Vec<(SocketAddr, Vec<u8>)>,
+    pub counters: Counters,
+}
+
+/// A STUN Binding request's transaction id, if `b` is one (RFC 8489 §5, §6.3).
+pub fn binding_request_id(b: &[u8]) -> Option<[u8; 12]> {
+    if b.len() < 20 || b[0] & 0xC0 != 0 {
+        return None;
+    }
+    let typ = u16::from_be_bytes([b[0], b[1]]);
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    let cookie = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+    if typ != BINDING_REQUEST
+        || cookie != MAGIC_COOKIE
+        || !len.is_multiple_of(4)
+        || 20 + len != b.len()
+    {
+        return None;
+    }
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&b[8..20]);
+    Some(id)
+}
+
+/// A Binding request with transaction id `id` (no attributes).
+pub fn binding_request(id: [u8; 12]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(20);
+    m.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
+    m.extend_from_slice(&0u16.to_be_bytes());
+    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    m.extend_from_slice(&id);
+    m
+}
+
+/// A Binding success response to `id` naming `mapped` in XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
+pub fn binding_success(id: [u8; 12], mapped: SocketAddr) -> Vec<u8> {
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let xport = mapped.port() ^ (MAGIC_COOKIE >> 16) as u16;
+    let (family, xaddr): (u8, Vec<u8>) = match mapped.ip() {
+        IpAddr::V4(a) => (1, a.octets().iter().zip(cookie).map(|(b, c)| b ^ c).collect()),
+        IpAddr::V6(a) => {
+            let key: Vec<u8> = cookie.iter().chain(id.iter()).copied().collect();
+            (2, a.octets().iter().zip(key).map(|(b, k)| b ^ k).collect())
+        }
+    };
+    let value_len = 4 + xaddr.len();
+    let mut m = Vec::with_capacity(20 + 4 + value_len);
+    m.extend_from_slice(&BINDING_SUCCESS.to_be_bytes());
+    m.extend_from_slice(&((4 + value_len) as u16).to_be_bytes());
+    m.extend_from_slice(&cookie);
+    m.extend_from_slice(&id);
+    m.extend_from_slice(&ATTR_XOR_MAPPED_ADDRESS.to_be_bytes());
+    m.extend_from_slice(&(value_len as u16).to_be_bytes());
+    m.extend_from_slice(&[0, family]);
+    m.extend_from_slice(&xport.to_be_bytes());
+    m.extend_from_slice(&xaddr);
+    m
+}
+
+/// The mapped address in a Binding success response to `id`, if `b` is one.
+pub fn parse_binding_success(b: &[u8], id: [u8; 12]) -> Option<SocketAddr> {
+    if b.len() < 20 || u16::from_be_bytes([b[0], b[1]]) != BINDING_SUCCESS || b[8..20] != id {
+        return None;
+    }
+    let cookie = MAGIC_COOKIE.to_be_bytes();
+    let mut at = 20;
+    while at + 4 <= b.len() {
+        let typ = u16::from_be_bytes([b[at], b[at + 1]]);
+        let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
+        let v = b.get(at + 4..at + 4 + len)?;
+        if typ == ATTR_XOR_MAPPED_ADDRESS && v.len() >= 8 {
+            let port = u16::from_be_bytes([v[2], v[3]]) ^ (MAGIC_COOKIE >> 16) as u16;
+            let ip = match (v[1], v.len()) {
+                (1, 8) => {
+                    let o: Vec<u8> = v[4..8].iter().zip(cookie).map(|(b, c)| b ^ c).collect();
+                    IpAddr::from([o[0], o[1], o[2], o[3]])
+                }
+                (2, 20) => {
+                    let key: Vec<u8> = cookie.iter().chain(id.iter()).copied().collect();
+                    let mut o = [0u8; 16];
+                    for (i, (b, k)) in v[4..20].iter().zip(key).enumerate() {
+                        o[i] = b ^ k;
+                    }
+                    IpAddr::from(o)
+                }
+                _ => return None,
+            };
+            return Some(SocketAddr::new(ip, port));
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
+impl Reflector {
+    pub fn new() -> Self {
+        Reflector::default()
+    }
+
+    /// Handles one datagram from `from` at `now`.
+    pub fn handle(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.expire(now);
+        if let Some(id) = binding_request_id(datagram) {
+            self.counters.stun_answered += 1;
+            self.out.push((from, binding_success(id, from)));
+            return;
+        }
+        let Some(tag) = datagram.get(..TAG_LEN).and_then(|t| <Tag>::try_from(t).ok()) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        if !self.tags.contains_key(&tag) && self.tags.len() >= MAX_TAGS {
+            self.counters.refused += 1;
+            return;
+        }
+        let pair = self.tags.entry(tag).or_insert(Pair { peers: [None, None], last: now });
+        pair.last = now;
+        let me = match pair.peers {
+            [Some(a), _] if a == from => 0,
+            [_, Some(b)] if b == from => 1,
+            [None, _] => {
+                pair.peers[0] = Some(from);
+                0
+            }
+            [_, None] => {
+                pair.peers[1] = Some(from);
+                1
+            }
+            _ => {
+                self.counters.refused += 1;
+                return;
+            }
+        };
+        match pair.peers[1 - me] {
+            Some(other) => {
+                self.counters.relayed += 1;
+                self.out.push((other, datagram.to_vec()));
+            }
+            None => self.counters.waiting += 1,
+        }
+    }
+
+    /// The next datagram to send: `(to, bytes)`.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.remove(0))
+        }
+    }
+
+    /// Tags currently held.
+    pub fn tags(&self) -> usize {
+        self.tags.len()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.tags.retain(|_, p| now.saturating_duration_since(p.last) < IDLE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn stun_binding_is_answered_with_the_mapped_address() {
+        let mut r = Reflector::new();
+        let id = [7u8; 12];
+        for from in [a("10.1.0.2:40000"), a("[fd00:1::2]:40001")] {
+            r.handle(Instant::now(), from, &binding_request(id));
+            let (to, resp) = r.poll_transmit().unwrap();
+            assert_eq!(to, from);
+            assert_eq!(parse_binding_success(&resp, id), Some(from));
+            assert_eq!(parse_binding_success(&resp, [8; 12]), None);
+        }
+        assert_eq!(r.counters.stun_answered, 2);
+        // A request with a wrong cookie or length is not STUN.
+        let mut bad = binding_request(id);
+        bad[4] ^= 1;
+        assert_eq!(binding_request_id(&bad), None);
+        assert_eq!(binding_request_id(&binding_request(id)[..19]), None);
+    }
+
+    #[test]
+    fn tagged_datagrams_are_relayed_between_two_peers() {
+        let mut r = Reflector::new();
+        let now = Instant::now();
+        let tag = [1u8; TAG_LEN];
+        let msg = |b: u8| [&tag[..], &[b]].concat();
+        let (p1, p2, p3) = (a("10.1.0.2:1"), a("10.2.0.2:2"), a("10.9.0.9:3"));
+        r.handle(now, p1, &msg(1));
+        assert!(r.poll_transmit().is_none());
+        r.handle(now, p2, &msg(2));
+        assert_eq!(r.poll_transmit(), Some((p1, msg(2))));
+        r.handle(now, p1, &msg(3));
+        assert_eq!(r.poll_transmit(), Some((p2, msg(3))));
+        r.handle(now, p3, &msg(4));
+        assert!(r.poll_transmit().is_none());
+        r.handle(now, p3, b"short");
+        let c = r.counters;
+        assert_eq!((c.relayed, c.waiting, c.refused, c.malformed), (2, 1, 1, 1));
+        // Idle tags are forgotten.
+        r.handle(now + IDLE, p3, &[[2u8; TAG_LEN].as_slice(), b"x"].concat());
+        assert_eq!(r.tags(), 1);
+    }
+
+    #[test]
+    fn never_panics_on_any_short_input() {
+        let mut r = Reflector::new();
+        for len in 0..64 {
+            for fill in [0u8, 0xff, 0x21] {
+                let mut b = vec![fill; len];
+                if len >= 8 {
+                    b[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+                }
+                r.handle(Instant::now(), a("10.0.0.1:1"), &b);
+                let _ = parse_binding_success(&b, [0; 12]);
+            }
+        }
+    }
+}

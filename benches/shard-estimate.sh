@@ -16,7 +16,7 @@ measure() { # name, args...
   local name=$1; shift
   /usr/bin/time -f "%e %U %S" -o "$OUT/$name.time" "$BIN" run --no-color --out "$OUT/$name.out" \
     --json "$OUT/$name.json" "$@" >"$OUT/$name.log" 2>&1 || true
-  read -r wall user sys <"$OUT/$name.time"
+  read -r wall user sys < <(tail -1 "$OUT/$name.time")
   printf '%-10s wall %7.1f s  cpu %7.1f s\n' "$name" "$wall" "$(echo "$user + $sys" | bc)"
   echo "$wall" >"$OUT/$name.wall"
 }

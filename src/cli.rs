@@ -41,6 +41,8 @@ enum Command {
     Report(crate::report_cmd::ReportOpts),
     /// Compare two results files call by call; exit 1 when a verdict got worse.
     Diff(crate::report_cmd::DiffOpts),
+    /// Join results files (e.g. the shards of `run --shard K/N`) and render every report.
+    Merge(crate::merge::MergeOpts),
     /// Validate scenario files without running anything.
     Check {
         /// Scenario files or directories of them (default: every scenario in ./scenarios).
@@ -150,6 +152,14 @@ struct RunOpts {
     /// Run each scenario N times and report whether verdicts agree.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Re-run a scenario whose expectations were missed, up to N more times; calls whose
+    /// verdict changed between attempts are marked flaky in every output.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    retries: u32,
+    /// Run only slice K of N of the run matrix (scenario x repeat); join the shards' JSON
+    /// files with `callwall merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<crate::shard::Shard>,
     /// No colours in the table.
     #[arg(long)]
     no_color: bool,
@@ -175,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::Run(opts) => run(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
+        Command::Merge(opts) => crate::merge::main(opts),
         Command::Inspect { capture, json } => offline_exit(offline::inspect(&capture, json)),
         Command::Replay { scenario, capture, json, inside, topology_dir } => offline_exit(
             offline::replay(&scenario, &topology_dir, &catalog(), &capture, json, &inside),
@@ -263,7 +274,7 @@ fn check(given: &[PathBuf], dirs: &Dirs) -> ExitCode {
     match load_all(&files, dirs) {
         Ok(list) => {
             for s in &list {
-                let calls: usize = s.calls.iter().map(|c| c.count as usize).sum();
+                let calls: usize = s.calls.iter().map(|c| c.placements() as usize).sum();
                 println!(
                     "ok  {:28} {} rule(s), {} call(s)  {}",
                     s.name,
@@ -345,6 +356,10 @@ fn run(opts: RunOpts) -> ExitCode {
         eprintln!("error: --repeat takes 1 to 100");
         return ExitCode::from(2);
     }
+    if opts.retries > 10 {
+        eprintln!("error: --retries takes 0 to 10");
+        return ExitCode::from(2);
+    }
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -364,8 +379,30 @@ fn run(opts: RunOpts) -> ExitCode {
     }
 
     // The work list: scenario x repeat.
-    let jobs: Vec<(usize, u32)> =
+    let mut jobs: Vec<(usize, u32)> =
         (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
+    if let Some(shard) = opts.shard {
+        let cat = roles::catalog();
+        let est: Vec<(&str, u32, Duration)> = jobs
+            .iter()
+            .map(|&(i, r)| {
+                let sc = &scenarios[i];
+                (
+                    sc.name.as_str(),
+                    r,
+                    sc.calls.iter().map(|c| c.budget(&cat)).max().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let of = crate::shard::assign(&est, shard.count);
+        jobs = jobs
+            .into_iter()
+            .zip(of)
+            .filter(|(_, k)| *k + 1 == shard.index)
+            .map(|(j, _)| j)
+            .collect();
+        eprintln!("shard {shard}: {} of the matrix's {} run(s)", jobs.len(), est.len());
+    }
     let total = jobs.len();
     // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
     // default is twice the core count, capped so call timing stays unaffected.
@@ -422,16 +459,38 @@ fn run(opts: RunOpts) -> ExitCode {
                     cancel: cancel.clone(),
                     log_filter: std::env::var("RUST_LOG").ok(),
                 };
-                let r = match launch(&lo) {
-                    Ok(r) => r,
-                    Err(e) if cancel.load(Ordering::SeqCst) => {
-                        let _ = e;
-                        break;
-                    }
-                    Err(e) => {
-                        output::error_run(sc, opts.seed.unwrap_or(sc.seed), rep, e.to_run_error())
-                    }
+                let attempt = |lo: &LaunchOptions| match launch(lo) {
+                    Ok(r) => Some(r),
+                    Err(_) if cancel.load(Ordering::SeqCst) => None,
+                    Err(e) => Some(output::error_run(
+                        sc,
+                        opts.seed.unwrap_or(sc.seed),
+                        rep,
+                        e.to_run_error(),
+                    )),
                 };
+                let Some(mut r) = attempt(&lo) else { break };
+                // --retries: re-run a run that missed, each attempt in its own directory.
+                let mut earlier = Vec::new();
+                while !r.passed()
+                    && earlier.len() < opts.retries as usize
+                    && !cancel.load(Ordering::SeqCst)
+                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
+                {
+                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::create_dir_all(&dir);
+                    let again = LaunchOptions {
+                        exe: lo.exe.clone(),
+                        run: RunArgs { out_dir: Some(dir), ..lo.run.clone() },
+                        deadline: lo.deadline,
+                        cancel: lo.cancel.clone(),
+                        log_filter: lo.log_filter.clone(),
+                    };
+                    let Some(next) = attempt(&again) else { break };
+                    earlier.push(std::mem::replace(&mut r, next));
+                }
+                let r = callwall_harness::result::flaky::fold_attempts(&earlier, r);
                 progress.finish(&sc.name, &r);
                 results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
             });
@@ -446,6 +505,9 @@ fn run(opts: RunOpts) -> ExitCode {
         schema_version: SCHEMA_VERSION,
         callwall_version: env!("CARGO_PKG_VERSION").to_string(),
         runs,
+        shard: opts
+            .shard
+            .map(|s| callwall_harness::result::ShardInfo { index: s.index, count: s.count }),
     };
 
     let color =

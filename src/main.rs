@@ -5,9 +5,11 @@
 //! run starts inside its sandbox (the sandbox's PID 1, the censor, the signal server, peers).
 
 mod cli;
+mod merge;
 mod output;
 mod report_cmd;
 mod roles;
+mod shard;
 
 use std::process::ExitCode;
 

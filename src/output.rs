@@ -26,6 +26,8 @@ pub fn error_run(sc: &Scenario, seed: u64, repeat: u32, error: RunError) -> RunR
         censor: CensorResult::default(),
         error: Some(error),
         artifacts: Artifacts::default(),
+        distributions: Vec::new(),
+        retries: 0,
     }
 }
 

@@ -35,6 +35,17 @@ fn every_scenario_meets_its_expectations() {
                 ));
             }
         }
+        // Calls placed `repeat = N` times are judged by the distribution of their verdicts.
+        for d in r["distributions"].as_array().into_iter().flatten() {
+            if d["met"] != true {
+                problems.push(format!(
+                    "{scenario}/{}: distribution {} missed: {}",
+                    d["call"].as_str().unwrap_or("?"),
+                    d["counts"],
+                    d["missed"]
+                ));
+            }
+        }
     }
     assert_eq!(runs.len(), files.len(), "not every scenario ran\n{}", dump(&out, &v));
     assert!(problems.is_empty(), "expectations missed:\n{}", problems.join("\n"));

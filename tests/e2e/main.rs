@@ -9,4 +9,5 @@ mod library;
 mod offline;
 mod reliability;
 mod report;
+mod shard;
 mod transports;

@@ -14,6 +14,7 @@
 
 pub mod outer;
 pub mod relay;
+pub mod repeat;
 /// The results model; moved to `callwall-results` (this path is kept for existing callers).
 pub mod result {
     pub use callwall_results::*;

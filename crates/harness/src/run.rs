@@ -179,6 +179,8 @@ fn failed_run(args: &RunArgs, started: u64, error: RunError) -> RunResult {
         censor: CensorResult::default(),
         error: Some(error),
         artifacts: Artifacts::default(),
+        distributions: Vec::new(),
+        retries: 0,
     }
 }
 
@@ -283,9 +285,12 @@ fn run_scenario(
     let mut placed: Vec<PlacedCall> = Vec::new();
     let mut copy = 0u32;
     for (ci, call) in calls.iter().enumerate() {
-        for k in 0..call.count {
-            let name =
-                if call.count > 1 { format!("{}#{}", call.name, k + 1) } else { call.name.clone() };
+        for k in 0..call.placements() {
+            let name = if call.placements() > 1 {
+                format!("{}#{}", call.name, k + 1)
+            } else {
+                call.name.clone()
+            };
             let caller_addr = call_address(&mut network, &sc.topology, &call.caller, copy)
                 .map_err(|e| {
                     HarnessError::Setup(format!("adding an address for call {name}: {e}"))
@@ -379,6 +384,7 @@ fn run_scenario(
 
     let th = Thresholds::default();
     let mut results = Vec::new();
+    let mut verdicts_of_call = Vec::new();
     for (name, ci, caller_addr, caller, callee) in reports {
         let call = calls[ci];
         let metrics = analyze(&caller, &callee, &th);
@@ -399,6 +405,7 @@ fn run_scenario(
         };
         let rule = censor_result.deciding_rule(caller_addr);
         let verdict = metrics.verdict;
+        verdicts_of_call.push((ci, verdict));
         let met = call.expect.contains(&verdict);
         let strategy = metrics.strategy.clone().unwrap_or_else(|| call.strategies.join(","));
         let mut reason = metrics.reason.clone();
@@ -424,6 +431,8 @@ fn run_scenario(
             caller_addr,
             cpu,
             metrics,
+            flaky: false,
+            attempts: Vec::new(),
         });
     }
     if let Err(e) = network.teardown() {
@@ -443,6 +452,8 @@ fn run_scenario(
         censor: censor_result,
         error: None,
         artifacts,
+        distributions: crate::repeat::distributions(&calls, &verdicts_of_call),
+        retries: 0,
     })
 }
 

@@ -113,7 +113,8 @@ fn summary(o: &mut String, doc: &Results) {
     let calls: usize = doc.runs.iter().map(|r| r.calls.len()).sum();
     let met: usize = doc.runs.iter().map(|r| r.calls.iter().filter(|c| c.met).count()).sum();
     let failed_runs = doc.runs.iter().filter(|r| r.error.is_some()).count();
-    let all_met = met == calls && failed_runs == 0;
+    let missed_shares = crate::stats::missed(doc);
+    let all_met = met == calls && failed_runs == 0 && missed_shares == 0;
     let mut seeds: Vec<u64> = doc.runs.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
@@ -134,7 +135,7 @@ fn summary(o: &mut String, doc: &Results) {
         "<div class=\"status ok\">✓ Every call ended the way its scenario expected.</div>"
             .to_string()
     } else {
-        let unmet = calls - met + failed_runs;
+        let unmet = calls - met + failed_runs + missed_shares;
         format!("<div class=\"status bad\">✗ {unmet} expectation(s) not met: see the cells marked ✗ below.</div>")
     };
     o.push_str(&status);
@@ -324,6 +325,7 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
             escape(e)
         );
     }
+    crate::stats::html_run(o, r);
     if !r.censor.rules.is_empty() {
         o.push_str("<h3>What the censor did</h3>\n<table class=\"rules\"><thead><tr><th>rule (in order)</th><th>action</th><th>what it is for</th><th>packets</th><th>connections</th><th>dropped</th><th>delayed</th><th>injected</th></tr></thead><tbody>\n");
         for rule in &r.censor.rules {
@@ -375,6 +377,7 @@ fn call_section(
         escape(&c.strategy)
     );
     let _ = writeln!(o, "<p class=\"reason\"><strong>Why:</strong> {}</p>", escape(&c.reason));
+    crate::flaky::html_call(o, c);
     let _ = writeln!(
         o,
         "<p class=\"expect {}\">Expected: {} — {}</p>",
@@ -879,6 +882,8 @@ pub(crate) mod tests {
             censor: CensorResult::default(),
             error: None,
             artifacts: Artifacts::default(),
+            distributions: Vec::new(),
+            retries: 0,
         }
     }
 
@@ -887,6 +892,7 @@ pub(crate) mod tests {
             schema_version: callwall_results::SCHEMA_VERSION,
             callwall_version: "0.1.0".into(),
             runs,
+            shard: None,
         }
     }
 

@@ -22,10 +22,12 @@
 //! binary does those).
 
 pub mod diff;
+pub mod flaky;
 pub mod html;
 pub mod junit;
 pub mod load;
 pub mod markdown;
+pub mod stats;
 pub mod table;
 
 pub use callwall_results::Results;

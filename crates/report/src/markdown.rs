@@ -21,11 +21,12 @@ pub fn markdown(doc: &Results) -> String {
         for c in &r.calls {
             let _ = writeln!(
                 o,
-                "| {} | {}/{} | {} | {}{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+                "| {} | {}/{} | {}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
                 r.scenario,
                 c.transport,
                 c.strategy,
                 c.verdict.as_str(),
+                crate::flaky::mark(c),
                 if c.met { "" } else { "**not met:** " },
                 c.expected.replace('|', " or "),
                 opt_ms(c.setup_ms),
@@ -37,5 +38,6 @@ pub fn markdown(doc: &Results) -> String {
             );
         }
     }
+    o.push_str(&crate::stats::markdown_section(doc));
     o
 }

@@ -62,7 +62,7 @@ pub fn table(doc: &Results, color: bool) -> String {
                 } else {
                     format!("{} ({}/{})", c.name, c.transport, c.strategy)
                 },
-                verdict_str(c.verdict).to_string(),
+                format!("{}{}", verdict_str(c.verdict), crate::flaky::mark(c)),
                 format!("{}{}", if c.met { "" } else { "!" }, c.expected),
                 opt_ms(c.setup_ms),
                 format!("{:.1}", c.loss_pct),
@@ -121,7 +121,10 @@ pub fn table(doc: &Results, color: bool) -> String {
         .runs
         .iter()
         .map(|r| r.calls.iter().filter(|c| !c.met).count() + usize::from(r.error.is_some()))
-        .sum();
+        .sum::<usize>()
+        + crate::stats::missed(doc);
+    out.push_str(&crate::stats::table_section(doc));
+    out.push_str(&crate::flaky::table_section(doc));
     let _ = writeln!(
         out,
         "\n{calls} call(s) in {} run(s): {}",

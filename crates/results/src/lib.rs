@@ -12,7 +12,9 @@
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
 pub mod censor;
+pub mod flaky;
 pub mod metrics;
+pub mod stats;
 
 use std::net::IpAddr;
 
@@ -34,6 +36,17 @@ pub struct Results {
     pub schema_version: u32,
     pub callwall_version: String,
     pub runs: Vec<RunResult>,
+    /// Set by `callwall run --shard K/N`: this document holds shard K of N of a matrix;
+    /// `callwall merge` checks that every shard is present once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// Which slice of a matrix a results document holds (1-based `index` of `count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub index: u32,
+    pub count: u32,
 }
 
 /// One scenario run.
@@ -59,12 +72,26 @@ pub struct RunResult {
     pub error: Option<RunError>,
     #[serde(default)]
     pub artifacts: Artifacts,
+    /// Calls placed `repeat = N` times with expected shares: their verdicts' distribution and
+    /// whether it met the shares (see [`stats`]). Empty when the scenario has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distributions: Vec<stats::Distribution>,
+    /// How many times `--retries` re-ran this scenario after a miss (0: this is the first run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RunResult {
-    /// True when every call got one of its expected verdicts and the run had no error.
+    /// True when every call got one of its expected verdicts, every statistical call's
+    /// distribution met its shares, and the run had no error.
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.calls.iter().all(|c| c.met)
+        self.error.is_none()
+            && self.calls.iter().all(|c| c.met)
+            && self.distributions.iter().all(|d| d.met)
     }
 }
 
@@ -208,4 +235,22 @@ pub struct CallResult {
     #[serde(default)]
     pub cpu: CallCpu,
     pub metrics: CallMetrics,
+    /// Set by `--retries` when this call's verdict changed between attempts of its run: the
+    /// verdict is not a stable property of the build (see [`Attempt`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+    /// This call in the earlier attempts of its run (`--retries`), oldest first; empty when the
+    /// run was not retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One earlier attempt of a call whose run `--retries` re-ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub verdict: Verdict,
+    pub met: bool,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }

@@ -11,6 +11,7 @@
 //! what to do. Nothing is created on the system by loading.
 #![forbid(unsafe_code)]
 
+pub mod stats;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,10 @@ pub mod raw {
         /// The app profile this call stands for (`apps/<name>.toml`), beside the transport.
         #[serde(default)]
         pub app: Option<String>,
+        /// Place the call this many times (at once, each from its own address) and judge the
+        /// distribution of verdicts against shares (`expect = { degraded = "70-100%" }`).
+        #[serde(default)]
+        pub repeat: Option<u32>,
     }
 
     /// One strategy name or a list of them.
@@ -118,16 +123,21 @@ pub mod raw {
         }
     }
 
-    /// One expected verdict or a list of acceptable ones.
+    /// One expected verdict, a list of acceptable ones, or expected shares of verdicts over a
+    /// call's repeats (`{ degraded = "70-100%", blocked = "0-30%" }`).
     #[derive(Debug, Clone)]
     pub enum ExpectSpec {
         One(Verdict),
         List(Vec<Verdict>),
+        Shares(crate::stats::Shares),
     }
 
     impl<'de> Deserialize<'de> for ExpectSpec {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let OneOrMany(names, one) = OneOrMany::<String>::deserialize(d)?;
+            let OneOrMany(names, one) = match crate::stats::ExpectForm::deserialize(d)? {
+                crate::stats::ExpectForm::Names(n) => n,
+                crate::stats::ExpectForm::Shares(s) => return Ok(ExpectSpec::Shares(s)),
+            };
             let mut out = Vec::new();
             for n in names {
                 out.push(parse_verdict(&n).map_err(serde::de::Error::custom)?);
@@ -136,7 +146,7 @@ pub mod raw {
         }
     }
 
-    fn parse_verdict(s: &str) -> Result<Verdict, String> {
+    pub(crate) fn parse_verdict(s: &str) -> Result<Verdict, String> {
         match s {
             "connected" => Ok(Verdict::Connected),
             "degraded" => Ok(Verdict::Degraded),
@@ -149,7 +159,7 @@ pub mod raw {
     }
 
     /// A string or a list of strings; the flag says which was written.
-    struct OneOrMany<T>(Vec<T>, bool);
+    pub(crate) struct OneOrMany<T>(pub(crate) Vec<T>, pub(crate) bool);
 
     impl<'de> Deserialize<'de> for OneOrMany<String> {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -230,9 +240,26 @@ pub struct Call {
     /// The call's line in the scenario file, for later errors.
     #[serde(skip)]
     pub line: usize,
+    /// How many times the call is placed (at once, each from its own address) to judge the
+    /// distribution of its verdicts; 1 for an ordinary call.
+    #[serde(skip_serializing_if = "is_one")]
+    pub repeat: u32,
+    /// The expected share of each verdict over the repeats (verdicts not listed: 0 %); `None`
+    /// for an ordinary call, judged by `expect` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<callwall_results::stats::Shares>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Call {
+    /// How many peers pairs the harness places for this call: its copies times its repeats.
+    pub fn placements(&self) -> u32 {
+        self.count * self.repeat
+    }
+
     /// `noise/udp`, `webrtc/auto`, `quic/quic,quic-443`.
     pub fn label(&self) -> String {
         format!("{}/{}", self.transport, self.strategies.join(","))
@@ -423,9 +450,12 @@ impl Scenario {
                     ));
                 }
             }
+            let (repeat, shares) = stats::validate(c.repeat, &c.expect, c.count)
+                .map_err(|(k, m)| err(Some(key_line_in(text, sc.span(), k)), Some(&key(k)), m))?;
             let expect = match &c.expect {
                 raw::ExpectSpec::One(v) => vec![*v],
                 raw::ExpectSpec::List(l) if !l.is_empty() => l.clone(),
+                raw::ExpectSpec::Shares(s) => stats::possible(s),
                 raw::ExpectSpec::List(_) => {
                     return Err(err(
                         line,
@@ -448,7 +478,7 @@ impl Scenario {
             if count == 0 || count > MAX_CALLS as u32 {
                 return Err(err(line, Some(&key("count")), format!("use 1 to {MAX_CALLS}")));
             }
-            total += count as usize;
+            total += (count * repeat) as usize;
             let caller = c.caller.clone().unwrap_or_else(|| defaults::CALLER.into());
             let callee = c.callee.clone().unwrap_or_else(|| defaults::CALLEE.into());
             for (k, h) in [("caller", &caller), ("callee", &callee)] {
@@ -494,6 +524,8 @@ impl Scenario {
                 callee,
                 app: c.app.clone(),
                 line: line_of(text, sc.span().start),
+                repeat,
+                shares,
             });
         }
         if total > MAX_CALLS {

@@ -149,3 +149,60 @@ fn cidrs() {
     assert!("10.0.0.0/33".parse::<Cidr>().is_err());
     assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("10.1.1.1".parse().unwrap()));
 }
+
+#[test]
+fn every_match_key_is_one_condition() {
+    let p = parse(
+        r#"
+        [[rules]]
+        name = "all"
+        action = "drop"
+        [rules.match]
+        dir = "up"
+        proto = "udp"
+        src_port = "1-2"
+        dst_port = "3"
+        server_port = ["4"]
+        src = ["10.1.0.0/16"]
+        dst = ["relay"]
+        server = ["10.3.0.2"]
+        server_not = ["fd00::/8"]
+        min_payload = 1
+        max_payload = 2
+        first_packets = 3
+        min_age = "1s"
+        max_age = "2s"
+        min_flow_bytes = "1KiB"
+        min_client_bytes = "1B"
+        min_server_bytes = "2B"
+        client_port_above_server_port = true
+        label = ["stun"]
+        first_label = ["stun"]
+        not_label = ["dtls"]
+        sni = ["*.example.com"]
+        sni_not = ["ok.example.com"]
+        sni_first_packet = true
+        alpn = ["h3"]
+        dtls_fingerprint = ["ABC"]
+        stun_software = ["*coturn*"]
+        stun_username = ["u"]
+        stun_realm = ["r"]
+        "#,
+    )
+    .unwrap();
+    let c = &p.rules[0].m.conditions;
+    // 29 keys; `sni_first_packet` modifies `sni`/`sni_not` rather than being a condition.
+    assert_eq!(c.len(), 28);
+    // The cheap conditions come before those that need the classifiers.
+    let first_inspecting = c.iter().position(Condition::needs_inspection).unwrap();
+    assert!(c[first_inspecting..].iter().all(Condition::needs_inspection));
+    assert_eq!(first_inspecting, 18);
+    assert!(matches!(c[21], Condition::Sni { first_packet: true, .. }));
+    assert!(matches!(&c[24], Condition::DtlsFingerprint(f) if f[0] == "abc"));
+    // `"any"` is no condition at all.
+    let any = parse(
+        "[[rules]]\nname = \"a\"\nmatch = { dir = \"any\", proto = \"any\" }\naction = \"drop\"",
+    )
+    .unwrap();
+    assert!(any.rules[0].m.conditions.is_empty());
+}

@@ -1,5 +1,11 @@
 //! Progress on the terminal and the result of a run that failed before producing calls; the
 //! renderers (table, JSON, JUnit, Markdown, HTML) are in `callwall-report`.
+//!
+//! Why not `indicatif` for [`Progress`] (issue 10, item 7)? Kept ours: it is one redrawn line
+//! on a terminal and plain `[n/total] start|done` lines otherwise (CI logs and `| tee` keep a
+//! readable record, where indicatif hides its bars when stderr is not a terminal), it lists the
+//! scenarios running in parallel, and it is about 70 lines with no dependency. Adopt indicatif
+//! if we want several bars at once (per call, per shard) or rate/ETA estimation.
 
 use std::io::Write as _;
 use std::sync::Mutex;

@@ -1,6 +1,33 @@
-//! Flow identity: an endpoint and a direction-independent 5-tuple key.
+//! Flow identity: an endpoint, a direction-independent 5-tuple key, and the direction a frame
+//! travels through the censor.
+//!
+//! Directions: [`Dir`] (up/down through the censor) is the one direction of the censor, its
+//! policy (`dir`, `freeze_dir`: `"any"` is `None`) and its bridge. Within a flow the engine
+//! and the classifiers use the flow-relative direction (client to server or back:
+//! [`callwall_wire::inspect::Dir`], index 0/1 of per-flow arrays); that is a different fact
+//! (who spoke first), not another spelling of this one.
 
 pub use callwall_results::censor::Endpoint;
+use serde::Serialize;
+
+/// The direction a frame travels through the censor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dir {
+    /// From the inside (censored, client) network to the outside.
+    Up,
+    /// From the outside to the inside.
+    Down,
+}
+
+impl Dir {
+    pub fn reverse(self) -> Dir {
+        match self {
+            Dir::Up => Dir::Down,
+            Dir::Down => Dir::Up,
+        }
+    }
+}
 
 /// A flow's key: the protocol and both endpoints in a canonical order, so that both
 /// directions of a flow find the same entry.

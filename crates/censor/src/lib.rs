@@ -1,9 +1,13 @@
 //! The callwall censor.
 //!
 //! - [`policy`]: the rule-chain model a scenario writes (`raw`, serde, unknown keys rejected)
-//!   and its validated, compiled form.
-//! - [`engine`]: the sans-I/O engine: flow table, classifiers, rule chain, actions, counters
-//!   and decision log. Pure: no clock, no sockets; randomness from the scenario seed.
+//!   and its validated, compiled form (`compile`): each rule a list of typed
+//!   [`policy::Condition`]s and an [`policy::Action`].
+//! - [`engine`]: the sans-I/O engine, one module per stage: flow table (`flows`),
+//!   classifiers (`classify`), rule chain (`chain`), action effects (`effects`), counters and
+//!   decision log (`accounting`), RST/ICMP crafting (`reject`), live control (`control`).
+//!   Pure: no clock, no sockets; randomness from the scenario seed.
+//! - [`flow`]: flow keys, endpoints and [`Dir`], the direction a frame crosses the censor.
 //! - [`control`]: the control channel's protocol (JSON lines: enable, disable or toggle a
 //!   rule, swap the policy, status), applied by [`Engine::control`] while a run goes on.
 //! - [`rng`]: the counter-based draws behind every random decision (pure functions of the

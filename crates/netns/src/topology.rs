@@ -12,116 +12,18 @@
 //!
 //! Interface names: in each host, the veth towards a neighbour is named after it.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::NetnsError;
 
-/// An interface address with its prefix length, e.g. `10.1.0.2/24`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    /// The address.
-    pub addr: IpAddr,
-    /// Prefix length (0..=32 or 0..=128).
-    pub prefix_len: u8,
-}
-
-impl Cidr {
-    /// The network address (host bits cleared).
-    pub fn network(&self) -> IpAddr {
-        match self.addr {
-            IpAddr::V4(a) => {
-                let m = mask32(self.prefix_len);
-                IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
-            }
-            IpAddr::V6(a) => {
-                let m = mask128(self.prefix_len);
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
-            }
-        }
-    }
-
-    /// Whether `ip` is inside this subnet.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let m = mask32(self.prefix_len);
-                u32::from(a) & m == u32::from(b) & m
-            }
-            (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let m = mask128(self.prefix_len);
-                u128::from(a) & m == u128::from(b) & m
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether two subnets share any address.
-    pub fn overlaps(&self, other: &Cidr) -> bool {
-        let shorter = if self.prefix_len <= other.prefix_len { self } else { other };
-        let longer = if std::ptr::eq(shorter, self) { other } else { self };
-        shorter.contains(longer.addr)
-    }
-
-    /// Whether the whole subnet lies in 10.0.0.0/8 or fd00::/8.
-    pub fn in_allowed_range(&self) -> bool {
-        allowed_range(self.addr).is_some_and(|r| self.prefix_len >= r.prefix_len)
-    }
-}
-
-fn allowed_range(addr: IpAddr) -> Option<Cidr> {
-    let r = match addr {
-        IpAddr::V4(_) => Cidr { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), prefix_len: 8 },
-        IpAddr::V6(_) => {
-            Cidr { addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0)), prefix_len: 8 }
-        }
-    };
-    r.contains(addr).then_some(r)
-}
-
-fn mask32(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len.min(32)))
-    }
-}
-
-fn mask128(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len.min(128)))
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, l) = s.split_once('/').ok_or_else(|| {
-            format!("{s:?} is not a CIDR; write it as address/prefix, e.g. 10.1.0.2/24")
-        })?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
-        let prefix_len: u8 = l.parse().map_err(|_| format!("{l:?} is not a prefix length"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        if prefix_len > max {
-            return Err(format!("prefix length {prefix_len} is more than {max}"));
-        }
-        Ok(Cidr { addr, prefix_len })
-    }
-}
+/// An interface address with its prefix length, e.g. `10.1.0.2/24` (the workspace's one
+/// address-range type, from `callwall-units`).
+pub use callwall_units::Cidr;
 
 // ---------- raw schema ----------
 
@@ -432,7 +334,8 @@ impl Topology {
                 let mut v = Vec::new();
                 for (ai, a) in end.addrs.iter().enumerate() {
                     let key = format!("links[{li}].{side}.addrs[{ai}]");
-                    let c: Cidr = a.get_ref().parse().map_err(|m: String| cx.at(a, &key, m))?;
+                    let c: Cidr = Cidr::parse_with_prefix(a.get_ref())
+                        .map_err(|m: String| cx.at(a, &key, m))?;
                     if !c.in_allowed_range() {
                         return Err(cx.at(
                             a,
@@ -539,7 +442,8 @@ impl Topology {
             let seg = segment_of(li);
             for (side, end) in [("a", &l.a), ("b", &l.b)] {
                 for (ai, a) in end.addrs.iter().enumerate() {
-                    let c: Cidr = a.get_ref().parse().map_err(|m: String| cx.at(a, "addrs", m))?;
+                    let c: Cidr = Cidr::parse_with_prefix(a.get_ref())
+                        .map_err(|m: String| cx.at(a, "addrs", m))?;
                     if let Some((o, _)) = subnets.iter().find(|(o, s)| *s != seg && o.overlaps(&c))
                     {
                         return Err(cx.at(
@@ -573,7 +477,7 @@ impl Topology {
             let to = if r.to.get_ref() == "default" {
                 None
             } else {
-                let c: Cidr = r.to.get_ref().parse().map_err(|m: String| {
+                let c: Cidr = Cidr::parse_with_prefix(r.to.get_ref()).map_err(|m: String| {
                     cx.at(&r.to, format!("routes[{ri}].to"), format!("{m}; or write \"default\""))
                 })?;
                 if !c.in_allowed_range() {

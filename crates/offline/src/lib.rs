@@ -597,7 +597,7 @@ impl Inside {
         };
         let nets = segment(&spec.inside)
             .iter()
-            .map(|c| Cidr { addr: c.network(), len: c.prefix_len })
+            .map(|c| Cidr { addr: c.network(), prefix_len: c.prefix_len })
             .collect::<Vec<_>>();
         if nets.is_empty() {
             return Err(OfflineError::Inside(format!(

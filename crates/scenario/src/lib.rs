@@ -594,13 +594,13 @@ pub fn host_map(
             let mut cidrs: Vec<Cidr> = host_addrs(topology, &h.name)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|a| Cidr { addr: a, len: if a.is_ipv4() { 32 } else { 128 } })
+                .map(|a| Cidr { addr: a, prefix_len: if a.is_ipv4() { 32 } else { 128 } })
                 .collect();
             let first_v4 = h.interfaces.iter().flat_map(|i| &i.addrs).find(|c| c.addr.is_ipv4());
             if let Some(c) = first_v4.filter(|c| c.prefix_len <= 24) {
                 if let IpAddr::V4(net) = c.network() {
                     let base = std::net::Ipv4Addr::from(u32::from(net) + CALL_ADDR_BASE);
-                    cidrs.push(Cidr { addr: IpAddr::V4(base), len: CALL_ADDR_PREFIX });
+                    cidrs.push(Cidr { addr: IpAddr::V4(base), prefix_len: CALL_ADDR_PREFIX });
                 }
             }
             (h.name.clone(), cidrs)
@@ -734,7 +734,13 @@ expect = "blocked"
 "#;
         let sc =
             Scenario::from_str(text, Path::new("probe.toml"), &netns_dir(), &catalog()).unwrap();
-        let server = sc.policy.rules[0].m.server.clone().unwrap();
+        let server = sc.policy.rules[0]
+            .m
+            .find(|c| match c {
+                callwall_censor::policy::Condition::Server(l) => Some(l.clone()),
+                _ => None,
+            })
+            .unwrap();
         for addr in ["10.2.0.2", "10.2.0.128", "10.2.0.191", "fd00:2::2"] {
             let ip: IpAddr = addr.parse().unwrap();
             assert!(server.iter().any(|c| c.contains(ip)), "{addr} not covered by {server:?}");

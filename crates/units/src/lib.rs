@@ -6,7 +6,13 @@
 //! Guarantees: parsing is pure, never panics, and rejects negative, non-finite, empty and
 //! out-of-range values with an error that names the accepted forms. It does not do arithmetic
 //! beyond the conversions each type exposes.
+//!
+//! [`Cidr`] (an address with a prefix length) lives here too: it is the one address-range
+//! type of the workspace, used by the topology (`netns`) and the censor policy alike.
 #![forbid(unsafe_code)]
+
+mod cidr;
+pub use cidr::Cidr;
 
 use std::fmt;
 use std::str::FromStr;

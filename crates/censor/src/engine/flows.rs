@@ -1,0 +1,176 @@
+//! The flow table: a flow per direction-independent 5-tuple (the side that sent the first
+//! packet is the client), its stable identity for random draws, per-rule flow state, expiry
+//! after `flow_timeout` and eviction of the oldest idle flow when the table is full.
+
+use callwall_wire::inspect::FlowInspector;
+
+use super::{Engine, Outcome};
+use crate::flow::{Endpoint, FlowKey};
+use crate::rng::FlowIdentity;
+
+/// Per-rule state of one flow.
+#[derive(Debug, Clone)]
+pub(super) struct RuleFlowState {
+    pub(super) rule: usize,
+    /// Token bucket per flow direction (0 = client to server).
+    pub(super) tokens: [f64; 2],
+    pub(super) refilled_ns: [u64; 2],
+    pub(super) ge_bad: [bool; 2],
+    /// When the Gilbert-Elliott chain of each direction last stepped.
+    pub(super) ge_last_ns: [Option<u64>; 2],
+    pub(super) blocked: Option<bool>,
+}
+
+pub(super) struct Flow {
+    pub(super) client: Endpoint,
+    pub(super) server: Endpoint,
+    pub(super) proto: u8,
+    pub(super) start_ns: u64,
+    pub(super) last_ns: u64,
+    /// Index 0: client to server; 1: server to client.
+    pub(super) packets: [u64; 2],
+    pub(super) bytes: [u64; 2],
+    pub(super) inspector: Option<Box<FlowInspector>>,
+    pub(super) rules: Vec<RuleFlowState>,
+    pub(super) last_logged: Option<(usize, Outcome)>,
+    /// [`FlowIdentity::digest`]: what random draws for this flow are keyed on.
+    pub(super) ident: u64,
+}
+
+impl Flow {
+    pub(super) fn id(&self) -> callwall_results::Flow {
+        callwall_results::Flow {
+            proto: callwall_results::Proto(self.proto),
+            client: self.client,
+            server: self.server,
+        }
+    }
+
+    pub(super) fn rule_state(
+        &mut self,
+        rule: usize,
+        depth: f64,
+        now: u64,
+    ) -> (&mut RuleFlowState, bool) {
+        match self.rules.iter().position(|r| r.rule == rule) {
+            Some(i) => (&mut self.rules[i], false),
+            None => {
+                self.rules.push(RuleFlowState {
+                    rule,
+                    tokens: [depth; 2],
+                    refilled_ns: [now; 2],
+                    ge_bad: [false; 2],
+                    ge_last_ns: [None; 2],
+                    blocked: None,
+                });
+                let last = self.rules.len() - 1;
+                (&mut self.rules[last], true)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Finds or creates the flow of a packet from `src` to `dst` and counts the packet in it.
+    /// Returns the packet's direction relative to the flow (0: client to server, 1: server to
+    /// client), the flow's identity digest and the packet's index in that direction; the
+    /// classifiers see the packet here too.
+    #[inline]
+    pub(super) fn track(
+        &mut self,
+        now_ns: u64,
+        key: FlowKey,
+        proto: u8,
+        src: Endpoint,
+        dst: Endpoint,
+        payload: &[u8],
+    ) -> (usize, u64, u64) {
+        if !self.flows.contains_key(&key) {
+            self.make_room(now_ns);
+            let ident = self.flow_identity(proto, src, dst).digest();
+            self.flows.insert(
+                key,
+                Flow {
+                    client: src,
+                    server: dst,
+                    proto,
+                    start_ns: now_ns,
+                    last_ns: now_ns,
+                    packets: [0; 2],
+                    bytes: [0; 2],
+                    inspector: None,
+                    rules: Vec::new(),
+                    last_logged: None,
+                    ident,
+                },
+            );
+            self.order.push_back(key);
+            self.stats.flows_created += 1;
+        }
+        let needs_inspection = self.needs_inspection;
+        let inspect_packets = self.policy.inspect_packets;
+        let flow = self.flows.get_mut(&key).expect("flow inserted above");
+        let rel = usize::from(src != flow.client);
+        flow.last_ns = now_ns;
+        flow.packets[rel] += 1;
+        flow.bytes[rel] += payload.len() as u64;
+        if needs_inspection {
+            super::classify::observe(flow, rel, inspect_packets, payload);
+        }
+        (rel, flow.ident, flow.packets[rel])
+    }
+
+    /// The stable identity of a new flow from `client` to `server` (see [`crate::rng`]).
+    fn flow_identity(&mut self, proto: u8, client: Endpoint, server: Endpoint) -> FlowIdentity {
+        if self.ordinals.len() >= 4 * self.policy.max_flows.max(1) {
+            self.ordinals.clear();
+        }
+        let n = self.ordinals.entry((proto, client.ip, server.ip, server.port)).or_insert(0);
+        let ordinal = *n;
+        *n = n.wrapping_add(1);
+        FlowIdentity {
+            proto,
+            client: client.ip,
+            server: server.ip,
+            server_port: server.port,
+            ordinal,
+        }
+    }
+
+    /// Evicts expired flows from the front of the insertion order, and, when the table is
+    /// full, the oldest flow that has been idle (a second chance for recently active ones).
+    fn make_room(&mut self, now: u64) {
+        let timeout = self.policy.flow_timeout_ns;
+        for _ in 0..2 {
+            let Some(k) = self.order.front().copied() else { break };
+            match self.flows.get(&k) {
+                None => {
+                    self.order.pop_front();
+                }
+                Some(f) if now.saturating_sub(f.last_ns) >= timeout => {
+                    self.order.pop_front();
+                    self.flows.remove(&k);
+                    self.stats.flows_expired += 1;
+                }
+                Some(_) => break,
+            }
+        }
+        let mut tries = 0;
+        while self.flows.len() >= self.policy.max_flows {
+            let Some(k) = self.order.pop_front() else { break };
+            let Some(f) = self.flows.get(&k) else { continue };
+            tries += 1;
+            if tries <= 8 && now.saturating_sub(f.last_ns) < 1_000_000_000 {
+                self.order.push_back(k);
+                continue;
+            }
+            self.flows.remove(&k);
+            self.stats.flows_evicted += 1;
+        }
+        // Keep the order queue from growing without bound through second chances.
+        if self.order.len() > 2 * self.policy.max_flows + 16 {
+            let flows = &self.flows;
+            self.order.retain(|k| flows.contains_key(k));
+        }
+    }
+}

@@ -8,6 +8,7 @@ mod cli;
 mod output;
 mod report_cmd;
 mod roles;
+mod workload;
 
 use std::process::ExitCode;
 

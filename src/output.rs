@@ -26,6 +26,7 @@ pub fn error_run(sc: &Scenario, seed: u64, repeat: u32, error: RunError) -> RunR
         censor: CensorResult::default(),
         error: Some(error),
         artifacts: Artifacts::default(),
+        workloads: Vec::new(),
     }
 }
 

@@ -10,3 +10,4 @@ mod offline;
 mod reliability;
 mod report;
 mod transports;
+mod workloads;

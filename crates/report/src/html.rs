@@ -95,6 +95,7 @@ pub fn html(doc: &Results) -> String {
         escape(&doc.callwall_version)
     );
     summary(&mut o, doc);
+    o.push_str(&crate::activities::html(doc));
     legend(&mut o);
     matrix(&mut o, doc);
     for (ri, r) in doc.runs.iter().enumerate() {
@@ -879,6 +880,7 @@ pub(crate) mod tests {
             censor: CensorResult::default(),
             error: None,
             artifacts: Artifacts::default(),
+            workloads: Vec::new(),
         }
     }
 

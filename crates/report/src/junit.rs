@@ -10,8 +10,15 @@ use crate::opt_ms;
 /// JUnit XML: a test suite per run, a test case per call.
 pub fn junit(doc: &Results) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests: usize = doc.runs.iter().map(|r| r.calls.len().max(1)).sum();
-    let failures: usize = doc.runs.iter().map(|r| r.calls.iter().filter(|c| !c.met).count()).sum();
+    let tests: usize = doc.runs.iter().map(|r| r.calls.len().max(1) + r.workloads.len()).sum();
+    let failures: usize = doc
+        .runs
+        .iter()
+        .map(|r| {
+            r.calls.iter().filter(|c| !c.met).count()
+                + r.workloads.iter().filter(|w| !w.met).count()
+        })
+        .sum();
     let errors = doc.runs.iter().filter(|r| r.error.is_some()).count();
     let _ = writeln!(o, "<testsuites name=\"callwall\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     for r in &doc.runs {
@@ -21,11 +28,12 @@ pub fn junit(doc: &Results) -> String {
             r.scenario.clone()
         });
         let secs = r.wall_ms as f64 / 1000.0;
-        let f = r.calls.iter().filter(|c| !c.met).count();
+        let f = r.calls.iter().filter(|c| !c.met).count()
+            + r.workloads.iter().filter(|w| !w.met).count();
         let _ = writeln!(
             o,
             "  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{f}\" errors=\"{}\" time=\"{secs:.3}\">",
-            r.calls.len().max(1),
+            r.calls.len().max(1) + r.workloads.len(),
             usize::from(r.error.is_some())
         );
         if let Some(e) = r.error.as_ref().map(|e| &e.message) {
@@ -74,6 +82,7 @@ pub fn junit(doc: &Results) -> String {
             );
             let _ = writeln!(o, "    </testcase>");
         }
+        o.push_str(&crate::activities::junit_cases(r, &name));
         let _ = writeln!(o, "  </testsuite>");
     }
     o.push_str("</testsuites>\n");

@@ -37,5 +37,6 @@ pub fn markdown(doc: &Results) -> String {
             );
         }
     }
+    o.push_str(&crate::activities::markdown(doc));
     o
 }

@@ -13,6 +13,7 @@
 
 pub mod censor;
 pub mod metrics;
+pub mod workload;
 
 use std::net::IpAddr;
 
@@ -23,6 +24,7 @@ pub use censor::{
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
+pub use workload::WorkloadResult;
 
 /// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
 /// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`.
@@ -59,12 +61,19 @@ pub struct RunResult {
     pub error: Option<RunError>,
     #[serde(default)]
     pub artifacts: Artifacts,
+    /// The activities beside the calls (messages, voice notes, web, video); empty when the
+    /// scenario has no workloads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadResult>,
 }
 
 impl RunResult {
-    /// True when every call got one of its expected verdicts and the run had no error.
+    /// True when every call and every workload got one of its expected outcomes and the run
+    /// had no error.
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.calls.iter().all(|c| c.met)
+        self.error.is_none()
+            && self.calls.iter().all(|c| c.met)
+            && self.workloads.iter().all(|w| w.met)
     }
 }
 

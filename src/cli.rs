@@ -407,8 +407,10 @@ fn run(opts: RunOpts) -> ExitCode {
                 // The longest call's budget, plus slack for setting the run up and tearing it down.
                 let budget: Duration =
                     sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
-                        .max(callwall_harness::workloads::budget(&sc))
                         + Duration::from_secs(60);
+                // Workloads may outlast the calls.
+                let budget =
+                    budget.max(callwall_harness::workloads::budget(&sc) + Duration::from_secs(60));
                 let lo = LaunchOptions {
                     exe: exe.clone(),
                     run: RunArgs {

@@ -29,11 +29,11 @@ pub fn server() -> ExitCode {
         Ok(Err(e)) => return fail("workload-server", format!("bad config: {e}")),
         Err(e) => return fail("workload-server", e),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail("workload-server", e),
-    };
+    let rt =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => return fail("workload-server", e),
+        };
     let r = rt.block_on(async {
         let server = Server::bind(cfg).await?;
         println!("ready");
@@ -64,11 +64,11 @@ pub fn client() -> ExitCode {
         Ok(Err(e)) => return fail("workload-client", format!("bad spec: {e}")),
         Err(e) => return fail("workload-client", e),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
-    {
-        Ok(r) => r,
-        Err(e) => return fail("workload-client", e),
-    };
+    let rt =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => return fail("workload-client", e),
+        };
     let report = rt.block_on(run_client(&spec));
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match serde_json::to_string(&report) {

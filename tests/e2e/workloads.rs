@@ -27,7 +27,13 @@ fn workloads_beside_the_baseline_calls_leave_their_verdicts_alone() {
     let calls = v["runs"][0]["calls"].as_array().expect("calls");
     assert_eq!(calls.len(), 13, "{}", dump(&out, &v));
     for c in calls {
-        assert_eq!(c["verdict"], "connected", "call {} beside workloads: {}", c["name"], dump(&out, &v));
+        assert_eq!(
+            c["verdict"],
+            "connected",
+            "call {} beside workloads: {}",
+            c["name"],
+            dump(&out, &v)
+        );
     }
     let w = workloads(&v);
     assert_eq!(w.len(), 4);
@@ -101,9 +107,7 @@ expect = "ok"
     let q = scenario(
         &dir,
         "dns-removed-wrong",
-        &std::fs::read_to_string(&p)
-            .unwrap()
-            .replacen("expect = \"failed\"", "expect = \"ok\"", 1),
+        &std::fs::read_to_string(&p).unwrap().replacen("expect = \"failed\"", "expect = \"ok\"", 1),
     );
     let (code, v, out) = run_scenarios(&[q.to_str().unwrap()], &[]);
     assert_eq!(code, 1, "{}", dump(&out, &v));

@@ -112,9 +112,11 @@ pub fn start_servers(
     let mut services = Vec::new();
     let mut resolver = None;
     if let Some(d) = &sc.dns {
-        let ip = sc.topology.ipv4_of(&d.host).map(IpAddr::V4).ok_or_else(|| {
-            setup(format!("the dns host {:?} has no IPv4 address", d.host))
-        })?;
+        let ip = sc
+            .topology
+            .ipv4_of(&d.host)
+            .map(IpAddr::V4)
+            .ok_or_else(|| setup(format!("the dns host {:?} has no IPv4 address", d.host)))?;
         let cfg = ServerConfig {
             role: ServerRole::Dns,
             listen: ip,

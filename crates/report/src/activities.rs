@@ -315,10 +315,12 @@ pub fn html(doc: &Results) -> String {
                 } else {
                     format!(" <span class=\"expect unmet\">expected {}</span>", escape(&w.expected))
                 },
-                escape(&[w.summary(), w.reason.clone()].iter().filter(|s| !s.is_empty()).fold(
-                    String::new(),
-                    |acc, s| format!("{acc}; {s}")
-                ))
+                escape(
+                    &[w.summary(), w.reason.clone()]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .fold(String::new(), |acc, s| format!("{acc}; {s}"))
+                )
             );
         }
         o.push_str("</ul>\n");
@@ -339,8 +341,7 @@ pub fn junit_cases(r: &RunResult, suite: &str) -> String {
         );
         if !w.met {
             let msg = format!("expected {}, got {}; {}", w.expected, w.outcome, w.reason);
-            let _ =
-                writeln!(o, "      <failure message=\"{}\" type=\"workload\"/>", escape(&msg));
+            let _ = writeln!(o, "      <failure message=\"{}\" type=\"workload\"/>", escape(&msg));
         }
         let figs: Vec<String> = w.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(

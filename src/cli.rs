@@ -410,7 +410,7 @@ fn run(opts: RunOpts) -> ExitCode {
                         + Duration::from_secs(60);
                 // Workloads may outlast the calls.
                 let budget =
-                    budget.max(callwall_harness::workloads::budget(&sc) + Duration::from_secs(60));
+                    budget.max(callwall_harness::workloads::budget(sc) + Duration::from_secs(60));
                 let lo = LaunchOptions {
                     exe: exe.clone(),
                     run: RunArgs {

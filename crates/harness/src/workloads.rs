@@ -72,14 +72,14 @@ fn spawn_with_stdin(
     exe: &Path,
     host: &str,
     sub: &str,
-    what: &str,
     json: &str,
     log: Option<&Path>,
     wants_ready: bool,
 ) -> Result<Service, HarnessError> {
     let mut cmd: Command = network.command(host, exe).map_err(setup)?;
     cmd.arg(sub);
-    let mut s = Service::spawn(what, cmd, log, wants_ready)?;
+    let what = format!("{} on {host}", sub.trim_start_matches('_'));
+    let mut s = Service::spawn(&what, cmd, log, wants_ready)?;
     if let Some(stdin) = s.stdin.as_mut() {
         stdin
             .write_all(json.as_bytes())
@@ -130,7 +130,6 @@ pub fn start_servers(
             exe,
             &d.host,
             "__workload-server",
-            "dns server",
             &json,
             log("workload-dns").as_deref(),
             true,
@@ -173,7 +172,6 @@ pub fn start_servers(
             exe,
             &host,
             "__workload-server",
-            &format!("workload server on {host}:{port}"),
             &json,
             log(&format!("workload-server.{host}.{port}")).as_deref(),
             true,
@@ -220,7 +218,6 @@ pub fn start_clients(
             exe,
             &w.client,
             "__workload-client",
-            &format!("workload client {} on {}", w.name, w.client),
             &json,
             log(&format!("workload.{file}")).as_deref(),
             false,

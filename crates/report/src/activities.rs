@@ -411,7 +411,7 @@ pub fn changes(old: &Results, new: &Results) -> Vec<WorkloadChange> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.worse.cmp(&a.worse));
+    out.sort_by_key(|c| std::cmp::Reverse(c.worse));
     out
 }
 

@@ -101,6 +101,10 @@ enum Command {
     },
     #[command(name = "__peer", hide = true)]
     Peer,
+    #[command(name = "__workload-server", hide = true)]
+    WorkloadServer,
+    #[command(name = "__workload-client", hide = true)]
+    WorkloadClient,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,6 +177,8 @@ pub fn main() -> ExitCode {
         Command::Censor { config } => roles::censor(&config),
         Command::Signal { listen } => roles::signal(listen),
         Command::Peer => roles::peer(),
+        Command::WorkloadServer => crate::workload::server(),
+        Command::WorkloadClient => crate::workload::client(),
         Command::Transports => {
             for t in roles::transports() {
                 println!("{:8} {}", t.name(), t.strategies().join(", "));
@@ -439,6 +445,9 @@ fn run(opts: RunOpts) -> ExitCode {
                 let budget: Duration =
                     sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
                         + Duration::from_secs(60);
+                // Workloads may outlast the calls.
+                let budget =
+                    budget.max(callwall_harness::workloads::budget(sc) + Duration::from_secs(60));
                 let lo = LaunchOptions {
                     exe: exe.clone(),
                     run: RunArgs {

@@ -10,6 +10,7 @@ mod output;
 mod report_cmd;
 mod roles;
 mod shard;
+mod workload;
 
 use std::process::ExitCode;
 

@@ -34,6 +34,7 @@ pub fn error_run(sc: &Scenario, seed: u64, repeat: u32, error: RunError) -> RunR
         artifacts: Artifacts::default(),
         distributions: Vec::new(),
         retries: 0,
+        workloads: Vec::new(),
     }
 }
 

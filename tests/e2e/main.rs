@@ -11,3 +11,4 @@ mod reliability;
 mod report;
 mod shard;
 mod transports;
+mod workloads;

@@ -21,6 +21,7 @@ pub mod result {
 }
 pub mod roles;
 pub mod run;
+pub mod workloads;
 
 pub use outer::{launch, LaunchOptions};
 pub use run::{sandbox_main, RunArgs};

@@ -49,16 +49,16 @@ fn unix_ns() -> u64 {
 
 /// A child whose stdout is read by a thread: the first line `ready` is signalled, everything
 /// after it is collected as the output.
-struct Service {
+pub(crate) struct Service {
     name: String,
     child: Child,
-    stdin: Option<ChildStdin>,
+    pub(crate) stdin: Option<ChildStdin>,
     ready: mpsc::Receiver<bool>,
     output: mpsc::Receiver<String>,
 }
 
 impl Service {
-    fn spawn(
+    pub(crate) fn spawn(
         name: &str,
         mut cmd: Command,
         log: Option<&Path>,
@@ -96,7 +96,7 @@ impl Service {
         Ok(Service { name: name.to_string(), child, stdin, ready, output })
     }
 
-    fn wait_ready(&self) -> Result<(), HarnessError> {
+    pub(crate) fn wait_ready(&self) -> Result<(), HarnessError> {
         match self.ready.recv_timeout(READY_TIMEOUT) {
             Ok(true) => Ok(()),
             Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(HarnessError::Setup(
@@ -110,12 +110,12 @@ impl Service {
     }
 
     /// Closes stdin (the stop signal) and collects the output, killing at the deadline.
-    fn stop(mut self, deadline: Instant) -> (Option<String>, String) {
+    pub(crate) fn stop(mut self, deadline: Instant) -> (Option<String>, String) {
         drop(self.stdin.take());
         self.finish(deadline)
     }
 
-    fn finish(mut self, deadline: Instant) -> (Option<String>, String) {
+    pub(crate) fn finish(mut self, deadline: Instant) -> (Option<String>, String) {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
@@ -181,6 +181,7 @@ fn failed_run(args: &RunArgs, started: u64, error: RunError) -> RunResult {
         artifacts: Artifacts::default(),
         distributions: Vec::new(),
         retries: 0,
+        workloads: Vec::new(),
     }
 }
 
@@ -240,6 +241,7 @@ fn run_scenario(
     cmd.arg("__signal").arg("--listen").arg(signal_addr.to_string());
     let signal = Service::spawn("signal server", cmd, log("signal").as_deref(), true)?;
     signal.wait_ready()?;
+    let workload_servers = crate::workloads::start_servers(sc, &mut network, exe, &log)?;
 
     // Calls to place, each copy with its own caller address (for attribution).
     let calls: Vec<&callwall_scenario::Call> = sc
@@ -341,6 +343,11 @@ fn run_scenario(
         }
     }
 
+    let workload_clients = match &workload_servers {
+        Some(s) => crate::workloads::start_clients(sc, s, &mut network, exe, start_at, &log)?,
+        None => Vec::new(),
+    };
+
     // Wait for the calls.
     let mut reports = Vec::new();
     for p in placed {
@@ -351,6 +358,8 @@ fn run_scenario(
         let callee = parse_report(callee_out, &callee_status, Role::Callee, &call.transport);
         reports.push((p.name, p.call_index, p.caller_addr, caller, callee));
     }
+
+    let workloads = crate::workloads::collect(sc, workload_clients);
 
     // Stop the censor and the services.
     let stop_deadline = Instant::now() + Duration::from_secs(5);
@@ -377,6 +386,9 @@ fn run_scenario(
         censor_result.events = notable_events(&path);
     }
     let _ = signal.stop(stop_deadline);
+    if let Some(s) = workload_servers {
+        s.stop(stop_deadline);
+    }
     if let Some(r) = relay {
         r.stop();
         artifacts.logs.push("relay.log".into());
@@ -454,6 +466,7 @@ fn run_scenario(
         artifacts,
         distributions: crate::repeat::distributions(&calls, &verdicts_of_call),
         retries: 0,
+        workloads,
     })
 }
 

@@ -58,8 +58,11 @@ pub struct Diff {
     pub removed: Vec<OneSided>,
     /// Calls with the same verdict in both.
     pub unchanged: usize,
-    /// True when some verdict got worse.
+    /// True when some verdict or workload outcome got worse.
     pub regressed: bool,
+    /// Workloads whose outcome changed, were added or removed (worse ones first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::activities::WorkloadChange>,
 }
 
 struct Seen {
@@ -117,6 +120,8 @@ pub fn diff(old: &Results, new: &Results) -> Diff {
     }
     d.changed.sort_by(|a, b| b.worse.cmp(&a.worse).then_with(|| a.key.cmp(&b.key)));
     d.regressed = d.changed.iter().any(|c| c.worse);
+    d.workloads = crate::activities::changes(old, new);
+    d.regressed |= d.workloads.iter().any(|c| c.worse);
     d
 }
 
@@ -134,6 +139,7 @@ impl Diff {
         for r in &self.removed {
             o.push_str(&format!("removed {}: was {}\n", r.key, r.verdict));
         }
+        o.push_str(&crate::activities::changes_text(&self.workloads));
         let worse = self.changed.iter().filter(|c| c.worse).count();
         o.push_str(&format!(
             "{} changed ({worse} worse, {} better), {} added, {} removed, {} unchanged: {}\n",

@@ -95,6 +95,7 @@ pub fn html(doc: &Results) -> String {
         escape(&doc.callwall_version)
     );
     summary(&mut o, doc);
+    o.push_str(&crate::activities::html(doc));
     legend(&mut o);
     matrix(&mut o, doc);
     for (ri, r) in doc.runs.iter().enumerate() {
@@ -884,6 +885,7 @@ pub(crate) mod tests {
             artifacts: Artifacts::default(),
             distributions: Vec::new(),
             retries: 0,
+            workloads: Vec::new(),
         }
     }
 

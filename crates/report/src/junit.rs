@@ -10,10 +10,20 @@ use crate::opt_ms;
 /// JUnit XML: a test suite per run, a test case per call.
 pub fn junit(doc: &Results) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests: usize = doc.runs.iter().map(|r| r.calls.len().max(1) + r.distributions.len()).sum();
-    let failures: usize =
-        doc.runs.iter().map(|r| r.calls.iter().filter(|c| !c.met).count()).sum::<usize>()
-            + crate::stats::missed(doc);
+    let tests: usize = doc
+        .runs
+        .iter()
+        .map(|r| r.calls.len().max(1) + r.distributions.len() + r.workloads.len())
+        .sum();
+    let failures: usize = doc
+        .runs
+        .iter()
+        .map(|r| {
+            r.calls.iter().filter(|c| !c.met).count()
+                + r.workloads.iter().filter(|w| !w.met).count()
+        })
+        .sum::<usize>()
+        + crate::stats::missed(doc);
     let errors = doc.runs.iter().filter(|r| r.error.is_some()).count();
     let _ = writeln!(o, "<testsuites name=\"callwall\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">");
     for r in &doc.runs {
@@ -24,11 +34,12 @@ pub fn junit(doc: &Results) -> String {
         });
         let secs = r.wall_ms as f64 / 1000.0;
         let f = r.calls.iter().filter(|c| !c.met).count()
-            + r.distributions.iter().filter(|d| !d.met).count();
+            + r.distributions.iter().filter(|d| !d.met).count()
+            + r.workloads.iter().filter(|w| !w.met).count();
         let _ = writeln!(
             o,
             "  <testsuite name=\"{name}\" tests=\"{}\" failures=\"{f}\" errors=\"{}\" time=\"{secs:.3}\">",
-            r.calls.len().max(1) + r.distributions.len(),
+            r.calls.len().max(1) + r.distributions.len() + r.workloads.len(),
             usize::from(r.error.is_some())
         );
         if let Some(e) = r.error.as_ref().map(|e| &e.message) {
@@ -79,6 +90,7 @@ pub fn junit(doc: &Results) -> String {
             let _ = writeln!(o, "    </testcase>");
         }
         crate::stats::junit_cases(&mut o, &name, r);
+        o.push_str(&crate::activities::junit_cases(r, &name));
         let _ = writeln!(o, "  </testsuite>");
     }
     o.push_str("</testsuites>\n");

@@ -11,6 +11,8 @@
 //!   loss, one-way delay and MOS per second with the censor's actions marked.
 //! - [`load`]: parse a results JSON file, checking its `schema_version` first so an unknown
 //!   version is named as such rather than reported as a parse error.
+//! - [`activities`]: the "what still works" matrix (activity × app or transport) of runs with
+//!   workloads, and the workload parts of every renderer.
 //! - [`diff`]: compare two results documents call by call (matched by scenario and call name)
 //!   and say which verdicts got worse.
 //!
@@ -34,6 +36,7 @@
 //!   things this table does not need, and comfy-table's terminal support pulls in crossterm.
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
+pub mod activities;
 pub mod diff;
 pub mod flaky;
 pub mod html;

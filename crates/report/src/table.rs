@@ -135,6 +135,7 @@ pub fn table(doc: &Results, color: bool) -> String {
             format!("{unmet} expectation(s) NOT met (marked !)")
         }
     );
+    out.push_str(&crate::activities::text(doc));
     out
 }
 

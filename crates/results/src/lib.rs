@@ -15,6 +15,7 @@ pub mod censor;
 pub mod flaky;
 pub mod metrics;
 pub mod stats;
+pub mod workload;
 
 use std::net::IpAddr;
 
@@ -25,6 +26,7 @@ pub use censor::{
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
+pub use workload::WorkloadResult;
 
 /// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
 /// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`.
@@ -79,6 +81,10 @@ pub struct RunResult {
     /// How many times `--retries` re-ran this scenario after a miss (0: this is the first run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// The activities beside the calls (messages, voice notes, web, video); empty when the
+    /// scenario has no workloads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadResult>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -86,12 +92,13 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl RunResult {
-    /// True when every call got one of its expected verdicts, every statistical call's
-    /// distribution met its shares, and the run had no error.
+    /// True when every call and every workload got one of its expected outcomes, every
+    /// statistical call's distribution met its shares, and the run had no error.
     pub fn passed(&self) -> bool {
         self.error.is_none()
             && self.calls.iter().all(|c| c.met)
             && self.distributions.iter().all(|d| d.met)
+            && self.workloads.iter().all(|w| w.met)
     }
 }
 

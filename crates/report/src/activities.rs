@@ -1,0 +1,513 @@
+//! "What still works": per scenario, a matrix of activity (call, message, voice note, web,
+//! video) × app or transport, from a run's calls and workloads, so a sentence like "calls are
+//! restricted, messages still work" reads straight off the page. Also the workload parts of
+//! the other renderers: a detail table per run, JUnit test cases, and the workload outcomes
+//! `diff` compares.
+//!
+//! A run without workloads has no matrix (its call table already says everything), so reports
+//! of scenarios without workloads are unchanged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use callwall_results::{Results, RunResult, Verdict, WorkloadResult};
+use serde::Serialize;
+
+use crate::html::escape;
+
+/// The matrix's rows, in this order.
+pub const ACTIVITIES: [&str; 5] = ["call", "message", "voice note", "web", "video"];
+
+/// How well an activity worked in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Works {
+    Works,
+    Degraded,
+    Broken,
+}
+
+impl Works {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Works::Works => "works",
+            Works::Degraded => "degraded",
+            Works::Broken => "broken",
+        }
+    }
+}
+
+fn of_verdict(v: Verdict) -> Works {
+    match v {
+        Verdict::Connected => Works::Works,
+        Verdict::Degraded => Works::Degraded,
+        _ => Works::Broken,
+    }
+}
+
+fn of_outcome(o: &str) -> Works {
+    match o {
+        "ok" => Works::Works,
+        "degraded" => Works::Degraded,
+        _ => Works::Broken,
+    }
+}
+
+/// One cell: every call or workload of that activity and app/transport.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cell {
+    /// (outcome or verdict word, how well it worked, expectation met) per entry.
+    pub entries: Vec<(String, Works, bool)>,
+}
+
+impl Cell {
+    /// The best any entry did: an activity "still works" when some way of doing it works.
+    pub fn best(&self) -> Works {
+        self.entries.iter().map(|e| e.1).min().unwrap_or(Works::Broken)
+    }
+
+    /// `connected ×3, degraded` style text.
+    pub fn text(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut order: Vec<&str> = Vec::new();
+        for (w, _, _) in &self.entries {
+            if !counts.contains_key(w.as_str()) {
+                order.push(w);
+            }
+            *counts.entry(w).or_default() += 1;
+        }
+        order
+            .iter()
+            .map(|w| match counts[w] {
+                1 => w.to_string(),
+                n => format!("{w} ×{n}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn all_met(&self) -> bool {
+        self.entries.iter().all(|e| e.2)
+    }
+}
+
+/// The matrix of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Matrix {
+    pub scenario: String,
+    /// Apps and transports, calls' transports first.
+    pub columns: Vec<String>,
+    /// One row per activity present, in [`ACTIVITIES`] order; `None` where nothing ran.
+    pub rows: Vec<(String, Vec<Option<Cell>>)>,
+}
+
+/// The "what still works" matrix of a run; `None` when the run has no workloads.
+pub fn matrix(r: &RunResult) -> Option<Matrix> {
+    if r.workloads.is_empty() {
+        return None;
+    }
+    let mut cells: BTreeMap<(&str, String), Cell> = BTreeMap::new();
+    let mut columns: Vec<String> = Vec::new();
+    let add_col = |c: &str, columns: &mut Vec<String>| {
+        if !columns.iter().any(|x| x == c) {
+            columns.push(c.to_string());
+        }
+    };
+    for c in &r.calls {
+        add_col(&c.transport, &mut columns);
+        cells.entry(("call", c.transport.clone())).or_default().entries.push((
+            c.verdict.as_str().to_string(),
+            of_verdict(c.verdict),
+            c.met,
+        ));
+    }
+    for w in &r.workloads {
+        add_col(&w.app, &mut columns);
+        let activity = ACTIVITIES.iter().find(|a| **a == w.activity()).copied().unwrap_or("web");
+        cells.entry((activity, w.app.clone())).or_default().entries.push((
+            w.outcome.clone(),
+            of_outcome(&w.outcome),
+            w.met,
+        ));
+    }
+    let rows = ACTIVITIES
+        .iter()
+        .filter(|a| cells.keys().any(|(x, _)| x == *a))
+        .map(|a| {
+            let row = columns.iter().map(|c| cells.get(&(*a, c.clone())).cloned()).collect();
+            (a.to_string(), row)
+        })
+        .collect();
+    Some(Matrix { scenario: r.scenario.clone(), columns, rows })
+}
+
+fn run_label(r: &RunResult) -> String {
+    if r.repeat > 0 {
+        format!("{} #{}", r.scenario, r.repeat + 1)
+    } else {
+        r.scenario.clone()
+    }
+}
+
+/// For the terminal: per run with workloads, the matrix and one line per workload.
+pub fn text(doc: &Results) -> String {
+    let mut o = String::new();
+    for r in &doc.runs {
+        let Some(m) = matrix(r) else { continue };
+        let _ = writeln!(o, "\nwhat still works in {}:", run_label(r));
+        let mut grid: Vec<Vec<String>> = vec![std::iter::once("activity".to_string())
+            .chain(m.columns.iter().cloned())
+            .collect()];
+        for (a, row) in &m.rows {
+            let mut line = vec![a.clone()];
+            for c in row {
+                line.push(match c {
+                    Some(c) => format!("{}{}", if c.all_met() { "" } else { "!" }, c.text()),
+                    None => "-".into(),
+                });
+            }
+            grid.push(line);
+        }
+        let n = grid[0].len();
+        let widths: Vec<usize> =
+            (0..n).map(|i| grid.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+        for l in &grid {
+            let cells: Vec<String> =
+                l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let _ = writeln!(o, "  {}", cells.join("  ").trim_end());
+        }
+        for w in &r.workloads {
+            let _ = writeln!(
+                o,
+                "  {} {} ({} {}{}): {}{}{}",
+                if w.met { " " } else { "!" },
+                w.name,
+                w.activity(),
+                w.host_name,
+                if w.proto.is_empty() { String::new() } else { format!(" over {}", w.proto) },
+                w.outcome,
+                if w.met { String::new() } else { format!(" (expected {})", w.expected) },
+                match (w.summary(), w.reason.as_str()) {
+                    (s, "") if s.is_empty() => String::new(),
+                    (s, "") => format!("; {s}"),
+                    (s, r) if s.is_empty() => format!("; {r}"),
+                    (s, r) => format!("; {s}; {r}"),
+                }
+            );
+        }
+    }
+    let total: usize = doc.runs.iter().map(|r| r.workloads.len()).sum();
+    if total > 0 {
+        let unmet: usize =
+            doc.runs.iter().map(|r| r.workloads.iter().filter(|w| !w.met).count()).sum();
+        let _ = writeln!(
+            o,
+            "\n{total} workload(s): {}",
+            if unmet == 0 {
+                "every expectation met".to_string()
+            } else {
+                format!("{unmet} expectation(s) NOT met (marked !)")
+            }
+        );
+    }
+    o
+}
+
+/// For Markdown: per run with workloads, the matrix and a table of the workloads.
+pub fn markdown(doc: &Results) -> String {
+    let mut o = String::new();
+    for r in &doc.runs {
+        let Some(m) = matrix(r) else { continue };
+        let _ = writeln!(o, "\n### What still works in {}\n", run_label(r).replace('|', "/"));
+        let _ = writeln!(o, "| activity | {} |", m.columns.join(" | "));
+        let _ = writeln!(o, "|---|{}", "---|".repeat(m.columns.len()));
+        for (a, row) in &m.rows {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| match c {
+                    Some(c) if c.all_met() => c.text(),
+                    Some(c) => format!("**not met:** {}", c.text()),
+                    None => "-".into(),
+                })
+                .collect();
+            let _ = writeln!(o, "| {a} | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(
+            o,
+            "\n| workload | activity | app | host name | outcome | expected | figures | reason |\n|---|---|---|---|---|---|---|---|"
+        );
+        for w in &r.workloads {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {}{} | {} | {} |",
+                w.name,
+                w.activity(),
+                w.app,
+                w.host_name,
+                w.outcome,
+                if w.met { "" } else { "**not met:** " },
+                w.expected.replace('|', " or "),
+                w.summary(),
+                w.reason.replace('|', "/")
+            );
+        }
+    }
+    o
+}
+
+fn works_class(w: Works) -> &'static str {
+    match w {
+        Works::Works => "v-connected",
+        Works::Degraded => "v-degraded",
+        Works::Broken => "v-blocked",
+    }
+}
+
+/// For HTML: a section with every run's matrix (empty when no run has workloads).
+pub fn html(doc: &Results) -> String {
+    let matrices: Vec<(String, Matrix, &RunResult)> =
+        doc.runs.iter().filter_map(|r| matrix(r).map(|m| (run_label(r), m, r))).collect();
+    if matrices.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from(
+        "<section id=\"activities\" class=\"legend\">\n<h2>What still works</h2>\n<p class=\"hint\">Per scenario: each activity (rows) by app or transport (columns), in the same run. A dashed outline marks an outcome the scenario did not expect.</p>\n",
+    );
+    for (label, m, r) in &matrices {
+        let _ = write!(
+            o,
+            "<h3>{}</h3>\n<div class=\"scroll\"><table class=\"matrix activities\">\n<thead><tr><th class=\"corner\">activity</th>",
+            escape(label)
+        );
+        for c in &m.columns {
+            let _ = write!(o, "<th class=\"transport\">{}</th>", escape(c));
+        }
+        o.push_str("</tr></thead>\n<tbody>\n");
+        for (a, row) in &m.rows {
+            let _ = write!(o, "<tr><th class=\"row\">{}</th>", escape(a));
+            for c in row {
+                match c {
+                    Some(c) => {
+                        let _ = write!(
+                            o,
+                            "<td class=\"cell {}{}\">{}</td>",
+                            works_class(c.best()),
+                            if c.all_met() { "" } else { " unmet" },
+                            escape(&c.text())
+                        );
+                    }
+                    None => o.push_str("<td class=\"cell none\">-</td>"),
+                }
+            }
+            o.push_str("</tr>\n");
+        }
+        o.push_str("</tbody></table></div>\n<ul class=\"workloads\">\n");
+        for w in &r.workloads {
+            let _ = writeln!(
+                o,
+                "<li><b>{}</b> ({} {}): {}{}{}</li>",
+                escape(&w.name),
+                escape(w.activity()),
+                escape(&w.host_name),
+                escape(&w.outcome),
+                if w.met {
+                    String::new()
+                } else {
+                    format!(" <span class=\"expect unmet\">expected {}</span>", escape(&w.expected))
+                },
+                escape(
+                    &[w.summary(), w.reason.clone()]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .fold(String::new(), |acc, s| format!("{acc}; {s}"))
+                )
+            );
+        }
+        o.push_str("</ul>\n");
+    }
+    o.push_str("</section>\n");
+    o
+}
+
+/// For JUnit: one test case per workload of a run (suite name `suite`).
+pub fn junit_cases(r: &RunResult, suite: &str) -> String {
+    let mut o = String::new();
+    for w in &r.workloads {
+        let _ = writeln!(
+            o,
+            "    <testcase classname=\"{suite}\" name=\"{}\" time=\"{:.3}\">",
+            escape(&format!("{} ({} {})", w.name, w.activity(), w.app)),
+            w.elapsed_ms / 1000.0
+        );
+        if !w.met {
+            let msg = format!("expected {}, got {}; {}", w.expected, w.outcome, w.reason);
+            let _ = writeln!(o, "      <failure message=\"{}\" type=\"workload\"/>", escape(&msg));
+        }
+        let figs: Vec<String> = w.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            o,
+            "      <system-out>{}</system-out>\n    </testcase>",
+            escape(&format!("outcome={} {}", w.outcome, figs.join(" ")))
+        );
+    }
+    o
+}
+
+/// A workload whose outcome changed between two documents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadChange {
+    pub scenario: String,
+    pub workload: String,
+    /// `None` when only one side has it.
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// The new outcome is worse (`ok < degraded < failed`).
+    pub worse: bool,
+    pub reason: String,
+}
+
+fn rank(o: &str) -> u8 {
+    match o {
+        "ok" => 0,
+        "degraded" => 1,
+        _ => 2,
+    }
+}
+
+fn index(doc: &Results) -> BTreeMap<(String, String), &WorkloadResult> {
+    let mut m: BTreeMap<(String, String), &WorkloadResult> = BTreeMap::new();
+    for r in &doc.runs {
+        for w in &r.workloads {
+            let key = (r.scenario.clone(), w.name.clone());
+            // Repeats: the worst outcome counts.
+            if m.get(&key).is_none_or(|o| rank(&o.outcome) < rank(&w.outcome)) {
+                m.insert(key, w);
+            }
+        }
+    }
+    m
+}
+
+/// Workloads whose outcome changed, added or removed, worse ones first.
+pub fn changes(old: &Results, new: &Results) -> Vec<WorkloadChange> {
+    let (o, n) = (index(old), index(new));
+    let keys: BTreeSet<&(String, String)> = o.keys().chain(n.keys()).collect();
+    let mut out: Vec<WorkloadChange> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (ow, nw) = (o.get(k), n.get(k));
+            if let (Some(a), Some(b)) = (ow, nw) {
+                if a.outcome == b.outcome {
+                    return None;
+                }
+            }
+            Some(WorkloadChange {
+                scenario: k.0.clone(),
+                workload: k.1.clone(),
+                old: ow.map(|w| w.outcome.clone()),
+                new: nw.map(|w| w.outcome.clone()),
+                worse: matches!((ow, nw), (Some(a), Some(b)) if rank(&b.outcome) > rank(&a.outcome)),
+                reason: nw.map(|w| w.reason.clone()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|c| std::cmp::Reverse(c.worse));
+    out
+}
+
+/// Lines for `callwall diff`'s text output.
+pub fn changes_text(changes: &[WorkloadChange]) -> String {
+    let mut o = String::new();
+    for c in changes {
+        let _ = match (&c.old, &c.new) {
+            (Some(a), Some(b)) => writeln!(
+                o,
+                "{}  {}/{} (workload): {a} -> {b}  ({})",
+                if c.worse { "WORSE " } else { "better" },
+                c.scenario,
+                c.workload,
+                c.reason
+            ),
+            (None, Some(b)) => writeln!(o, "added   {}/{} (workload): {b}", c.scenario, c.workload),
+            (Some(a), None) => {
+                writeln!(o, "removed {}/{} (workload): was {a}", c.scenario, c.workload)
+            }
+            (None, None) => Ok(()),
+        };
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::html::tests::{call, doc, run};
+
+    fn wl(name: &str, kind: &str, app: &str, outcome: &str, expected: &str) -> WorkloadResult {
+        WorkloadResult {
+            name: name.into(),
+            kind: kind.into(),
+            app: app.into(),
+            host_name: format!("{app}.example"),
+            outcome: outcome.into(),
+            expected: expected.into(),
+            met: expected.split('|').any(|e| e == outcome),
+            ..Default::default()
+        }
+    }
+
+    fn restricted() -> Results {
+        let mut r = run("ru", vec![call("a", Verdict::Degraded), call("b", Verdict::Connected)]);
+        r.workloads = vec![
+            wl("wa-text", "message", "whatsapp", "ok", "ok"),
+            wl("wa-note", "voice-note", "whatsapp", "ok", "ok"),
+            wl("yt", "video", "youtube", "failed", "ok"),
+        ];
+        doc(vec![r])
+    }
+
+    #[test]
+    fn the_matrix_has_calls_and_workloads_by_app() {
+        let d = restricted();
+        let m = matrix(&d.runs[0]).expect("a matrix");
+        let rows: Vec<&str> = m.rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(rows, ["call", "message", "voice note", "video"]);
+        assert!(m.columns.contains(&"whatsapp".to_string()));
+        let msg = &m.rows[1].1;
+        let wa = m.columns.iter().position(|c| c == "whatsapp").unwrap();
+        assert_eq!(msg[wa].as_ref().unwrap().best(), Works::Works);
+        let t = text(&d);
+        assert!(t.contains("what still works in ru"), "{t}");
+        assert!(t.contains("!failed"), "{t}");
+        assert!(markdown(&d).contains("**not met:** failed"));
+        assert!(html(&d).contains("id=\"activities\""));
+        assert!(junit_cases(&d.runs[0], "ru").contains("type=\"workload\""));
+    }
+
+    #[test]
+    fn no_workloads_no_matrix() {
+        let d = doc(vec![run("s", vec![call("a", Verdict::Connected)])]);
+        assert!(matrix(&d.runs[0]).is_none());
+        assert!(text(&d).is_empty() && markdown(&d).is_empty() && html(&d).is_empty());
+    }
+
+    #[test]
+    fn html_escapes_workload_strings() {
+        let mut d = restricted();
+        d.runs[0].workloads[0].app = "<script>".into();
+        assert!(!html(&d).contains("<script>"));
+    }
+
+    #[test]
+    fn a_workload_that_fails_is_a_regression() {
+        let old = restricted();
+        let mut new = restricted();
+        new.runs[0].workloads[0].outcome = "failed".into();
+        let c = changes(&old, &new);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].worse);
+        let d = crate::diff::diff(&old, &new);
+        assert!(d.regressed);
+        assert!(d.to_text().contains("wa-text (workload): ok -> failed"));
+    }
+}

@@ -23,6 +23,7 @@
 
 pub mod diff;
 pub mod html;
+pub mod ice;
 pub mod junit;
 pub mod load;
 pub mod markdown;

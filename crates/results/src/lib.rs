@@ -12,6 +12,7 @@
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
 pub mod censor;
+pub mod ice;
 pub mod metrics;
 
 use std::net::IpAddr;
@@ -208,4 +209,8 @@ pub struct CallResult {
     #[serde(default)]
     pub cpu: CallCpu,
     pub metrics: CallMetrics,
+    /// What the caller's ICE agent did (webrtc `ice`/`auto` calls only): the chosen pair and
+    /// each candidate source's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<ice::CallIce>,
 }

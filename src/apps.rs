@@ -34,7 +34,7 @@ pub fn describe(p: &AppProfile) -> Vec<String> {
         "  call:         host {}; UDP/TCP ports {}; first packet {}",
         tagged(&c.host, |h| h.clone()),
         tagged(&c.ports, |p| ports(p)),
-        tagged(&c.first_packet, |f| kebab(f)),
+        tagged(&c.first_packet, kebab),
     );
     if let Some(r) = &c.race {
         call.push_str(&format!("; race {}", tagged(r, |b| if *b { "yes" } else { "no" }.into())));

@@ -36,6 +36,8 @@ use crate::{MediaLink, VoiceTransport};
 pub const STAGGER: Duration = Duration::from_millis(250);
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// One racing dial: its link, or why it failed and whether signalling did not get through.
+type Dial<'a> = BoxFut<'a, Result<MediaLink, (String, bool)>>;
 
 /// Waits for the next of `futs` to finish; finished ones become `None`. `None` when all are.
 async fn next_done<T>(futs: &mut [Option<BoxFut<'_, T>>]) -> Option<(usize, T)> {
@@ -77,13 +79,13 @@ pub(crate) async fn run_caller(
     let start = tokio::time::Instant::now();
     let timeout = spec.ctx.connect_timeout;
     let ctxs: Vec<_> = (0..strategies.len()).map(|i| attempt_ctx(spec, i)).collect();
-    let mut futs: Vec<Option<BoxFut<'_, Result<MediaLink, (String, bool)>>>> = ctxs
+    let mut futs: Vec<Option<Dial<'_>>> = ctxs
         .iter()
         .zip(strategies)
         .enumerate()
         .map(|(i, (ctx, s))| {
             // An error carries whether it was signalling that did not get through.
-            let f: BoxFut<'_, Result<MediaLink, (String, bool)>> = Box::pin(async move {
+            let f: Dial<'_> = Box::pin(async move {
                 tokio::time::sleep_until(start + STAGGER * i as u32).await;
                 match tokio::time::timeout(timeout, t.dial(ctx, s)).await {
                     Ok(Ok(l)) => Ok(l),

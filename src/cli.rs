@@ -105,6 +105,17 @@ enum Command {
     WorkloadServer,
     #[command(name = "__workload-client", hide = true)]
     WorkloadClient,
+    #[command(name = "__reflector", hide = true)]
+    Reflector {
+        #[arg(long)]
+        listen: std::net::IpAddr,
+    },
+    /// List the app profiles (apps/*.toml): what each models and does not, with source tags.
+    Apps {
+        /// Directory of app profiles.
+        #[arg(long, default_value = "apps", value_name = "DIR")]
+        app_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -115,6 +126,9 @@ struct Dirs {
     /// Directory where topology names resolve.
     #[arg(long, default_value = "netns", value_name = "DIR")]
     topology_dir: PathBuf,
+    /// Directory of app profiles that calls' `app =` name.
+    #[arg(long, default_value = "apps", value_name = "DIR")]
+    app_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -179,10 +193,13 @@ pub fn main() -> ExitCode {
         Command::Peer => roles::peer(),
         Command::WorkloadServer => crate::workload::server(),
         Command::WorkloadClient => crate::workload::client(),
+        Command::Reflector { listen } => roles::reflector(listen),
+        Command::Apps { app_dir } => crate::apps::list(&app_dir),
         Command::Transports => {
             for t in roles::transports() {
                 println!("{:8} {}", t.name(), t.strategies().join(", "));
                 println!("{:8} auto tries: {}", "", t.auto_order().join(" -> "));
+                crate::apps::ice_line(t.name());
             }
             ExitCode::SUCCESS
         }
@@ -258,7 +275,10 @@ fn load_all(files: &[PathBuf], dirs: &Dirs) -> Result<Vec<Scenario>, Vec<String>
     let mut errs = Vec::new();
     for f in files {
         match Scenario::load(f, &dirs.topology_dir, &cat) {
-            Ok(s) => ok.push(s),
+            Ok(s) => match crate::apps::check_scenario(&s, &dirs.app_dir, &cat.transports) {
+                Ok(()) => ok.push(s),
+                Err(e) => errs.push(e),
+            },
             Err(e) => errs.push(e.to_string()),
         }
     }

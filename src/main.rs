@@ -4,6 +4,7 @@
 //! This binary is the command-line front end and, through hidden subcommands, every process a
 //! run starts inside its sandbox (the sandbox's PID 1, the censor, the signal server, peers).
 
+mod apps;
 mod cli;
 mod merge;
 mod output;

@@ -15,6 +15,7 @@ pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
         Box::new(callwall_transport_noise::NoiseTransport::default()),
         Box::new(callwall_transport_quic::QuicTransport),
         Box::new(callwall_transport_webrtc::WebrtcTransport),
+        Box::new(callwall_reflector::ReflectorTransport),
     ]
 }
 
@@ -143,4 +144,29 @@ fn inject_fault(spec: &PeerSpec) {
 #[allow(dead_code)]
 pub fn exe() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("callwall"))
+}
+
+/// `__reflector --listen IP`: the Telegram-like reflector on every reflector port of `IP`
+/// (UDP 596-599 and 1400). Prints `ready` once bound, its counters on stderr every 5 s, and
+/// runs until killed.
+pub fn reflector(listen: std::net::IpAddr) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail("reflector", e),
+    };
+    rt.block_on(async move {
+        let ports = callwall_reflector::PORTS;
+        let server = match callwall_reflector::Server::start(listen, ports).await {
+            Ok(s) => s,
+            Err(e) => {
+                return fail("reflector", format!("cannot bind {listen} ports {ports:?}: {e}"))
+            }
+        };
+        println!("ready");
+        let _ = std::io::stdout().flush();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            eprintln!("{:?}", server.counters());
+        }
+    })
 }

@@ -202,7 +202,7 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 {LIST_SCRIPT}
 mkdir -p "$STAGE/out-root" "$STAGE/out-nobody"
 cp "$BIN" "$STAGE/callwall"
-cp -r "$REPO/scenarios" "$REPO/netns" "$STAGE/"
+cp -r "$REPO/scenarios" "$REPO/netns" "$REPO/apps" "$STAGE/"
 chmod -R a+rwX "$STAGE"
 cd "$STAGE"
 list > "$KEEP/before"

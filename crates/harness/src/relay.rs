@@ -42,6 +42,8 @@ impl Drop for Relay {
 fn needs_relay(call: &Call) -> bool {
     call.transport == "webrtc"
         && call.strategies.iter().any(|s| s == "auto" || s.starts_with("turn"))
+        // The reflector transport finds the reflector at the relay's address.
+        || crate::reflector::needs_reflector(call)
 }
 
 /// Starts coturn if the topology has a relay host and some call may use it.

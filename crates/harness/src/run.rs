@@ -252,6 +252,8 @@ fn run_scenario(
 
     // Relay: coturn, when the topology has a relay host and a call may use it.
     let relay = crate::relay::maybe_start(sc, &calls, &mut network, out)?;
+    // Reflector (Telegram-like), in the relay host, when a call goes through it.
+    let reflector = crate::reflector::maybe_start(sc, &calls, &mut network, exe, out)?;
 
     // The censor.
     let start_at = unix_ns() + START_DELAY.as_nanos() as u64 + 200_000_000;
@@ -393,6 +395,10 @@ fn run_scenario(
         r.stop();
         artifacts.logs.push("relay.log".into());
     }
+    if let Some(r) = reflector {
+        r.stop();
+        artifacts.logs.push("reflector.log".into());
+    }
 
     let th = Thresholds::default();
     let mut results = Vec::new();
@@ -445,6 +451,7 @@ fn run_scenario(
             metrics,
             flaky: false,
             attempts: Vec::new(),
+            ice: caller.ice.as_ref().map(crate::ice::call_ice),
         });
     }
     if let Err(e) = network.teardown() {

@@ -422,6 +422,7 @@ fn call_section(
         escape(c.rule.as_deref().unwrap_or("none")),
         escape(&c.caller_addr.to_string())
     );
+    crate::ice::ice_block(o, c);
     let mine: Vec<&DecisionEvent> =
         events.iter().filter(|e| e.flow.involves(c.caller_addr)).collect();
     timeline_svg(o, c, &mine, run_secs);

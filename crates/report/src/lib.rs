@@ -40,6 +40,7 @@ pub mod activities;
 pub mod diff;
 pub mod flaky;
 pub mod html;
+pub mod ice;
 pub mod junit;
 pub mod load;
 pub mod markdown;

@@ -13,6 +13,7 @@
 
 pub mod censor;
 pub mod flaky;
+pub mod ice;
 pub mod metrics;
 pub mod stats;
 pub mod workload;
@@ -250,6 +251,10 @@ pub struct CallResult {
     /// run was not retried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// What the caller's ICE agent did (webrtc `ice`/`auto` calls only): the chosen pair and
+    /// each candidate source's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice: Option<ice::CallIce>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

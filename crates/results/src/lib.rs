@@ -12,6 +12,7 @@
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
 pub mod censor;
+pub mod external;
 pub mod metrics;
 
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ pub use censor::{
     deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
+pub use external::{ExternalCall, ExternalPeerResult};
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 
 /// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
@@ -208,4 +210,7 @@ pub struct CallResult {
     #[serde(default)]
     pub cpu: CallCpu,
     pub metrics: CallMetrics,
+    /// Set for a call placed by external peers (`transport` is then `external`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalCall>,
 }

@@ -11,6 +11,7 @@
 //! what to do. Nothing is created on the system by loading.
 #![forbid(unsafe_code)]
 
+pub mod external;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -78,6 +79,8 @@ pub mod raw {
     pub struct Call {
         #[serde(default)]
         pub name: Option<String>,
+        /// Empty when the call names external peers instead (`peer`).
+        #[serde(default)]
         pub transport: String,
         /// One strategy, `"auto"`, or a list tried in order.
         #[serde(default)]
@@ -100,6 +103,9 @@ pub mod raw {
         /// The app profile this call stands for (`apps/<name>.toml`), beside the transport.
         #[serde(default)]
         pub app: Option<String>,
+        /// External peer commands instead of a built-in transport (see [`crate::external`]).
+        #[serde(default)]
+        pub peer: Option<crate::external::raw::Peer>,
     }
 
     /// One strategy name or a list of them.
@@ -227,6 +233,10 @@ pub struct Call {
     /// The app profile the call stands for, checked with [`Scenario::check_apps`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Set when external programs place the call (`transport` is then
+    /// [`external::TRANSPORT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<external::ExternalPeers>,
     /// The call's line in the scenario file, for later errors.
     #[serde(skip)]
     pub line: usize,
@@ -391,7 +401,16 @@ impl Scenario {
             let line = Some(line_of(text, sc.span().start));
             let c = sc.get_ref();
             let key = |k: &str| format!("calls[{i}].{k}");
-            let Some(strategies_offered) = catalog.transports.get(&c.transport) else {
+            let peer = external::validate(c.peer.as_ref(), &c.transport, c.strategy.is_some())
+                .map_err(|(k, m)| err(line, Some(&key(k)), m))?;
+            let external_offered = vec![external::STRATEGY.to_string()];
+            let transport =
+                if peer.is_some() { external::TRANSPORT.to_string() } else { c.transport.clone() };
+            let offered = match peer {
+                Some(_) => Some(&external_offered),
+                None => catalog.transports.get(&c.transport),
+            };
+            let Some(strategies_offered) = offered else {
                 let known: Vec<&str> = catalog.transports.keys().map(String::as_str).collect();
                 return Err(err(
                     line,
@@ -463,10 +482,8 @@ impl Scenario {
                     ));
                 }
             }
-            let name = c
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", c.transport, strategies.join("+")));
+            let name =
+                c.name.clone().unwrap_or_else(|| format!("{}-{}", transport, strategies.join("+")));
             if !valid_name(&name) {
                 return Err(err(
                     line,
@@ -483,7 +500,7 @@ impl Scenario {
             }
             calls.push(Call {
                 name,
-                transport: c.transport.clone(),
+                transport,
                 strategies,
                 duration,
                 connect_timeout,
@@ -493,6 +510,7 @@ impl Scenario {
                 caller,
                 callee,
                 app: c.app.clone(),
+                peer,
                 line: line_of(text, sc.span().start),
             });
         }

@@ -3,6 +3,7 @@
 
 mod apps;
 mod common;
+mod external;
 mod foundation;
 mod hygiene;
 mod input;

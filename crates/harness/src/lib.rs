@@ -13,6 +13,7 @@
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
 pub mod ice;
+pub mod external;
 pub mod outer;
 pub mod reflector;
 pub mod relay;

@@ -37,13 +37,17 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
         cmd.env("RUST_LOG", f);
     }
     // A private mount namespace with a fresh tmpfs on SCRATCH_DIR: scratch files never reach
-    // the host (see `SCRATCH_DIR`).
+    // the host (see `SCRATCH_DIR`). Another on /run, where external peers' daemons put their
+    // sockets (wireguard-go: /run/wireguard), so those stay inside the run too.
     let host_dev =
         crate::scratch_dev().map_err(|e| HarnessError::io("reading the scratch directory", e))?;
     cmd.env(crate::HOST_SCRATCH_DEV_ENV, host_dev.to_string());
     let mut child = callwall_netns::sandbox::spawn_sandboxed(
         cmd,
-        callwall_netns::sandbox::SandboxOptions::private_mounts_with_tmpfs([crate::SCRATCH_DIR]),
+        callwall_netns::sandbox::SandboxOptions::private_mounts_with_tmpfs([
+            crate::SCRATCH_DIR,
+            "/run",
+        ]),
     )
     .map_err(|e| HarnessError::Environment(e.to_string()))?;
     let mut stdout =

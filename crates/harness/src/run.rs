@@ -287,6 +287,8 @@ fn run_scenario(
     // Peers.
     let voice = VoiceModel::default();
     let mut placed: Vec<PlacedCall> = Vec::new();
+    let mut external = Vec::new();
+    let root = crate::external::root_of(&args.topology_dir);
     let mut copy = 0u32;
     for (ci, call) in calls.iter().enumerate() {
         for k in 0..call.placements() {
@@ -305,6 +307,27 @@ fn run_scenario(
                 })?;
             copy += 1;
             let budget = call.budget(&args.catalog);
+            if let Some(peers) = &call.peer {
+                let spec = crate::external::ExternalCallSpec {
+                    name: &name,
+                    call_id: format!("{}-{}", sanitize(&name), copy),
+                    peers,
+                    caller_host: &call.caller,
+                    callee_host: &call.callee,
+                    caller_ip: caller_addr,
+                    callee_ip,
+                    signal: signal_addr,
+                    seed: seed ^ (u64::from(copy) << 32),
+                    connect_timeout: call.connect_timeout.as_std(),
+                    duration: call.duration.as_std(),
+                    media_port: peers.media_port.wrapping_add(copy as u16),
+                    out,
+                    root: &root,
+                };
+                let placed = crate::external::place(&network, &spec);
+                external.push((name, ci, caller_addr, placed));
+                continue;
+            }
             let ctx = |role: Role, ip: IpAddr| CallContext {
                 call_id: format!("{}-{}", sanitize(&name), copy),
                 role,
@@ -360,6 +383,8 @@ fn run_scenario(
         let callee = parse_report(callee_out, &callee_status, Role::Callee, &call.transport);
         reports.push((p.name, p.call_index, p.caller_addr, caller, callee));
     }
+    let external: Vec<_> =
+        external.into_iter().map(|(n, ci, a, p)| (n, ci, a, p.finish())).collect();
 
     let workloads = crate::workloads::collect(sc, workload_clients);
 
@@ -452,7 +477,12 @@ fn run_scenario(
             flaky: false,
             attempts: Vec::new(),
             ice: caller.ice.as_ref().map(crate::ice::call_ice),
+            external: None,
         });
+    }
+    for (name, ci, addr, done) in &external {
+        let rule = censor_result.deciding_rule(*addr);
+        results.push(crate::external::call_result(name.clone(), calls[*ci], *addr, rule, done));
     }
     if let Err(e) = network.teardown() {
         tracing::warn!("teardown: {e}");

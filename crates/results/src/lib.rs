@@ -14,6 +14,7 @@
 pub mod censor;
 pub mod flaky;
 pub mod ice;
+pub mod external;
 pub mod metrics;
 pub mod stats;
 pub mod workload;
@@ -26,6 +27,7 @@ pub use censor::{
     deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
+pub use external::{ExternalCall, ExternalPeerResult};
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use workload::WorkloadResult;
 
@@ -255,6 +257,9 @@ pub struct CallResult {
     /// each candidate source's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice: Option<ice::CallIce>,
+    /// Set for a call placed by external peers (`transport` is then `external`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalCall>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

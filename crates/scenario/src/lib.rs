@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod stats;
+pub mod external;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -79,6 +80,8 @@ pub mod raw {
     pub struct Call {
         #[serde(default)]
         pub name: Option<String>,
+        /// Empty when the call names external peers instead (`peer`).
+        #[serde(default)]
         pub transport: String,
         /// One strategy, `"auto"`, or a list tried in order.
         #[serde(default)]
@@ -105,6 +108,9 @@ pub mod raw {
         /// distribution of verdicts against shares (`expect = { degraded = "70-100%" }`).
         #[serde(default)]
         pub repeat: Option<u32>,
+        /// External peer commands instead of a built-in transport (see [`crate::external`]).
+        #[serde(default)]
+        pub peer: Option<crate::external::raw::Peer>,
     }
 
     /// One strategy name or a list of them.
@@ -237,6 +243,10 @@ pub struct Call {
     /// The app profile the call stands for, checked with [`Scenario::check_apps`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Set when external programs place the call (`transport` is then
+    /// [`external::TRANSPORT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<external::ExternalPeers>,
     /// The call's line in the scenario file, for later errors.
     #[serde(skip)]
     pub line: usize,
@@ -418,7 +428,16 @@ impl Scenario {
             let line = Some(line_of(text, sc.span().start));
             let c = sc.get_ref();
             let key = |k: &str| format!("calls[{i}].{k}");
-            let Some(strategies_offered) = catalog.transports.get(&c.transport) else {
+            let peer = external::validate(c.peer.as_ref(), &c.transport, c.strategy.is_some())
+                .map_err(|(k, m)| err(line, Some(&key(k)), m))?;
+            let external_offered = vec![external::STRATEGY.to_string()];
+            let transport =
+                if peer.is_some() { external::TRANSPORT.to_string() } else { c.transport.clone() };
+            let offered = match peer {
+                Some(_) => Some(&external_offered),
+                None => catalog.transports.get(&c.transport),
+            };
+            let Some(strategies_offered) = offered else {
                 let known: Vec<&str> = catalog.transports.keys().map(String::as_str).collect();
                 return Err(err(
                     line,
@@ -493,10 +512,8 @@ impl Scenario {
                     ));
                 }
             }
-            let name = c
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("{}-{}", c.transport, strategies.join("+")));
+            let name =
+                c.name.clone().unwrap_or_else(|| format!("{}-{}", transport, strategies.join("+")));
             if !valid_name(&name) {
                 return Err(err(
                     line,
@@ -513,7 +530,7 @@ impl Scenario {
             }
             calls.push(Call {
                 name,
-                transport: c.transport.clone(),
+                transport,
                 strategies,
                 duration,
                 connect_timeout,
@@ -523,6 +540,7 @@ impl Scenario {
                 caller,
                 callee,
                 app: c.app.clone(),
+                peer,
                 line: line_of(text, sc.span().start),
                 repeat,
                 shares,

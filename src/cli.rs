@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
 use callwall_harness::run::RunArgs;
-use callwall_harness::{launch, LaunchOptions};
+use callwall_harness::{launch_with, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 
 use callwall_offline as offline;
@@ -153,6 +153,11 @@ struct RunOpts {
     /// No colours in the table.
     #[arg(long)]
     no_color: bool,
+    /// Send the censor live control commands, one JSON line each, read from FILE as they come
+    /// (`-`: standard input): `{"cmd":"disable","rule":1}`, `enable`, `toggle`, `swap` with a
+    /// `policy` scenario file, `status`. One run only. See docs/classroom.md.
+    #[arg(long, value_name = "FILE")]
+    control: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -352,6 +357,14 @@ fn run(opts: RunOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let control =
+        match crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat) {
+            Ok(c) => Mutex::new(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
         return ExitCode::from(2);
@@ -422,7 +435,8 @@ fn run(opts: RunOpts) -> ExitCode {
                     cancel: cancel.clone(),
                     log_filter: std::env::var("RUST_LOG").ok(),
                 };
-                let r = match launch(&lo) {
+                let ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let r = match launch_with(&lo, ctl, None) {
                     Ok(r) => r,
                     Err(e) if cancel.load(Ordering::SeqCst) => {
                         let _ = e;

@@ -1,6 +1,7 @@
 //! End-to-end tests: they build real namespaces, start the real censor and place real calls
 //! through the `callwall` binary. They need root (or unprivileged user namespaces).
 
+mod classroom;
 mod common;
 mod foundation;
 mod hygiene;

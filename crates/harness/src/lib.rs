@@ -12,6 +12,8 @@
 //! first instruction, and topology building refuses to run in the initial one); every wait has
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
+pub mod control;
+pub mod live;
 pub mod outer;
 pub mod relay;
 /// The results model; moved to `callwall-results` (this path is kept for existing callers).
@@ -21,7 +23,7 @@ pub mod result {
 pub mod roles;
 pub mod run;
 
-pub use outer::{launch, LaunchOptions};
+pub use outer::{launch, launch_with, LaunchOptions};
 pub use run::{sandbox_main, RunArgs};
 
 /// Why a run (not a call) failed.

@@ -81,6 +81,10 @@ pub struct CensorResult {
     /// [`MAX_EVENTS`]; the full log is the `decisions` artifact.
     #[serde(default)]
     pub events: Vec<DecisionEvent>,
+    /// Live control changes (rules switched, policies swapped) in the order they were made;
+    /// also lines with `"flow":"control"` in the decision log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlEvent>,
 }
 
 /// Most censor events kept in the results.
@@ -94,6 +98,7 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
             bridge: b,
             by_inside: r.by_inside,
             events: Vec::new(),
+            control: Vec::new(),
         }
     }
 }

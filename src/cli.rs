@@ -37,6 +37,9 @@ struct Cli {
 enum Command {
     /// Run scenarios and report each call's verdict (default: every scenario in ./scenarios).
     Run(RunOpts),
+    /// Watch calls being censored, live: switch rules with 1..9, p swaps the policy, r places
+    /// the calls again, q quits (one line per call per second when stdout is not a terminal).
+    Demo(crate::demo::DemoOpts),
     /// Re-render a saved results file (from `run --json`) as HTML, Markdown or JUnit XML.
     Report(crate::report_cmd::ReportOpts),
     /// Compare two results files call by call; exit 1 when a verdict got worse.
@@ -155,7 +158,8 @@ struct RunOpts {
     no_color: bool,
     /// Send the censor live control commands, one JSON line each, read from FILE as they come
     /// (`-`: standard input): `{"cmd":"disable","rule":1}`, `enable`, `toggle`, `swap` with a
-    /// `policy` scenario file, `status`. One run only. See docs/classroom.md.
+    /// `policy` scenario file, `status`. One run only. The censor's answers and each call's
+    /// figures per second are shown as `live ...` lines on stderr. See docs/classroom.md.
     #[arg(long, value_name = "FILE")]
     control: Option<PathBuf>,
 }
@@ -178,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
         Command::Run(opts) => run(opts),
+        Command::Demo(opts) => crate::demo::demo(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
         Command::Inspect { capture, json } => offline_exit(offline::inspect(&capture, json)),
@@ -436,7 +441,11 @@ fn run(opts: RunOpts) -> ExitCode {
                     log_filter: std::env::var("RUST_LOG").ok(),
                 };
                 let ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
-                let r = match launch_with(&lo, ctl, None) {
+                // A steered run shows the censor's answers and the calls' seconds as they come.
+                let live: Option<Box<dyn FnMut(&str) + Send>> = ctl.is_some().then(|| {
+                    Box::new(|l: &str| eprintln!("live {l}")) as Box<dyn FnMut(&str) + Send>
+                });
+                let r = match launch_with(&lo, ctl, live) {
                     Ok(r) => r,
                     Err(e) if cancel.load(Ordering::SeqCst) => {
                         let _ = e;

@@ -65,8 +65,9 @@ pub struct DemoOpts {
 
 /// Most calls the view shows.
 const MAX_CALLS: usize = 6;
-/// How long the demo's calls last: until quit, in practice.
-const CALL_DURATION: &str = "3600s";
+/// How long the demo's calls last (the longest a scenario allows); when they end, the demo
+/// places them again, so they run until quit.
+const CALL_DURATION: &str = "10min";
 
 /// Writes the scenario the demo runs: the first scenario with its calls (or `--calls`) made
 /// to last [`CALL_DURATION`]; returns its path.
@@ -249,7 +250,7 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
     let (ctl_w, ctl_r) = UnixStream::pair().map_err(|e| e.to_string())?;
     let ids = call_ids(sc);
     let _ = tx.send(Update::Calls(ids.iter().map(|(_, l)| l.clone()).collect()));
-    let mut feed = LiveFeed {
+    let feed = LiveFeed {
         ids: ids.iter().enumerate().map(|(i, (id, _))| (id.clone(), i)).collect(),
         pending: BTreeMap::new(),
         recent: vec![Vec::new(); ids.len()],
@@ -280,15 +281,25 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
         log_filter: std::env::var("RUST_LOG").ok(),
     };
     let done = tx.clone();
-    let thread = std::thread::spawn(move || {
-        let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::new(ctl_r));
-        let r = launch_with(&lo, Some(input), Some(Box::new(move |l: &str| feed.line(l))));
+    let labels: Vec<String> = ids.iter().map(|(_, l)| l.clone()).collect();
+    let feed = Arc::new(Mutex::new(feed));
+    let thread = std::thread::spawn(move || loop {
+        let Ok(input) = ctl_r.try_clone() else { break };
+        let input: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::new(input));
+        let f = feed.clone();
+        let on_live = Box::new(move |l: &str| f.lock().unwrap_or_else(|p| p.into_inner()).line(l));
+        let r = launch_with(&lo, Some(input), Some(on_live));
+        if lo.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        // The calls ended by themselves: place them again, so they run until quit.
         let msg = match r {
-            Ok(_) => "the calls ended: press r to place them again".to_string(),
-            Err(e) if lo.cancel.load(Ordering::SeqCst) => format!("stopped ({e})"),
-            Err(e) => format!("the run failed: {e}"),
+            Ok(_) => "the calls ended and were placed again".to_string(),
+            Err(e) => format!("the run failed ({e}); placing the calls again"),
         };
         let _ = done.send(Update::Message(msg));
+        let _ = done.send(Update::Calls(labels.clone()));
+        std::thread::sleep(Duration::from_secs(1));
     });
     let s = Session { cancel, control: Arc::new(Mutex::new(ctl_w)), thread };
     s.send(&Command::Status);

@@ -423,8 +423,7 @@ fn demo_inner(opts: DemoOpts) -> Result<ExitCode, String> {
         if tty {
             // The updates channel also carries the clock, so the view's time moves.
             let ctx = tx.clone();
-            let (stop_clock, clock_flag) = (Arc::new(AtomicBool::new(false)), ());
-            let _ = clock_flag;
+            let stop_clock = Arc::new(AtomicBool::new(false));
             let stop = stop_clock.clone();
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {

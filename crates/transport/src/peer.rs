@@ -522,6 +522,28 @@ async fn run_callee(
     }
 }
 
+/// The live figures of this peer's call: a `live second {json}` line on stdout per second
+/// (see [`crate::live`]).
+fn live_meter<'a>(
+    spec: &PeerSpec,
+    inner: &'a mut dyn voice::VoiceMedia,
+) -> crate::live::LiveMeter<'a> {
+    let role = format!("{:?}", spec.ctx.role).to_lowercase();
+    crate::live::LiveMeter::new(
+        &spec.ctx.call_id,
+        &role,
+        spec.start_at_unix_ns,
+        spec.voice.interval(),
+        inner,
+        Box::new(|s| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", crate::live::line(s));
+            let _ = out.flush();
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,26 +712,4 @@ mod tests {
         assert_eq!(back.duration, s.duration);
         assert_eq!(back.strategies, s.strategies);
     }
-}
-
-/// The live figures of this peer's call: a `live second {json}` line on stdout per second
-/// (see [`crate::live`]).
-fn live_meter<'a>(
-    spec: &PeerSpec,
-    inner: &'a mut dyn voice::VoiceMedia,
-) -> crate::live::LiveMeter<'a> {
-    let role = format!("{:?}", spec.ctx.role).to_lowercase();
-    crate::live::LiveMeter::new(
-        &spec.ctx.call_id,
-        &role,
-        spec.start_at_unix_ns,
-        spec.voice.interval(),
-        inner,
-        Box::new(|s| {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", crate::live::line(s));
-            let _ = out.flush();
-        }),
-    )
 }

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
 use callwall_harness::run::RunArgs;
-use callwall_harness::{launch, LaunchOptions};
+use callwall_harness::{launch_with, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 
 use callwall_offline as offline;
@@ -37,6 +37,9 @@ struct Cli {
 enum Command {
     /// Run scenarios and report each call's verdict (default: every scenario in ./scenarios).
     Run(RunOpts),
+    /// Watch calls being censored, live: switch rules with 1..9, p swaps the policy, r places
+    /// the calls again, q quits (one line per call per second when stdout is not a terminal).
+    Demo(crate::demo::DemoOpts),
     /// Re-render a saved results file (from `run --json`) as HTML, Markdown or JUnit XML.
     Report(crate::report_cmd::ReportOpts),
     /// Compare two results files call by call; exit 1 when a verdict got worse.
@@ -181,6 +184,12 @@ struct RunOpts {
     /// No colours in the table.
     #[arg(long)]
     no_color: bool,
+    /// Send the censor live control commands, one JSON line each, read from FILE as they come
+    /// (`-`: standard input): `{"cmd":"disable","rule":1}`, `enable`, `toggle`, `swap` with a
+    /// `policy` scenario file, `status`. One run only. The censor's answers and each call's
+    /// figures per second are shown as `live ...` lines on stderr. See docs/classroom.md.
+    #[arg(long, value_name = "FILE")]
+    control: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -206,6 +215,7 @@ pub fn main() -> ExitCode {
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
         Command::Run(opts) => run(opts),
+        Command::Demo(opts) => crate::demo::demo(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
         Command::Merge(opts) => crate::merge::main(opts),
@@ -393,6 +403,14 @@ fn run(opts: RunOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let control =
+        match crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat) {
+            Ok(c) => Mutex::new(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
         return ExitCode::from(2);
@@ -488,15 +506,25 @@ fn run(opts: RunOpts) -> ExitCode {
                     cancel: cancel.clone(),
                     log_filter: std::env::var("RUST_LOG").ok(),
                 };
-                let attempt = |lo: &LaunchOptions| match launch(lo) {
-                    Ok(r) => Some(r),
-                    Err(_) if cancel.load(Ordering::SeqCst) => None,
-                    Err(e) => Some(output::error_run(
-                        sc,
-                        opts.seed.unwrap_or(sc.seed),
-                        rep,
-                        e.to_run_error(),
-                    )),
+                // Live control (`--control`) steers the first attempt only.
+                let mut ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let mut attempt = |lo: &LaunchOptions| {
+                    let ctl = ctl.take();
+                    // A steered run shows the censor's answers and the calls' seconds as they
+                    // come.
+                    let live: Option<Box<dyn FnMut(&str) + Send>> = ctl.is_some().then(|| {
+                        Box::new(|l: &str| eprintln!("live {l}")) as Box<dyn FnMut(&str) + Send>
+                    });
+                    match launch_with(lo, ctl, live) {
+                        Ok(r) => Some(r),
+                        Err(_) if cancel.load(Ordering::SeqCst) => None,
+                        Err(e) => Some(output::error_run(
+                            sc,
+                            opts.seed.unwrap_or(sc.seed),
+                            rep,
+                            e.to_run_error(),
+                        )),
+                    }
                 };
                 let Some(mut r) = attempt(&lo) else { break };
                 // --retries: re-run a run that missed, each attempt in its own directory.

@@ -6,6 +6,7 @@
 
 mod apps;
 mod cli;
+mod demo;
 mod merge;
 mod output;
 mod report_cmd;

@@ -27,6 +27,8 @@ pub trait Recorder {
     fn frame(&mut self, t_unix_ns: u64, dir: Dir, frame: &[u8]);
     /// A decision-log event.
     fn event(&mut self, ev: &Event);
+    /// A live control change (see [`crate::control_io`]).
+    fn control(&mut self, _ev: &callwall_results::ControlEvent) {}
 }
 
 /// A recorder that keeps nothing.
@@ -142,6 +144,18 @@ impl Bridge {
         stop_fd: RawFd,
         rec: &mut dyn Recorder,
     ) -> io::Result<()> {
+        self.run_controlled(engine, stop_fd, rec, &mut |_, _| {})
+    }
+
+    /// [`Bridge::run`], calling `on_wake(engine, now_ns)` each time `stop_fd` has data (a
+    /// control command waits: see [`crate::control_io`]).
+    pub fn run_controlled(
+        &mut self,
+        engine: &mut Engine,
+        stop_fd: RawFd,
+        rec: &mut dyn Recorder,
+        on_wake: &mut dyn FnMut(&mut Engine, u64),
+    ) -> io::Result<()> {
         let mut rx = vec![0u8; BATCH * SLOT];
         let mut lens = [0usize; BATCH];
         let mut fwd = [0usize; BATCH];
@@ -165,7 +179,7 @@ impl Bridge {
                 let mut b = [0u8; 64];
                 match sys::read_fd(stop_fd, &mut b) {
                     Ok(0) | Err(_) => return Ok(()),
-                    Ok(_) => {}
+                    Ok(_) => on_wake(engine, self.now_ns()),
                 }
             }
             for (i, dir) in [(0usize, Dir::Up), (1, Dir::Down)] {
@@ -209,6 +223,9 @@ impl Bridge {
         while let Some(ev) = engine.poll_event() {
             rec.event(&ev);
         }
+        while let Some(ev) = engine.poll_control_event() {
+            rec.control(&ev);
+        }
     }
 }
 
@@ -245,6 +262,15 @@ impl<W: Write> Recorder for JsonlRecorder<W> {
     fn event(&mut self, ev: &Event) {
         let ok = serde_json::to_writer(&mut self.events, ev).is_ok()
             && self.events.write_all(b"\n").is_ok();
+        if !ok {
+            self.write_errors += 1;
+        }
+    }
+    fn control(&mut self, ev: &callwall_results::ControlEvent) {
+        let line = crate::control_io::log_line(ev);
+        let ok = self.events.write_all(line.as_bytes()).is_ok()
+            && self.events.write_all(b"\n").is_ok()
+            && self.events.flush().is_ok();
         if !ok {
             self.write_errors += 1;
         }

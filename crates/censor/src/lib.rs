@@ -10,6 +10,8 @@
 //! - [`flow`]: flow keys, endpoints and [`Dir`], the direction a frame crosses the censor.
 //! - [`control`]: the control channel's protocol (JSON lines: enable, disable or toggle a
 //!   rule, swap the policy, status), applied by [`Engine::control`] while a run goes on.
+//! - [`control_io`]: the censor process's control input (command lines from a reader, a
+//!   wake-up descriptor for the bridge) and control changes as decision-log lines.
 //! - [`rng`]: the counter-based draws behind every random decision (pure functions of the
 //!   seed, rule, stable flow identity, direction and packet index).
 //! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
@@ -21,6 +23,7 @@
 
 pub mod bridge;
 pub mod control;
+pub mod control_io;
 pub mod engine;
 pub mod flow;
 pub mod policy;

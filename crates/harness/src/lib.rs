@@ -12,8 +12,10 @@
 //! first instruction, and topology building refuses to run in the initial one); every wait has
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
-pub mod ice;
+pub mod control;
 pub mod external;
+pub mod ice;
+pub mod live;
 pub mod outer;
 pub mod reflector;
 pub mod relay;
@@ -26,7 +28,7 @@ pub mod roles;
 pub mod run;
 pub mod workloads;
 
-pub use outer::{launch, LaunchOptions};
+pub use outer::{launch, launch_with, LaunchOptions};
 pub use run::{sandbox_main, RunArgs};
 
 /// Why a run (not a call) failed.

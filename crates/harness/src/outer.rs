@@ -26,6 +26,20 @@ pub struct LaunchOptions {
 
 /// Runs one scenario in a fresh sandbox and returns its result.
 pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
+    launch_with(opts, None, None)
+}
+
+/// [`launch`], sending the lines of `control` to the run's censor as they come (live control
+/// commands: see [`crate::control`]).
+///
+/// `on_live` gets each live line of the run as it comes, without its `live ` prefix:
+/// `second {json}` (a call's figures, `callwall_transport::live::LiveSecond`) and
+/// `control {json}` (a control response): see [`crate::live`].
+pub fn launch_with(
+    opts: &LaunchOptions,
+    control: Option<Box<dyn std::io::BufRead + Send>>,
+    on_live: Option<Box<dyn FnMut(&str) + Send>>,
+) -> Result<RunResult, HarnessError> {
     let mut cmd = Command::new(&opts.exe);
     cmd.arg("__sandbox")
         .arg("--args")
@@ -50,11 +64,37 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
         ]),
     )
     .map_err(|e| HarnessError::Environment(e.to_string()))?;
+    if let (Some(input), Some(mut sandbox_in)) = (control, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            for line in input.lines() {
+                let Ok(line) = line else { break };
+                if writeln!(sandbox_in, "{line}").and_then(|_| sandbox_in.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let mut stdout =
         child.stdout.take().ok_or_else(|| HarnessError::Setup("sandbox has no stdout".into()))?;
     let reader = std::thread::spawn(move || {
+        let mut on_live = on_live;
         let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
+        let mut r = std::io::BufReader::new(&mut stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::BufRead::read_line(&mut r, &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            match (line.strip_prefix(crate::live::PREFIX), on_live.as_mut()) {
+                (Some(l), Some(f)) => f(l.trim_end()),
+                (Some(_), None) => {}
+                (None, _) => s.push_str(&line),
+            }
+        }
+        let _ = r.read_to_string(&mut s);
         s
     });
     let deadline = Instant::now() + opts.deadline;

@@ -64,10 +64,17 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
             let _ = w.write_frame(t, frame);
         }));
     }
+    // Control commands come on stdin; its end is the stop signal (see `crate::control`).
+    let control =
+        callwall_censor::control_io::ControlInput::spawn(std::io::BufReader::new(std::io::stdin()))
+            .map_err(|e| HarnessError::io("starting the censor's control input", e))?;
     println!("ready");
     std::io::stdout().flush().ok();
+    let mut on_wake = |engine: &mut Engine, now: u64| {
+        crate::control::apply(engine, now, control.drain(), &cfg.hosts)
+    };
     bridge
-        .run(&mut engine, 0, &mut rec)
+        .run_controlled(&mut engine, control.wake_fd(), &mut rec, &mut on_wake)
         .map_err(|e| HarnessError::io("running the censor bridge", e))?;
     let mut events = rec.into_inner();
     events.flush().ok();

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use callwall_netns::Network;
@@ -89,8 +89,7 @@ impl Service {
                 let ok = r.read_line(&mut first).is_ok() && first.trim() == "ready";
                 let _ = rtx.send(ok);
             }
-            let mut rest = String::new();
-            let _ = r.take(64 << 20).read_to_string(&mut rest);
+            let rest = crate::live::split_output(r.take(64 << 20));
             let _ = otx.send(rest);
         });
         Ok(Service { name: name.to_string(), child, stdin, ready, output })
@@ -283,6 +282,12 @@ fn run_scenario(
         }
         None => None,
     };
+    // Live control: the sandbox's stdin goes on to the censor's (see `crate::control`).
+    let mut censor = censor;
+    let censor_control = censor.as_mut().map(|c| Arc::new(Mutex::new(c.stdin.take())));
+    if let Some(c) = &censor_control {
+        crate::control::forward_to(BufReader::new(std::io::stdin()), c.clone());
+    }
 
     // Peers.
     let voice = VoiceModel::default();
@@ -390,6 +395,9 @@ fn run_scenario(
 
     // Stop the censor and the services.
     let stop_deadline = Instant::now() + Duration::from_secs(5);
+    if let Some(c) = &censor_control {
+        drop(c.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
     let mut censor_result = match censor {
         Some(c) => {
             let (out, status) = c.stop(stop_deadline);
@@ -411,6 +419,7 @@ fn run_scenario(
     };
     if let Some(path) = out.map(|d| d.join("decisions.jsonl")) {
         censor_result.events = notable_events(&path);
+        censor_result.control = crate::control::read_changes(&path);
     }
     let _ = signal.stop(stop_deadline);
     if let Some(s) = workload_servers {

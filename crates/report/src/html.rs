@@ -91,8 +91,9 @@ pub fn html(doc: &Results) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n\
-         <meta name=\"generator\" content=\"callwall {}\">\n<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        escape(&doc.callwall_version)
+         <meta name=\"generator\" content=\"callwall {}\">\n<title>{title}</title>\n<style>{CSS}{}</style>\n</head>\n<body>\n",
+        escape(&doc.callwall_version),
+        crate::control::CSS
     );
     summary(&mut o, doc);
     o.push_str(&crate::activities::html(doc));
@@ -346,10 +347,11 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         }
         o.push_str("</tbody></table>\n");
     }
+    crate::control::list(o, &r.censor.control);
     // Calls of a run share one time axis, long enough for the longest of them.
     let run_secs = r.calls.iter().map(call_secs).fold(0.0, f64::max);
     for (ci, c) in r.calls.iter().enumerate() {
-        call_section(o, (ri, ci), c, &r.censor.events, run_secs);
+        call_section(o, (ri, ci), c, &r.censor.events, &r.censor.control, run_secs);
     }
     o.push_str("</section>\n");
 }
@@ -365,6 +367,7 @@ fn call_section(
     (ri, ci): (usize, usize),
     c: &CallResult,
     events: &[DecisionEvent],
+    control: &[callwall_results::ControlEvent],
     run_secs: f64,
 ) {
     let _ = write!(
@@ -425,7 +428,7 @@ fn call_section(
     crate::ice::ice_block(o, c);
     let mine: Vec<&DecisionEvent> =
         events.iter().filter(|e| e.flow.involves(c.caller_addr)).collect();
-    timeline_svg(o, c, &mine, run_secs);
+    timeline_svg(o, c, &mine, control, run_secs);
     actions_list(o, &mine);
     o.push_str("</article>\n");
 }
@@ -594,7 +597,13 @@ fn nice_step(span: f64, ticks: f64) -> f64 {
 /// Picks one plotted figure from a second of the timeline.
 type SeriesOf = fn(&Second) -> Option<f64>;
 
-fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&DecisionEvent], run_secs: f64) {
+fn timeline_svg(
+    o: &mut String,
+    c: &CallResult,
+    mine: &[&DecisionEvent],
+    control: &[callwall_results::ControlEvent],
+    run_secs: f64,
+) {
     let tl = &c.metrics.timeline;
     let last_event = mine.iter().map(|e| e.t_ms / 1000.0).fold(0.0, f64::max);
     let end = call_secs(c).max(run_secs).max((last_event + 1.0).ceil()).max(1.0);
@@ -783,6 +792,7 @@ fn timeline_svg(o: &mut String, c: &CallResult, mine: &[&DecisionEvent], run_sec
             outcome = m.outcome,
         );
     }
+    crate::control::marks(o, control, &x, y0(0), bottom);
     o.push_str("</svg>\n<figcaption><span class=\"key up\"></span> loss caller → callee <span class=\"key down\"></span> loss callee → caller <span class=\"key delay\"></span> one-way delay <span class=\"key mos\"></span> MOS <span class=\"key mark\"></span> censor action <span class=\"key win\"></span> censor rule acting</figcaption></figure>\n");
 }
 

@@ -9,6 +9,8 @@
 //! - [`html`]: one self-contained HTML page (inline CSS and SVG, no script, nothing fetched from
 //!   the network) with a summary, the verdict matrix as a heat map and, per call, a timeline of
 //!   loss, one-way delay and MOS per second with the censor's actions marked.
+//! - [`control`]: live control changes of the censor in the HTML report (a list, timeline
+//!   markers).
 //! - [`load`]: parse a results JSON file, checking its `schema_version` first so an unknown
 //!   version is named as such rather than reported as a parse error.
 //! - [`activities`]: the "what still works" matrix (activity × app or transport) of runs with
@@ -37,6 +39,7 @@
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
 pub mod activities;
+pub mod control;
 pub mod diff;
 pub mod flaky;
 pub mod html;

@@ -12,9 +12,9 @@
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
 pub mod censor;
+pub mod external;
 pub mod flaky;
 pub mod ice;
-pub mod external;
 pub mod metrics;
 pub mod stats;
 pub mod workload;
@@ -118,6 +118,10 @@ pub struct CensorResult {
     /// [`MAX_EVENTS`]; the full log is the `decisions` artifact.
     #[serde(default)]
     pub events: Vec<DecisionEvent>,
+    /// Live control changes (rules switched, policies swapped) in the order they were made;
+    /// also lines with `"flow":"control"` in the decision log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<ControlEvent>,
 }
 
 /// Most censor events kept in the results.
@@ -131,6 +135,7 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
             bridge: b,
             by_inside: r.by_inside,
             events: Vec::new(),
+            control: Vec::new(),
         }
     }
 }

@@ -11,8 +11,8 @@
 //! what to do. Nothing is created on the system by loading.
 #![forbid(unsafe_code)]
 
-pub mod stats;
 pub mod external;
+pub mod stats;
 pub mod workload;
 
 use std::collections::BTreeMap;

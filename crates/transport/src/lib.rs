@@ -12,6 +12,7 @@
 //! guarantee delivery: frames lost on the path are the measurement.
 
 pub mod ice;
+pub mod live;
 pub mod metrics;
 pub mod peer;
 pub mod race;

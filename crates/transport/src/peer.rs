@@ -387,7 +387,10 @@ async fn run_caller(
     report.connected_unix_ns = Some(connected);
     report.path = Some(link.path.clone());
     report.ice = t.ice_report(&link);
-    let d = voice::drive(link, &spec.voice, media_end(spec, connected, media_cap_ns), DRAIN).await;
+    let mut filler = voice::Filler;
+    let mut live = live_meter(spec, &mut filler);
+    let end = media_end(spec, connected, media_cap_ns);
+    let d = voice::drive_with(link, &spec.voice, end, DRAIN, &mut live).await;
     report.take_drive(d);
 }
 
@@ -487,7 +490,9 @@ async fn run_callee(
         // Keep watching: if the caller's side did not connect, it moves on and so do we.
         let watch_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
         let superseded = {
-            let drive = voice::drive(link, &spec.voice, end, DRAIN);
+            let mut filler = voice::Filler;
+            let mut live = live_meter(spec, &mut filler);
+            let drive = voice::drive_with(link, &spec.voice, end, DRAIN, &mut live);
             let next = watch(spec, &next_key, watch_wait);
             tokio::pin!(drive);
             tokio::select! {
@@ -515,6 +520,28 @@ async fn run_callee(
             }
         }
     }
+}
+
+/// The live figures of this peer's call: a `live second {json}` line on stdout per second
+/// (see [`crate::live`]).
+fn live_meter<'a>(
+    spec: &PeerSpec,
+    inner: &'a mut dyn voice::VoiceMedia,
+) -> crate::live::LiveMeter<'a> {
+    let role = format!("{:?}", spec.ctx.role).to_lowercase();
+    crate::live::LiveMeter::new(
+        &spec.ctx.call_id,
+        &role,
+        spec.start_at_unix_ns,
+        spec.voice.interval(),
+        inner,
+        Box::new(|s| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", crate::live::line(s));
+            let _ = out.flush();
+        }),
+    )
 }
 
 #[cfg(test)]

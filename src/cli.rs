@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run scenarios and report each call's verdict (default: every scenario in ./scenarios).
-    Run(RunOpts),
+    Run(Box<RunOpts>),
     /// Watch calls being censored, live: switch rules with 1..9, p swaps the policy, r places
     /// the calls again, q quits (one line per call per second when stdout is not a terminal).
     Demo(crate::demo::DemoOpts),
@@ -214,7 +214,7 @@ pub fn main() -> ExitCode {
         }
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
-        Command::Run(opts) => run(opts),
+        Command::Run(opts) => run(*opts),
         Command::Demo(opts) => crate::demo::demo(opts),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
@@ -512,8 +512,8 @@ fn run(opts: RunOpts) -> ExitCode {
                     let ctl = ctl.take();
                     // A steered run shows the censor's answers and the calls' seconds as they
                     // come.
-                    let live: Option<Box<dyn FnMut(&str) + Send>> = ctl.is_some().then(|| {
-                        Box::new(|l: &str| eprintln!("live {l}")) as Box<dyn FnMut(&str) + Send>
+                    let live: Option<callwall_harness::outer::OnLive> = ctl.is_some().then(|| {
+                        Box::new(|l: &str| eprintln!("live {l}")) as callwall_harness::outer::OnLive
                     });
                     match launch_with(lo, ctl, live) {
                         Ok(r) => Some(r),

@@ -29,6 +29,9 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
     launch_with(opts, None, None)
 }
 
+/// Called with each live line of a running sandbox (censor answers, calls' seconds).
+pub type OnLive = Box<dyn FnMut(&str) + Send>;
+
 /// [`launch`], sending the lines of `control` to the run's censor as they come (live control
 /// commands: see [`crate::control`]).
 ///
@@ -38,7 +41,7 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
 pub fn launch_with(
     opts: &LaunchOptions,
     control: Option<Box<dyn std::io::BufRead + Send>>,
-    on_live: Option<Box<dyn FnMut(&str) + Send>>,
+    on_live: Option<OnLive>,
 ) -> Result<RunResult, HarnessError> {
     let mut cmd = Command::new(&opts.exe);
     cmd.arg("__sandbox")

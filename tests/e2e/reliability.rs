@@ -165,6 +165,13 @@ fn runs_unprivileged_through_user_namespaces() {
     .unwrap();
     std::fs::copy(repo().join("netns/censored-call.toml"), base.join("netns/censored-call.toml"))
         .unwrap();
+    // The scenario names app profiles (apps/*.toml), which `run` checks before it starts.
+    std::fs::create_dir_all(base.join("apps")).unwrap();
+    for entry in std::fs::read_dir(repo().join("apps")).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(entry.path(), base.join("apps").join(entry.file_name())).unwrap();
+        }
+    }
     Command::new("chmod").args(["-R", "a+rwX"]).arg(&base).status().unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])

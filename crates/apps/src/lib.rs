@@ -483,7 +483,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<AppProfile>, AppError> {
         file: dir.to_path_buf(),
         line: None,
         key: None,
-        message: format!("cannot read the app profile directory: {e}"),
+        message: format!(
+            "cannot read the app profile directory: {e}; run from the checkout (it has apps/) \
+             or name the profiles with --app-dir DIR"
+        ),
     })?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -410,6 +410,7 @@ mod tests {
             alpn: Some("h3-29".into()),
             port: Some(8443),
             printable_prefix: None,
+            ..Default::default()
         };
         let p = Plan::new("quic-split", &o).unwrap();
         assert_eq!(

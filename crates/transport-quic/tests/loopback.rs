@@ -108,6 +108,7 @@ async fn quic_honours_sni_alpn_and_port_options() {
         alpn: Some("x-voice/2".into()),
         port: Some(port),
         printable_prefix: None,
+        ..Default::default()
     };
     let (mut caller, mut callee) = call("opts", "quic", options).await;
     let seen = guard(&callee).handshake().clone();

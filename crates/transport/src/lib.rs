@@ -11,6 +11,7 @@
 //! never reads a clock other than the shared system clock used for one-way delay. It does not
 //! guarantee delivery: frames lost on the path are the measurement.
 
+pub mod bypass;
 pub mod ice;
 pub mod live;
 pub mod metrics;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use bypass::{check_bypass, Bypass};
 pub use metrics::{analyze, CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use peer::{run_peer, Attempt, PeerReport, PeerSpec};
 pub use voice::{Arrival, VoiceModel};
@@ -73,6 +75,9 @@ pub struct StrategyOptions {
     /// Bytes to send first on a TCP stream, to pass "fully encrypted" tests (noise `tcp-443`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub printable_prefix: Option<String>,
+    /// Circumvention to apply (see [`bypass`]); empty by default.
+    #[serde(default, skip_serializing_if = "Bypass::is_empty")]
+    pub bypass: Bypass,
 }
 
 /// Everything a transport needs to place or answer one call.
@@ -129,6 +134,9 @@ pub enum TransportError {
     Handshake(String),
     #[error("the strategy needs a relay, but the run has none; add a relay host to the topology")]
     NoRelay,
+    /// A bypass the strategy does not honour, or a bypass value out of range.
+    #[error("{0}")]
+    Bypass(String),
     #[error("{0}")]
     Other(String),
 }
@@ -165,6 +173,11 @@ pub trait VoiceTransport: Send + Sync {
     /// distinct callee ports. Defaults to none (sequential).
     fn auto_race(&self) -> Option<&'static [&'static str]> {
         None
+    }
+    /// The [`Bypass`] keys `strategy` honours (see [`bypass`]). Defaults to none: a transport
+    /// opts in key by key, so a bypass is never silently ignored.
+    fn bypasses(&self, _strategy: &str) -> &'static [&'static str] {
+        &[]
     }
 }
 

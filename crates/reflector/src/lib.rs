@@ -20,11 +20,26 @@
 //! synthetic; the censor's decision rests on the first packets and flow shape, which this
 //! reproduces); Telegram's end-to-end encryption is not modelled.
 //!
+//! # Bypasses
+//! Strategy `udp` honours two [`callwall_transport::Bypass`] keys, applied by the caller (the
+//! peer behind the censor) only; [`udp_bypass`] builds what goes on the wire:
+//! - `decoy`: one datagram (`random` 64 bytes, a `dns` query or a `stun` Binding request with
+//!   FINGERPRINT) from the call's own socket to the reflector before the STUN Binding request,
+//!   so the flow's first packet is not STUN. The reflector answers a STUN decoy (the caller
+//!   ignores the answer: wrong transaction id) and keeps any other decoy as an idle tag that
+//!   expires ([`core::IDLE`]). Source: censorship-catalog.md, "Russia after August 2025": "a
+//!   fake packet before the STUN exchange worked" mid-August 2025, no longer by 28 September.
+//! - `source_port`: the caller's port drawn from the seed below the reflector's port
+//!   (`below-server`, e.g. 298-595 for 596) or above it (`above-server`). Source: the catalog's
+//!   GFW QUIC entry (only flows with source port > destination port are inspected); no
+//!   published result for Telegram-like calls, so any outcome is callwall's prediction.
+//!
 //! Guarantees: every wait is bounded by `connect_timeout`; malformed datagrams are counted,
 //! never a panic; dropping a [`Server`] or a link stops its tasks.
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod udp_bypass;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -35,7 +50,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use callwall_transport::{check_strategy, CallContext, MediaLink, TransportError, VoiceTransport};
+use callwall_transport::{
+    check_bypass, check_strategy, CallContext, MediaLink, Role, TransportError, VoiceTransport,
+};
+use rand::SeedableRng;
 
 use crate::core::{Counters, Reflector, Tag, TAG_LEN};
 
@@ -45,6 +63,8 @@ pub const PORTS: &[u16] = &[596, 597, 598, 599, 1400];
 pub const STRATEGIES: &[&str] = &["udp"];
 /// The default reflector port of strategy `udp`.
 pub const DEFAULT_PORT: u16 = 596;
+/// The [`callwall_transport::Bypass`] keys strategy `udp` honours (see the crate doc).
+pub const BYPASSES: &[&str] = &["decoy", "source_port"];
 /// How often a peer repeats its STUN request and its hellos while connecting.
 const RETRY: Duration = Duration::from_millis(100);
 const QUEUE: usize = 1024;
@@ -146,13 +166,23 @@ impl VoiceTransport for ReflectorTransport {
         STRATEGIES
     }
 
+    fn bypasses(&self, strategy: &str) -> &'static [&'static str] {
+        if STRATEGIES.contains(&strategy) {
+            BYPASSES
+        } else {
+            &[]
+        }
+    }
+
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         connect(ctx).await
     }
 
     async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         connect(ctx).await
     }
 }
@@ -162,14 +192,30 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
     let deadline = Instant::now() + ctx.connect_timeout;
     let relay = ctx.relay.as_ref().ok_or(TransportError::NoRelay)?;
     let reflector = SocketAddr::new(relay.addr, ctx.options.port.unwrap_or(DEFAULT_PORT));
-    let socket = UdpSocket::bind(SocketAddr::new(ctx.local_ip, 0))
-        .await
-        .map_err(|e| TransportError::io("binding the reflector client's socket", e))?;
+    // The caller (the peer behind the censor) applies the bypasses; seeded per call.
+    let bypass = match ctx.role {
+        Role::Caller => ctx.options.bypass.clone(),
+        Role::Callee => Default::default(),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        ctx.seed ^ u64::from_be_bytes(call_tag(&ctx.call_id)[..8].try_into().unwrap_or_default()),
+    );
+    let socket = udp_bypass::bind_source_tokio(
+        ctx.local_ip,
+        reflector.port(),
+        bypass.source_port,
+        &mut rng,
+    )?;
     socket
         .connect(reflector)
         .await
         .map_err(|e| TransportError::io("connecting the reflector client's socket", e))?;
     let mut buf = vec![0u8; 65_536];
+    // 0. The decoy, once, before the STUN request: the flow's first packet is not STUN.
+    if let Some(kind) = bypass.decoy {
+        let decoy = udp_bypass::decoy_datagram(kind, &mut rng);
+        socket.send(&decoy).await.map_err(|e| TransportError::io("sending the decoy", e))?;
+    }
 
     // 1. STUN Binding request, repeated until answered (RFC 8489 §6.2.1 retransmits too).
     let mut id = [0u8; 12];

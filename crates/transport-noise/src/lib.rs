@@ -57,8 +57,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use callwall_reflector::udp_bypass;
+use callwall_transport::bypass::{Bypass, SourcePort};
 use callwall_transport::signal::Client;
-use callwall_transport::{check_strategy, CallContext, MediaLink, TransportError, VoiceTransport};
+use callwall_transport::{
+    check_bypass, check_strategy, CallContext, MediaLink, TransportError, VoiceTransport,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -69,7 +73,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use session::{Initiator, Session, Stats};
-use wire::{Framing, ObfsKey, Packet};
+use wire::{Framing, ObfsKey, Packet, WgShape};
 
 /// The strategies, in `auto` order.
 pub const STRATEGIES: &[&str] = &["udp", "udp-wg", "udp-obfs", "tcp-443"];
@@ -84,6 +88,18 @@ pub const DEFAULT_TCP_PORT: u16 = 443;
 pub const RETRANSMIT: Duration = Duration::from_secs(1);
 /// Capacity of the link's channels, in frames.
 pub const CHANNEL_FRAMES: usize = 512;
+/// After a port hop the caller keeps reading its previous socket this long, for the callee's
+/// packets still addressed to it (the callee follows on the first authenticated packet from
+/// the new port, one round trip later).
+pub const HOP_GRACE: Duration = Duration::from_millis(1000);
+
+/// The [`Bypass`] keys each strategy honours (see the crate doc, "Bypasses").
+pub const BYPASSES_UDP: &[&str] = &["decoy", "source_port", "port_hop"];
+/// `udp-wg` adds AmneziaWG's junk, custom headers and padding.
+pub const BYPASSES_UDP_WG: &[&str] =
+    &["decoy", "source_port", "port_hop", "junk", "wg_headers", "wg_padding"];
+/// `tcp-443`: TCP segmentation of the first flight.
+pub const BYPASSES_TCP: &[&str] = &["tcp_segment"];
 
 /// What the callee publishes under `"{call_id}/callee"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,10 +154,19 @@ impl Kind {
             Kind::Tcp => "tcp-443",
         }
     }
-    fn framing(self, callee_public: &[u8]) -> Framing {
+    fn framing(self, callee_public: &[u8], bypass: &Bypass) -> Framing {
         match self {
             Kind::Udp | Kind::Tcp => Framing::Plain,
-            Kind::UdpWg => Framing::WireGuard,
+            Kind::UdpWg => {
+                let mut shape = WgShape::default();
+                if let Some(h) = bypass.wg_headers {
+                    shape.headers = h;
+                }
+                if let Some(p) = bypass.wg_padding {
+                    shape.padding = p;
+                }
+                Framing::WireGuard(shape)
+            }
             Kind::UdpObfs => Framing::Obfs(ObfsKey::from_public_key(callee_public)),
         }
     }
@@ -219,8 +244,17 @@ impl VoiceTransport for NoiseTransport {
     fn auto_race(&self) -> Option<&'static [&'static str]> {
         Some(AUTO_RACE)
     }
+    fn bypasses(&self, strategy: &str) -> &'static [&'static str] {
+        match Kind::parse(strategy) {
+            Some(Kind::Udp | Kind::UdpObfs) => BYPASSES_UDP,
+            Some(Kind::UdpWg) => BYPASSES_UDP_WG,
+            Some(Kind::Tcp) => BYPASSES_TCP,
+            None => &[],
+        }
+    }
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         let kind = Kind::parse(strategy).ok_or_else(|| TransportError::Other(strategy.into()))?;
         let deadline = Instant::now() + ctx.connect_timeout;
         let info = fetch_callee(ctx, deadline).await?;
@@ -238,6 +272,7 @@ impl VoiceTransport for NoiseTransport {
     }
     async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         let kind = Kind::parse(strategy).ok_or_else(|| TransportError::Other(strategy.into()))?;
         // The caller may start its dial a little after us; allow it its full timeout.
         let deadline = Instant::now() + ctx.connect_timeout + Duration::from_secs(1);
@@ -308,7 +343,7 @@ async fn answer_udp(
     let local = sock.local_addr().map_err(|e| TransportError::io("reading the udp address", e))?;
     let info = CalleeInfo { pubkey: hex(&public), addr: ctx.local_ip, port: local.port() };
     publish(ctx, &info, deadline).await?;
-    let framing = kind.framing(&public);
+    let framing = kind.framing(&public, &ctx.options.bypass);
     let local_index: u32 = rng.gen();
     let mut buf = vec![0u8; 65536];
     let mut malformed = 0u64;
@@ -347,7 +382,7 @@ async fn answer_udp(
         let busy_note = busy.map(|p| format!(" (port {p} was busy)")).unwrap_or_default();
         let path = format!("noise {} {local} <- {from}{busy_note}", kind.name());
         let replay = Some(Replay { msg1: msg, response });
-        return Ok(spawn_udp(sock, from, framing, session, rng, replay, path));
+        return Ok(spawn_udp(sock, from, framing, session, rng, replay, None, path));
     }
 }
 
@@ -359,16 +394,22 @@ async fn dial_udp(
     deadline: Instant,
 ) -> Result<MediaLink, TransportError> {
     let mut rng = call_rng(ctx);
-    let sock = UdpSocket::bind(SocketAddr::new(ctx.local_ip, 0))
-        .await
-        .map_err(|e| TransportError::io("binding the caller's udp socket", e))?;
+    let bypass = &ctx.options.bypass;
+    let sock = udp_bypass::bind_source_tokio(ctx.local_ip, to.port(), bypass.source_port, &mut rng)?;
     let local = sock.local_addr().map_err(|e| TransportError::io("reading the udp address", e))?;
-    let framing = kind.framing(callee_public);
+    let framing = kind.framing(callee_public, bypass);
     let init = Initiator::start(callee_public)?;
     let local_index: u32 = rng.gen();
     let mut buf = vec![0u8; 65536];
     let mut malformed = 0u64;
     let mut last_error: Option<String> = None;
+    // The decoy goes once, before the first handshake message, from this same socket.
+    if let Some(d) = bypass.decoy {
+        let bytes = udp_bypass::decoy_datagram(d, &mut rng);
+        if let Err(e) = sock.send_to(&bytes, to).await {
+            last_error = Some(format!("send decoy: {e}"));
+        }
+    }
     loop {
         if Instant::now() >= deadline {
             let why = match last_error {
@@ -378,6 +419,14 @@ async fn dial_udp(
                 None => format!("no handshake response within {:?}", ctx.connect_timeout),
             };
             return Err(TransportError::Handshake(why));
+        }
+        // AmneziaWG: Jc junk datagrams of Jmin-Jmax random bytes before every initiation.
+        if let Some(j) = bypass.junk {
+            for _ in 0..j.count {
+                let mut junk = vec![0u8; usize::from(rng.gen_range(j.min..=j.max))];
+                rng.fill(&mut junk[..]);
+                let _ = sock.send_to(&junk, to).await;
+            }
         }
         // Re-encoded each time: new mac1 (udp-wg), new prefix and padding (udp-obfs).
         let pkt = Packet::Init { sender: local_index, msg: init.msg1.clone() };
@@ -403,8 +452,19 @@ async fn dial_udp(
                         Ok(state) => {
                             let mut session = Session::new(state, local_index, sender);
                             session.stats.malformed = malformed;
-                            let path = format!("noise {} {local} -> {from}", kind.name());
-                            return Ok(spawn_udp(sock, from, framing, session, rng, None, path));
+                            let hop = bypass.port_hop.map(|every| Hop {
+                                every: every.as_std(),
+                                ip: ctx.local_ip,
+                                source_port: bypass.source_port,
+                            });
+                            let hop_note = match &hop {
+                                Some(h) => format!(" (port hop every {:?})", h.every),
+                                None => String::new(),
+                            };
+                            let path = format!("noise {} {local} -> {from}{hop_note}", kind.name());
+                            return Ok(spawn_udp(
+                                sock, from, framing, session, rng, None, hop, path,
+                            ));
                         }
                         Err(e) => last_error = Some(e.to_string()),
                     }
@@ -415,12 +475,20 @@ async fn dial_udp(
     }
 }
 
+/// The caller's port hopping: a fresh socket every `every` (see [`HOP_GRACE`]).
+struct Hop {
+    every: Duration,
+    ip: IpAddr,
+    source_port: Option<SourcePort>,
+}
+
 /// What the responder re-sends when the initiator retransmits message 1.
 struct Replay {
     msg1: Vec<u8>,
     response: Packet,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_udp(
     sock: UdpSocket,
     peer: SocketAddr,
@@ -428,64 +496,137 @@ fn spawn_udp(
     session: Session,
     rng: ChaCha8Rng,
     replay: Option<Replay>,
+    hop: Option<Hop>,
     path: String,
 ) -> MediaLink {
     let (app_tx, from_app) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
     let (to_app, app_rx) = mpsc::channel::<Vec<u8>>(CHANNEL_FRAMES);
     let p = path.clone();
-    let task =
-        tokio::spawn(udp_pump(sock, peer, framing, session, rng, replay, from_app, to_app, p));
+    let pump = Pump { peer, framing, session, rng, replay, to_app, path: p, newest: None };
+    let task = tokio::spawn(pump.run(sock, hop, from_app));
     MediaLink { tx: app_tx, rx: app_rx, path, guard: Box::new(TaskGuard(vec![task])) }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn udp_pump(
-    sock: UdpSocket,
-    mut peer: SocketAddr,
+/// Waits for a datagram on `sock`, or forever when there is none.
+async fn recv_opt(
+    sock: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One side's established UDP link.
+struct Pump {
+    peer: SocketAddr,
     framing: Framing,
-    mut session: Session,
-    mut rng: ChaCha8Rng,
+    session: Session,
+    rng: ChaCha8Rng,
     replay: Option<Replay>,
-    mut from_app: mpsc::Receiver<Vec<u8>>,
     to_app: mpsc::Sender<Vec<u8>>,
     path: String,
-) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        tokio::select! {
-            frame = from_app.recv() => {
-                let Some(frame) = frame else { break };
-                if let Some(pkt) = session.seal(&frame) {
-                    let bytes = framing.encode(&pkt, &mut rng);
-                    // Send errors (ICMP unreachable, buffer full) lose this frame only.
-                    let _ = sock.send_to(&bytes, peer).await;
-                }
-            }
-            got = sock.recv_from(&mut buf) => {
-                let Ok((n, from)) = got else { continue };
-                match framing.decode(&buf[..n]) {
-                    Some(Packet::Data { receiver, counter, ct }) => {
-                        if let Some(frame) = session.open(receiver, counter, &ct) {
-                            // Authenticated: follow the peer if its address changed.
-                            peer = from;
-                            if let Err(mpsc::error::TrySendError::Closed(_)) = to_app.try_send(frame) {
-                                break;
-                            }
-                        }
+    /// The highest counter authenticated so far: only a packet newer than every other moves
+    /// `peer` (WireGuard's roaming, whitepaper §2.1), so a late packet from an old port does
+    /// not pull the link back to it.
+    newest: Option<u64>,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut sock: UdpSocket,
+        hop: Option<Hop>,
+        mut from_app: mpsc::Receiver<Vec<u8>>,
+    ) {
+        let mut buf = vec![0u8; 65536];
+        let mut old_buf = vec![0u8; 65536];
+        // The socket before the last hop, read until its grace period ends.
+        let mut old: Option<(UdpSocket, Instant)> = None;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut next_hop = hop.as_ref().map_or(far, |h| Instant::now() + h.every);
+        loop {
+            let old_until = old.as_ref().map_or(far, |(_, t)| *t);
+            tokio::select! {
+                frame = from_app.recv() => {
+                    let Some(frame) = frame else { break };
+                    if let Some(pkt) = self.session.seal(&frame) {
+                        let bytes = self.framing.encode(&pkt, &mut self.rng);
+                        // Send errors (ICMP unreachable, buffer full) lose this frame only.
+                        let _ = sock.send_to(&bytes, self.peer).await;
                     }
-                    Some(Packet::Init { msg, .. }) => match &replay {
-                        Some(r) if r.msg1 == msg => {
-                            let bytes = framing.encode(&r.response, &mut rng);
-                            let _ = sock.send_to(&bytes, from).await;
+                }
+                got = sock.recv_from(&mut buf) => {
+                    let Ok((n, from)) = got else { continue };
+                    if !self.handle(&sock, &buf[..n], from).await {
+                        break;
+                    }
+                }
+                got = recv_opt(old.as_ref().map(|(s, _)| s), &mut old_buf) => {
+                    let Ok((n, from)) = got else { continue };
+                    let Some((s, _)) = old.as_ref() else { continue };
+                    if !self.handle(s, &old_buf[..n], from).await {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(old_until) => old = None,
+                _ = tokio::time::sleep_until(next_hop) => {
+                    let Some(h) = hop.as_ref() else { next_hop = far; continue };
+                    next_hop = Instant::now() + h.every;
+                    match udp_bypass::bind_source_tokio(
+                        h.ip,
+                        self.peer.port(),
+                        h.source_port,
+                        &mut self.rng,
+                    ) {
+                        Ok(fresh) => {
+                            let prev = std::mem::replace(&mut sock, fresh);
+                            tracing::debug!(
+                                from = ?prev.local_addr().ok(),
+                                to = ?sock.local_addr().ok(),
+                                "noise port hop"
+                            );
+                            old = Some((prev, Instant::now() + HOP_GRACE));
                         }
-                        _ => session.stats.malformed += 1,
-                    },
-                    _ => session.stats.malformed += 1,
+                        Err(e) => tracing::debug!("port hop skipped: {e}"),
+                    }
                 }
             }
         }
+        log_stats(&self.path, &self.session.stats);
     }
-    log_stats(&path, &session.stats);
+
+    /// Handles one datagram that arrived on `sock`; false when the app side is gone.
+    async fn handle(&mut self, sock: &UdpSocket, b: &[u8], from: SocketAddr) -> bool {
+        match self.framing.decode(b) {
+            Some(Packet::Data { receiver, counter, ct }) => {
+                if let Some(frame) = self.session.open(receiver, counter, &ct) {
+                    // Authenticated: follow the peer if its address changed (roaming).
+                    if self.newest.is_none_or(|n| counter > n) {
+                        self.newest = Some(counter);
+                        if self.peer != from {
+                            tracing::debug!(old = %self.peer, new = %from, "noise peer roamed");
+                            self.peer = from;
+                        }
+                    }
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.to_app.try_send(frame)
+                    {
+                        return false;
+                    }
+                }
+            }
+            Some(Packet::Init { msg, .. }) => match &self.replay {
+                Some(r) if r.msg1 == msg => {
+                    let bytes = self.framing.encode(&r.response, &mut self.rng);
+                    let _ = sock.send_to(&bytes, from).await;
+                }
+                _ => self.session.stats.malformed += 1,
+            },
+            _ => self.session.stats.malformed += 1,
+        }
+        true
+    }
 }
 
 // ---- TCP ----
@@ -503,6 +644,32 @@ async fn write_msg(
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
     w.write_all(&out).await
+}
+
+/// The first flight (`prefix`, then message 1 behind its length) in writes of at most `size`
+/// bytes each, on a stream with TCP_NODELAY: Linux sends each write as its own segment while
+/// the congestion window allows (10 segments at first, RFC 6928), so a censor reading the
+/// first data segment sees only its first `size` bytes.
+async fn write_segmented(
+    w: &mut TcpStream,
+    prefix: &[u8],
+    body: &[u8],
+    size: u16,
+) -> std::io::Result<()> {
+    let len = u16::try_from(body.len()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "message over 65535 bytes")
+    })?;
+    let mut out = Vec::with_capacity(prefix.len() + 2 + body.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(body);
+    w.set_nodelay(true)?;
+    for chunk in out.chunks(usize::from(size.max(1))) {
+        w.write_all(chunk).await?;
+        // Let the segment leave before the next write is queued behind it.
+        tokio::task::yield_now().await;
+    }
+    Ok(())
 }
 
 async fn read_msg(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
@@ -541,10 +708,13 @@ async fn dial_tcp(
     let pkt = wire::Framing::Plain
         .encode(&Packet::Init { sender: local_index, msg: init.msg1.clone() }, &mut rng);
     let prefix = ctx.options.printable_prefix.as_deref().unwrap_or("").as_bytes();
+    let segment = ctx.options.bypass.tcp_segment;
     let handshake = async {
-        write_msg(&mut stream, prefix, &pkt)
-            .await
-            .map_err(|e| TransportError::io("sending the handshake", e))?;
+        match segment {
+            None => write_msg(&mut stream, prefix, &pkt).await,
+            Some(n) => write_segmented(&mut stream, prefix, &pkt, n).await,
+        }
+        .map_err(|e| TransportError::io("sending the handshake", e))?;
         let body = read_msg(&mut stream)
             .await
             .map_err(|e| TransportError::io("reading the handshake response", e))?;

@@ -84,14 +84,30 @@ pub const OBFS_MAX_PAD_DATA: usize = 48;
 /// `udp-obfs` overhead before the message: prefix (8) + kind (1) + pad length (2).
 pub const OBFS_HEADER_LEN: usize = 11;
 
+/// The variable parts of the WireGuard framing (AmneziaWG's H1-H4 and S1/S2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WgShape {
+    /// The 4-byte little-endian message type of initiation, response, cookie reply and data
+    /// (WireGuard: 1, 2, 3, 4, i.e. a type byte and three zero bytes).
+    pub headers: [u32; 4],
+    /// Random bytes before the initiation and before the response (WireGuard: none).
+    pub padding: [u16; 2],
+}
+
+impl Default for WgShape {
+    fn default() -> Self {
+        WgShape { headers: [1, 2, 3, 4], padding: [0, 0] }
+    }
+}
+
 /// How packets look on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Framing {
     /// `udp` and `tcp-443` (inside the TCP length prefix): a kind byte (1 init, 2 response,
     /// 4 data), big-endian indices and counter, then the Noise message.
     Plain,
-    /// `udp-wg`: WireGuard's message layouts and sizes.
-    WireGuard,
+    /// `udp-wg`: WireGuard's message layouts and sizes, or AmneziaWG-style variations of them.
+    WireGuard(WgShape),
     /// `udp-obfs`: random prefix, masked header and message, random padding.
     Obfs(ObfsKey),
 }
@@ -155,29 +171,38 @@ fn decode_plain(b: &[u8]) -> Option<Packet> {
     }
 }
 
-fn encode_wg(p: &Packet, rng: &mut dyn RngCore) -> Vec<u8> {
+fn encode_wg(shape: &WgShape, p: &Packet, rng: &mut dyn RngCore) -> Vec<u8> {
     // mac1 would be a keyed BLAKE2s over the message under the responder's public key
     // (whitepaper §5.4.4); without that key it is indistinguishable from random bytes, which
     // is what we send. mac2 is all zeros, as in WireGuard when no cookie is held.
     let mut macs = [0u8; 32];
     rng.fill_bytes(&mut macs[..16]);
-    let mut v = Vec::with_capacity(WG_INIT_LEN);
+    let [h_init, h_resp, _h_cookie, h_data] = shape.headers;
+    // AmneziaWG's S1/S2: random bytes before the message, so its size is no longer fixed.
+    let pad = |v: &mut Vec<u8>, n: u16, rng: &mut dyn RngCore| {
+        let start = v.len();
+        v.resize(start + usize::from(n), 0);
+        rng.fill_bytes(&mut v[start..]);
+    };
+    let mut v = Vec::with_capacity(WG_INIT_LEN + usize::from(shape.padding[0]));
     match p {
         Packet::Init { sender, msg } => {
-            v.extend_from_slice(&[1, 0, 0, 0]);
+            pad(&mut v, shape.padding[0], rng);
+            v.extend_from_slice(&h_init.to_le_bytes());
             v.extend_from_slice(&sender.to_le_bytes());
             v.extend_from_slice(msg);
             v.extend_from_slice(&macs);
         }
         Packet::Response { sender, receiver, msg } => {
-            v.extend_from_slice(&[2, 0, 0, 0]);
+            pad(&mut v, shape.padding[1], rng);
+            v.extend_from_slice(&h_resp.to_le_bytes());
             v.extend_from_slice(&sender.to_le_bytes());
             v.extend_from_slice(&receiver.to_le_bytes());
             v.extend_from_slice(msg);
             v.extend_from_slice(&macs);
         }
         Packet::Data { receiver, counter, ct } => {
-            v.extend_from_slice(&[4, 0, 0, 0]);
+            v.extend_from_slice(&h_data.to_le_bytes());
             v.extend_from_slice(&receiver.to_le_bytes());
             v.extend_from_slice(&counter.to_le_bytes());
             v.extend_from_slice(ct);
@@ -186,26 +211,33 @@ fn encode_wg(p: &Packet, rng: &mut dyn RngCore) -> Vec<u8> {
     v
 }
 
-fn decode_wg(b: &[u8]) -> Option<Packet> {
-    // WireGuard whitepaper §5.4: one type byte, three reserved zero bytes, little-endian
-    // indices and counter; initiation exactly 148 bytes, response exactly 92.
-    let head: [u8; 4] = b.get(..4)?.try_into().ok()?;
-    match head {
-        [1, 0, 0, 0] if b.len() == WG_INIT_LEN => {
-            Some(Packet::Init { sender: u32_le(b, 4)?, msg: b.get(8..8 + IK_MSG1_LEN)?.to_vec() })
-        }
-        [2, 0, 0, 0] if b.len() == WG_RESPONSE_LEN => Some(Packet::Response {
-            sender: u32_le(b, 4)?,
-            receiver: u32_le(b, 8)?,
-            msg: b.get(12..12 + IK_MSG2_LEN)?.to_vec(),
-        }),
-        [4, 0, 0, 0] if b.len() >= WG_DATA_HEADER_LEN + TAG_LEN => Some(Packet::Data {
+fn decode_wg(shape: &WgShape, b: &[u8]) -> Option<Packet> {
+    // WireGuard whitepaper §5.4: a little-endian 4-byte type (a type byte and three reserved
+    // zero bytes), little-endian indices and counter; initiation exactly 148 bytes, response
+    // exactly 92. With a shape, the types are H1-H4 and the handshakes carry S1/S2 leading
+    // bytes, recognised (as AmneziaWG does) by their total size first.
+    let [h_init, h_resp, _h_cookie, h_data] = shape.headers;
+    let (s1, s2) = (usize::from(shape.padding[0]), usize::from(shape.padding[1]));
+    if b.len() == s1 + WG_INIT_LEN && u32_le(b, s1)? == h_init {
+        let m = &b[s1..];
+        return Some(Packet::Init { sender: u32_le(m, 4)?, msg: m.get(8..8 + IK_MSG1_LEN)?.to_vec() });
+    }
+    if b.len() == s2 + WG_RESPONSE_LEN && u32_le(b, s2)? == h_resp {
+        let m = &b[s2..];
+        return Some(Packet::Response {
+            sender: u32_le(m, 4)?,
+            receiver: u32_le(m, 8)?,
+            msg: m.get(12..12 + IK_MSG2_LEN)?.to_vec(),
+        });
+    }
+    if b.len() >= WG_DATA_HEADER_LEN + TAG_LEN && u32_le(b, 0)? == h_data {
+        return Some(Packet::Data {
             receiver: u32_le(b, 4)?,
             counter: u64_le(b, 8)?,
             ct: b.get(16..)?.to_vec(),
-        }),
-        _ => None,
+        });
     }
+    None
 }
 
 fn encode_obfs(key: &ObfsKey, p: &Packet, rng: &mut dyn RngCore) -> Vec<u8> {
@@ -256,7 +288,7 @@ impl Framing {
     pub fn encode(&self, p: &Packet, rng: &mut dyn RngCore) -> Vec<u8> {
         match self {
             Framing::Plain => encode_plain(p),
-            Framing::WireGuard => encode_wg(p, rng),
+            Framing::WireGuard(shape) => encode_wg(shape, p, rng),
             Framing::Obfs(key) => encode_obfs(key, p, rng),
         }
     }
@@ -265,7 +297,7 @@ impl Framing {
     pub fn decode(&self, b: &[u8]) -> Option<Packet> {
         match self {
             Framing::Plain => decode_plain(b),
-            Framing::WireGuard => decode_wg(b),
+            Framing::WireGuard(shape) => decode_wg(shape, b),
             Framing::Obfs(key) => decode_obfs(key, b),
         }
     }
@@ -291,7 +323,7 @@ mod tests {
     #[test]
     fn roundtrip_every_framing() {
         let key = ObfsKey::from_public_key(&[9u8; 32]);
-        for f in [Framing::Plain, Framing::WireGuard, Framing::Obfs(key)] {
+        for f in [Framing::Plain, Framing::WireGuard(WgShape::default()), Framing::Obfs(key)] {
             for p in samples() {
                 let bytes = f.encode(&p, &mut rng());
                 assert_eq!(f.decode(&bytes), Some(p.clone()), "{f:?}");
@@ -302,7 +334,7 @@ mod tests {
     #[test]
     fn wireguard_shapes() {
         let s = samples();
-        let f = Framing::WireGuard;
+        let f = Framing::WireGuard(WgShape::default());
         let init = f.encode(&s[0], &mut rng());
         assert_eq!(init.len(), WG_INIT_LEN);
         assert_eq!(&init[..8], &[1, 0, 0, 0, 4, 3, 2, 1]);
@@ -318,6 +350,24 @@ mod tests {
         let mut bad = init.clone();
         bad[1] = 1;
         assert_eq!(f.decode(&bad), None);
+    }
+
+    #[test]
+    fn amnezia_shape_changes_types_and_sizes() {
+        let shape = WgShape { headers: [0x11223344, 5, 6, 0x7f000001], padding: [17, 3] };
+        let f = Framing::WireGuard(shape);
+        for p in samples() {
+            let bytes = f.encode(&p, &mut rng());
+            assert_eq!(f.decode(&bytes), Some(p.clone()));
+            // The plain WireGuard framing no longer reads it.
+            assert_eq!(Framing::WireGuard(WgShape::default()).decode(&bytes), None);
+        }
+        let s = samples();
+        let init = f.encode(&s[0], &mut rng());
+        assert_eq!(init.len(), WG_INIT_LEN + 17);
+        assert_eq!(&init[17..21], &0x11223344u32.to_le_bytes());
+        assert_eq!(f.encode(&s[1], &mut rng()).len(), WG_RESPONSE_LEN + 3);
+        assert_eq!(&f.encode(&s[2], &mut rng())[..4], &[1, 0, 0, 0x7f]);
     }
 
     #[test]
@@ -348,7 +398,7 @@ mod tests {
     fn garbage_never_panics() {
         let key = ObfsKey::from_public_key(&[1u8; 32]);
         let mut r = rng();
-        for f in [Framing::Plain, Framing::WireGuard, Framing::Obfs(key)] {
+        for f in [Framing::Plain, Framing::WireGuard(WgShape::default()), Framing::Obfs(key)] {
             for len in 0..200 {
                 let mut b = vec![0u8; len];
                 r.fill_bytes(&mut b);

@@ -45,8 +45,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use callwall_reflector::udp_bypass;
+use callwall_transport::bypass::{Bypass, QuicVersion};
 use callwall_transport::signal::{Client, SignalError};
-use callwall_transport::{check_strategy, CallContext, MediaLink, TransportError, VoiceTransport};
+use callwall_transport::{
+    check_bypass, check_strategy, CallContext, MediaLink, TransportError, VoiceTransport,
+};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -68,6 +73,16 @@ pub const AUTO_ORDER: &[&str] = &["quic-443", "quic-split", "quic"];
 /// and `quic` (callee ports 443 and 4433; `quic-split` shares 443, so it is not raced).
 pub const AUTO_RACE: &[&str] = &["quic-443", "quic"];
 
+/// The [`Bypass`] keys every strategy honours (see the crate doc, "Bypasses").
+pub const BYPASSES: &[&str] = &["decoy", "quic_split", "quic_version", "source_port"];
+/// QUIC version 1 (RFC 9000).
+pub const VERSION_1: u32 = 0x0000_0001;
+/// IETF draft 29 (quinn-proto 0.11 speaks drafts 29-34; its rustls glue maps 29-32 to the
+/// draft salt and transport-parameter codepoint).
+pub const VERSION_DRAFT_29: u32 = 0xff00_001d;
+/// How many Initials `quic-split` spreads the ClientHello over when `bypass.quic_split` is unset.
+pub const DEFAULT_SPLIT: u8 = 2;
+
 /// The QUIC voice transport. Stateless: all per-call state lives in the [`MediaLink`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuicTransport;
@@ -82,8 +97,10 @@ pub struct Plan {
     pub sni: String,
     /// The one ALPN protocol negotiated.
     pub alpn: String,
-    /// Whether the caller pads its ClientHello to span two Initial packets.
-    pub split: bool,
+    /// Over how many Initial packets the caller spreads its ClientHello (`None`: one).
+    pub split: Option<u8>,
+    /// The QUIC version the caller speaks.
+    pub version: u32,
 }
 
 impl Plan {
@@ -93,9 +110,9 @@ impl Plan {
         options: &callwall_transport::StrategyOptions,
     ) -> Result<Plan, TransportError> {
         let (strategy, port, sni, alpn, split) = match strategy {
-            "quic" => ("quic", 4433, "callee.callwall.test", "callwall-voice", false),
-            "quic-443" => ("quic-443", 443, "www.example.com", "h3", false),
-            "quic-split" => ("quic-split", 443, "www.example.com", "h3", true),
+            "quic" => ("quic", 4433, "callee.callwall.test", "callwall-voice", None),
+            "quic-443" => ("quic-443", 443, "www.example.com", "h3", None),
+            "quic-split" => ("quic-split", 443, "www.example.com", "h3", Some(DEFAULT_SPLIT)),
             other => {
                 return Err(TransportError::UnknownStrategy {
                     transport: NAME,
@@ -109,7 +126,8 @@ impl Plan {
             port: options.port.unwrap_or(port),
             sni: options.sni.clone().unwrap_or_else(|| sni.to_string()),
             alpn: options.alpn.clone().unwrap_or_else(|| alpn.to_string()),
-            split,
+            split: options.bypass.quic_split.or(split),
+            version: version(&options.bypass)?,
         };
         if plan.alpn.is_empty() || plan.alpn.len() > 255 {
             return Err(TransportError::Other(format!(
@@ -123,6 +141,24 @@ impl Plan {
             ));
         }
         Ok(plan)
+    }
+}
+
+/// The version `bypass.quic_version` asks for; v2 is refused (see the crate doc).
+fn version(bypass: &Bypass) -> Result<u32, TransportError> {
+    match bypass.quic_version {
+        None | Some(QuicVersion::V1) => Ok(VERSION_1),
+        Some(QuicVersion::Draft29) => Ok(VERSION_DRAFT_29),
+        Some(QuicVersion::V2) => Err(TransportError::Bypass(
+            "bypass.quic_version = \"v2\" is not available: quinn-proto 0.11 speaks only QUIC v1 and \
+             its drafts; QUIC v2 (RFC 9369) needs a quinn-proto fork with the v2 version number \
+             0x6b3343cf mapped to rustls's quic::Version::V2 (the RFC 9369 section 3.3.1 salt and \
+             the \"quicv2 key/iv/hp/ku\" HKDF labels, which rustls 0.23 has), the v2 long-header \
+             type bits (Initial 0b01, 0-RTT 0b10, Handshake 0b11, Retry 0b00; section 3.2) in its \
+             packet codec, and the v2 Retry integrity key and nonce (section 3.3.3); use \
+             quic_version = \"draft-29\" or a transport that speaks v2"
+                .to_string(),
+        )),
     }
 }
 
@@ -160,8 +196,17 @@ impl VoiceTransport for QuicTransport {
         Some(AUTO_RACE)
     }
 
+    fn bypasses(&self, strategy: &str) -> &'static [&'static str] {
+        if STRATEGIES.contains(&strategy) {
+            BYPASSES
+        } else {
+            &[]
+        }
+    }
+
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         let plan = Plan::new(strategy, &ctx.options)?;
         let deadline = Deadline::new(ctx.connect_timeout);
         // The outer bound catches anything the per-step bounds miss.
@@ -173,6 +218,7 @@ impl VoiceTransport for QuicTransport {
 
     async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        check_bypass(self, strategy, &ctx.options.bypass)?;
         let plan = Plan::new(strategy, &ctx.options)?;
         let deadline = Deadline::new(ctx.connect_timeout);
         match tokio::time::timeout_at(deadline.at, answer(ctx, &plan, &deadline)).await {
@@ -341,18 +387,30 @@ async fn dial(
         );
     }
 
-    let alpns = tls::alpn_list(&plan.alpn, plan.split, ctx.seed);
+    let alpns = tls::alpn_list(&plan.alpn, plan.split, ctx.seed, &plan.sni);
     let tls = tls::client_config(pinned, alpns).map_err(TransportError::Other)?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
         .map_err(|e| TransportError::Other(format!("quic client config: {e}")))?;
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
     client.transport_config(transport_config());
+    client.version(plan.version);
 
-    let endpoint = quinn::Endpoint::client(SocketAddr::new(ctx.local_ip, 0))
-        .map_err(|e| TransportError::io("binding the quic client socket", e))?;
+    // The caller's socket: a seeded port for `source_port`, then the decoy from it, then quinn.
+    let remote = SocketAddr::new(offer.addr, offer.port);
+    let bypass = &ctx.options.bypass;
+    let mut rng = bypass_rng(ctx);
+    let socket =
+        udp_bypass::bind_source(ctx.local_ip, remote.port(), bypass.source_port, &mut rng)?;
+    if let Some(kind) = bypass.decoy {
+        let decoy = udp_bypass::decoy_datagram(kind, &mut rng);
+        socket.send_to(&decoy, remote).map_err(|e| TransportError::io("sending the decoy", e))?;
+    }
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| TransportError::Other("no tokio runtime for quinn".into()))?;
+    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
+        .map_err(|e| TransportError::io("starting the quic client endpoint", e))?;
     let local =
         endpoint.local_addr().map_err(|e| TransportError::io("reading the client address", e))?;
-    let remote = SocketAddr::new(offer.addr, offer.port);
     let connecting = endpoint
         .connect_with(client, remote, &plan.sni)
         .map_err(|e| quic_error("starting the quic handshake", e))?;
@@ -377,6 +435,15 @@ async fn dial(
     Ok(link::start(endpoint, conn, (send, recv), info))
 }
 
+/// The seeded generator of the caller's bypass choices (source port, decoy bytes), per call.
+fn bypass_rng(ctx: &CallContext) -> rand_chacha::ChaCha8Rng {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the call id
+    for b in ctx.call_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,19 +455,36 @@ mod tests {
         let p = Plan::new("quic", &o).unwrap();
         assert_eq!(
             (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
-            (4433, "callee.callwall.test", "callwall-voice", false)
+            (4433, "callee.callwall.test", "callwall-voice", None)
         );
         let p = Plan::new("quic-443", &o).unwrap();
         assert_eq!(
             (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
-            (443, "www.example.com", "h3", false)
+            (443, "www.example.com", "h3", None)
         );
         let p = Plan::new("quic-split", &o).unwrap();
         assert_eq!(
             (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
-            (443, "www.example.com", "h3", true)
+            (443, "www.example.com", "h3", Some(2))
         );
         assert!(matches!(Plan::new("quic-v2", &o), Err(TransportError::UnknownStrategy { .. })));
+    }
+
+    #[test]
+    fn bypass_split_and_version() {
+        let mut o = StrategyOptions::default();
+        o.bypass.quic_split = Some(5);
+        o.bypass.quic_version = Some(QuicVersion::Draft29);
+        let p = Plan::new("quic-443", &o).unwrap();
+        assert_eq!((p.split, p.version), (Some(5), 0xff00_001d));
+        o.bypass.quic_version = Some(QuicVersion::V2);
+        let e = Plan::new("quic", &o).unwrap_err();
+        assert!(matches!(e, TransportError::Bypass(_)), "{e}");
+        assert!(e.to_string().contains("RFC 9369") && e.to_string().contains("0x6b3343cf"), "{e}");
+        for s in STRATEGIES {
+            assert_eq!(QuicTransport.bypasses(s), BYPASSES);
+        }
+        assert!(QuicTransport.bypasses("nope").is_empty());
     }
 
     #[test]
@@ -415,7 +499,7 @@ mod tests {
         let p = Plan::new("quic-split", &o).unwrap();
         assert_eq!(
             (p.port, p.sni.as_str(), p.alpn.as_str(), p.split),
-            (8443, "cdn.example.net", "h3-29", true)
+            (8443, "cdn.example.net", "h3-29", Some(2))
         );
         let bad = StrategyOptions { alpn: Some(String::new()), ..Default::default() };
         assert!(matches!(Plan::new("quic", &bad), Err(TransportError::Other(_))));

@@ -27,8 +27,8 @@ pub struct HandshakeInfo {
     pub alpn: Option<String>,
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Whether the caller padded its ClientHello across Initials.
-    pub split: bool,
+    /// Over how many Initials the caller spread its ClientHello (`None`: one).
+    pub split: Option<u8>,
 }
 
 impl HandshakeInfo {
@@ -64,7 +64,10 @@ impl HandshakeInfo {
             self.remote,
             self.server_name.as_deref().unwrap_or("-"),
             self.alpn.as_deref().unwrap_or("-"),
-            if self.split { " (ClientHello split across Initials)" } else { "" }
+            match self.split {
+                Some(n) => format!(" (ClientHello split across {n} Initials)"),
+                None => String::new(),
+            }
         )
     }
 }

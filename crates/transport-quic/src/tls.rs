@@ -11,13 +11,15 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
-/// Bytes of ALPN padding the `quic-split` strategy adds to its ClientHello.
-///
-/// A client Initial datagram is 1200 bytes (RFC 9000 section 14.1); after the long header
-/// (up to ~60 bytes), the AEAD tag (16) and the CRYPTO frame header, about 1130 bytes of
-/// ClientHello fit. rustls's ClientHello for QUIC is ~250-400 bytes, so 1100 bytes of padding
-/// protocols push it past one packet for any SNI.
-pub const SPLIT_PADDING_BYTES: usize = 1100;
+/// ClientHello bytes one client Initial carries: a 1200-byte datagram (RFC 9000 section 14.1)
+/// minus quinn 0.11's long header (a 20-byte DCID, an 8-byte SCID, a 2-byte length, up to a
+/// 4-byte packet number: about 40 bytes), the AEAD tag (16) and the CRYPTO frame header (up to
+/// 5). Measured by `tests/bypass.rs` (`quic_split_spreads_the_hello_over_exactly_n_initials`).
+pub const INITIAL_CRYPTO_CAPACITY: usize = 1135;
+
+/// Transport parameters quinn puts in the ClientHello, about (RFC 9000 section 18); only used
+/// to size the padding, with half an Initial of margin either way.
+const QUINN_PARAMS_ESTIMATE: usize = 90;
 
 /// Length of one padding protocol name (ALPN names are at most 255 bytes, RFC 7301 section 3.1).
 const PADDING_NAME_LEN: usize = 220;
@@ -112,23 +114,44 @@ pub fn client_config(
     Ok(config)
 }
 
-/// The ALPN list a caller offers: the real protocol first, then, when `split`, padding
-/// protocols adding up to [`SPLIT_PADDING_BYTES`], named deterministically from `seed`.
+/// The ALPN list a caller offers: the real protocol first, then, when `split` is `Some(n)`
+/// (n >= 2), padding protocols named deterministically from `seed` that bring the ClientHello
+/// to about `n - 1/2` Initials' worth of CRYPTO data ([`INITIAL_CRYPTO_CAPACITY`]), so quinn
+/// sends it in exactly `n` Initial packets (half an Initial of margin either way).
 ///
 /// The server only knows the real protocol, so it always selects it (RFC 7301 section 3.2:
 /// the server picks from the client's list); padding names are never negotiated.
-pub fn alpn_list(alpn: &str, split: bool, seed: u64) -> Vec<Vec<u8>> {
+pub fn alpn_list(alpn: &str, split: Option<u8>, seed: u64, sni: &str) -> Vec<Vec<u8>> {
     let mut list = vec![alpn.as_bytes().to_vec()];
-    if split {
-        let mut added = 0;
-        let mut i = 0u64;
-        while added < SPLIT_PADDING_BYTES {
-            list.push(padding_name(seed, i));
-            added += PADDING_NAME_LEN + 1;
-            i += 1;
-        }
+    let Some(n) = split.filter(|n| *n >= 2) else { return list };
+    let base = client_hello_len(list.clone(), sni).unwrap_or(400);
+    let target = (usize::from(n) - 1) * INITIAL_CRYPTO_CAPACITY + INITIAL_CRYPTO_CAPACITY / 2;
+    let mut missing = target.saturating_sub(base);
+    let mut i = 0u64;
+    while missing > 1 {
+        // Each name costs its length plus a 1-byte length prefix (RFC 7301 section 3.1).
+        let len = (missing - 1).min(PADDING_NAME_LEN);
+        let mut name = padding_name(seed, i);
+        name.truncate(len.max(3));
+        missing = missing.saturating_sub(name.len() + 1);
+        list.push(name);
+        i += 1;
     }
     list
+}
+
+/// The size of the ClientHello rustls writes for QUIC with `alpns` and `sni` (and about
+/// quinn's transport parameters), or `None` if `sni` is not a valid name.
+pub fn client_hello_len(alpns: Vec<Vec<u8>>, sni: &str) -> Option<usize> {
+    let config = Arc::new(client_config([0; 32], alpns).ok()?);
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).ok()?;
+    let params = vec![0u8; QUINN_PARAMS_ESTIMATE];
+    let mut conn =
+        rustls::quic::ClientConnection::new(config, rustls::quic::Version::V1, name, params)
+            .ok()?;
+    let mut hello = Vec::new();
+    conn.write_hs(&mut hello);
+    Some(hello.len())
 }
 
 /// A printable protocol name of [`PADDING_NAME_LEN`] bytes: `x-` then lowercase hex derived
@@ -152,43 +175,27 @@ fn padding_name(seed: u64, index: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::ServerName;
-
-    /// The ClientHello rustls emits for QUIC with this crate's client config, in bytes.
-    fn client_hello_len(alpns: Vec<Vec<u8>>, sni: &str) -> usize {
-        let config = Arc::new(client_config([0; 32], alpns).unwrap());
-        let name = ServerName::try_from(sni.to_string()).unwrap();
-        // Roughly what quinn sends as transport parameters (RFC 9000 section 18).
-        let params = vec![0u8; 90];
-        let mut conn =
-            rustls::quic::ClientConnection::new(config, rustls::quic::Version::V1, name, params)
-                .unwrap();
-        let mut hello = Vec::new();
-        conn.write_hs(&mut hello);
-        // TLS handshake header: type 1 (client_hello), 3-byte length (RFC 8446 section 4).
-        assert_eq!(hello[0], 1);
-        let len = u32::from_be_bytes([0, hello[1], hello[2], hello[3]]) as usize;
-        assert_eq!(len + 4, hello.len());
-        hello.len()
-    }
 
     #[test]
-    fn split_client_hello_is_larger_than_one_initial() {
-        let plain = client_hello_len(alpn_list("h3", false, 7), "a.b");
-        let split = client_hello_len(alpn_list("h3", true, 7), "a.b");
+    fn split_client_hello_sizes_follow_n() {
+        let plain = client_hello_len(alpn_list("h3", None, 7, "a.b"), "a.b").unwrap();
         assert!(plain < 600, "plain ClientHello {plain} bytes");
-        assert!(split > 1250, "split ClientHello only {split} bytes");
+        for n in 2..=8u8 {
+            let len = client_hello_len(alpn_list("h3", Some(n), 7, "a.b"), "a.b").unwrap();
+            let lo = (usize::from(n) - 1) * INITIAL_CRYPTO_CAPACITY;
+            let hi = usize::from(n) * INITIAL_CRYPTO_CAPACITY;
+            assert!(lo + 200 < len && len + 200 < hi, "n={n}: {len} bytes not within ({lo}, {hi})");
+        }
     }
 
     #[test]
     fn alpn_padding_is_deterministic_and_real_protocol_first() {
-        let a = alpn_list("h3", true, 1);
-        assert_eq!(a, alpn_list("h3", true, 1));
-        assert_ne!(a, alpn_list("h3", true, 2));
+        let a = alpn_list("h3", Some(2), 1, "a.b");
+        assert_eq!(a, alpn_list("h3", Some(2), 1, "a.b"));
+        assert_ne!(a, alpn_list("h3", Some(2), 2, "a.b"));
         assert_eq!(a[0], b"h3");
-        assert!(a[1..].iter().all(|p| p.len() == PADDING_NAME_LEN && p.starts_with(b"x-")));
-        assert!(a.iter().map(|p| p.len() + 1).sum::<usize>() > SPLIT_PADDING_BYTES);
-        assert_eq!(alpn_list("h3", false, 1), vec![b"h3".to_vec()]);
+        assert!(a[1..].iter().all(|p| p.len() <= PADDING_NAME_LEN && p.starts_with(b"x-")));
+        assert_eq!(alpn_list("h3", None, 1, "a.b"), vec![b"h3".to_vec()]);
     }
 
     #[test]

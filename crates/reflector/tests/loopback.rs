@@ -103,3 +103,63 @@ fn the_binary_says_ready_and_refuses_bad_arguments() {
     assert_eq!(addrs.len(), 2, "{line}");
     assert!(addrs.iter().all(|a| a.starts_with("127.0.0.46:")), "{line}");
 }
+
+/// `decoy` and `source_port`: a raw UDP listener in the reflector's place sees the decoy first,
+/// then the STUN Binding request, both from one port below its own.
+#[tokio::test]
+async fn the_decoy_goes_first_from_a_port_below_the_reflectors() {
+    use callwall_transport::bypass::{Decoy, SourcePort};
+    for kind in [Decoy::Random, Decoy::Dns, Decoy::Stun] {
+        let spy = tokio::net::UdpSocket::bind("127.0.0.46:0").await.expect("bind");
+        let at = spy.local_addr().expect("addr");
+        let mut c = ctx(Role::Caller, "127.0.0.47", at, "127.0.0.1:9".parse().expect("addr"));
+        c.options.bypass.decoy = Some(kind);
+        c.options.bypass.source_port = Some(SourcePort::BelowServer);
+        c.connect_timeout = Duration::from_millis(300);
+        let dial = tokio::spawn(async move { ReflectorTransport.dial(&c, "udp").await.map(|_| ()) });
+        let mut buf = [0u8; 2048];
+        let (n, from) = spy.recv_from(&mut buf).await.expect("decoy");
+        let decoy = buf[..n].to_vec();
+        let (m, from2) = spy.recv_from(&mut buf).await.expect("stun");
+        assert_eq!(from, from2, "one socket");
+        assert!(from.port() < at.port() && from.port() >= at.port() / 2, "{from} vs {at}");
+        assert!(callwall_reflector::core::binding_request_id(&buf[..m]).is_some(), "then stun");
+        match kind {
+            Decoy::Random => assert_eq!(decoy.len(), 64),
+            Decoy::Dns => assert_eq!(&decoy[2..6], &[1, 0, 0, 1], "a dns query"),
+            Decoy::Stun => {
+                assert!(callwall_reflector::core::binding_request_id(&decoy).is_some());
+                assert_eq!(&decoy[20..22], &[0x80, 0x28], "with FINGERPRINT");
+            }
+        }
+        // Nobody answers: a bounded timeout.
+        assert!(dial.await.expect("task").is_err());
+    }
+}
+
+/// With both bypasses the call still connects through the real reflector, which keeps the
+/// decoy as an idle tag (counted as waiting) and relays the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_a_decoy_connects_through_the_reflector() {
+    use callwall_transport::bypass::{Decoy, SourcePort};
+    let server = Server::start("127.0.0.48".parse().expect("ip"), &[0]).await.expect("reflector");
+    let at = server.addrs[0];
+    let signal: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let mut caller = ctx(Role::Caller, "127.0.0.49", at, signal);
+    caller.options.bypass.decoy = Some(Decoy::Random);
+    caller.options.bypass.source_port = Some(SourcePort::AboveServer);
+    let mut callee = ctx(Role::Callee, "127.0.0.50", at, signal);
+    callee.options.bypass = caller.options.bypass.clone();
+    let t = ReflectorTransport;
+    let (a, b) = tokio::join!(t.dial(&caller, "udp"), t.answer(&callee, "udp"));
+    let (a, mut b) = (a.expect("caller"), b.expect("callee"));
+    a.tx.send(vec![7; 40]).await.expect("send");
+    let got = tokio::time::timeout(Duration::from_secs(2), b.rx.recv()).await.expect("frame");
+    assert_eq!(got, Some(vec![7; 40]));
+    assert!(server.counters().waiting >= 1, "{:?}", server.counters());
+    assert_eq!(t.bypasses("udp"), &["decoy", "source_port"]);
+    let mut bad = ctx(Role::Caller, "127.0.0.49", at, signal);
+    bad.options.bypass.port_hop = Some("1s".parse().expect("duration"));
+    let e = t.dial(&bad, "udp").await.unwrap_err();
+    assert!(e.to_string().contains("bypass.port_hop is not available"), "{e}");
+}

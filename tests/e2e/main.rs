@@ -2,6 +2,7 @@
 //! through the `callwall` binary. They need root (or unprivileged user namespaces).
 
 mod apps;
+mod bypass_udp;
 mod classroom;
 mod common;
 mod external;

@@ -40,6 +40,42 @@
 //!   fully-encrypted-traffic test (Wu et al., USENIX Security 2023, exemption 2). Without a
 //!   prefix the first packet is high-entropy from byte 0 and may be blocked by that test.
 //!
+//! # Bypasses
+//! The [`callwall_transport::Bypass`] keys each strategy honours ([`BYPASSES_UDP`],
+//! [`BYPASSES_UDP_WG`], [`BYPASSES_TCP`]); any other key is refused before anything starts.
+//! The caller applies them; the callee reads the same options, so both sides agree on the
+//! framing. Sources are in `/work/shared/censorship-catalog.md` (and `docs/bypasses.md`).
+//! - `decoy` (`udp`, `udp-wg`, `udp-obfs`): one datagram (`random` 64 bytes, a `dns` query, a
+//!   `stun` Binding request with FINGERPRINT; built by `callwall_reflector::udp_bypass`) from
+//!   the call's own socket to the callee's address and port, before the first initiation. The
+//!   callee does not decode it and counts it as malformed. Source: catalog, "Known
+//!   circumvention" and "Russia after August 2025" (a fake first packet beat the call
+//!   restriction in August 2025).
+//! - `source_port` (UDP strategies): the caller binds a port drawn from the call's seed below
+//!   the callee's port (`below-server`, in `[port/2, port-1]`) or above it (`above-server`).
+//!   Source: catalog, GFW QUIC SNI (only flows with source port > destination port inspected).
+//! - `port_hop` (UDP strategies): every interval the caller binds a fresh socket (a seeded port
+//!   when `source_port` is set, else an ephemeral one) and sends from it; it keeps reading the
+//!   previous socket for [`HOP_GRACE`]. Both sides follow the peer to the address of the newest
+//!   authenticated data packet (WireGuard's roaming, whitepaper §2.1), so media crosses a hop
+//!   without loss in the loopback tests. Each hop is a new 5-tuple: per-flow state in a censor
+//!   (a first-packet verdict, a cut after some age or bytes) starts again; a block on the
+//!   3-tuple (client IP, server IP, server port) is not escaped. Source: catalog, "Known
+//!   circumvention": port hopping.
+//! - `junk` (`udp-wg`): `count` datagrams of `min`-`max` random bytes before every
+//!   initiation (AmneziaWG's Jc/Jmin/Jmax). `wg_headers` (`udp-wg`): the 4-byte little-endian
+//!   type field of initiation, response, cookie and data is H1-H4 instead of 1-4.
+//!   `wg_padding` (`udp-wg`): S1 random bytes before the initiation and S2 before the response,
+//!   so they are no longer 148 and 92 bytes; the receiver recognises a handshake by its size
+//!   and header, as AmneziaWG does. Source: catalog, "Circumvention for calls" (AmneziaWG:
+//!   junk packets, padding, custom header values [R]).
+//! - `tcp_segment` (`tcp-443`): the first flight (the printable prefix, if any, then message 1
+//!   behind its length) is written in writes of at most N bytes with TCP_NODELAY, so the
+//!   censor's first data segment holds only N bytes. Linux sends each write as its own segment
+//!   while the initial congestion window (10 segments) lasts; beyond that it may merge unsent
+//!   writes. Source: catalog, "Known circumvention" (TCP segmentation of the ClientHello
+//!   against first-packet reading, 2021 TSPU [M]).
+//!
 //! # Guarantees and limits
 //! Every wait is bounded by `ctx.connect_timeout`; sockets bind to `ctx.local_ip`; the link's
 //! tasks end when the [`MediaLink`] is dropped (or its channels close). A default port that is

@@ -287,3 +287,61 @@ async fn tcp_segment_call_works() {
     let (up, down) = talk(&mut a, &mut b, 10).await;
     assert_eq!((up.len(), down.len()), (10, 10));
 }
+
+/// What each bypass costs, measured on loopback through the proxy: the dial time, and the
+/// caller's datagrams and bytes before its first data packet and over one second of voice
+/// (50 frames). Printed for the report; the packet and byte differences that follow from
+/// the options are asserted (times are only printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cost_of_each_bypass() {
+    use callwall_transport::bypass::Bypass;
+    let awg = Bypass {
+        junk: Some(Junk { count: 4, min: 40, max: 70 }),
+        wg_headers: Some([5, 6, 7, 8]),
+        wg_padding: Some([37, 19]),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, &'static str, Bypass)> = vec![
+        ("none", "udp", Bypass::default()),
+        ("decoy=random", "udp", Bypass { decoy: Some(Decoy::Random), ..Default::default() }),
+        ("decoy=dns", "udp", Bypass { decoy: Some(Decoy::Dns), ..Default::default() }),
+        ("decoy=stun", "udp", Bypass { decoy: Some(Decoy::Stun), ..Default::default() }),
+        (
+            "source_port=below-server",
+            "udp",
+            Bypass { source_port: Some(SourcePort::BelowServer), ..Default::default() },
+        ),
+        ("port_hop=300ms", "udp", Bypass { port_hop: Some("300ms".parse().unwrap()), ..Default::default() }),
+        ("none", "udp-wg", Bypass::default()),
+        ("junk+wg_headers+wg_padding", "udp-wg", awg),
+    ];
+    let mut rows = Vec::new();
+    for (i, (label, strategy, bypass)) in cases.into_iter().enumerate() {
+        let o = StrategyOptions { bypass: bypass.clone(), ..Default::default() };
+        let t0 = std::time::Instant::now();
+        let (mut a, mut b, log) = call(&format!("cost-{i}"), strategy, o).await;
+        let dial_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let before = ups(&log);
+        let (got_up, got_down) = talk(&mut a, &mut b, 50).await;
+        let all = ups(&log);
+        let hs: (usize, usize) = (before.len(), before.iter().map(|(_, d)| d.len()).sum());
+        let media = (all.len() - before.len(), all[before.len()..].iter().map(|(_, d)| d.len()).sum::<usize>());
+        eprintln!(
+            "noise {strategy:8} {label:28} dial {dial_ms:6.1} ms  handshake {:2} pkts {:5} B  1 s media {:3} pkts {:5} B  got {}/{}",
+            hs.0, hs.1, media.0, media.1, got_up.len(), got_down.len()
+        );
+        rows.push((label, strategy, hs, media));
+    }
+    let row = |l: &str, s: &str| rows.iter().find(|r| r.0 == l && r.1 == s).unwrap().clone();
+    let base = row("none", "udp");
+    assert_eq!(row("decoy=random", "udp").2, (base.2 .0 + 1, base.2 .1 + 64), "a decoy is one 64-byte datagram");
+    assert_eq!(row("source_port=below-server", "udp").2, base.2, "a port choice costs nothing");
+    let hop = row("port_hop=300ms", "udp");
+    assert_eq!(hop.3, base.3, "hops add no packets");
+    let wg = row("none", "udp-wg");
+    let awg = row("junk+wg_headers+wg_padding", "udp-wg");
+    assert_eq!(awg.2 .0, wg.2 .0 + 4, "four junk datagrams");
+    let extra = awg.2 .1 - wg.2 .1;
+    assert!((4 * 40 + 37..=4 * 70 + 37).contains(&extra), "junk and S1 add {extra} bytes");
+    assert_eq!(awg.3, wg.3, "data packets are the same size");
+}

@@ -14,15 +14,44 @@
 //! | --- | --- | --- | --- | --- |
 //! | `quic` | 4433 | `callee.callwall.test` | `callwall-voice` | QUIC v1; the first client datagram is a 1200-byte Initial holding the whole ClientHello, so SNI and ALPN are readable by anyone who derives the Initial keys from the DCID (RFC 9001 section 5.2) |
 //! | `quic-443` | 443 | `www.example.com` | `h3` | the same shape to port 443: looks like ordinary HTTP/3 to a browser-like SNI |
-//! | `quic-split` | 443 | `www.example.com` | `h3` | like `quic-443`, but the ClientHello offers `h3` followed by ~1.1 KB of padding ALPN names, so it spans two Initial packets (two 1200-byte datagrams before the server answers). A censor that decrypts only the first packet of a flow (GFW 2024) finds no complete ClientHello. rustls orders extensions randomly per connection, so the SNI itself may sit in either packet; a censor that parses partial ClientHellos or reassembles CRYPTO frames across packets still sees it, and the oversized ALPN list is itself a visible oddity |
+//! | `quic-split` | 443 | `www.example.com` | `h3` | like `quic-443`, but the ClientHello offers `h3` followed by padding ALPN names sized so it spans exactly two Initial packets (or `bypass.quic_split` of them; two 1200-byte datagrams before the server answers). A censor that decrypts only the first packet of a flow (GFW 2024) finds no complete ClientHello. rustls orders extensions randomly per connection, so the SNI itself may sit in either packet; a censor that parses partial ClientHellos or reassembles CRYPTO frames across packets still sees it, and the oversized ALPN list is itself a visible oddity |
 //!
 //! `options.port`, `options.sni` and `options.alpn` override the defaults (port 0 lets the
 //! callee pick one; the caller always uses the port the callee published). After the
 //! handshake every packet is a 1-RTT short-header packet (no version field); keep-alives go
 //! every [`KEEP_ALIVE`]. None of the strategies helps against a censor that drops every QUIC v1
 //! Initial to a port (Russia 2022: UDP to 443, payload >= 1001 bytes, version 1), though `quic`
-//! avoids port 443 rules. `quic-v2` (RFC 9369) is not offered: quinn-proto 0.11 implements only
-//! QUIC v1 and its drafts (`DEFAULT_SUPPORTED_VERSIONS`), and its packet codec has no v2 types.
+//! avoids port 443 rules (and `bypass.quic_version = "draft-29"` or a `decoy` escapes them).
+//!
+//! # Bypasses
+//! Every strategy honours [`BYPASSES`]; any other key is refused before anything starts. The
+//! caller applies them (the callee's quinn accepts what they produce). Sources are in
+//! `/work/shared/censorship-catalog.md` (and `docs/bypasses.md`).
+//! - `decoy`: one datagram (`random` 64 bytes, a `dns` query, a `stun` Binding request with
+//!   FINGERPRINT; `callwall_reflector::udp_bypass`) from the caller's socket to the callee's
+//!   address and port before quinn's first Initial. The callee's quinn drops it (too short
+//!   for an Initial, no connection for its ids). Source: catalog, GFW QUIC SNI ("bypassed by
+//!   a random datagram first" [M]) and QUIC 2022 (TSPU: "if a flow's first packet is not QUIC,
+//!   later packets are not checked" [M/R]).
+//! - `source_port`: the caller's socket is bound, before quinn gets it, to a port drawn from
+//!   the call's seed below the callee's port (`below-server`: `[port/2, port-1]`, so 221-442
+//!   for 443) or above it (`above-server`). Source: catalog, GFW QUIC SNI (only flows with
+//!   source port > destination port are inspected [M]).
+//! - `quic_split = N` (2-8): the ClientHello offers the real ALPN then seeded padding names
+//!   sized to about N - 1/2 Initials of CRYPTO data ([`tls::INITIAL_CRYPTO_CAPACITY`]), so quinn
+//!   sends it in exactly N Initial packets (checked by decrypting the caller's datagrams with
+//!   `callwall-wire` in `tests/bypass.rs`). `quic-split` is this with N = 2. Source: catalog,
+//!   GFW QUIC SNI ("a ClientHello split across Initials" [M]) and Hysteria2's 2-8 chunks [R].
+//! - `quic_version = "draft-29"`: the caller speaks 0xff00001d (quinn-proto 0.11 supports drafts
+//!   29-34; rustls maps 29 to the draft salt and transport-parameter codepoint). The censor's
+//!   parsers (`callwall-wire`) label its Initial `quic` but not `quic-initial` and cannot
+//!   decrypt it (no draft salt), so rules on `quic-initial`, on the v1 version bytes (the 2022
+//!   TSPU rule) or on the SNI do not match it; a rule on `quic` does. `"v2"` is refused with
+//!   [`TransportError::Bypass`]: quinn-proto 0.11 has no QUIC v2 (RFC 9369); it would need a
+//!   quinn-proto fork mapping 0x6b3343cf to rustls's `quic::Version::V2` (which has the v2 salt
+//!   and "quicv2" labels), the v2 long-header type bits in its packet codec and the v2 Retry
+//!   integrity key and nonce. Source: catalog, "Known circumvention" (QUIC v2: the GFW and the
+//!   2022 TSPU rule ignore it [M/R]).
 //!
 //! # Guarantees
 //! - Every wait in [`QuicTransport::dial`] and [`QuicTransport::answer`] (signalling, bind,
@@ -35,7 +64,7 @@
 //! - Randomness: ALPN padding names come from `ctx.seed`. Keys, connection IDs and rustls's
 //!   extension order are cryptographic randomness and are not reproducible.
 //!
-//! Not done: QUIC v2, connection migration, 0-RTT, retransmission of voice frames (frames that do
+//! Not done: QUIC v2 (see "Bypasses"), connection migration, 0-RTT, retransmission of voice frames (frames that do
 //! not fit in a datagram are dropped and logged).
 
 mod link;

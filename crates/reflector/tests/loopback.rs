@@ -116,7 +116,8 @@ async fn the_decoy_goes_first_from_a_port_below_the_reflectors() {
         c.options.bypass.decoy = Some(kind);
         c.options.bypass.source_port = Some(SourcePort::BelowServer);
         c.connect_timeout = Duration::from_millis(300);
-        let dial = tokio::spawn(async move { ReflectorTransport.dial(&c, "udp").await.map(|_| ()) });
+        let dial =
+            tokio::spawn(async move { ReflectorTransport.dial(&c, "udp").await.map(|_| ()) });
         let mut buf = [0u8; 2048];
         let (n, from) = spy.recv_from(&mut buf).await.expect("decoy");
         let decoy = buf[..n].to_vec();

@@ -431,7 +431,8 @@ async fn dial_udp(
 ) -> Result<MediaLink, TransportError> {
     let mut rng = call_rng(ctx);
     let bypass = &ctx.options.bypass;
-    let sock = udp_bypass::bind_source_tokio(ctx.local_ip, to.port(), bypass.source_port, &mut rng)?;
+    let sock =
+        udp_bypass::bind_source_tokio(ctx.local_ip, to.port(), bypass.source_port, &mut rng)?;
     let local = sock.local_addr().map_err(|e| TransportError::io("reading the udp address", e))?;
     let framing = kind.framing(callee_public, bypass);
     let init = Initiator::start(callee_public)?;
@@ -646,8 +647,7 @@ impl Pump {
                             self.peer = from;
                         }
                     }
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.to_app.try_send(frame)
-                    {
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = self.to_app.try_send(frame) {
                         return false;
                     }
                 }

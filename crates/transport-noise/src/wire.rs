@@ -220,7 +220,10 @@ fn decode_wg(shape: &WgShape, b: &[u8]) -> Option<Packet> {
     let (s1, s2) = (usize::from(shape.padding[0]), usize::from(shape.padding[1]));
     if b.len() == s1 + WG_INIT_LEN && u32_le(b, s1)? == h_init {
         let m = &b[s1..];
-        return Some(Packet::Init { sender: u32_le(m, 4)?, msg: m.get(8..8 + IK_MSG1_LEN)?.to_vec() });
+        return Some(Packet::Init {
+            sender: u32_le(m, 4)?,
+            msg: m.get(8..8 + IK_MSG1_LEN)?.to_vec(),
+        });
     }
     if b.len() == s2 + WG_RESPONSE_LEN && u32_le(b, s2)? == h_resp {
         let m = &b[s2..];

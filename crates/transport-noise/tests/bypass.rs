@@ -82,7 +82,11 @@ async fn proxy(upstream: SocketAddr) -> (SocketAddr, Log) {
 }
 
 /// Places a call whose caller goes through [`proxy`]; returns (caller, callee, log).
-async fn call(call_id: &str, strategy: &'static str, options: StrategyOptions) -> (MediaLink, MediaLink, Log) {
+async fn call(
+    call_id: &str,
+    strategy: &'static str,
+    options: StrategyOptions,
+) -> (MediaLink, MediaLink, Log) {
     let listener = TcpListener::bind((LO, 0)).await.unwrap();
     let sig = listener.local_addr().unwrap();
     tokio::spawn(signal::serve(listener));
@@ -94,7 +98,8 @@ async fn call(call_id: &str, strategy: &'static str, options: StrategyOptions) -
         tokio::spawn(async move { NoiseTransport::new().answer(&callee_ctx, strategy).await });
     let mut c = Client::connect(sig, Duration::from_secs(3)).await.unwrap();
     let key = format!("{call_id}/callee");
-    let mut info: CalleeInfo = serde_json::from_str(&c.get(&key, Duration::from_secs(3)).await.unwrap()).unwrap();
+    let mut info: CalleeInfo =
+        serde_json::from_str(&c.get(&key, Duration::from_secs(3)).await.unwrap()).unwrap();
     let (at, log) = proxy(SocketAddr::new(info.addr, info.port)).await;
     info.port = at.port();
     c.put(&key, &serde_json::to_string(&info).unwrap()).await.unwrap();
@@ -159,7 +164,8 @@ async fn decoys_go_first_from_the_calls_socket_and_the_callee_ignores_them() {
         for kind in [Decoy::Random, Decoy::Dns, Decoy::Stun] {
             let mut o = StrategyOptions::default();
             o.bypass.decoy = Some(kind);
-            let (mut a, mut b, log) = call(&format!("decoy-{strategy}-{kind:?}"), strategy, o).await;
+            let (mut a, mut b, log) =
+                call(&format!("decoy-{strategy}-{kind:?}"), strategy, o).await;
             let up = ups(&log);
             let (from0, first) = &up[0];
             let labels = classify_datagram(first);
@@ -245,7 +251,10 @@ async fn port_hop_keeps_media_flowing_across_hops() {
         let lost_up = usize::from(n) - got_up.len();
         let lost_down = usize::from(n) - got_down.len();
         eprintln!("{strategy}: {hops} hops, ports {ports:?}, lost up {lost_up} down {lost_down}");
-        assert!(lost_up <= 2 * hops && lost_down <= 2 * hops, "{strategy}: lost {lost_up}/{lost_down} over {hops} hops");
+        assert!(
+            lost_up <= 2 * hops && lost_down <= 2 * hops,
+            "{strategy}: lost {lost_up}/{lost_down} over {hops} hops"
+        );
         // The last frames, sent after the last hop, arrived both ways.
         assert_eq!(got_up.last(), Some(&(n - 1)), "{strategy}");
         assert_eq!(got_down.last(), Some(&(n - 1)), "{strategy}");
@@ -264,7 +273,10 @@ async fn keys_each_strategy_honours_and_refusals() {
     let caller = ctx("refuse", Role::Caller, signal, o.clone());
     let e = t.dial(&caller, "udp").await.unwrap_err();
     assert!(matches!(e, TransportError::Bypass(_)), "{e}");
-    assert!(e.to_string().contains("bypass.junk is not available with noise strategy \"udp\""), "{e}");
+    assert!(
+        e.to_string().contains("bypass.junk is not available with noise strategy \"udp\""),
+        "{e}"
+    );
     let callee = ctx("refuse", Role::Callee, signal, o);
     let e = t.answer(&callee, "udp").await.unwrap_err();
     assert!(matches!(e, TransportError::Bypass(_)), "{e}");
@@ -281,7 +293,8 @@ async fn tcp_segment_call_works() {
     o.printable_prefix = Some("GET / HTTP/1.1\r\n\r\n".into());
     o.bypass.tcp_segment = Some(16);
     let t = NoiseTransport::new();
-    let (caller, callee) = (ctx("seg", Role::Caller, sig, o.clone()), ctx("seg", Role::Callee, sig, o));
+    let (caller, callee) =
+        (ctx("seg", Role::Caller, sig, o.clone()), ctx("seg", Role::Callee, sig, o));
     let (a, b) = tokio::join!(t.dial(&caller, "tcp-443"), t.answer(&callee, "tcp-443"));
     let (mut a, mut b) = (a.unwrap(), b.unwrap());
     let (up, down) = talk(&mut a, &mut b, 10).await;
@@ -311,7 +324,11 @@ async fn cost_of_each_bypass() {
             "udp",
             Bypass { source_port: Some(SourcePort::BelowServer), ..Default::default() },
         ),
-        ("port_hop=300ms", "udp", Bypass { port_hop: Some("300ms".parse().unwrap()), ..Default::default() }),
+        (
+            "port_hop=300ms",
+            "udp",
+            Bypass { port_hop: Some("300ms".parse().unwrap()), ..Default::default() },
+        ),
         ("none", "udp-wg", Bypass::default()),
         ("junk+wg_headers+wg_padding", "udp-wg", awg),
     ];
@@ -325,7 +342,10 @@ async fn cost_of_each_bypass() {
         let (got_up, got_down) = talk(&mut a, &mut b, 50).await;
         let all = ups(&log);
         let hs: (usize, usize) = (before.len(), before.iter().map(|(_, d)| d.len()).sum());
-        let media = (all.len() - before.len(), all[before.len()..].iter().map(|(_, d)| d.len()).sum::<usize>());
+        let media = (
+            all.len() - before.len(),
+            all[before.len()..].iter().map(|(_, d)| d.len()).sum::<usize>(),
+        );
         eprintln!(
             "noise {strategy:8} {label:28} dial {dial_ms:6.1} ms  handshake {:2} pkts {:5} B  1 s media {:3} pkts {:5} B  got {}/{}",
             hs.0, hs.1, media.0, media.1, got_up.len(), got_down.len()
@@ -334,7 +354,11 @@ async fn cost_of_each_bypass() {
     }
     let row = |l: &str, s: &str| rows.iter().find(|r| r.0 == l && r.1 == s).unwrap().clone();
     let base = row("none", "udp");
-    assert_eq!(row("decoy=random", "udp").2, (base.2 .0 + 1, base.2 .1 + 64), "a decoy is one 64-byte datagram");
+    assert_eq!(
+        row("decoy=random", "udp").2,
+        (base.2 .0 + 1, base.2 .1 + 64),
+        "a decoy is one 64-byte datagram"
+    );
     assert_eq!(row("source_port=below-server", "udp").2, base.2, "a port choice costs nothing");
     let hop = row("port_hop=300ms", "udp");
     assert_eq!(hop.3, base.3, "hops add no packets");

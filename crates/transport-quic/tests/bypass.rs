@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use callwall_transport::bypass::{Decoy, QuicVersion, SourcePort};
 use callwall_transport::signal::{self, Client};
-use callwall_transport::{CallContext, MediaLink, Role, StrategyOptions, TransportError, VoiceTransport};
+use callwall_transport::{
+    CallContext, MediaLink, Role, StrategyOptions, TransportError, VoiceTransport,
+};
 use callwall_transport_quic::{offer_key, tls, Offer, QuicGuard, QuicTransport};
 use callwall_wire::inspect::classify_datagram;
 use callwall_wire::label::Label;
@@ -265,24 +267,32 @@ async fn cost_of_each_bypass() {
     let cases: Vec<(&str, Bypass)> = vec![
         ("none", Bypass::default()),
         ("decoy=random", Bypass { decoy: Some(Decoy::Random), ..Default::default() }),
-        ("source_port=below-server", Bypass { source_port: Some(SourcePort::BelowServer), ..Default::default() }),
+        (
+            "source_port=below-server",
+            Bypass { source_port: Some(SourcePort::BelowServer), ..Default::default() },
+        ),
         ("quic_split=2", Bypass { quic_split: Some(2), ..Default::default() }),
         ("quic_split=4", Bypass { quic_split: Some(4), ..Default::default() }),
         ("quic_split=8", Bypass { quic_split: Some(8), ..Default::default() }),
-        ("quic_version=draft-29", Bypass { quic_version: Some(QuicVersion::Draft29), ..Default::default() }),
+        (
+            "quic_version=draft-29",
+            Bypass { quic_version: Some(QuicVersion::Draft29), ..Default::default() },
+        ),
     ];
     let mut rows = Vec::new();
     for (i, (label, bypass)) in cases.into_iter().enumerate() {
         let o = StrategyOptions { bypass, ..Default::default() };
         let t0 = std::time::Instant::now();
-        let (mut caller, mut callee, seen) = call_through_proxy(&format!("cost-{i}"), "quic", o).await;
+        let (mut caller, mut callee, seen) =
+            call_through_proxy(&format!("cost-{i}"), "quic", o).await;
         let dial_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut tracker = InitialTracker::new(64 * 1024);
         let mut scratch = [0u8; quic::SCRATCH_LEN];
         let mut first = Vec::new();
         for (_, d) in client_datagrams(&seen) {
             first.push(d.len());
-            let version_known = d.len() > 5 && quic::is_known_version(u32::from_be_bytes([d[1], d[2], d[3], d[4]]));
+            let version_known =
+                d.len() > 5 && quic::is_known_version(u32::from_be_bytes([d[1], d[2], d[3], d[4]]));
             // draft-29 does not decrypt here: its first Initial holds the whole hello.
             if !version_known && d.len() >= 1200 {
                 break;

@@ -352,7 +352,7 @@ async fn cost_of_each_bypass() {
         );
         rows.push((label, strategy, hs, media));
     }
-    let row = |l: &str, s: &str| rows.iter().find(|r| r.0 == l && r.1 == s).unwrap().clone();
+    let row = |l: &str, s: &str| *rows.iter().find(|r| r.0 == l && r.1 == s).unwrap();
     let base = row("none", "udp");
     assert_eq!(
         row("decoy=random", "udp").2,

@@ -266,3 +266,110 @@ expect = "connected"
     assert!(hop["loss_pct"].as_f64().unwrap_or(100.0) < 3.0, "{}", dump(&out, &v));
     assert_eq!(code, 0, "{}", dump(&out, &v));
 }
+
+/// The caller's TCP payloads to port 443, in order, as the censor's capture holds them.
+fn caller_segments(pcap: &std::path::Path, caller: std::net::IpAddr) -> Vec<Vec<u8>> {
+    use callwall_wire::packet::L4;
+    use callwall_wire::pcap::{parse_frame, PcapReader};
+    let bytes = std::fs::read(pcap).unwrap_or_else(|e| panic!("{}: {e}", pcap.display()));
+    let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+    for rec in PcapReader::new(&bytes).expect("a pcap").flatten() {
+        let mut scratch = Vec::new();
+        let Ok(frame) = parse_frame(&rec, &mut scratch) else { continue };
+        let Some(ip) = frame.ip else { continue };
+        let L4::Tcp(t, info) = ip.l4 else { continue };
+        if ip.src != caller || t.dst_port != 443 || t.payload.is_empty() {
+            continue;
+        }
+        // One entry per segment, even if the capture holds a frame twice or a retransmission.
+        if !out.iter().any(|(seq, _)| *seq == info.seq) {
+            out.push((info.seq, t.payload.to_vec()));
+        }
+    }
+    out.into_iter().map(|(_, p)| p).collect()
+}
+
+/// `tcp_segment` through the real censor: a rule that reads the first client data segment
+/// and drops a flow whose first segment holds at least 100 bytes (it stands for a classifier
+/// that needs the whole first message in the first data packet, like the 2021 TSPU's SNI
+/// reading; the number is callwall's) blocks `tcp-443`; with the first flight in segments of
+/// at most 24 bytes, the capture shows those small segments and the call connects.
+#[test]
+fn tcp_segment_splits_the_first_flight_on_the_wire() {
+    let tmp = TempDir::new("bypass-seg");
+    let path = tmp.path().join("bypass-seg.toml");
+    let topology = repo().join("netns/censored-call.toml");
+    let body = r#"
+[censor]
+default = "pass"
+
+[[censor.rules]]
+name = "big-first-data-segment"
+match = { proto = "tcp", dir = "up", server_port = "443", first_packets = 3, min_payload = 100 }
+action = { drop = true, residual = "60s" }
+
+[[calls]]
+name = "tcp"
+transport = "noise"
+strategy = "tcp-443"
+options = { printable_prefix = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n" }
+expect = "blocked"
+
+[[calls]]
+name = "tcp-seg"
+transport = "noise"
+strategy = "tcp-443"
+options = { printable_prefix = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", bypass = { tcp_segment = 24 } }
+expect = "connected"
+"#;
+    let text = format!(
+        "name = \"bypass-seg\"\ntopology = \"{}\"\nseed = 1\n{body}\n[defaults]\nduration = \"3s\"\nconnect_timeout = \"3s\"\n",
+        topology.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    let json = tmp.path().join("r.json");
+    let out = callwall()
+        .arg("run")
+        .arg(&path)
+        .arg("--pcap")
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run callwall");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_default();
+    check(
+        &v,
+        &out,
+        &[("tcp", "blocked", Some("big-first-data-segment")), ("tcp-seg", "connected", None)],
+    );
+    let dir = v["runs"][0]["artifacts"]["dir"].as_str().unwrap_or_default();
+    let pcap = tmp.path().join("out").join(dir).join("censor.pcap");
+    let pcap = if pcap.exists() { pcap } else { std::path::PathBuf::from(dir).join("censor.pcap") };
+    let addr = |name: &str| call(&v, &out, name)["caller_addr"].as_str().unwrap().parse().unwrap();
+    // Prefix (37) + length (2) + message 1 (113): 152 bytes of first flight.
+    let first_flight = 37 + 2 + 113;
+    let plain = caller_segments(&pcap, addr("tcp"));
+    assert!(plain[0].len() >= first_flight, "{:?}", plain.iter().map(Vec::len).collect::<Vec<_>>());
+    let seg = caller_segments(&pcap, addr("tcp-seg"));
+    let mut sum = 0;
+    let mut n = 0;
+    for s in &seg {
+        if sum >= first_flight {
+            break;
+        }
+        assert!(
+            s.len() <= 24,
+            "segment of {} bytes: {:?}",
+            s.len(),
+            seg.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        sum += s.len();
+        n += 1;
+    }
+    assert_eq!(n, first_flight.div_ceil(24), "{:?}", seg.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(seg[0].starts_with(b"GET / HTTP/1.1"));
+    assert_eq!(out.status.code(), Some(0), "{}", dump(&out, &v));
+}

@@ -90,6 +90,7 @@
 
 pub mod adapter;
 mod bind;
+pub mod bypass;
 pub mod framing;
 mod tls;
 
@@ -208,14 +209,20 @@ impl VoiceTransport for WebrtcTransport {
         AUTO_ORDER
     }
 
+    fn bypasses(&self, strategy: &str) -> &'static [&'static str] {
+        bypass::honoured(strategy)
+    }
+
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        callwall_transport::check_bypass(self, strategy, &ctx.options.bypass)?;
         let s = Strategy::parse(strategy).ok_or_else(|| unknown(strategy))?;
         call(ctx, s, Role::Caller).await
     }
 
     async fn answer(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
+        callwall_transport::check_bypass(self, strategy, &ctx.options.bypass)?;
         let s = Strategy::parse(strategy).ok_or_else(|| unknown(strategy))?;
         call(ctx, s, Role::Callee).await
     }
@@ -268,6 +275,8 @@ pub struct WebrtcCall {
     adapters: Vec<StreamAdapter>,
     selected: Option<SelectedPair>,
     ice: Option<IceReport>,
+    /// The first datagrams the call's UDP sockets sent, and its decoys (see [`bypass`]).
+    tap: Arc<bypass::WireTap>,
 }
 
 impl WebrtcCall {
@@ -285,6 +294,16 @@ impl WebrtcCall {
     /// What the ICE agent did, for the `ice` strategy.
     pub fn ice(&self) -> Option<&IceReport> {
         self.ice.as_ref()
+    }
+
+    /// The first datagrams the call's UDP sockets sent (decoys included) and the decoy count.
+    pub fn wire_tap(&self) -> &bypass::WireTap {
+        &self.tap
+    }
+
+    /// What the TURN-over-TLS adapter's first-flight shaping did (`tls_record`, `tcp_segment`).
+    pub fn shaped(&self) -> Option<&bypass::ShapeCounters> {
+        self.adapters.iter().find_map(|a| a.shaped.as_deref())
     }
 }
 
@@ -535,6 +554,10 @@ async fn setup(
                 sni: ctx.options.sni.clone().unwrap_or_else(|| relay.tls_server_name.clone()),
                 cert_pem: relay.tls_cert_pem.clone(),
                 alpn: ctx.options.alpn.clone(),
+                shape: bypass::FirstFlightShape {
+                    record: ctx.options.bypass.tls_record,
+                    segment: ctx.options.bypass.tcp_segment,
+                },
             };
             let a = StreamAdapter::start(upstream, ip, addr, remaining(deadline)).await?;
             relayed(vec![turn_server(a.local, relay)], Some(a))
@@ -610,6 +633,7 @@ async fn ice_caller_setup(
         sni: ctx.options.sni.clone().unwrap_or_else(|| relay.tls_server_name.clone()),
         cert_pem: relay.tls_cert_pem.clone(),
         alpn: ctx.options.alpn.clone(),
+        shape: bypass::FirstFlightShape::default(),
     };
     let (tcp_adapter, tls_adapter) = tokio::join!(
         StreamAdapter::start(Upstream::Tcp, ip, SocketAddr::new(relay.addr, relay.tcp_port), wait),
@@ -703,7 +727,7 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
     let t = ctx.connect_timeout;
     let disconnected = (t / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
     let failed = (t / 2).clamp(Duration::from_secs(1), Duration::from_secs(25));
-    let settings = SettingEngineBuilder::new()
+    let mut settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_network_types(setup.network_types.clone())
         .with_include_loopback_candidate(ctx.local_ip.is_loopback())
@@ -713,8 +737,18 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         .with_host_acceptance_min_wait(Some(Duration::ZERO))
         .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_relay_acceptance_min_wait(Some(Duration::ZERO))
-        .build();
+        .with_relay_acceptance_min_wait(Some(Duration::ZERO));
+    if let Some(mimic) = &ctx.options.bypass.dtls_mimic {
+        let (suites, profiles) = bypass::dtls_profile(mimic)?;
+        settings = settings.with_dtls_cipher_suites(suites).with_srtp_protection_profiles(profiles);
+    }
+    let settings = settings.build();
+    // Every UDP socket of the call reports to the tap and, with `decoy`, sends it first.
+    let tap = Arc::new(bypass::WireTap::default());
+    let decoy = ctx.options.bypass.decoy.map(|kind| bypass::DecoyPlan {
+        payload: bypass::decoy_payload(kind, ctx.seed, role),
+        skip: setup.adapters.iter().map(|a| a.local).collect(),
+    });
     let config = RTCConfigurationBuilder::new()
         .with_ice_servers(setup.ice_servers.clone())
         .with_ice_transport_policy(setup.policy)
@@ -724,7 +758,11 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         .with_media_engine(media_engine()?)
         .with_setting_engine(settings)
         // Active ICE-TCP connections leave from `ctx.local_ip` (see `bind`).
-        .with_runtime(bind::BoundRuntime::shared(ctx.local_ip))
+        .with_runtime(bypass::DecoyRuntime::shared(
+            bind::BoundRuntime::shared(ctx.local_ip),
+            decoy,
+            tap.clone(),
+        ))
         .with_handler(Arc::new(Handler(events.clone())))
         .with_udp_addrs(setup.udp.clone())
         .with_tcp_addrs(setup.tcp.clone())
@@ -740,6 +778,7 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         adapters: setup.adapters,
         selected: None,
         ice: None,
+        tap,
     };
 
     let ssrc = seeded(ctx.seed, role, 1);

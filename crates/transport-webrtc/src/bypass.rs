@@ -687,6 +687,26 @@ mod tests {
     }
 
     #[test]
+    fn keys_a_strategy_does_not_honour_are_refused() {
+        use callwall_transport::bypass::Bypass;
+        use callwall_transport::check_bypass;
+        let t = crate::WebrtcTransport::new();
+        let decoy = Bypass { decoy: Some(Decoy::Random), ..Default::default() };
+        for s in ["direct", "turn-udp", "ice"] {
+            check_bypass(&t, s, &decoy).unwrap();
+        }
+        let e = check_bypass(&t, "turn-tls", &decoy).unwrap_err().to_string();
+        assert!(e.contains("bypass.decoy") && e.contains("tls_record, tcp_segment"), "{e}");
+        let record = Bypass { tls_record: Some(40), tcp_segment: Some(60), ..Default::default() };
+        check_bypass(&t, "turn-tls", &record).unwrap();
+        assert!(check_bypass(&t, "direct", &record).is_err());
+        let mimic = Bypass { dtls_mimic: Some("chrome".into()), ..Default::default() };
+        for s in crate::STRATEGIES {
+            check_bypass(&t, s, &mimic).unwrap();
+        }
+    }
+
+    #[test]
     fn dtls_profiles_are_named() {
         assert!(dtls_profile("chrome").is_ok());
         assert!(dtls_profile("firefox").is_ok());

@@ -202,6 +202,18 @@ async fn decoy_goes_first_to_each_remote_on_direct_and_turn_udp() {
         );
         drop(callee);
     }
+    // `ice`: the relay's UDP port (STUN server and TURN over UDP) gets the decoy first; the
+    // local TURN-over-TCP/TLS adapters get none.
+    let bypass = Bypass { decoy: Some(Decoy::Stun), ..Default::default() };
+    let (caller, _callee) = call("ice", Some(relay.info.clone()), with(bypass)).await;
+    let want = bypass::decoy_payload(Decoy::Stun, 42, Role::Caller);
+    let turn = SocketAddr::new(relay.info.addr, relay.info.udp_port);
+    let sent = guard(&caller).wire_tap().first_datagrams();
+    let to_relay: Vec<&Vec<u8>> =
+        sent.iter().filter(|(to, _)| *to == turn).map(|(_, d)| d).collect();
+    assert!(to_relay.len() >= 2, "{sent:?}");
+    assert_eq!(to_relay[0], &want, "ice: the first datagram to the relay is the decoy");
+    assert_ne!(to_relay[1], &want, "one decoy per destination");
 }
 
 /// A TCP proxy in front of the relay's TLS port that records what the client sends, per read.

@@ -28,6 +28,9 @@ fn scenario(dir: &std::path::Path, name: &str, rule: &str, calls: &str) -> Strin
     path.to_str().unwrap().to_string()
 }
 
+/// A call of a pair: name, strategy, options (TOML inline table or empty), expected verdict.
+type PairCall = (&'static str, &'static str, &'static str, &'static str);
+
 /// A `[[calls]]` entry.
 fn call(name: &str, strategy: &str, options: &str, expect: &str) -> String {
     let options = if options.is_empty() { String::new() } else { format!("options = {options}\n") };
@@ -41,7 +44,7 @@ fn webrtc_bypasses_against_the_censor_rules_they_target() {
     let tmp = TempDir::new("bypass-tls");
     let relay_sni =
         "name = \"relay-sni\"\nmatch = { proto = \"tcp\", sni = [\"turn.callwall.test\"]";
-    let plan: Vec<(&str, String, Vec<(&str, &str, &str, &str)>)> = vec![
+    let plan: Vec<(&str, String, Vec<PairCall>)> = vec![
         (
             // The 2021 TSPU read the SNI of the first packet only.
             "sni-first-packet",

@@ -3,6 +3,7 @@
 
 mod apps;
 mod bypass_udp;
+mod bypass_tls;
 mod classroom;
 mod common;
 mod external;

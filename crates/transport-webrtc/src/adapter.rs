@@ -29,13 +29,21 @@ use tokio::task::JoinHandle;
 
 use callwall_transport::TransportError;
 
+use crate::bypass::{FirstFlight, FirstFlightShape, ShapeCounters};
 use crate::framing::{frame_for_stream, Deframer};
 
 /// How the adapter reaches the relay.
 #[derive(Debug, Clone)]
 pub(crate) enum Upstream {
     Tcp,
-    Tls { sni: String, cert_pem: String, alpn: Option<String> },
+    /// `sni` empty: no server_name extension. `shape`: the first flight's record and
+    /// segment sizes (bypasses `tls_record`, `tcp_segment`).
+    Tls {
+        sni: String,
+        cert_pem: String,
+        alpn: Option<String>,
+        shape: FirstFlightShape,
+    },
 }
 
 impl Upstream {
@@ -75,6 +83,8 @@ pub(crate) struct StreamAdapter {
     pub stream_source: SocketAddr,
     pub kind: &'static str,
     pub counters: Arc<AdapterCounters>,
+    /// What the first-flight shaping did (TLS with `tls_record`/`tcp_segment` only).
+    pub shaped: Option<Arc<ShapeCounters>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -114,30 +124,39 @@ impl StreamAdapter {
             tcp.local_addr().map_err(|e| TransportError::io("turn stream address", e))?;
         let counters = Arc::new(AdapterCounters::default());
         let udp = Arc::new(udp);
+        let mut shaped = None;
         let tasks = match upstream {
             Upstream::Tcp => spawn_pumps(tcp, udp, counters.clone()),
-            Upstream::Tls { sni, cert_pem, alpn } => {
-                let connector = crate::tls::pinned_connector(&cert_pem, alpn.as_deref())?;
-                let name = crate::tls::server_name(&sni)?;
-                let tls = match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-                    Err(_) => {
-                        return Err(TransportError::Timeout(
-                            timeout,
-                            "tls handshake with the relay",
-                        ))
-                    }
-                    Ok(Err(e)) => {
-                        return Err(TransportError::Handshake(format!(
-                            "tls handshake with the relay at {relay}: {e}"
-                        )))
-                    }
-                    Ok(Ok(s)) => s,
-                };
+            Upstream::Tls { sni, cert_pem, alpn, shape } => {
+                let connector =
+                    crate::tls::pinned_connector(&cert_pem, alpn.as_deref(), !sni.is_empty())?;
+                let name = crate::tls::server_name_or_none(&sni, relay.ip())?;
+                // Shapes the first flight (a no-op without `shape`) until the handshake is done.
+                let tcp = FirstFlight::new(tcp, shape);
+                if !shape.is_none() {
+                    shaped = Some(tcp.counters.clone());
+                }
+                let mut tls =
+                    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+                        Err(_) => {
+                            return Err(TransportError::Timeout(
+                                timeout,
+                                "tls handshake with the relay",
+                            ))
+                        }
+                        Ok(Err(e)) => {
+                            return Err(TransportError::Handshake(format!(
+                                "tls handshake with the relay at {relay}: {e}"
+                            )))
+                        }
+                        Ok(Ok(s)) => s,
+                    };
+                tls.get_mut().0.finish();
                 spawn_pumps(tls, udp, counters.clone())
             }
         };
         tracing::debug!("turn adapter {local} -> {relay} over {kind} from {stream_source}");
-        Ok(StreamAdapter { local, relay, stream_source, kind, counters, tasks })
+        Ok(StreamAdapter { local, relay, stream_source, kind, counters, shaped, tasks })
     }
 }
 

@@ -15,10 +15,12 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 use callwall_transport::TransportError;
 
-/// A TLS connector that trusts only `cert_pem` and offers `alpn` (if any).
+/// A TLS connector that trusts only `cert_pem`, offers `alpn` (if any), and sends the
+/// server_name extension only with `send_sni`.
 pub(crate) fn pinned_connector(
     cert_pem: &str,
     alpn: Option<&str>,
+    send_sni: bool,
 ) -> Result<tokio_rustls::TlsConnector, TransportError> {
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
         TransportError::Other(format!("the relay's certificate is not valid pem: {e}"))
@@ -31,6 +33,7 @@ pub(crate) fn pinned_connector(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
+    config.enable_sni = send_sni;
     if let Some(alpn) = alpn {
         config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     }
@@ -41,4 +44,17 @@ pub(crate) fn pinned_connector(
 pub(crate) fn server_name(sni: &str) -> Result<ServerName<'static>, TransportError> {
     ServerName::try_from(sni.to_string())
         .map_err(|e| TransportError::Other(format!("sni {sni:?} is not a valid server name: {e}")))
+}
+
+/// The name to verify against for `sni`; for `""` (send no SNI) the relay's address, which
+/// rustls never puts in a server_name extension (RFC 6066 §3: literal addresses are not
+/// permitted). The pin, not the name, authenticates the relay.
+pub(crate) fn server_name_or_none(
+    sni: &str,
+    relay: std::net::IpAddr,
+) -> Result<ServerName<'static>, TransportError> {
+    if sni.is_empty() {
+        return Ok(ServerName::IpAddress(relay.into()));
+    }
+    server_name(sni)
 }

@@ -89,7 +89,7 @@ fn handshake(lose: Lose, limit: Duration) -> Result<Duration, String> {
             wire.push((now + DELAY, true, t.message));
         }
         while let Some(t) = server.poll_transmit() {
-            let hello = records(&t.message).iter().any(|r| *r == (22, 0, Some(2)));
+            let hello = records(&t.message).contains(&(22, 0, Some(2)));
             if matches!(lose, Lose::ServerHello) && hello && !lost {
                 lost = true;
                 continue;

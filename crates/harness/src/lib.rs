@@ -17,6 +17,7 @@ pub mod external;
 pub mod ice;
 pub mod live;
 pub mod outer;
+pub mod priority;
 pub mod reflector;
 pub mod relay;
 pub mod repeat;

@@ -137,6 +137,13 @@ impl Service {
 /// Runs a scenario inside the sandbox. Never panics on a failed call; returns a result with
 /// `error` set when the run itself could not be set up.
 pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
+    // Before anything starts, so every process of the run inherits it (see `priority`).
+    if let Err(e) = crate::priority::raise_run_priority() {
+        tracing::debug!(
+            "the run keeps its cpu priority (nice {}): {e}",
+            crate::priority::current_nice()
+        );
+    }
     let started = unix_ns();
     let t = Instant::now();
     let catalog = Catalog { transports: args.catalog.clone() };

@@ -67,6 +67,12 @@
 //!   stream left from the interface's primary address, matched no local candidate and ICE
 //!   discarded it. Each peer connection gets a runtime (`bind::BoundRuntime`, tokio otherwise)
 //!   whose `connect_tcp` binds `ctx.local_ip`; the TURN adapter's stream is bound the same way.
+//! - DTLS retransmission: webrtc-rs's `rtc-dtls` 0.21.1 stopped re-sending a lost handshake
+//!   flight once the peer repeated its own, so a call under loss could stay without DTLS
+//!   (and `blocked`) with ICE connected. The workspace patches it (`vendor/README.md`; tested
+//!   in `tests/dtls_retransmit.rs`).
+//! - Consent: webrtc-rs counts only STUN as a sign of life on a connected pair; consent
+//!   expires after 30 s without an answer, as in browsers ([`consent`]).
 //!
 //! # Bypasses (issue 15)
 //! Keys of `options.bypass` ([`callwall_transport::Bypass`]) this transport honours, per
@@ -178,6 +184,7 @@
 pub mod adapter;
 mod bind;
 pub mod bypass;
+pub mod consent;
 pub mod framing;
 mod tls;
 
@@ -809,16 +816,14 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         ),
     });
 
-    // ICE gives up on a pair after its checks fail; once connected, consent is checked every
-    // second and the connection fails after `failed` without any answer (RFC 7675 spirit).
-    let t = ctx.connect_timeout;
-    let disconnected = (t / 3).clamp(Duration::from_millis(500), Duration::from_secs(5));
-    let failed = (t / 2).clamp(Duration::from_secs(1), Duration::from_secs(25));
+    // Once connected, consent is checked every second and expires after 30 s without an
+    // answer (RFC 7675); setup is bounded by the connect budget. See `consent`.
+    let (disconnected, failed, keepalive) = consent::ice_timeouts(ctx.connect_timeout);
     let mut settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_network_types(setup.network_types.clone())
         .with_include_loopback_candidate(ctx.local_ip.is_loopback())
-        .with_ice_timeouts(Some(disconnected), Some(failed), Some(Duration::from_secs(1)))
+        .with_ice_timeouts(Some(disconnected), Some(failed), Some(keepalive))
         // Nominate the first pair that works, whatever its type: each strategy already limits
         // the candidates, so the default waits (up to 2 s for relay pairs) only delay the call.
         .with_host_acceptance_min_wait(Some(Duration::ZERO))

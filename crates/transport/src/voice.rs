@@ -207,7 +207,14 @@ pub struct DriveReport {
     pub media_end_unix_ns: u64,
     /// When the receiver stopped listening (UNIX ns): media end plus the drain.
     pub recv_end_unix_ns: u64,
+    /// The longest the voice loop ran behind its clock (ms): how long this process was not
+    /// scheduled (CPU load), during which it neither sent nor stamped arrivals. A receiver's
+    /// gap that matches a stall here is the machine's, not the network's.
+    pub max_clock_late_ms: u64,
 }
+
+/// A voice loop this late is logged (a stall of the process, not of the network).
+const STALL_LOG: Duration = Duration::from_millis(200);
 
 /// Runs a call's media on `link`: sends one frame per interval until `media_end`, records every
 /// arrival until `media_end + drain`, then drops the link.
@@ -262,6 +269,15 @@ pub async fn drive_with(
                 if seq == 0 {
                     out.media_start_unix_ns = now;
                 }
+                let late = Instant::now().saturating_duration_since(at);
+                if late >= STALL_LOG && late.as_millis() as u64 > out.max_clock_late_ms {
+                    tracing::warn!(
+                        "voice clock {} ms late at frame {seq}: this process was not scheduled \
+                         (cpu load), so gaps this long are the machine's, not the network's",
+                        late.as_millis()
+                    );
+                }
+                out.max_clock_late_ms = out.max_clock_late_ms.max(late.as_millis() as u64);
                 payload.clear();
                 media.payload(seq, &mut payload);
                 let frame = encode_frame_with(seq, now, &payload, model.frame_bytes);

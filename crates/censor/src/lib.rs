@@ -27,6 +27,7 @@ pub mod control_io;
 pub mod engine;
 pub mod flow;
 pub mod policy;
+pub mod ring;
 pub mod rng;
 mod sys;
 

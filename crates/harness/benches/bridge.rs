@@ -42,6 +42,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use callwall_censor::bridge::{BridgeIo, BridgeOptions, IoCounters};
 use callwall_censor::policy::raw;
 use callwall_harness::roles::{censor_main, CensorConfig};
 use callwall_netns::{default_topology, spawn_sandboxed, Network, SandboxOptions};
@@ -77,18 +78,53 @@ const MAX_MEDIAN_LATENCY: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
     Kernel,
-    Pass,
-    Dpi,
+    /// The `recvmmsg` path (before the ring), no classification.
+    PassMmsg,
+    /// The `recvmmsg` path, full DPI chain.
+    DpiMmsg,
+    /// The TPACKET_V3 ring (default block size and timeout), no classification.
+    PassRing,
+    /// The ring, full DPI chain.
+    DpiRing,
+    /// The ring with one-page blocks: a block is handed over after a few frames, so about as
+    /// many wake-ups as the mmsg path; isolates the "fewer wake-ups" lever from the ring's
+    /// in-place reads.
+    DpiRing4k,
 }
 
 impl Case {
-    const ALL: [Case; 3] = [Case::Kernel, Case::Pass, Case::Dpi];
+    const ALL: [Case; 6] = [
+        Case::Kernel,
+        Case::PassMmsg,
+        Case::DpiMmsg,
+        Case::PassRing,
+        Case::DpiRing,
+        Case::DpiRing4k,
+    ];
     const N: usize = Case::ALL.len() * SIZES.len();
     fn name(self) -> &'static str {
         match self {
             Case::Kernel => "kernel",
-            Case::Pass => "pass",
-            Case::Dpi => "dpi",
+            Case::PassMmsg => "pass-mmsg",
+            Case::DpiMmsg => "dpi-mmsg",
+            Case::PassRing => "pass-ring",
+            Case::DpiRing => "dpi-ring",
+            Case::DpiRing4k => "dpi-ring4k",
+        }
+    }
+    fn dpi(self) -> bool {
+        matches!(self, Case::DpiMmsg | Case::DpiRing | Case::DpiRing4k)
+    }
+    fn bridge(self) -> BridgeOptions {
+        let d = BridgeOptions::default();
+        match self {
+            Case::Kernel | Case::PassMmsg | Case::DpiMmsg => {
+                BridgeOptions { io: BridgeIo::Mmsg, ..d }
+            }
+            Case::PassRing | Case::DpiRing => BridgeOptions { io: BridgeIo::Ring, ..d },
+            Case::DpiRing4k => {
+                BridgeOptions { io: BridgeIo::Ring, block_size: 4096, block_nr: 2048, ..d }
+            }
         }
     }
 }
@@ -110,6 +146,12 @@ struct Figures {
     paced_received: u64,
     /// Censor CPU time per received frame (0 for the kernel bridge).
     cpu_ns_per_frame: u64,
+    /// Per 1000 frames the censor received: wake-ups, receive batches (recvmmsg calls or
+    /// ring blocks), send syscalls; and engine time per frame in ns.
+    wakeups_pm: u64,
+    rx_pm: u64,
+    tx_pm: u64,
+    engine_ns_per_frame: u64,
 }
 
 fn main() -> Result<()> {
@@ -145,16 +187,34 @@ fn main() -> Result<()> {
         p99_ns: median_u(all.iter().map(|f| f[i].p99_ns)),
         paced_received: median_u(all.iter().map(|f| f[i].paced_received)),
         cpu_ns_per_frame: median_u(all.iter().map(|f| f[i].cpu_ns_per_frame)),
+        wakeups_pm: median_u(all.iter().map(|f| f[i].wakeups_pm)),
+        rx_pm: median_u(all.iter().map(|f| f[i].rx_pm)),
+        tx_pm: median_u(all.iter().map(|f| f[i].tx_pm)),
+        engine_ns_per_frame: median_u(all.iter().map(|f| f[i].engine_ns_per_frame)),
     });
     print_table(&med);
+    let spread = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        format!("{:.2}x [{:.2}-{:.2}]", v[v.len() / 2], v[0], v[v.len() - 1])
+    };
     for (si, size) in SIZES.iter().enumerate() {
         let k = si * Case::ALL.len();
-        let ratio =
-            |i: usize| median_f(all.iter().map(|f| f[k + i].nodrop_pps / f[k].nodrop_pps.max(1.0)));
-        let (rp, rd) = (ratio(1), ratio(2));
+        let mut line = format!("{size} B, no-drop / kernel, median [min-max] over rounds:");
+        for (ci, c) in Case::ALL.iter().enumerate().skip(1) {
+            let mut v: Vec<f64> =
+                all.iter().map(|f| f[k + ci].nodrop_pps / f[k].nodrop_pps.max(1.0)).collect();
+            line += &format!(" {} {}", c.name(), spread(&mut v));
+        }
+        println!("{line}");
+        let ring = Case::ALL.iter().position(|c| *c == Case::DpiRing).unwrap_or(0);
+        let rd = median_f(all.iter().map(|f| f[k + ring].nodrop_pps / f[k].nodrop_pps.max(1.0)));
+        let mm = Case::ALL.iter().position(|c| *c == Case::DpiMmsg).unwrap_or(0);
+        let mut v: Vec<f64> =
+            all.iter().map(|f| f[k + ring].nodrop_pps / f[k + mm].nodrop_pps.max(1.0)).collect();
         println!(
-            "{size} B: medians of the per-round no-drop ratios: pass/kernel {rp:.2}x, dpi/kernel {rd:.2}x (target >= 0.80: {})",
-            verdict(rd >= 0.8)
+            "{size} B: dpi-ring/kernel {rd:.2}x (target >= 0.80: {}); dpi-ring/dpi-mmsg {}",
+            verdict(rd >= 0.8),
+            spread(&mut v)
         );
     }
     Ok(())
@@ -170,7 +230,7 @@ fn verdict(ok: bool) -> &'static str {
 
 fn print_table(f: &[Figures; Case::N]) {
     println!(
-        "  {:5} {:7} {:>11} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>14}",
+        "  {:5} {:10} {:>11} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>14} {:>8} {:>8} {:>8} {:>9}",
         "size",
         "case",
         "no-drop pps",
@@ -182,7 +242,11 @@ fn print_table(f: &[Figures; Case::N]) {
         "blast recv",
         "paced med",
         "paced p99",
-        "censor cpu/frm"
+        "censor cpu/frm",
+        "wake/kfr",
+        "rx/kfr",
+        "tx/kfr",
+        "engine ns"
     );
     for (i, x) in f.iter().enumerate() {
         let c = Case::ALL[i % Case::ALL.len()];
@@ -195,7 +259,7 @@ fn print_table(f: &[Figures; Case::N]) {
         };
         let bound = if x.sender_bound { ">=" } else { "" };
         println!(
-            "  {:5} {:7} {:>11} {:>8.2} {:>10.1} {:>10.1} {:>10.0} {:>10} {:>10} {:>9.1} {:>9.1} {:>14}",
+            "  {:5} {:10} {:>11} {:>8.2} {:>10.1} {:>10.1} {:>10.0} {:>10} {:>10} {:>9.1} {:>9.1} {:>14} {:>8} {:>8} {:>8} {:>9}",
             size,
             c.name(),
             format!("{bound}{:.0}", x.nodrop_pps),
@@ -207,7 +271,11 @@ fn print_table(f: &[Figures; Case::N]) {
             x.blast_received,
             x.median_ns as f64 / 1e3,
             x.p99_ns as f64 / 1e3,
-            cpu
+            cpu,
+            x.wakeups_pm,
+            x.rx_pm,
+            x.tx_pm,
+            x.engine_ns_per_frame
         );
     }
 }
@@ -255,6 +323,10 @@ fn round() -> Result<[Figures; Case::N]> {
             nodrop_median_ns: n(10) as u64,
             nodrop_p99_ns: n(11) as u64,
             sender_bound: n(12) > 0.0,
+            wakeups_pm: n(13) as u64,
+            rx_pm: n(14) as u64,
+            tx_pm: n(15) as u64,
+            engine_ns_per_frame: n(16) as u64,
         };
         seen += 1;
     }
@@ -280,7 +352,7 @@ fn sandbox() -> Result<()> {
             let mut censor: Option<Child> = None;
             match case {
                 Case::Kernel => net.bridge_host(&censor_host)?,
-                Case::Pass | Case::Dpi => {
+                _ => {
                     let cfg = CensorConfig {
                         inside_if: inside.clone(),
                         outside_if: outside.clone(),
@@ -290,6 +362,7 @@ fn sandbox() -> Result<()> {
                         hosts: callwall_scenario::host_map(&topo),
                         decisions: None,
                         pcap: None,
+                        bridge: case.bridge(),
                     };
                     let mut c = net
                         .command(&censor_host, &exe)?
@@ -309,6 +382,7 @@ fn sandbox() -> Result<()> {
             let nd = no_drop(&net, &exe, size, top)?;
             // The censor's CPU time (user + system) per frame it received, over all phases.
             let mut cpu_ns_per_frame = 0u64;
+            let mut per_k = [0u64; 4];
             if let Some(mut c) = censor {
                 drop(c.stdin.take()); // end of file: the censor stops and prints its report
                 let out = c.wait_with_output()?;
@@ -324,6 +398,14 @@ fn sandbox() -> Result<()> {
                     .and_then(|x| x.trim().parse::<u64>().ok())
                     .unwrap_or(0);
                 cpu_ns_per_frame = cpu_ns / received.max(1);
+                let io: IoCounters = serde_json::from_value(v["io"].clone()).unwrap_or_default();
+                let r = received.max(1);
+                per_k = [
+                    io.wakeups * 1000 / r,
+                    io.rx_batches * 1000 / r,
+                    io.tx_calls * 1000 / r,
+                    io.engine_ns / r,
+                ];
                 eprintln!(
                     "{size} {}: censor received {} sent {} send errors {}; cpu {:.2} s",
                     case.name(),
@@ -334,7 +416,7 @@ fn sandbox() -> Result<()> {
                 );
             }
             println!(
-                "RESULT {size} {} {pps:.0} {} {} {} {} {} {cpu_ns_per_frame} {:.0} {} {} {}",
+                "RESULT {size} {} {pps:.0} {} {} {} {} {} {cpu_ns_per_frame} {:.0} {} {} {} {} {} {} {}",
                 case.name(),
                 blast.sent,
                 blast.received,
@@ -344,7 +426,11 @@ fn sandbox() -> Result<()> {
                 nd.pps,
                 nd.median_ns,
                 nd.p99_ns,
-                u8::from(nd.sender_bound)
+                u8::from(nd.sender_bound),
+                per_k[0],
+                per_k[1],
+                per_k[2],
+                per_k[3]
             );
             std::io::stdout().flush()?;
             net.teardown()?;
@@ -471,8 +557,8 @@ fn unix_ns() -> u64 {
 fn policy(case: Case) -> Result<raw::Policy> {
     let v = match case {
         Case::Kernel => serde_json::json!({ "default": "pass" }),
-        Case::Pass => serde_json::json!({ "default": "pass", "inspect_packets": 0 }),
-        Case::Dpi => serde_json::json!({
+        c if !c.dpi() => serde_json::json!({ "default": "pass", "inspect_packets": 0 }),
+        _ => serde_json::json!({
             "default": "pass",
             "rules": [
                 { "name": "quic-sni", "match": { "proto": "udp", "label": ["quic-initial"],

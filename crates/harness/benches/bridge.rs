@@ -3,12 +3,20 @@
 //! On the default topology (caller - censor - wan - callee), UDP datagrams of 160 and of 1200
 //! bytes go from caller to callee through the censor host, which is in turn:
 //! - `kernel`: a Linux bridge (`br0`) with both veths as ports (no censor process);
-//! - `pass`: the callwall censor (AF_PACKET bridge + engine) with a pass-everything policy and
-//!   `inspect_packets = 0`: no classification at all, so the cost of DPI shows;
-//! - `dpi`: the callwall censor with a realistic DPI policy (SNI of decrypted QUIC
+//! - `pass-*`: the callwall censor (AF_PACKET bridge + engine) with a pass-everything policy
+//!   and `inspect_packets = 0`: no classification at all, so the cost of DPI shows;
+//! - `dpi-*`: the callwall censor with a realistic DPI policy (SNI of decrypted QUIC
 //!   Initials, a DTLS fingerprint, STUN, the fully-encrypted test, WireGuard handshakes,
 //!   policing on another port); the benchmark flow matches none of the rules, so every
 //!   packet is classified and walks the whole chain.
+//!
+//! Each censor case runs with both receive paths of the bridge, in the same round: `*-mmsg`
+//! (up to 64 frames per `recvmmsg` on every wake-up: the path before the ring) and `*-ring`
+//! (the TPACKET_V3 ring, 256 KiB blocks, 1 ms block timeout); `dpi-ring4k` is the ring with
+//! one-page blocks, handed over after a few frames, which separates the "fewer wake-ups"
+//! lever from the ring's in-place reads. The censor also reports, per 1000 frames, its
+//! wake-ups, receive batches (recvmmsg calls or ring blocks) and send syscalls, and the time
+//! per frame spent in the engine.
 //!
 //! Per case and frame size: (a) a paced phase (one datagram every 250 us) gives the one-way
 //! latency (send time in the payload; all namespaces share CLOCK_MONOTONIC), median and p99;
@@ -510,7 +518,12 @@ fn measure(net: &Network, exe: &std::path::Path, phase: &str) -> Result<Measured
     wait_ready(&mut rx, "receiver")?;
     let tx = net.command("caller", exe)?.env(ROLE, "send").env(ARG, phase).output()?;
     if !tx.status.success() {
-        return Err(format!("sender failed: {}", String::from_utf8_lossy(&tx.stderr)).into());
+        // On a saturated machine the warm-up can time out: the trial counts as failed
+        // (nothing sent) instead of ending the whole round.
+        eprintln!("{phase}: sender failed, trial counted as failed: {}", String::from_utf8_lossy(&tx.stderr).trim());
+        let _ = rx.kill();
+        let _ = rx.wait();
+        return Ok(Measured { median_ns: 0, p99_ns: 0, received: 0, rx_span_ns: 0, sent: 0, tx_span_ns: 0 });
     }
     let tx_out = String::from_utf8_lossy(&tx.stdout);
     let mut t = tx_out.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
@@ -703,10 +716,10 @@ fn sender() -> Result<()> {
     // and classification): the receiver echoes warm-up datagrams; 20 echoes are enough.
     p[0] = KIND_WARMUP;
     sock.set_read_timeout(Some(Duration::from_millis(10)))?;
-    let (mut echoes, give_up) = (0, Instant::now() + Duration::from_secs(10));
+    let (mut echoes, give_up) = (0, Instant::now() + Duration::from_secs(30));
     while echoes < 20 {
         if Instant::now() > give_up {
-            return Err("no echo from the receiver within 10 s: the path does not work".into());
+            return Err("no echo from the receiver within 30 s: the path does not work".into());
         }
         let _ = sock.send(&p);
         let mut b = [0u8; 64];

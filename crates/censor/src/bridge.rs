@@ -7,6 +7,12 @@
 //!
 //! The interfaces must have TX checksum offload, TSO and GSO off on both veth ends (the netns
 //! crate does that), or the frames re-sent here carry unfinished checksums and are dropped.
+//!
+//! Two receive paths ([`BridgeIo`]), same engine, same sends, same verdicts: `recvmmsg` of
+//! up to 64 frames per wake-up into a private buffer, or a TPACKET_V3 ring
+//! ([`crate::ring`]) read in place, one wake-up per block. Forwarded frames leave with one
+//! `sendmmsg` per batch straight from where they were received. [`IoCounters`] says where
+//! the wake-ups, syscalls and engine time went.
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -30,16 +36,16 @@ const SLOT: usize = 65_536;
 pub enum BridgeIo {
     /// A `PACKET_MMAP` `TPACKET_V3` receive ring per interface: one wake-up per block (full,
     /// or after [`BridgeOptions::block_timeout_ms`]), frames read in place and forwarded
-    /// straight out of the ring with `sendmmsg`.
+    /// straight out of the ring with `sendmmsg`. Not yet the default: the whole end-to-end
+    /// suite has not been run with it (see BENCHMARKS.md).
     Ring,
     /// Up to 64 frames per `recvmmsg` into a private buffer on every wake-up (the previous
-    /// path, kept for comparison).
+    /// path; the default).
     #[default]
     Mmsg,
 }
 
-/// The bridge's I/O options (the censor's defaults suit every scenario; benchmarks and tests
-/// choose).
+/// The bridge's I/O options (the defaults suit every scenario; benchmarks and tests choose).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BridgeOptions {

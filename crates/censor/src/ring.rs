@@ -93,7 +93,7 @@ impl RxRing {
     /// Sets `fd` (an AF_PACKET socket) to TPACKET_V3 with a receive ring and maps it.
     pub fn setup(fd: RawFd, cfg: RingConfig) -> io::Result<RxRing> {
         let page = 4096u32;
-        if cfg.block_size < page || cfg.block_size % page != 0 || cfg.block_nr == 0 {
+        if cfg.block_size < page || !cfg.block_size.is_multiple_of(page) || cfg.block_nr == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -207,7 +207,7 @@ impl<'a> Block<'a> {
         let d = self.data;
         let n = u32_at(d, BD_NUM_PKTS).unwrap_or(0);
         let first = u32_at(d, BD_FIRST).unwrap_or(0) as usize;
-        let end = (u32_at(d, BD_LEN).unwrap_or(0) as usize).clamp(first, d.len());
+        let end = (u32_at(d, BD_LEN).unwrap_or(0) as usize).clamp(first.min(d.len()), d.len());
         Frames { data: &d[..end], at: first, left: n }
     }
 }
@@ -250,5 +250,67 @@ impl<'a> Iterator for Frames<'a> {
             self.at = h + next;
         }
         Some((frame, wire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(d: &mut [u8], off: usize, v: u32) {
+        d[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+
+    /// A block as the kernel lays it out: descriptor, then frames chained by next offsets.
+    fn block(frames: &[(&[u8], u32)]) -> Vec<u8> {
+        let mut d = vec![0u8; 4096];
+        let first = 48usize;
+        let mut at = first;
+        for (i, (f, wire)) in frames.iter().enumerate() {
+            let mac = 80usize;
+            let next = (mac + f.len()).next_multiple_of(16);
+            put(&mut d, at + H_NEXT, if i + 1 == frames.len() { 0 } else { next as u32 });
+            put(&mut d, at + H_SNAPLEN, f.len() as u32);
+            put(&mut d, at + H_LEN, *wire);
+            d[at + H_MAC..at + H_MAC + 2].copy_from_slice(&(mac as u16).to_ne_bytes());
+            d[at + mac..at + mac + f.len()].copy_from_slice(f);
+            at += next;
+        }
+        put(&mut d, BD_NUM_PKTS, frames.len() as u32);
+        put(&mut d, BD_FIRST, first as u32);
+        put(&mut d, BD_LEN, at as u32 + 128);
+        d
+    }
+
+    fn frames(d: &[u8]) -> Vec<(Vec<u8>, usize)> {
+        let n = u32_at(d, BD_NUM_PKTS).unwrap_or(0);
+        let first = u32_at(d, BD_FIRST).unwrap_or(0) as usize;
+        let end = (u32_at(d, BD_LEN).unwrap_or(0) as usize).clamp(first.min(d.len()), d.len());
+        Frames { data: &d[..end], at: first, left: n }.map(|(f, w)| (f.to_vec(), w)).collect()
+    }
+
+    #[test]
+    fn frames_come_out_in_order_with_their_wire_length() {
+        let d = block(&[(b"first frame", 11), (b"second", 6), (b"cut", 1500)]);
+        let got = frames(&d);
+        assert_eq!(
+            got,
+            vec![(b"first frame".to_vec(), 11), (b"second".to_vec(), 6), (b"cut".to_vec(), 1500)]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_block_never_reads_outside_itself() {
+        let mut d = block(&[(b"a", 1), (b"b", 1)]);
+        // Offsets pointing past the block: frames come out empty or stop, no panic.
+        put(&mut d, 48 + H_NEXT, 100_000);
+        put(&mut d, BD_NUM_PKTS, 1000);
+        let got = frames(&d);
+        assert!(got.len() <= 2);
+        let mut d = block(&[(b"a", 1)]);
+        d[48 + H_MAC..48 + H_MAC + 2].copy_from_slice(&u16::MAX.to_ne_bytes());
+        assert_eq!(frames(&d), vec![(Vec::new(), 1)]);
+        put(&mut d, BD_FIRST, 5000);
+        assert!(frames(&d).is_empty());
     }
 }

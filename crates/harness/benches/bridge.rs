@@ -520,10 +520,20 @@ fn measure(net: &Network, exe: &std::path::Path, phase: &str) -> Result<Measured
     if !tx.status.success() {
         // On a saturated machine the warm-up can time out: the trial counts as failed
         // (nothing sent) instead of ending the whole round.
-        eprintln!("{phase}: sender failed, trial counted as failed: {}", String::from_utf8_lossy(&tx.stderr).trim());
+        eprintln!(
+            "{phase}: sender failed, trial counted as failed: {}",
+            String::from_utf8_lossy(&tx.stderr).trim()
+        );
         let _ = rx.kill();
         let _ = rx.wait();
-        return Ok(Measured { median_ns: 0, p99_ns: 0, received: 0, rx_span_ns: 0, sent: 0, tx_span_ns: 0 });
+        return Ok(Measured {
+            median_ns: 0,
+            p99_ns: 0,
+            received: 0,
+            rx_span_ns: 0,
+            sent: 0,
+            tx_span_ns: 0,
+        });
     }
     let tx_out = String::from_utf8_lossy(&tx.stdout);
     let mut t = tx_out.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));

@@ -30,7 +30,7 @@ pub struct CensorConfig {
     pub decisions: Option<PathBuf>,
     /// Where to write a pcap of every frame the censor received.
     pub pcap: Option<PathBuf>,
-    /// How the bridge reads frames (the ring by default; benchmarks compare).
+    /// How the bridge reads frames (`recvmmsg` by default, or the TPACKET_V3 ring).
     #[serde(default)]
     pub bridge: BridgeOptions,
 }

@@ -7,19 +7,91 @@
 //!
 //! The interfaces must have TX checksum offload, TSO and GSO off on both veth ends (the netns
 //! crate does that), or the frames re-sent here carry unfinished checksums and are dropped.
+//!
+//! Two receive paths ([`BridgeIo`]), same engine, same sends, same verdicts: `recvmmsg` of
+//! up to 64 frames per wake-up into a private buffer, or a TPACKET_V3 ring
+//! ([`crate::ring`]) read in place, one wake-up per block. Forwarded frames leave with one
+//! `sendmmsg` per batch straight from where they were received. [`IoCounters`] says where
+//! the wake-ups, syscalls and engine time went.
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 use crate::engine::{Dir, Engine, Event, Verdict};
+use crate::ring::RingConfig;
 use crate::sys::{self, PacketSocket};
 
 /// Frames read from one socket (one `recvmmsg`) before looking at the other and at the
-/// timers.
+/// timers; also the most frames one `sendmmsg` sends.
 const BATCH: usize = sys::MAX_BATCH;
 /// Receive buffer per frame: a frame longer than this is cut short, counted and dropped.
 const SLOT: usize = 65_536;
+
+/// How the bridge reads frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BridgeIo {
+    /// A `PACKET_MMAP` `TPACKET_V3` receive ring per interface: one wake-up per block (full,
+    /// or after [`BridgeOptions::block_timeout_ms`]), frames read in place and forwarded
+    /// straight out of the ring with `sendmmsg`. Not yet the default: the whole end-to-end
+    /// suite has not been run with it (see BENCHMARKS.md).
+    Ring,
+    /// Up to 64 frames per `recvmmsg` into a private buffer on every wake-up (the previous
+    /// path; the default).
+    #[default]
+    Mmsg,
+}
+
+/// The bridge's I/O options (the defaults suit every scenario; benchmarks and tests choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeOptions {
+    pub io: BridgeIo,
+    /// Ring only: how long a block that is not full waits before it is handed over, in ms
+    /// (1 to 100): the most a frame waits in the ring when traffic is light.
+    pub block_timeout_ms: u32,
+    /// Ring only: bytes per block (a multiple of 4096) and blocks per ring.
+    pub block_size: u32,
+    pub block_nr: u32,
+}
+
+impl Default for BridgeOptions {
+    fn default() -> Self {
+        let r = RingConfig::default();
+        BridgeOptions {
+            io: BridgeIo::default(),
+            block_timeout_ms: r.block_timeout_ms,
+            block_size: r.block_size,
+            block_nr: r.block_nr,
+        }
+    }
+}
+
+impl BridgeOptions {
+    fn ring(&self) -> Option<RingConfig> {
+        (self.io == BridgeIo::Ring).then_some(RingConfig {
+            block_size: self.block_size,
+            block_nr: self.block_nr,
+            block_timeout_ms: self.block_timeout_ms.clamp(1, 100),
+        })
+    }
+}
+
+/// Where the time and the syscalls of the bridge went (for benchmarks; not part of results).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoCounters {
+    /// Returns from `poll`.
+    pub wakeups: u64,
+    /// `recvmmsg` calls (mmsg path) or ring blocks read (ring path).
+    pub rx_batches: u64,
+    /// `sendmmsg`/`send` calls.
+    pub tx_calls: u64,
+    /// Nanoseconds spent in the engine (`handle_frame`), summed per frame.
+    pub engine_ns: u64,
+}
 
 /// Where the bridge writes what it saw and did.
 pub trait Recorder {
@@ -44,61 +116,73 @@ pub use callwall_results::censor::BridgeStats;
 pub struct Bridge {
     inside: PacketSocket,
     outside: PacketSocket,
-    /// Run time zero (calls start) in UNIX nanoseconds; engine time is relative to it.
-    t0_unix_ns: u64,
-    start: Instant,
-    start_unix_ns: u64,
+    clock: Clock,
     pub stats: BridgeStats,
+    pub io: IoCounters,
 }
 
 fn unix_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-impl Bridge {
-    /// Opens both interfaces (must be called inside the censor host's namespace).
-    pub fn open(inside_if: &str, outside_if: &str, t0_unix_ns: u64) -> io::Result<Bridge> {
-        let inside = PacketSocket::bind(inside_if).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open the censor's inside interface {inside_if:?}: {e}"),
-            )
-        })?;
-        let outside = PacketSocket::bind(outside_if).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open the censor's outside interface {outside_if:?}: {e}"),
-            )
-        })?;
-        Ok(Bridge {
-            inside,
-            outside,
-            t0_unix_ns,
-            start: Instant::now(),
-            start_unix_ns: unix_ns(),
-            stats: BridgeStats::default(),
-        })
-    }
+/// Engine time (nanoseconds since run time zero) and UNIX time, from one monotonic clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    /// Run time zero (calls start) in UNIX nanoseconds; engine time is relative to it.
+    t0_unix_ns: u64,
+    start: Instant,
+    start_unix_ns: u64,
+}
 
-    /// Engine time: nanoseconds since run time zero, monotonic, 0 before it.
-    fn now_ns(&self) -> u64 {
-        let mono = self.start.elapsed().as_nanos() as u64 + self.start_unix_ns;
-        mono.saturating_sub(self.t0_unix_ns)
-    }
-
+impl Clock {
     fn unix_now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64 + self.start_unix_ns
     }
+    /// Engine time: nanoseconds since run time zero, monotonic, 0 before it.
+    fn now_ns(&self) -> u64 {
+        self.unix_now().saturating_sub(self.t0_unix_ns)
+    }
+    /// Engine time and UNIX time of one clock reading.
+    fn both(&self) -> (u64, u64) {
+        let unix = self.unix_now();
+        (unix.saturating_sub(self.t0_unix_ns), unix)
+    }
+}
 
+/// What the per-frame work needs, borrowed apart from the socket being read.
+struct Io<'a> {
+    clock: Clock,
+    inside: &'a PacketSocket,
+    outside: &'a PacketSocket,
+    stats: &'a mut BridgeStats,
+    io: &'a mut IoCounters,
+}
+
+impl Io<'_> {
     fn socket(&self, dir: Dir) -> &PacketSocket {
         // A frame travelling up leaves through the outside interface.
         match dir {
-            Dir::Up => &self.outside,
-            Dir::Down => &self.inside,
+            Dir::Up => self.outside,
+            Dir::Down => self.inside,
+        }
+    }
+
+    /// Sends `frames` travelling `dir`, in order, with as few syscalls as the kernel allows.
+    fn send_frames(&mut self, dir: Dir, frames: &[&[u8]]) {
+        if frames.is_empty() {
+            return;
+        }
+        let (sent, failed, calls) = self.socket(dir).send_batch(frames);
+        self.io.tx_calls += calls as u64;
+        self.stats.sent[dir as usize] += sent as u64;
+        if failed > 0 {
+            self.stats.send_errors += failed as u64;
+            tracing::debug!("send {dir:?}: {failed} frame(s) refused");
         }
     }
 
     fn send(&mut self, dir: Dir, frame: &[u8]) {
+        self.io.tx_calls += 1;
         match self.socket(dir).send(frame) {
             Ok(()) => self.stats.sent[dir as usize] += 1,
             Err(e) => {
@@ -108,36 +192,110 @@ impl Bridge {
         }
     }
 
-    /// Engine time and UNIX time of one clock reading.
-    fn clock(&self) -> (u64, u64) {
-        let unix = self.unix_now();
-        (unix.saturating_sub(self.t0_unix_ns), unix)
+    /// Runs the engine on `frames` (captured bytes, length on the wire) received travelling
+    /// `dir`, in order, and sends the forwarded ones with one `sendmmsg` per [`BATCH`].
+    /// Frames the engine releases or injects go out at the point they became due, after
+    /// the forwarded frames received before them.
+    fn handle<'f>(
+        &mut self,
+        engine: &mut Engine,
+        rec: &mut dyn Recorder,
+        dir: Dir,
+        frames: impl Iterator<Item = (&'f [u8], usize)>,
+    ) {
+        let mut fwd: [&[u8]; BATCH] = [&[]; BATCH];
+        let mut nf = 0;
+        for (frame, wire_len) in frames {
+            self.stats.received[dir as usize] += 1;
+            if wire_len > frame.len() {
+                self.stats.oversize += 1;
+                continue;
+            }
+            let (now, unix) = self.clock.both();
+            rec.frame(unix, dir, frame);
+            let verdict = engine.handle_frame(now, dir, frame);
+            self.io.engine_ns += self.clock.unix_now().saturating_sub(unix);
+            if verdict == Verdict::Forward {
+                fwd[nf] = frame;
+                nf += 1;
+            }
+            if nf == BATCH {
+                self.send_frames(dir, &fwd[..nf]);
+                nf = 0;
+            }
+            if engine.poll_timeout().is_some_and(|t| t <= now) {
+                // Keep the order: what was forwarded before goes out first.
+                self.send_frames(dir, &fwd[..nf]);
+                nf = 0;
+                self.flush(engine, rec);
+            }
+        }
+        self.send_frames(dir, &fwd[..nf]);
     }
 
-    /// Sends the frames of `slots` (indexes into `rx`) travelling `dir`, in order, with as
-    /// few syscalls as the kernel allows.
-    fn send_slots(&mut self, dir: Dir, rx: &[u8], lens: &[usize], slots: &[usize]) {
-        if slots.is_empty() {
-            return;
+    fn flush(&mut self, engine: &mut Engine, rec: &mut dyn Recorder) {
+        let now = self.clock.now_ns();
+        while let Some(t) = engine.poll_transmit(now) {
+            self.send(t.dir, &t.frame);
         }
-        let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
-        for (f, &k) in frames.iter_mut().zip(slots) {
-            *f = &rx[k * SLOT..k * SLOT + lens[k]];
+        while let Some(ev) = engine.poll_event() {
+            rec.event(&ev);
         }
-        let (sent, failed) = self.socket(dir).send_batch(&frames[..slots.len()]);
-        self.stats.sent[dir as usize] += sent as u64;
-        if failed > 0 {
-            self.stats.send_errors += failed as u64;
-            tracing::debug!("send {dir:?}: {failed} frame(s) refused");
+        while let Some(ev) = engine.poll_control_event() {
+            rec.control(&ev);
+        }
+    }
+}
+
+impl Bridge {
+    /// Opens both interfaces (must be called inside the censor host's namespace) with the
+    /// default options.
+    pub fn open(inside_if: &str, outside_if: &str, t0_unix_ns: u64) -> io::Result<Bridge> {
+        Self::open_with(inside_if, outside_if, t0_unix_ns, BridgeOptions::default())
+    }
+
+    /// Opens both interfaces with `opts` (the ring, or the `recvmmsg` path).
+    pub fn open_with(
+        inside_if: &str,
+        outside_if: &str,
+        t0_unix_ns: u64,
+        opts: BridgeOptions,
+    ) -> io::Result<Bridge> {
+        let open = |name: &str, side: &str| {
+            PacketSocket::bind_with(name, opts.ring()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open the censor's {side} interface {name:?}: {e}"),
+                )
+            })
+        };
+        let inside = open(inside_if, "inside")?;
+        let outside = open(outside_if, "outside")?;
+        Ok(Bridge {
+            inside,
+            outside,
+            clock: Clock { t0_unix_ns, start: Instant::now(), start_unix_ns: unix_ns() },
+            stats: BridgeStats::default(),
+            io: IoCounters::default(),
+        })
+    }
+
+    /// Which path this bridge reads with.
+    pub fn io_mode(&self) -> BridgeIo {
+        if self.inside.ring().is_some() {
+            BridgeIo::Ring
+        } else {
+            BridgeIo::Mmsg
         }
     }
 
     /// Runs until `stop_fd` reaches end of file.
     ///
-    /// Each wake-up reads up to [`BATCH`] frames per interface with one `recvmmsg`, runs
-    /// the engine on each in arrival order, and sends the forwarded ones straight from the
-    /// receive buffer with one `sendmmsg`. Frames the engine releases or injects go out
-    /// at the point they became due, after the forwarded frames received before them.
+    /// Each wake-up reads what each interface has (ring: every block handed over; mmsg: up
+    /// to [`BATCH`] frames with one `recvmmsg`), runs the engine on each frame in arrival
+    /// order, and sends the forwarded ones straight from where they were received with one
+    /// `sendmmsg` per batch. Frames the engine releases or injects go out at the point they
+    /// became due, after the forwarded frames received before them.
     pub fn run(
         &mut self,
         engine: &mut Engine,
@@ -156,16 +314,18 @@ impl Bridge {
         rec: &mut dyn Recorder,
         on_wake: &mut dyn FnMut(&mut Engine, u64),
     ) -> io::Result<()> {
-        let mut rx = vec![0u8; BATCH * SLOT];
+        let ring = self.inside.ring().is_some();
+        let mut rx = if ring { Vec::new() } else { vec![0u8; BATCH * SLOT] };
         let mut lens = [0usize; BATCH];
-        let mut fwd = [0usize; BATCH];
         let fds = [self.inside.as_raw_fd(), self.outside.as_raw_fd(), stop_fd];
         let mut revents = [0i16; 3];
+        let Bridge { inside, outside, clock, stats, io } = self;
+        let mut x = Io { clock: *clock, inside, outside, stats, io };
         loop {
             let timeout_ms = match engine.poll_timeout() {
                 None => 200,
                 Some(t) => {
-                    let now = self.now_ns();
+                    let now = x.clock.now_ns();
                     if t <= now {
                         0
                     } else {
@@ -175,56 +335,37 @@ impl Bridge {
                 }
             };
             sys::poll(&fds, timeout_ms, &mut revents)?;
+            x.io.wakeups += 1;
             if revents[2] & (sys::POLLIN | sys::POLLHUP_ERR) != 0 {
                 let mut b = [0u8; 64];
                 match sys::read_fd(stop_fd, &mut b) {
                     Ok(0) | Err(_) => return Ok(()),
-                    Ok(_) => on_wake(engine, self.now_ns()),
+                    Ok(_) => on_wake(engine, x.clock.now_ns()),
                 }
             }
             for (i, dir) in [(0usize, Dir::Up), (1, Dir::Down)] {
+                let sock: &PacketSocket = if i == 0 { inside } else { outside };
+                if let Some(r) = sock.ring() {
+                    // Every block handed over so far, oldest first (poll's POLLIN only says
+                    // the next one is ready).
+                    while let Some(block) = r.next_block() {
+                        x.io.rx_batches += 1;
+                        x.handle(engine, rec, dir, block.frames());
+                    }
+                    continue;
+                }
                 if revents[i] & sys::POLLIN == 0 {
                     continue;
                 }
-                let sock = if i == 0 { &self.inside } else { &self.outside };
                 let n = sock.recv_batch(&mut rx, SLOT, &mut lens)?;
-                let mut nf = 0;
-                for k in 0..n {
-                    self.stats.received[i] += 1;
-                    if lens[k] > SLOT {
-                        self.stats.oversize += 1;
-                        continue;
-                    }
-                    let frame = &rx[k * SLOT..k * SLOT + lens[k]];
-                    let (now, unix) = self.clock();
-                    rec.frame(unix, dir, frame);
-                    if engine.handle_frame(now, dir, frame) == Verdict::Forward {
-                        fwd[nf] = k;
-                        nf += 1;
-                    }
-                    if engine.poll_timeout().is_some_and(|t| t <= now) {
-                        // Keep the order: what was forwarded before goes out first.
-                        self.send_slots(dir, &rx, &lens, &fwd[..nf]);
-                        nf = 0;
-                        self.flush(engine, rec);
-                    }
-                }
-                self.send_slots(dir, &rx, &lens, &fwd[..nf]);
+                x.io.rx_batches += 1;
+                let frames = lens[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &len)| (&rx[k * SLOT..k * SLOT + len.min(SLOT)], len));
+                x.handle(engine, rec, dir, frames);
             }
-            self.flush(engine, rec);
-        }
-    }
-
-    fn flush(&mut self, engine: &mut Engine, rec: &mut dyn Recorder) {
-        let now = self.now_ns();
-        while let Some(t) = engine.poll_transmit(now) {
-            self.send(t.dir, &t.frame);
-        }
-        while let Some(ev) = engine.poll_event() {
-            rec.event(&ev);
-        }
-        while let Some(ev) = engine.poll_control_event() {
-            rec.control(&ev);
+            x.flush(engine, rec);
         }
     }
 }

@@ -15,8 +15,9 @@
 //! - [`rng`]: the counter-based draws behind every random decision (pure functions of the
 //!   seed, rule, stable flow identity, direction and packet index).
 //! - [`bridge`] (Linux): the I/O adapter that runs the engine between two interfaces of the
-//!   censor host through AF_PACKET sockets, with a timer queue for held frames and a pcap of
-//!   what it saw.
+//!   censor host through AF_PACKET sockets (`recvmmsg`, or a `PACKET_MMAP` TPACKET_V3
+//!   receive ring: [`ring`], chosen with [`bridge::BridgeOptions`]), batched `sendmmsg`
+//!   sends, a timer queue for held frames and a pcap of what it saw.
 //!
 //! What it does not do: route (the censor host is a transparent L2 bridge with no addresses),
 //! reassemble IP fragments, or modify forwarded frames.
@@ -27,6 +28,7 @@ pub mod control_io;
 pub mod engine;
 pub mod flow;
 pub mod policy;
+pub mod ring;
 pub mod rng;
 mod sys;
 

@@ -1,9 +1,12 @@
-//! The censor's syscalls: AF_PACKET sockets and poll(2). All `unsafe` of the crate is here.
+//! The censor's syscalls: AF_PACKET sockets and poll(2). All `unsafe` of the crate is here
+//! and in `ring` (the receive ring's mapping).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::ring::{RingConfig, RxRing};
 
 const ETH_P_ALL: u16 = 0x0003;
 const SOL_PACKET: libc::c_int = 263;
@@ -20,13 +23,23 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// A raw packet socket bound to one interface, promiscuous, ignoring its own transmissions.
+/// A raw packet socket bound to one interface, promiscuous, ignoring its own transmissions;
+/// optionally with a `TPACKET_V3` receive ring (then frames are read with
+/// [`PacketSocket::ring`], not [`PacketSocket::recv_batch`]).
 pub struct PacketSocket {
+    // Declared before `fd`: the ring is unmapped before the socket closes.
+    ring: Option<RxRing>,
     fd: OwnedFd,
 }
 
 impl PacketSocket {
-    pub fn bind(ifname: &str) -> io::Result<PacketSocket> {
+    /// The receive ring, when the socket was opened with one.
+    pub fn ring(&self) -> Option<&RxRing> {
+        self.ring.as_ref()
+    }
+
+    /// Opens a packet socket on `ifname`, with a receive ring when `ring` is given.
+    pub fn bind_with(ifname: &str, ring: Option<RingConfig>) -> io::Result<PacketSocket> {
         let name = CString::new(ifname).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL byte")
         })?;
@@ -63,7 +76,11 @@ impl PacketSocket {
             let _ = setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
             let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &(8i32 << 20));
             let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &(8i32 << 20));
-            Ok(PacketSocket { fd })
+            let ring = match ring {
+                Some(cfg) => Some(RxRing::setup(raw, cfg)?),
+                None => None,
+            };
+            Ok(PacketSocket { ring, fd })
         }
     }
 
@@ -178,10 +195,10 @@ impl PacketSocket {
     }
 
     /// Sends frames out of the interface with `sendmmsg(2)`, in order. Returns how many
-    /// were sent and how many the kernel refused; a refused frame is skipped (lost, as one
-    /// `send` failing was) and the rest are still sent.
-    pub fn send_batch(&self, frames: &[&[u8]]) -> (usize, usize) {
-        let (mut sent, mut failed) = (0, 0);
+    /// were sent, how many the kernel refused and how many syscalls it took; a refused
+    /// frame is skipped (lost, as one `send` failing was) and the rest are still sent.
+    pub fn send_batch(&self, frames: &[&[u8]]) -> (usize, usize, usize) {
+        let (mut sent, mut failed, mut calls) = (0, 0, 0);
         let mut rest = frames;
         while !rest.is_empty() {
             let n = rest.len().min(MAX_BATCH);
@@ -194,6 +211,7 @@ impl PacketSocket {
                 hdrs[i].msg_hdr.msg_iov = &mut iov[i];
                 hdrs[i].msg_hdr.msg_iovlen = 1;
             }
+            calls += 1;
             // SAFETY: n initialised headers, each over a live frame.
             let r = unsafe {
                 libc::sendmmsg(
@@ -212,7 +230,7 @@ impl PacketSocket {
                 rest = &rest[r as usize..];
             }
         }
-        (sent, failed)
+        (sent, failed, calls)
     }
 }
 

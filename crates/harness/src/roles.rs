@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use callwall_censor::bridge::{Bridge, BridgeStats, JsonlRecorder};
+use callwall_censor::bridge::{Bridge, BridgeOptions, BridgeStats, IoCounters, JsonlRecorder};
 use callwall_censor::policy::{raw, Policy};
 use callwall_censor::{CensorReport, Engine};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,9 @@ pub struct CensorConfig {
     pub decisions: Option<PathBuf>,
     /// Where to write a pcap of every frame the censor received.
     pub pcap: Option<PathBuf>,
+    /// How the bridge reads frames (`recvmmsg` by default, or the TPACKET_V3 ring).
+    #[serde(default)]
+    pub bridge: BridgeOptions,
 }
 
 /// The censor's final output line.
@@ -37,6 +40,9 @@ pub struct CensorConfig {
 pub struct CensorOutput {
     pub report: CensorReport,
     pub bridge: BridgeStats,
+    /// Where the bridge's wake-ups, syscalls and engine time went.
+    #[serde(default)]
+    pub io: IoCounters,
 }
 
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
@@ -45,7 +51,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let policy = Policy::compile(&cfg.policy, &resolve)
         .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
     let mut engine = Engine::new(policy, cfg.seed);
-    let mut bridge = Bridge::open(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns)
+    let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {
         Some(p) => Box::new(BufWriter::new(
@@ -79,7 +85,11 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let mut events = rec.into_inner();
     events.flush().ok();
     drop(events);
-    let out = CensorOutput { report: engine.report(), bridge: bridge.stats.clone() };
+    let out = CensorOutput {
+        report: engine.report(),
+        bridge: bridge.stats.clone(),
+        io: bridge.io.clone(),
+    };
     let line = serde_json::to_string(&out).map_err(|e| HarnessError::Setup(e.to_string()))?;
     println!("{line}");
     Ok(())

@@ -274,6 +274,7 @@ fn run_scenario(
                 hosts: hosts.clone(),
                 decisions: out.map(|d| d.join("decisions.jsonl")),
                 pcap: if args.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
+                bridge: Default::default(),
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());

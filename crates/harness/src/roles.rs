@@ -30,6 +30,9 @@ pub struct CensorConfig {
     pub decisions: Option<PathBuf>,
     /// Where to write a pcap of every frame the censor received.
     pub pcap: Option<PathBuf>,
+    /// Inside addresses whose packets are binned per call (external calls' callers).
+    #[serde(default)]
+    pub watch: Vec<std::net::IpAddr>,
 }
 
 /// The censor's final output line.
@@ -37,6 +40,9 @@ pub struct CensorConfig {
 pub struct CensorOutput {
     pub report: CensorReport,
     pub bridge: BridgeStats,
+    /// Per-call bins of the watched addresses (`CensorConfig::watch`).
+    #[serde(default)]
+    pub call_bins: Vec<callwall_censor::engine::PairBins>,
 }
 
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
@@ -45,6 +51,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let policy = Policy::compile(&cfg.policy, &resolve)
         .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
     let mut engine = Engine::new(policy, cfg.seed);
+    engine.watch_calls(cfg.watch.iter().copied());
     let mut bridge = Bridge::open(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {
@@ -79,7 +86,11 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let mut events = rec.into_inner();
     events.flush().ok();
     drop(events);
-    let out = CensorOutput { report: engine.report(), bridge: bridge.stats.clone() };
+    let out = CensorOutput {
+        report: engine.report(),
+        bridge: bridge.stats.clone(),
+        call_bins: engine.call_bins(),
+    };
     let line = serde_json::to_string(&out).map_err(|e| HarnessError::Setup(e.to_string()))?;
     println!("{line}");
     Ok(())

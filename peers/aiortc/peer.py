@@ -109,6 +109,11 @@ async def run(c, report, relay):
     return await asyncio.wait_for(call(c, report, relay), c.connect_timeout + c.duration + c.drain + 5)
 
 
+def phase(c, what):
+    """One line on stderr per step of the setup, ms after the call's start (for diagnosis)."""
+    print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  {what}", file=sys.stderr, flush=True)
+
+
 async def call(c, report, relay):
     # Host candidates only on the contract's own address (and never a public STUN server).
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [c.local_ip]
@@ -138,16 +143,21 @@ async def call(c, report, relay):
         if c.role == "caller":
             wire(pc.createDataChannel("voice", ordered=False, maxRetransmits=0))
             await pc.setLocalDescription(await pc.createOffer())
+            phase(c, "candidates gathered, offer written")
             await sig.put(c.key("offer"), json.dumps({"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}))
             answer = json.loads(await sig.get(c.key("answer"), left()))
+            phase(c, "answer read")
             await pc.setRemoteDescription(RTCSessionDescription(**answer))
         else:
             pc.on("datachannel", wire)
             offer = json.loads(await sig.get(c.key("offer"), left()))
+            phase(c, "offer read")
             await pc.setRemoteDescription(RTCSessionDescription(**offer))
             await pc.setLocalDescription(await pc.createAnswer())
+            phase(c, "candidates gathered, answer written")
             await sig.put(c.key("answer"), json.dumps({"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}))
         await asyncio.wait_for(opened.wait(), left())
+        phase(c, "data channel open")
     except asyncio.TimeoutError as e:
         await pc.close()
         return cw.not_connected(report, f"no data channel within {c.connect_timeout:.1f} s ({e})")

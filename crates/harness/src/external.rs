@@ -27,8 +27,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callwall_netns::Network;
 use callwall_censor::engine::{PairBins, BIN_NS};
+use callwall_netns::Network;
 use callwall_peer_ext::{
     judge_external, spawn_peer, Bin, CallFacts, ExternalPeerContext, NetworkJudgement,
     NetworkObservation, NetworkThresholds, PeerExit, PeerOutcome, PeerRun, RelayEnv, RunLimits,
@@ -40,9 +40,7 @@ use callwall_transport::voice::VoiceModel;
 use callwall_transport::{Role, Verdict};
 
 use crate::result::{CallCpu, CallMetrics, CallResult, ExternalCall, ExternalPeerResult};
-use callwall_results::external::{
-    ExternalNetwork, ExternalReportSummary, NetworkDirectionResult,
-};
+use callwall_results::external::{ExternalNetwork, ExternalReportSummary, NetworkDirectionResult};
 
 /// Slack past a peer's own deadline (start + connect timeout + duration + drain) before it is
 /// killed as hung.
@@ -242,9 +240,8 @@ impl ExternalFinished {
             voice: self.voice,
             drain: self.drain,
         };
-        let obs = view.and_then(|v| {
-            v.observation(self.caller_ip, self.start_unix_ns, self.duration)
-        });
+        let obs =
+            view.and_then(|v| v.observation(self.caller_ip, self.start_unix_ns, self.duration));
         let j = judge_external(
             &a,
             &b,
@@ -366,7 +363,9 @@ impl NetworkView {
         let first = start_unix_ns.saturating_sub(self.t0_unix_ns) / BIN_NS;
         let mut up: Vec<Bin> = Vec::new();
         let mut down: Vec<Bin> = Vec::new();
-        for p in self.bins.iter().filter(|p| p.inside == caller && !self.ignore.contains(&p.outside)) {
+        for p in
+            self.bins.iter().filter(|p| p.inside == caller && !self.ignore.contains(&p.outside))
+        {
             for (src, dst) in [(&p.up, &mut up), (&p.down, &mut down)] {
                 for (i, b) in src.iter().enumerate() {
                     let abs = p.first_bin + i as u64;
@@ -429,11 +428,13 @@ pub fn relay_env(
     dir: &Path,
 ) -> Result<RelayEnv, crate::HarnessError> {
     crate::scratch_is_private()?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| crate::HarnessError::io("creating the external peers' scratch directory", e))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        crate::HarnessError::io("creating the external peers' scratch directory", e)
+    })?;
     let ca = dir.join("turn-ca.pem");
-    std::fs::write(&ca, &relay.tls_cert_pem)
-        .map_err(|e| crate::HarnessError::io("writing the relay's certificate for external peers", e))?;
+    std::fs::write(&ca, &relay.tls_cert_pem).map_err(|e| {
+        crate::HarnessError::io("writing the relay's certificate for external peers", e)
+    })?;
     Ok(RelayEnv::from_relay(relay, Some(ca)))
 }
 

@@ -12,7 +12,8 @@ use callwall_wire::inspect::{FlowFacts, FlowInspector};
 
 use super::chain::Decision;
 use super::{
-    CensorReport, Dir, Engine, Event, HostRuleCounters, InsideReport, RuleReport, Verdict, MAX_EVENTS,
+    CensorReport, Dir, Engine, Event, HostRuleCounters, InsideReport, RuleReport, Verdict,
+    MAX_EVENTS,
 };
 use crate::flow::FlowKey;
 
@@ -362,7 +363,14 @@ mod bin_tests {
         b.record(u64::MAX, Dir::Down, inside, outside, u64::MAX, Verdict::Forward);
         let p = b.pairs().into_iter().find(|p| p.outside == outside).unwrap();
         assert_eq!((p.late_packets, p.down.len()), (2, 0));
-        b.record(BIN_NS * (MAX_BINS as u64 - 1), Dir::Down, inside, outside, u64::MAX, Verdict::Held);
+        b.record(
+            BIN_NS * (MAX_BINS as u64 - 1),
+            Dir::Down,
+            inside,
+            outside,
+            u64::MAX,
+            Verdict::Held,
+        );
         let p = b.pairs().into_iter().find(|p| p.outside == outside).unwrap();
         assert_eq!(p.down.len(), MAX_BINS);
         assert_eq!(p.down[MAX_BINS - 1].forwarded_bytes, u32::MAX);

@@ -6,13 +6,15 @@
 
 Options: `--relay udp|tcp|tls` forces the media through the run's TURN relay (ICE transport
 policy "relay") over that transport: `tls` is TURN over TLS over TCP (`turns:`), the relay's
-certificate pinned from CALLWALL_TURN_CA_FILE. Without it the peer gathers host candidates
-and, when the run has a relay, a TURN/UDP one. `--no-report` writes no report at all, so the
-call is judged from the network (the censor's view), as for a peer that cannot report.
+certificate pinned from CALLWALL_TURN_CA_FILE. `--turn udp|tcp|tls` adds a relay candidate
+over that transport beside the host ones. Without either the peer uses host candidates only
+(like callwall's webrtc `direct`), whether or not the run has a relay. `--no-report` writes
+no report at all, so the call is judged from the network (the censor's view), as for a peer
+that cannot report.
 
-ICE (host candidates on CALLWALL_LOCAL_IP, plus a TURN relay candidate when the run has a
-relay; aiortc uses one TURN server, the first URL given), DTLS, then SCTP: the voice frames (docs/peers.md) go over an unordered data channel with no
-retransmissions, so a lost frame stays lost as it would in RTP. SDP goes through the signal
+ICE (host candidates on CALLWALL_LOCAL_IP, plus one TURN relay candidate with --relay/--turn;
+aiortc uses one TURN server), DTLS, then SCTP: the voice frames (docs/peers.md) go over an
+unordered data channel with no retransmissions, so a lost frame stays lost as it would in RTP. SDP goes through the signal
 server under CALLWALL_RENDEZVOUS (keys `offer` and `answer`; aiortc gathers all candidates
 before it writes its description, so there is no trickle).
 """
@@ -48,12 +50,10 @@ RELAY_URL = {
 
 
 def ice_servers(c, relay):
-    """The TURN server aiortc gets: the URL of `relay` (udp, tcp, tls), or by default the
-    first `turn:` URL (aiortc uses only one TURN server)."""
-    if not c.turn:
+    """The TURN server aiortc gets (it uses one): the URL for `relay` (udp, tcp, tls), or none."""
+    if not c.turn or not relay:
         return []
-    pick = RELAY_URL[relay] if relay else (lambda u: u.startswith("turn:"))
-    urls = [u for u in c.turn["urls"] if pick(u)][:1]
+    urls = [u for u in c.turn["urls"] if RELAY_URL[relay](u)][:1]
     if not urls:
         raise cw.ContractError(f"CALLWALL_TURN_URLS has no URL for --relay {relay}")
     return [RTCIceServer(urls=urls, username=c.turn["username"], credential=c.turn["password"])]
@@ -104,9 +104,10 @@ def describe_path(pc):
         return None
 
 
-async def run(c, report, relay):
+async def run(c, report, relay, force):
+    phase(c, "started (negative: before the call's start)")
     await c.wait_for_start()
-    return await asyncio.wait_for(call(c, report, relay), c.connect_timeout + c.duration + c.drain + 5)
+    return await asyncio.wait_for(call(c, report, relay, force), c.connect_timeout + c.duration + c.drain + 5)
 
 
 def phase(c, what):
@@ -114,11 +115,11 @@ def phase(c, what):
     print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  {what}", file=sys.stderr, flush=True)
 
 
-async def call(c, report, relay):
+async def call(c, report, relay, force):
     # Host candidates only on the contract's own address (and never a public STUN server).
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [c.local_ip]
     pin_turn(c)
-    policy = RTCIceTransportPolicy.RELAY if relay else RTCIceTransportPolicy.ALL
+    policy = RTCIceTransportPolicy.RELAY if force else RTCIceTransportPolicy.ALL
     pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(c, relay), iceTransportPolicy=policy))
     opened = asyncio.Event()
     receiver = cw.Receiver(report)
@@ -175,12 +176,15 @@ def main():
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--offer", action="store_true", help="be the caller (must match CALLWALL_ROLE)")
     g.add_argument("--answer", action="store_true", help="be the callee (must match CALLWALL_ROLE)")
-    ap.add_argument("--relay", choices=sorted(RELAY_URL), help="force the media through the TURN relay over this transport")
+    t = ap.add_mutually_exclusive_group()
+    t.add_argument("--relay", choices=sorted(RELAY_URL), help="force the media through the TURN relay over this transport")
+    t.add_argument("--turn", choices=sorted(RELAY_URL), help="add a TURN relay candidate over this transport")
     ap.add_argument("--no-report", action="store_true", help="write no report: the call is judged from the network")
     args = ap.parse_args()
     c = cw.contract_or_exit()
-    if args.relay and not c.turn:
-        print("bad contract: --relay given but the run has no relay (CALLWALL_TURN_URLS is not set; "
+    relay = args.relay or args.turn
+    if relay and not c.turn:
+        print("bad contract: --relay/--turn given but the run has no relay (CALLWALL_TURN_URLS is not set; "
               "set relay = true in the scenario's peer table)", file=sys.stderr)
         sys.exit(cw.EXIT_BAD_CONTRACT)
     want = "caller" if args.offer else "callee" if args.answer else c.role
@@ -190,7 +194,7 @@ def main():
     report = cw.NullReport() if args.no_report else cw.Report(c.report_path)
     report.hello(f"aiortc {aiortc.__version__}")
     try:
-        code = asyncio.run(run(c, report, args.relay))
+        code = asyncio.run(run(c, report, relay, bool(args.relay)))
     except cw.ContractError as e:
         print(f"bad contract: {e}", file=sys.stderr)
         code = cw.EXIT_BAD_CONTRACT

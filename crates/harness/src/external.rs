@@ -487,3 +487,63 @@ pub fn call_result(
         external: Some(v.external),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callwall_censor::engine::BinCounts;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn bins(n: usize, pkts: u32) -> Vec<BinCounts> {
+        vec![
+            BinCounts { forwarded_packets: pkts, forwarded_bytes: pkts * 100, dropped_packets: 1 };
+            n
+        ]
+    }
+
+    #[test]
+    fn the_observation_sums_a_callers_pairs_from_the_calls_start_without_signalling() {
+        let t0 = 1_000_000_000_000;
+        let caller = ip("10.1.0.130");
+        let pair = |outside: &str, first_bin: u64, up: Vec<BinCounts>| PairBins {
+            inside: caller,
+            outside: ip(outside),
+            first_bin,
+            up,
+            down: bins(2, 3),
+            late_packets: 0,
+        };
+        let view = NetworkView {
+            t0_unix_ns: t0,
+            watched: vec![caller],
+            bins: vec![
+                // Media to the callee from bin 20 (2 s after t0), to the relay from bin 22.
+                pair("10.2.0.130", 20, bins(5, 5)),
+                pair("10.3.0.2", 22, bins(2, 4)),
+                // Signalling: left out.
+                pair("10.4.0.2", 18, bins(10, 100)),
+                // Another caller: left out.
+                PairBins { inside: ip("10.1.0.131"), ..pair("10.2.0.131", 20, bins(5, 50)) },
+            ],
+            ignore: vec![ip("10.4.0.2")],
+        };
+        // The call starts 2.05 s after t0: its bins start at bin 20.
+        let o = view.observation(caller, t0 + 2_050_000_000, Duration::from_secs(4)).unwrap();
+        assert_eq!(o.start_unix_ns, t0 + 2_000_000_000);
+        assert_eq!(o.bin, Duration::from_millis(100));
+        let up: Vec<u64> = o.up.iter().map(|b| b.forwarded_packets).collect();
+        assert_eq!(up, [5, 5, 9, 9, 5]);
+        assert_eq!(o.up[2].forwarded_bytes, 900);
+        assert_eq!(o.up[2].dropped_packets, 2);
+        let down: Vec<u64> = o.down.iter().map(|b| b.forwarded_packets).collect();
+        assert_eq!(down, [3, 3, 3, 3]);
+        // Bins before the call's start are not the call's.
+        let late = view.observation(caller, t0 + 2_300_000_000, Duration::from_secs(4)).unwrap();
+        assert_eq!(late.up.iter().map(|b| b.forwarded_packets).collect::<Vec<_>>(), [9, 5]);
+        // A caller the censor did not watch has no observation (the judge says error).
+        assert!(view.observation(ip("10.1.0.200"), t0, Duration::from_secs(4)).is_none());
+    }
+}

@@ -303,7 +303,7 @@ mod tests {
         assert!(o.contains("<code>.venv/bin/python3 peers/aiortc/peer.py --offer</code>"), "{o}");
         assert!(
             o.contains(
-                "3 lines, 0 frames received, no \"sent\" line, connected at 310 ms (ice host)"
+                "3 lines, 0 frames received, no &quot;sent&quot; line, connected at 310 ms (ice host)"
             ),
             "{o}"
         );

@@ -290,6 +290,7 @@ fn sandbox() -> Result<()> {
                         hosts: callwall_scenario::host_map(&topo),
                         decisions: None,
                         pcap: None,
+                        watch: Vec::new(),
                     };
                     let mut c = net
                         .command(&censor_host, &exe)?

@@ -44,7 +44,7 @@ fn parity(scenario: &str) -> Value {
 /// `ext-aiortc-silent` is `ext-aiortc` writing no report: judged from the network (the
 /// censor's per-call bins), it gets the same verdict, says so, and carries the censor's
 /// figures; `ext-aiortc` itself is judged from its reports.
-fn silent_matches_reporting(v: &Value, out: &str) {
+fn silent_matches_reporting(v: &Value, out: &std::process::Output) {
     let (silent, reporting) = (call(v, "ext-aiortc-silent"), call(v, "ext-aiortc"));
     assert_eq!(silent["verdict"], reporting["verdict"], "{}", dump(out, v));
     let ext = &silent["external"];

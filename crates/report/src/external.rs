@@ -81,9 +81,9 @@ fn peers(e: &ExternalCall) -> [(&'static str, &ExternalPeerResult); 2] {
 /// Appends the external block of `c` to an HTML call article (nothing for built-in calls).
 pub fn html_block(o: &mut String, c: &CallResult) {
     let Some(e) = &c.external else { return };
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<div class=\"external\"><p class=\"meta\"><strong>External peers</strong> ({}) · {}</p>\n",
+        "<div class=\"external\"><p class=\"meta\"><strong>External peers</strong> ({}) · {}</p>",
         escape(&e.implementations()),
         judged_from_words(e)
     );
@@ -164,9 +164,9 @@ pub fn markdown_section(doc: &Results) -> String {
     }
     for (sc, c, e) in &calls {
         if let Some(n) = &e.network {
-            let _ = write!(
+            let _ = writeln!(
                 o,
-                "\n**{} / {}**: judged from the network ({} ms bins)\n\n| the censor saw | up (caller → callee) | down (callee → caller) |\n|---|--:|--:|\n",
+                "\n**{} / {}**: judged from the network ({} ms bins)\n\n| the censor saw | up (caller → callee) | down (callee → caller) |\n|---|--:|--:|",
                 cell(sc),
                 cell(&c.name),
                 n.bin_ms

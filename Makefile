@@ -67,6 +67,7 @@ bench: bench-deps
 	$(CARGO) bench -p callwall-workload-net --bench workloads
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
 	$(CARGO) bench -p callwall-audio --bench opus
+	$(CARGO) bench -p callwall-peer-ext --bench start
 	$(CARGO) bench --bench inspect
 
 lint:

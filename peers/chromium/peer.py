@@ -81,6 +81,10 @@ def make_handler(c, report, finished):
                     "role": c.role,
                     "start_ms": c.start_ns / 1e6,
                     "connect_timeout_ms": c.connect_timeout * 1e3,
+                    # How much later than start + connect timeout the page may still connect
+                    # (after waiting for the other browser): callwall kills a peer SLACK after
+                    # start + connect + duration + drain, so keep 2 s of that.
+                    "slack_ms": 3000,
                     "duration_ms": c.duration * 1e3,
                     "drain_ms": c.drain * 1e3,
                     "interval_ms": c.frame_interval * 1e3,
@@ -102,6 +106,9 @@ def make_handler(c, report, finished):
                     with lock:
                         for line in body:
                             report.write(to_ns_ints(line))
+                    self.reply({"ok": True})
+                elif self.path == "/log":
+                    print(f"{body['ms']:8.0f} ms  {body['what']}", file=sys.stderr, flush=True)
                     self.reply({"ok": True})
                 elif self.path == "/finish":
                     if body.get("why"):
@@ -136,6 +143,7 @@ def main():
     ]
     env = dict(os.environ, HOME=c.log_dir)
     log = open(os.path.join(c.log_dir, "chromium.log"), "w")
+    print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  starting chromium", file=sys.stderr, flush=True)
     browser = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
     budget = max((c.start_ns - cw.now_ns()) / 1e9, 0) + c.connect_timeout + c.duration + c.drain + 10
     done = finished["event"].wait(budget)

@@ -22,7 +22,7 @@ fn call<'a>(v: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Each pair gets the same verdict, and that verdict is the scenario's expectation.
-fn parity(scenario: &str) {
+fn parity(scenario: &str) -> Value {
     let (code, v, out) = run_scenarios(&[scenario], &[]);
     for (ext, builtin) in PAIRS {
         let (e, b) = (call(&v, ext), call(&v, builtin));
@@ -34,7 +34,35 @@ fn parity(scenario: &str) {
             dump(&out, &v)
         );
     }
+    if scenario.contains("baseline") || scenario.contains("udp-blackout") {
+        silent_matches_reporting(&v, &out);
+    }
     assert_eq!(code, 0, "{}", dump(&out, &v));
+    v
+}
+
+/// `ext-aiortc-silent` is `ext-aiortc` writing no report: judged from the network (the
+/// censor's per-call bins), it gets the same verdict, says so, and carries the censor's
+/// figures; `ext-aiortc` itself is judged from its reports.
+fn silent_matches_reporting(v: &Value, out: &std::process::Output) {
+    let (silent, reporting) = (call(v, "ext-aiortc-silent"), call(v, "ext-aiortc"));
+    assert_eq!(silent["verdict"], reporting["verdict"], "{}", dump(out, v));
+    let ext = &silent["external"];
+    assert!(
+        ext["judged_from_network"].as_str().is_some_and(|s| s.contains("judged from the network")),
+        "{}",
+        dump(out, v)
+    );
+    assert!(ext["caller"]["report"].is_null(), "the silent peer wrote a report\n{}", dump(out, v));
+    let up = &ext["network"]["up"];
+    if silent["verdict"] == "connected" {
+        assert!(up["media_secs"].as_u64().unwrap_or(0) >= 2, "{}", dump(out, v));
+        assert!(up["rate_kbit"].as_f64().unwrap_or(0.0) > 0.0, "{}", dump(out, v));
+    } else {
+        assert!(up["dropped_packets"].as_u64().unwrap_or(0) > 0, "{}", dump(out, v));
+    }
+    assert!(reporting["external"]["judged_from_network"].is_null(), "{}", dump(out, v));
+    assert!(reporting["external"]["caller"]["report"]["frames_sent"].is_u64(), "{}", dump(out, v));
 }
 
 #[test]
@@ -44,7 +72,12 @@ fn external_peers_match_the_builtin_transports_in_the_baseline() {
 
 #[test]
 fn external_peers_match_the_builtin_transports_under_a_udp_blackout() {
-    parity("scenarios/external-udp-blackout.toml");
+    let v = parity("scenarios/external-udp-blackout.toml");
+    // aiortc forced through coturn over TURN/TLS/TCP survives the blackout, and says so.
+    let c = call(&v, "ext-aiortc-turn-tls");
+    assert_eq!(c["verdict"], "connected", "{c}");
+    let path = c["external"]["caller"]["report"]["path"].as_str().unwrap_or("");
+    assert!(path.contains("relay"), "the caller's path is not relayed: {path:?}\n{c}");
 }
 
 #[test]

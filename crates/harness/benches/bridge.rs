@@ -371,6 +371,7 @@ fn sandbox() -> Result<()> {
                         decisions: None,
                         pcap: None,
                         bridge: case.bridge(),
+                        watch: Vec::new(),
                     };
                     let mut c = net
                         .command(&censor_host, &exe)?

@@ -13,17 +13,26 @@
 //! report) is `<out>/<call>.caller/` and `<out>/<call>.callee/` in the run's output directory,
 //! or under the sandbox's private scratch tmpfs when the run keeps no output.
 //!
-//! Not yet: a TURN relay for external peers (`CALLWALL_TURN_*` are not set) and the censor's
-//! per-call bins for judging peers that report no frames (such a call is `error`, saying so).
+//! A call whose peers report no frames is judged from the network: the censor bins the
+//! packets of every external call's caller address per outside address, direction and 100 ms
+//! ([`watched_callers`], `callwall_censor::engine::CallBins`); [`NetworkView::observation`]
+//! turns the bins of one call (its signalling left out) into a
+//! [`NetworkObservation`] for [`judge_external`].
+//!
+//! When the run has a TURN relay (a call asks for it, e.g. `relay = true` in a `peer` table),
+//! every external peer gets `CALLWALL_TURN_*`, with the relay's certificate as a PEM file on
+//! the sandbox's private scratch tmpfs ([`relay_env`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use callwall_censor::engine::{PairBins, BIN_NS};
 use callwall_netns::Network;
 use callwall_peer_ext::{
-    judge_external, spawn_peer, CallFacts, ExternalPeerContext, NetworkThresholds, PeerExit,
-    PeerOutcome, PeerRun, RunLimits, RunningPeer,
+    judge_external, spawn_peer, Bin, CallFacts, ExternalPeerContext, NetworkJudgement,
+    NetworkObservation, NetworkThresholds, PeerExit, PeerOutcome, PeerRun, RelayEnv, RunLimits,
+    RunningPeer,
 };
 use callwall_scenario::external::ExternalPeers;
 use callwall_transport::metrics::Thresholds;
@@ -31,6 +40,7 @@ use callwall_transport::voice::VoiceModel;
 use callwall_transport::{Role, Verdict};
 
 use crate::result::{CallCpu, CallMetrics, CallResult, ExternalCall, ExternalPeerResult};
+use callwall_results::external::{ExternalNetwork, ExternalReportSummary, NetworkDirectionResult};
 
 /// Slack past a peer's own deadline (start + connect timeout + duration + drain) before it is
 /// killed as hung.
@@ -51,6 +61,11 @@ pub struct ExternalPlaced {
     start_unix_ns: u64,
     voice: VoiceModel,
     drain: Duration,
+    duration: Duration,
+    caller_ip: IpAddr,
+    /// `<file>.caller`: the log directories' stem, relative to the output directory.
+    file: String,
+    has_out: bool,
 }
 
 /// What the harness needs to place one external call copy.
@@ -73,6 +88,8 @@ pub struct ExternalCallSpec<'a> {
     pub out: Option<&'a Path>,
     /// The directory relative commands resolve from.
     pub root: &'a Path,
+    /// The run's TURN relay as the peers see it ([`relay_env`]), when the run has one.
+    pub relay: Option<&'a RelayEnv>,
 }
 
 /// The repository root for `topology_dir` (its parent; `.` when it has none).
@@ -107,7 +124,7 @@ pub fn place(network: &Network, spec: &ExternalCallSpec<'_>) -> ExternalPlaced {
             media_port: spec.media_port,
             signal: spec.signal,
             rendezvous: format!("ext/{}", spec.call_id),
-            relay: None,
+            relay: spec.relay.cloned(),
             seed: spec.seed,
             start_at_unix_ns: start_unix_ns,
             connect_timeout: spec.connect_timeout,
@@ -141,6 +158,10 @@ pub fn place(network: &Network, spec: &ExternalCallSpec<'_>) -> ExternalPlaced {
         start_unix_ns,
         voice,
         drain,
+        duration: spec.duration,
+        caller_ip: spec.caller_ip,
+        has_out: spec.out.is_some(),
+        file,
     }
 }
 
@@ -163,6 +184,10 @@ pub struct ExternalFinished {
     start_unix_ns: u64,
     voice: VoiceModel,
     drain: Duration,
+    duration: Duration,
+    caller_ip: IpAddr,
+    file: String,
+    has_out: bool,
 }
 
 impl ExternalPlaced {
@@ -183,6 +208,10 @@ impl ExternalPlaced {
             start_unix_ns: self.start_unix_ns,
             voice: self.voice,
             drain: self.drain,
+            duration: self.duration,
+            caller_ip: self.caller_ip,
+            file: self.file,
+            has_out: self.has_out,
         }
     }
 }
@@ -196,8 +225,9 @@ pub struct ExternalVerdict {
 }
 
 impl ExternalFinished {
-    /// Judges the call (see [`judge_external`]).
-    pub fn judge(&self) -> ExternalVerdict {
+    /// Judges the call (see [`judge_external`]), from the censor's view when the peers
+    /// reported no frames.
+    pub fn judge(&self, view: Option<&NetworkView>) -> ExternalVerdict {
         let outcome = |r: &Result<PeerRun, String>| match r {
             Ok(run) => run.outcome(),
             Err(e) => PeerOutcome::Failed(format!("did not start: {e}")),
@@ -210,15 +240,17 @@ impl ExternalFinished {
             voice: self.voice,
             drain: self.drain,
         };
+        let obs =
+            view.and_then(|v| v.observation(self.caller_ip, self.start_unix_ns, self.duration));
         let j = judge_external(
             &a,
             &b,
             &facts,
-            None,
+            obs.as_ref(),
             &Thresholds::default(),
             &NetworkThresholds::default(),
         );
-        let side = |cmd: &str, r: &Result<PeerRun, String>, o: &PeerOutcome| {
+        let side = |role: &str, cmd: &str, r: &Result<PeerRun, String>, o: &PeerOutcome| {
             let failed = matches!(o, PeerOutcome::Failed(_));
             match r {
                 Ok(run) => ExternalPeerResult {
@@ -227,26 +259,183 @@ impl ExternalFinished {
                     exit: exit_text(run.exit),
                     stderr_tail: (failed && !run.stderr_tail.trim().is_empty())
                         .then(|| run.stderr_tail.clone()),
+                    report: self.report_summary(role, run),
                 },
                 Err(e) => ExternalPeerResult {
                     command: cmd.to_string(),
                     implementation: None,
                     exit: "not started".into(),
                     stderr_tail: Some(e.clone()),
+                    report: None,
                 },
             }
         };
+        let mut metrics = j.metrics.clone().unwrap_or_default();
+        if let Some(n) = &j.network {
+            // The censor's drops and gaps stand in for loss and gaps; no MOS, delay, jitter.
+            metrics.loss_pct = n.up.drop_pct.max(n.down.drop_pct);
+            metrics.longest_gap_ms = n.up.longest_gap_ms.max(n.down.longest_gap_ms);
+            metrics.setup_ms = [&self.caller, &self.callee]
+                .iter()
+                .filter_map(|r| r.as_ref().ok()?.report.as_ref().ok()?.connected_unix_ns)
+                .min()
+                .map(|c| c.saturating_sub(self.start_unix_ns) as f64 / 1e6);
+        }
         ExternalVerdict {
             verdict: j.verdict,
             reason: j.reason.clone(),
-            metrics: j.metrics.clone().unwrap_or_default(),
+            metrics,
             external: ExternalCall {
-                caller: side(&self.caller_cmd, &self.caller, &a),
-                callee: side(&self.callee_cmd, &self.callee, &b),
+                caller: side("caller", &self.caller_cmd, &self.caller, &a),
+                callee: side("callee", &self.callee_cmd, &self.callee, &b),
                 judged_from_network: j.note.map(str::to_string),
+                network: j.network.as_ref().map(network_result),
             },
         }
     }
+
+    fn report_summary(&self, role: &str, run: &PeerRun) -> Option<ExternalReportSummary> {
+        let file = self.has_out.then(|| format!("{}.{role}/report.jsonl", self.file));
+        match &run.report {
+            Err(e) => Some(ExternalReportSummary {
+                file,
+                error: Some(e.to_string()),
+                ..Default::default()
+            }),
+            Ok(r) if r.lines == 0 => None,
+            Ok(r) => Some(ExternalReportSummary {
+                file,
+                lines: r.lines,
+                frames_received: r.arrivals.len() as u64,
+                frames_sent: r.sent.map(|s| s.frames),
+                connected_ms: r
+                    .connected_unix_ns
+                    .map(|c| c.saturating_sub(self.start_unix_ns) as f64 / 1e6),
+                path: r.path.clone(),
+                error: None,
+            }),
+        }
+    }
+}
+
+fn network_result(n: &NetworkJudgement) -> ExternalNetwork {
+    let d = |d: &callwall_peer_ext::NetworkDirection| NetworkDirectionResult {
+        forwarded_packets: d.forwarded_packets,
+        forwarded_bytes: d.forwarded_bytes,
+        dropped_packets: d.dropped_packets,
+        drop_pct: d.drop_pct,
+        media_secs: d.media_secs as u64,
+        first_media_ms: d.first_media_ms,
+        rate_kbit: d.rate_kbit,
+        longest_gap_ms: d.longest_gap_ms,
+        trailing_gap_ms: d.trailing_gap_ms,
+        verdict: d.verdict,
+    };
+    ExternalNetwork { bin_ms: BIN_NS / 1_000_000, up: d(&n.up), down: d(&n.down) }
+}
+
+/// The censor's per-call bins of a run, as the judge of external calls reads them.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkView {
+    /// Engine time 0 of the censor (its `t0_unix_ns`).
+    pub t0_unix_ns: u64,
+    /// The inside addresses the censor was asked to bin ([`watched_callers`]).
+    pub watched: Vec<IpAddr>,
+    pub bins: Vec<PairBins>,
+    /// Outside addresses whose traffic is not the call's media (the signal server).
+    pub ignore: Vec<IpAddr>,
+}
+
+impl NetworkView {
+    /// The call of `caller` as the censor saw it, from `start_unix_ns` for the call's
+    /// `duration` plus its connect time and some slack: the bins of every pair of `caller`
+    /// but the ignored ones, summed per direction. `None` when the censor did not watch
+    /// `caller` (the call is then `error`, never guessed).
+    pub fn observation(
+        &self,
+        caller: IpAddr,
+        start_unix_ns: u64,
+        duration: Duration,
+    ) -> Option<NetworkObservation> {
+        if !self.watched.contains(&caller) {
+            return None;
+        }
+        let first = start_unix_ns.saturating_sub(self.t0_unix_ns) / BIN_NS;
+        let mut up: Vec<Bin> = Vec::new();
+        let mut down: Vec<Bin> = Vec::new();
+        for p in
+            self.bins.iter().filter(|p| p.inside == caller && !self.ignore.contains(&p.outside))
+        {
+            for (src, dst) in [(&p.up, &mut up), (&p.down, &mut down)] {
+                for (i, b) in src.iter().enumerate() {
+                    let abs = p.first_bin + i as u64;
+                    let Some(k) = abs.checked_sub(first) else { continue };
+                    let k = k as usize;
+                    if dst.len() <= k {
+                        dst.resize(k + 1, Bin::default());
+                    }
+                    dst[k].forwarded_packets += u64::from(b.forwarded_packets);
+                    dst[k].forwarded_bytes += u64::from(b.forwarded_bytes);
+                    dst[k].dropped_packets += u64::from(b.dropped_packets);
+                }
+            }
+        }
+        Some(NetworkObservation {
+            start_unix_ns: self.t0_unix_ns + first * BIN_NS,
+            bin: Duration::from_nanos(BIN_NS),
+            up,
+            down,
+            connected_unix_ns: None,
+            duration,
+        })
+    }
+}
+
+/// The caller addresses of the run's external calls, as the run loop will give them (copy
+/// `n` of the run, counting every call's copies in order, gets host part
+/// `CALL_ADDR_BASE + n` in its caller host's first IPv4 subnet): the censor bins these.
+pub fn watched_callers(
+    topology: &callwall_netns::topology::Topology,
+    calls: &[&callwall_scenario::Call],
+) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut copy = 0u32;
+    for call in calls {
+        for _ in 0..call.placements() {
+            if call.peer.is_some() {
+                if let Some(ip) = call_ip(topology, &call.caller, copy) {
+                    out.push(ip);
+                }
+            }
+            copy += 1;
+        }
+    }
+    out
+}
+
+fn call_ip(topology: &callwall_netns::topology::Topology, host: &str, n: u32) -> Option<IpAddr> {
+    let spec = topology.host(host)?;
+    let cidr = spec.interfaces.iter().find_map(|i| i.addrs.iter().find(|c| c.addr.is_ipv4()))?;
+    let IpAddr::V4(net) = cidr.network() else { return None };
+    let host_part = callwall_scenario::CALL_ADDR_BASE + n;
+    Some(IpAddr::V4(std::net::Ipv4Addr::from(u32::from(net) + host_part)))
+}
+
+/// The relay as external peers see it: its URLs and credentials, and its TLS certificate
+/// written to `dir` (the sandbox's private scratch tmpfs, never the host's /tmp).
+pub fn relay_env(
+    relay: &callwall_transport::RelayInfo,
+    dir: &Path,
+) -> Result<RelayEnv, crate::HarnessError> {
+    crate::scratch_is_private()?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        crate::HarnessError::io("creating the external peers' scratch directory", e)
+    })?;
+    let ca = dir.join("turn-ca.pem");
+    std::fs::write(&ca, &relay.tls_cert_pem).map_err(|e| {
+        crate::HarnessError::io("writing the relay's certificate for external peers", e)
+    })?;
+    Ok(RelayEnv::from_relay(relay, Some(ca)))
 }
 
 fn exit_text(e: PeerExit) -> String {
@@ -265,8 +454,9 @@ pub fn call_result(
     caller_addr: IpAddr,
     rule: Option<String>,
     finished: &ExternalFinished,
+    view: Option<&NetworkView>,
 ) -> CallResult {
-    let v = finished.judge();
+    let v = finished.judge(view);
     let mut reason = v.reason;
     if let (Some(r), true) = (&rule, v.verdict != Verdict::Connected) {
         reason = format!("{reason} (censor rule {r:?})");
@@ -295,5 +485,65 @@ pub fn call_result(
         attempts: Vec::new(),
         ice: None,
         external: Some(v.external),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callwall_censor::engine::BinCounts;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn bins(n: usize, pkts: u32) -> Vec<BinCounts> {
+        vec![
+            BinCounts { forwarded_packets: pkts, forwarded_bytes: pkts * 100, dropped_packets: 1 };
+            n
+        ]
+    }
+
+    #[test]
+    fn the_observation_sums_a_callers_pairs_from_the_calls_start_without_signalling() {
+        let t0 = 1_000_000_000_000;
+        let caller = ip("10.1.0.130");
+        let pair = |outside: &str, first_bin: u64, up: Vec<BinCounts>| PairBins {
+            inside: caller,
+            outside: ip(outside),
+            first_bin,
+            up,
+            down: bins(2, 3),
+            late_packets: 0,
+        };
+        let view = NetworkView {
+            t0_unix_ns: t0,
+            watched: vec![caller],
+            bins: vec![
+                // Media to the callee from bin 20 (2 s after t0), to the relay from bin 22.
+                pair("10.2.0.130", 20, bins(5, 5)),
+                pair("10.3.0.2", 22, bins(2, 4)),
+                // Signalling: left out.
+                pair("10.4.0.2", 18, bins(10, 100)),
+                // Another caller: left out.
+                PairBins { inside: ip("10.1.0.131"), ..pair("10.2.0.131", 20, bins(5, 50)) },
+            ],
+            ignore: vec![ip("10.4.0.2")],
+        };
+        // The call starts 2.05 s after t0: its bins start at bin 20.
+        let o = view.observation(caller, t0 + 2_050_000_000, Duration::from_secs(4)).unwrap();
+        assert_eq!(o.start_unix_ns, t0 + 2_000_000_000);
+        assert_eq!(o.bin, Duration::from_millis(100));
+        let up: Vec<u64> = o.up.iter().map(|b| b.forwarded_packets).collect();
+        assert_eq!(up, [5, 5, 9, 9, 5]);
+        assert_eq!(o.up[2].forwarded_bytes, 900);
+        assert_eq!(o.up[2].dropped_packets, 2);
+        let down: Vec<u64> = o.down.iter().map(|b| b.forwarded_packets).collect();
+        assert_eq!(down, [3, 3, 3, 3]);
+        // Bins before the call's start are not the call's.
+        let late = view.observation(caller, t0 + 2_300_000_000, Duration::from_secs(4)).unwrap();
+        assert_eq!(late.up.iter().map(|b| b.forwarded_packets).collect::<Vec<_>>(), [9, 5]);
+        // A caller the censor did not watch has no observation (the judge says error).
+        assert!(view.observation(ip("10.1.0.200"), t0, Duration::from_secs(4)).is_none());
     }
 }

@@ -44,6 +44,8 @@ fn needs_relay(call: &Call) -> bool {
         && call.strategies.iter().any(|s| s == "auto" || s.starts_with("turn"))
         // The reflector transport finds the reflector at the relay's address.
         || crate::reflector::needs_reflector(call)
+        // External peers that asked for the relay (`relay = true`).
+        || call.peer.as_ref().is_some_and(|p| p.relay)
 }
 
 /// Starts coturn if the topology has a relay host and some call may use it.

@@ -33,6 +33,9 @@ pub struct CensorConfig {
     /// How the bridge reads frames (`recvmmsg` by default, or the TPACKET_V3 ring).
     #[serde(default)]
     pub bridge: BridgeOptions,
+    /// Inside addresses whose packets are binned per call (external calls' callers).
+    #[serde(default)]
+    pub watch: Vec<std::net::IpAddr>,
 }
 
 /// The censor's final output line.
@@ -43,6 +46,9 @@ pub struct CensorOutput {
     /// Where the bridge's wake-ups, syscalls and engine time went.
     #[serde(default)]
     pub io: IoCounters,
+    /// Per-call bins of the watched addresses (`CensorConfig::watch`).
+    #[serde(default)]
+    pub call_bins: Vec<callwall_censor::engine::PairBins>,
 }
 
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
@@ -51,6 +57,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let policy = Policy::compile(&cfg.policy, &resolve)
         .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
     let mut engine = Engine::new(policy, cfg.seed);
+    engine.watch_calls(cfg.watch.iter().copied());
     let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {
@@ -89,6 +96,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
         report: engine.report(),
         bridge: bridge.stats.clone(),
         io: bridge.io.clone(),
+        call_bins: engine.call_bins(),
     };
     let line = serde_json::to_string(&out).map_err(|e| HarnessError::Setup(e.to_string()))?;
     println!("{line}");

@@ -275,6 +275,7 @@ fn run_scenario(
                 decisions: out.map(|d| d.join("decisions.jsonl")),
                 pcap: if args.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
                 bridge: Default::default(),
+                watch: crate::external::watched_callers(&sc.topology, &calls),
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());
@@ -302,6 +303,13 @@ fn run_scenario(
     let mut placed: Vec<PlacedCall> = Vec::new();
     let mut external = Vec::new();
     let root = crate::external::root_of(&args.topology_dir);
+    let ext_relay = match &relay {
+        Some(r) if calls.iter().any(|c| c.peer.is_some()) => Some(crate::external::relay_env(
+            &r.info,
+            &Path::new(crate::SCRATCH_DIR).join("callwall-external"),
+        )?),
+        _ => None,
+    };
     let mut copy = 0u32;
     for (ci, call) in calls.iter().enumerate() {
         for k in 0..call.placements() {
@@ -336,6 +344,7 @@ fn run_scenario(
                     media_port: peers.media_port.wrapping_add(copy as u16),
                     out,
                     root: &root,
+                    relay: ext_relay.as_ref(),
                 };
                 let placed = crate::external::place(&network, &spec);
                 external.push((name, ci, caller_addr, placed));
@@ -406,6 +415,11 @@ fn run_scenario(
     if let Some(c) = &censor_control {
         drop(c.lock().unwrap_or_else(|p| p.into_inner()).take());
     }
+    let mut ext_view = crate::external::NetworkView {
+        t0_unix_ns: start_at,
+        ignore: vec![signal_ip],
+        ..Default::default()
+    };
     let mut censor_result = match censor {
         Some(c) => {
             let (out, status) = c.stop(stop_deadline);
@@ -415,7 +429,11 @@ fn run_scenario(
                 .filter(|s| !s.is_empty())
                 .map(serde_json::from_str::<CensorOutput>)
             {
-                Some(Ok(o)) => CensorResult::from((o.report, o.bridge)),
+                Some(Ok(o)) => {
+                    ext_view.watched = crate::external::watched_callers(&sc.topology, &calls);
+                    ext_view.bins = o.call_bins;
+                    CensorResult::from((o.report, o.bridge))
+                }
                 _ => {
                     return Err(HarnessError::Setup(format!(
                         "the censor gave no report ({status}); see censor.log"
@@ -499,7 +517,14 @@ fn run_scenario(
     }
     for (name, ci, addr, done) in &external {
         let rule = censor_result.deciding_rule(*addr);
-        results.push(crate::external::call_result(name.clone(), calls[*ci], *addr, rule, done));
+        results.push(crate::external::call_result(
+            name.clone(),
+            calls[*ci],
+            *addr,
+            rule,
+            done,
+            Some(&ext_view),
+        ));
     }
     if let Err(e) = network.teardown() {
         tracing::warn!("teardown: {e}");

@@ -460,6 +460,38 @@ mod tests {
     }
 
     #[test]
+    fn silent_peers_are_judged_from_the_network_connected_degraded_or_blocked() {
+        let judge = |o: NetworkObservation| {
+            judge_external(
+                &ran(ExternalReport::default()),
+                &ran(ExternalReport {
+                    connected_unix_ns: Some(T0 + 500_000_000),
+                    ..Default::default()
+                }),
+                &facts(),
+                Some(&o),
+                &Thresholds::default(),
+                &NetworkThresholds::default(),
+            )
+        };
+        let j = judge(obs(voice(0.5, 8.5), voice(0.5, 8.5)));
+        assert_eq!(j.verdict, Verdict::Connected, "{}", j.reason);
+        assert_eq!(j.note, Some(NETWORK_NOTE));
+        assert!(j.metrics.is_none() && j.network.is_some());
+        let mut lossy = voice(0.5, 8.5);
+        for b in lossy.iter_mut().step_by(4) {
+            b.dropped_packets = 2;
+        }
+        let j = judge(obs(voice(0.5, 8.5), lossy));
+        assert_eq!(j.verdict, Verdict::Degraded, "{}", j.reason);
+        assert!(j.reason.contains("dropped"), "{}", j.reason);
+        let j =
+            judge(obs(vec![Bin { dropped_packets: 5, ..Bin::default() }; 100], voice(0.5, 8.5)));
+        assert_eq!(j.verdict, Verdict::Blocked, "{}", j.reason);
+        assert!(j.reason.contains("caller→callee"), "{}", j.reason);
+    }
+
+    #[test]
     fn a_failed_peer_is_an_error_never_blocked() {
         let j = judge_external(
             &PeerOutcome::Failed("peer.py crashed: killed by signal 11; stderr ends: boom".into()),

@@ -40,6 +40,8 @@ pub struct ExternalReport {
     pub arrivals: Vec<Arrival>,
     /// `error.message` lines, joined.
     pub error: Option<String>,
+    /// Non-blank lines read.
+    pub lines: u64,
 }
 
 /// The `sent` line.
@@ -116,6 +118,7 @@ pub fn parse_report(text: &str) -> Result<ExternalReport, ReportError> {
         if raw.is_empty() {
             continue;
         }
+        out.lines += 1;
         let value: Value = serde_json::from_str(raw)
             .map_err(|e| err(line, None, format!("not a JSON object: {e}")))?;
         let Value::Object(obj) = value else {
@@ -268,6 +271,7 @@ mod tests {
         let r = parse_report(&good(250, |_| false)).unwrap();
         assert!(r.reports_frames());
         assert_eq!(r.arrivals.len(), 250);
+        assert_eq!(r.lines, 254);
         assert_eq!(r.implementation.as_deref(), Some("test 1"));
         let v = VoiceModel::default();
         let d = Duration::from_secs(1);

@@ -57,6 +57,7 @@ pub fn junit(doc: &Results) -> String {
                 xml_escape(&format!("{} ({}/{})", c.name, c.transport, c.strategy)),
                 c.metrics.up.frames_sent as f64 * 0.02
             );
+            crate::external::junit_properties(&mut o, c);
             if !c.met {
                 let msg = format!(
                     "expected {}, got {}; deciding rule: {}; {}",
@@ -87,6 +88,7 @@ pub fn junit(doc: &Results) -> String {
                     r.seed
                 ))
             );
+            crate::external::junit_system_err(&mut o, c);
             let _ = writeln!(o, "    </testcase>");
         }
         crate::stats::junit_cases(&mut o, &name, r);

@@ -15,6 +15,8 @@
 //!   version is named as such rather than reported as a parse error.
 //! - [`activities`]: the "what still works" matrix (activity × app or transport) of runs with
 //!   workloads, and the workload parts of every renderer.
+//! - [`external`]: the `external` object of calls placed by external peers (commands, exits,
+//!   report lines, judged from the reports or the network, stderr tails) in every renderer.
 //! - [`diff`]: compare two results documents call by call (matched by scenario and call name)
 //!   and say which verdicts got worse.
 //!
@@ -41,6 +43,7 @@
 pub mod activities;
 pub mod control;
 pub mod diff;
+pub mod external;
 pub mod flaky;
 pub mod html;
 pub mod ice;

@@ -27,7 +27,10 @@ pub use censor::{
     deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
-pub use external::{ExternalCall, ExternalPeerResult};
+pub use external::{
+    ExternalCall, ExternalNetwork, ExternalPeerResult, ExternalReportSummary,
+    NetworkDirectionResult,
+};
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use workload::WorkloadResult;
 

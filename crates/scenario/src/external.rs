@@ -34,6 +34,8 @@ pub(crate) mod raw {
         pub media_port: Option<u16>,
         #[serde(default)]
         pub lead: Option<callwall_units::Duration>,
+        #[serde(default)]
+        pub relay: bool,
     }
 }
 
@@ -46,6 +48,11 @@ pub struct ExternalPeers {
     pub media_port: u16,
     /// Time from spawning the two commands to the call's start (`CALLWALL_START_UNIX_NS`).
     pub lead: std::time::Duration,
+    /// `relay = true`: the run starts its TURN relay (the topology must have a `relay` host)
+    /// and hands the peers `CALLWALL_TURN_*`. Peers of every external call get those
+    /// variables whenever the run has a relay.
+    #[serde(default)]
+    pub relay: bool,
 }
 
 /// Checks a call's `peer` table against the rest of the call: `Err((key, message))` with the
@@ -99,7 +106,13 @@ pub(crate) fn validate(
     if lead > MAX_LEAD {
         return Err(("peer.lead", format!("use at most {MAX_LEAD:?}")));
     }
-    Ok(Some(ExternalPeers { caller: p.caller.clone(), callee: p.callee.clone(), media_port, lead }))
+    Ok(Some(ExternalPeers {
+        caller: p.caller.clone(),
+        callee: p.callee.clone(),
+        media_port,
+        lead,
+        relay: p.relay,
+    }))
 }
 
 #[cfg(test)]
@@ -133,6 +146,13 @@ mod tests {
         let p = c.peer.as_ref().unwrap();
         assert_eq!(p.caller, ["python3", "p.py", "--offer"]);
         assert_eq!(p.media_port, super::DEFAULT_MEDIA_PORT);
+        assert!(!p.relay);
+        let sc = load(
+            "name = \"x\"\n[[calls]]\nname = \"ext\"\nexpect = \"connected\"\n[calls.peer]\n\
+             caller = [\"a\"]\ncallee = [\"b\"]\nrelay = true\n",
+        )
+        .unwrap();
+        assert!(sc.calls[0].peer.as_ref().unwrap().relay);
     }
 
     #[test]

@@ -42,7 +42,7 @@
 //! | `classify` | feeding the first packets of each direction to the classifiers (`wire::inspect`) |
 //! | `chain` | the rule chain: the first active, enabled rule whose conditions hold |
 //! | `effects` | an action's effects in the order above, and residual blocks |
-//! | `accounting` | per-rule counters, per-inside-address attribution, the decision log, the report |
+//! | `accounting` | per-rule counters, per-inside-address attribution, the decision log, the report, per-call 100 ms bins |
 //! | `reject` | crafting the TCP RST / ICMP port-unreachable frames of `reject` |
 //! | `control` | live control: rules on and off, policy swap, status |
 //!
@@ -66,6 +66,7 @@ pub use callwall_results::censor::{
 pub use effects::GE_SLOT_NS;
 
 mod accounting;
+pub use accounting::{BinCounts, CallBins, PairBins, BIN_NS, MAX_BINS, MAX_BIN_PAIRS};
 mod chain;
 mod classify;
 mod control;
@@ -135,6 +136,8 @@ pub struct Engine {
     by_inside: HashMap<IpAddr, Vec<HostRuleCounters>>,
     /// Per rule: switched off through the control channel ([`Engine::control`]).
     disabled: Vec<bool>,
+    /// Per-call time bins of the watched inside addresses ([`Engine::watch_calls`]).
+    bins: CallBins,
 }
 
 /// Most inside addresses tracked for attribution; more are not attributed.
@@ -163,6 +166,7 @@ impl Engine {
             log_events: true,
             by_inside: HashMap::new(),
             disabled: vec![false; n],
+            bins: CallBins::default(),
         }
     }
 
@@ -203,6 +207,7 @@ impl Engine {
         let (rel, flow_ident, packet_index) = self.track(now_ns, key, proto, src, dst, payload);
 
         if rel == 0 && !self.residual.is_empty() && self.residual_blocked(now_ns, &key, ip.src) {
+            self.bin(now_ns, dir, ip.src, ip.dst, ip_len, Verdict::Drop);
             return Verdict::Drop;
         }
 
@@ -235,9 +240,11 @@ impl Engine {
         if decision.verdict == Verdict::Held
             && !self.hold(now_ns, dir, frame, &decision, jitter_draw)
         {
+            self.bin(now_ns, dir, ip.src, ip.dst, ip_len, Verdict::Drop);
             return Verdict::Drop;
         }
         self.log(now_ns, &key, &decision);
+        self.bin(now_ns, dir, ip.src, ip.dst, ip_len, decision.verdict);
         decision.verdict
     }
 

@@ -487,12 +487,14 @@ fn run_scenario(
             attempts: Vec::new(),
             ice: caller.ice.as_ref().map(crate::ice::call_ice),
             external: None,
+            bypass: None,
         });
     }
     for (name, ci, addr, done) in &external {
         let rule = censor_result.deciding_rule(*addr);
         results.push(crate::external::call_result(name.clone(), calls[*ci], *addr, rule, done));
     }
+    crate::bypass::annotate(sc.as_of.as_deref(), &calls, &mut results, &censor_result);
     if let Err(e) = network.teardown() {
         tracing::warn!("teardown: {e}");
     }

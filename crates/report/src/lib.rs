@@ -15,6 +15,8 @@
 //!   version is named as such rather than reported as a parse error.
 //! - [`activities`]: the "what still works" matrix (activity × app or transport) of runs with
 //!   workloads, and the workload parts of every renderer.
+//! - [`bypass`]: the "Bypass matrix" section (dated censors × bypasses, outcome, cost and
+//!   source per cell) of the table, Markdown, HTML and JUnit outputs.
 //! - [`diff`]: compare two results documents call by call (matched by scenario and call name)
 //!   and say which verdicts got worse.
 //!
@@ -39,6 +41,7 @@
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
 pub mod activities;
+pub mod bypass;
 pub mod control;
 pub mod diff;
 pub mod flaky;

@@ -40,5 +40,6 @@ pub fn markdown(doc: &Results) -> String {
     }
     o.push_str(&crate::stats::markdown_section(doc));
     o.push_str(&crate::activities::markdown(doc));
+    o.push_str(&crate::bypass::markdown_section(doc));
     o
 }

@@ -124,12 +124,7 @@ fn cost_text(b: &CallBypass) -> String {
 
 fn fmt_cost(c: &BypassCost) -> String {
     let setup = c.setup_ms.map_or("? ms".into(), |s| format!("{s:+.0} ms"));
-    format!(
-        "{setup} {:+.1} KB {:+} pkt ΔMOS {:+.2}",
-        c.bytes as f64 / 1000.0,
-        c.packets,
-        c.mos
-    )
+    format!("{setup} {:+.1} KB {:+} pkt ΔMOS {:+.2}", c.bytes as f64 / 1000.0, c.packets, c.mos)
 }
 
 fn outcome(c: &CallResult) -> String {
@@ -164,10 +159,9 @@ fn coverage(m: Option<&Matrix>) -> Vec<(&'static str, String)> {
                     "columns {}",
                     placed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 ),
-                (None, true) => format!(
-                    "not placed in this run (column {})",
-                    cb.columns.join(" / ")
-                ),
+                (None, true) => {
+                    format!("not placed in this run (column {})", cb.columns.join(" / "))
+                }
             };
             (cb.name, status)
         })
@@ -184,7 +178,9 @@ fn row_label(scenario: &str, as_of: &Option<String>) -> String {
 /// The terminal section: per dated censor, one line per matrix call.
 pub fn table_section(doc: &Results) -> String {
     let Some(m) = build(doc) else { return String::new() };
-    let mut o = String::from("\nbypass matrix (cells: outcome, met, cost vs reference; [n] source, (P) prediction):\n");
+    let mut o = String::from(
+        "\nbypass matrix (cells: outcome, met, cost vs reference; [n] source, (P) prediction):\n",
+    );
     let w = m.columns.iter().map(|c| c.len()).max().unwrap_or(4);
     for (scen, as_of, cells) in &m.rows {
         let _ = writeln!(o, "  {}", row_label(scen, as_of));
@@ -376,7 +372,10 @@ mod tests {
             runs: vec![crate::html::tests::run("cn-gfw-quic-sni", vec![blocked, split, plain])],
             shard: None,
         };
-        d.runs.push(crate::html::tests::run("baseline", vec![crate::html::tests::call("x", Verdict::Connected)]));
+        d.runs.push(crate::html::tests::run(
+            "baseline",
+            vec![crate::html::tests::call("x", Verdict::Connected)],
+        ));
         d
     }
 
@@ -397,7 +396,10 @@ mod tests {
         let h = html_section(&d);
         assert!(h.contains("Zohaib et al. &lt;2025&gt;") && !h.contains("<2025>"), "{h}");
         let j = junit_properties(&d.runs[0]);
-        assert!(j.contains("name=\"bypass.split.prediction\"") && j.contains("bypass.split.reference"), "{j}");
+        assert!(
+            j.contains("name=\"bypass.split.prediction\"") && j.contains("bypass.split.reference"),
+            "{j}"
+        );
         assert!(j.contains("name=\"bypass.as_of\" value=\"2024-04-01\""), "{j}");
         assert!(!j.contains("bypass.plain."), "{j}");
         assert!(junit_properties(&d.runs[1]).is_empty());

@@ -43,7 +43,8 @@ use crate::{raw, Call, Scenario, ScenarioError};
 
 /// Strategies that are themselves circumvention (their name is the matrix column when the call
 /// sets no option bypass).
-pub const BYPASS_STRATEGIES: &[&str] = &["quic-split", "turn-tcp", "turn-tls", "udp-obfs", "direct"];
+pub const BYPASS_STRATEGIES: &[&str] =
+    &["quic-split", "turn-tcp", "turn-tls", "udp-obfs", "direct"];
 
 /// A call's place in the bypass matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,7 +110,8 @@ pub fn validate_date(s: &str) -> Result<String, String> {
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
         return Err(bad());
     }
-    let num = |t: &str| t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse::<u32>().ok()).flatten();
+    let num =
+        |t: &str| t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse::<u32>().ok()).flatten();
     let (Some(y), Some(m), Some(d)) = (num(y), num(m), num(d)) else { return Err(bad()) };
     if !(1990..=2100).contains(&y) {
         return Err(format!("as_of = {s:?}: the year must be 1990 to 2100"));
@@ -136,7 +138,9 @@ pub(crate) fn validate_calls(
 ) -> Result<(), (usize, &'static str, String)> {
     let names: Vec<(String, String, bool, bool)> = calls
         .iter()
-        .map(|c| (c.name.clone(), c.transport.clone(), c.options.bypass.is_empty(), c.placements() == 1))
+        .map(|c| {
+            (c.name.clone(), c.transport.clone(), c.options.bypass.is_empty(), c.placements() == 1)
+        })
         .collect();
     for (i, (rc, c)) in raw_calls.iter().zip(calls.iter_mut()).enumerate() {
         let rc = rc.get_ref();
@@ -176,17 +180,33 @@ pub(crate) fn validate_calls(
             }
             for (k, v) in [("reference", &rc.reference), ("column", &rc.column)] {
                 if v.is_some() {
-                    return Err((i, k, format!("only a bypass-matrix call (one with cite or prediction) has a {k}")));
+                    return Err((
+                        i,
+                        k,
+                        format!(
+                            "only a bypass-matrix call (one with cite or prediction) has a {k}"
+                        ),
+                    ));
                 }
             }
             continue;
         };
         if c.placements() != 1 {
-            return Err((i, "cite", "a bypass-matrix call is placed once: remove count/repeat or the citation".into()));
+            return Err((
+                i,
+                "cite",
+                "a bypass-matrix call is placed once: remove count/repeat or the citation".into(),
+            ));
         }
         if let Some(r) = &rc.reference {
             let Some((_, transport, plain, once)) = names.iter().find(|(n, ..)| n == r) else {
-                return Err((i, "reference", format!("no call is named {r:?} in this scenario; name the call without the bypass")));
+                return Err((
+                    i,
+                    "reference",
+                    format!(
+                        "no call is named {r:?} in this scenario; name the call without the bypass"
+                    ),
+                ));
             };
             if *r == c.name {
                 return Err((i, "reference", "a call cannot be its own reference".into()));
@@ -218,7 +238,10 @@ pub(crate) fn validate_calls(
 /// build's transports), before anything starts: the error names the file, the line of the call's
 /// `options` and the key `calls[i].options.bypass.KEY`. A call with `auto` or a list checks
 /// every strategy it may try.
-pub fn check_bypasses(sc: &Scenario, transports: &[Box<dyn VoiceTransport>]) -> Result<(), ScenarioError> {
+pub fn check_bypasses(
+    sc: &Scenario,
+    transports: &[Box<dyn VoiceTransport>],
+) -> Result<(), ScenarioError> {
     for (i, c) in sc.calls.iter().enumerate() {
         let b = &c.options.bypass;
         if b.is_empty() {
@@ -231,7 +254,13 @@ pub fn check_bypasses(sc: &Scenario, transports: &[Box<dyn VoiceTransport>]) -> 
             message,
         };
         let Some(t) = transports.iter().find(|t| t.name() == c.transport) else {
-            return Err(fail("", format!("transport {:?} takes no bypass options; remove options.bypass", c.transport)));
+            return Err(fail(
+                "",
+                format!(
+                    "transport {:?} takes no bypass options; remove options.bypass",
+                    c.transport
+                ),
+            ));
         };
         let strategies: Vec<&str> = if c.strategies == ["auto"] {
             t.auto_order().to_vec()
@@ -256,7 +285,8 @@ mod tests {
 
     fn load(text: &str) -> Result<Scenario, ScenarioError> {
         let mut cat = crate::Catalog::default();
-        cat.transports.insert("quic".into(), vec!["quic".into(), "quic-443".into(), "quic-split".into()]);
+        cat.transports
+            .insert("quic".into(), vec!["quic".into(), "quic-443".into(), "quic-split".into()]);
         cat.transports.insert("noise".into(), vec!["udp".into()]);
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../netns");
         Scenario::from_str(text, Path::new("m.toml"), &dir, &cat)
@@ -266,7 +296,15 @@ mod tests {
     fn dates_are_real_calendar_dates() {
         assert_eq!(validate_date("2025-09-28").unwrap(), "2025-09-28");
         assert!(validate_date("2024-02-29").is_ok());
-        for bad in ["2025-02-29", "2025-13-01", "2025-9-28", "28.09.2025", "2025-04-31", "1899-01-01", "2025-00-10"] {
+        for bad in [
+            "2025-02-29",
+            "2025-13-01",
+            "2025-9-28",
+            "28.09.2025",
+            "2025-04-31",
+            "1899-01-01",
+            "2025-00-10",
+        ] {
             assert!(validate_date(bad).is_err(), "{bad}");
         }
     }
@@ -313,10 +351,19 @@ expect = "connected"
     fn columns_come_from_bypass_keys_options_and_strategies() {
         let o = |j: &str| serde_json::from_str::<StrategyOptions>(j).unwrap();
         let s = |v: &str| vec![v.to_string()];
-        assert_eq!(column_of(&s("udp"), &o(r#"{"bypass":{"decoy":"random","source_port":"below-server"}}"#)), "decoy+source_port");
+        assert_eq!(
+            column_of(
+                &s("udp"),
+                &o(r#"{"bypass":{"decoy":"random","source_port":"below-server"}}"#)
+            ),
+            "decoy+source_port"
+        );
         assert_eq!(column_of(&s("turn-tls"), &o("{}")), "turn-tls");
         assert_eq!(column_of(&s("quic"), &o("{}")), "none");
-        assert_eq!(column_of(&s("tcp-443"), &o(r#"{"printable_prefix":"GET "}"#)), "printable_prefix");
+        assert_eq!(
+            column_of(&s("tcp-443"), &o(r#"{"printable_prefix":"GET "}"#)),
+            "printable_prefix"
+        );
     }
 
     #[test]

@@ -585,9 +585,10 @@ impl Scenario {
         }
         // Dated censor version and the bypass matrix.
         let as_of = match &raw.as_of {
-            Some(d) => Some(bypass::validate_date(d.get_ref()).map_err(|m| {
-                err(Some(line_of(text, d.span().start)), Some("as_of"), m)
-            })?),
+            Some(d) => Some(
+                bypass::validate_date(d.get_ref())
+                    .map_err(|m| err(Some(line_of(text, d.span().start)), Some("as_of"), m))?,
+            ),
             None => None,
         };
         bypass::validate_calls(&raw.calls, &mut calls).map_err(|(i, k, m)| {

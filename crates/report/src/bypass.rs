@@ -64,12 +64,15 @@ struct Entry<'a> {
     note: usize,
 }
 
+/// A row's cells: column -> the calls placed there.
+type Cells<'a> = BTreeMap<String, Vec<Entry<'a>>>;
+
 /// The matrix of a results document.
 struct Matrix<'a> {
     /// Column names, `none` first, then sorted.
     columns: Vec<String>,
     /// (scenario, as_of, cells by column), in run order.
-    rows: Vec<(String, Option<String>, BTreeMap<String, Vec<Entry<'a>>>)>,
+    rows: Vec<(String, Option<String>, Cells<'a>)>,
     /// Footnotes: (text, is prediction).
     notes: Vec<(String, bool)>,
 }

@@ -6,6 +6,10 @@
 //! that rejects unknown keys, then validates it against the topology and the transports'
 //! strategies into a [`Scenario`].
 //!
+//! Dated censor versions (`as_of`) and the bypass matrix's call fields (`cite`, `prediction`,
+//! `reference`, `column`) are validated in [`bypass`], which also refuses, before a run starts,
+//! a bypass the call's strategy does not honour ([`bypass::check_bypasses`]).
+//!
 //! Guarantees: loading is pure apart from reading the scenario and topology files; every error
 //! names the file, the line (when the TOML parser or a span gives one) and the key, and says
 //! what to do. Nothing is created on the system by loading.

@@ -281,14 +281,22 @@ fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn load_all(files: &[PathBuf], dirs: &Dirs) -> Result<Vec<Scenario>, Vec<String>> {
     let cat = catalog();
+    let transports = roles::transports();
     let mut ok = Vec::new();
     let mut errs = Vec::new();
     for f in files {
         match Scenario::load(f, &dirs.topology_dir, &cat) {
-            Ok(s) => match crate::apps::check_scenario(&s, &dirs.app_dir, &cat.transports) {
-                Ok(()) => ok.push(s),
-                Err(e) => errs.push(e),
-            },
+            Ok(s) => {
+                match crate::apps::check_scenario(&s, &dirs.app_dir, &cat.transports).and_then(
+                    |()| {
+                        callwall_scenario::bypass::check_bypasses(&s, &transports)
+                            .map_err(|e| e.to_string())
+                    },
+                ) {
+                    Ok(()) => ok.push(s),
+                    Err(e) => errs.push(e),
+                }
+            }
             Err(e) => errs.push(e.to_string()),
         }
     }

@@ -485,6 +485,7 @@ pub fn call_result(
         attempts: Vec::new(),
         ice: None,
         external: Some(v.external),
+        bypass: None,
     }
 }
 

@@ -513,6 +513,7 @@ fn run_scenario(
             attempts: Vec::new(),
             ice: caller.ice.as_ref().map(crate::ice::call_ice),
             external: None,
+            bypass: None,
         });
     }
     for (name, ci, addr, done) in &external {
@@ -526,6 +527,7 @@ fn run_scenario(
             Some(&ext_view),
         ));
     }
+    crate::bypass::annotate(sc.as_of.as_deref(), &calls, &mut results, &censor_result);
     if let Err(e) = network.teardown() {
         tracing::warn!("teardown: {e}");
     }

@@ -97,6 +97,7 @@ pub fn html(doc: &Results) -> String {
     );
     summary(&mut o, doc);
     o.push_str(&crate::activities::html(doc));
+    o.push_str(&crate::bypass::html_section(doc));
     legend(&mut o);
     matrix(&mut o, doc);
     for (ri, r) in doc.runs.iter().enumerate() {

@@ -42,6 +42,7 @@ pub fn junit(doc: &Results) -> String {
             r.calls.len().max(1) + r.distributions.len() + r.workloads.len(),
             usize::from(r.error.is_some())
         );
+        o.push_str(&crate::bypass::junit_properties(r));
         if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             let _ = writeln!(
                 o,

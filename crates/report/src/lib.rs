@@ -17,6 +17,8 @@
 //!   workloads, and the workload parts of every renderer.
 //! - [`external`]: the `external` object of calls placed by external peers (commands, exits,
 //!   report lines, judged from the reports or the network, stderr tails) in every renderer.
+//! - [`bypass`]: the "Bypass matrix" section (dated censors × bypasses, outcome, cost and
+//!   source per cell) of the table, Markdown, HTML and JUnit outputs.
 //! - [`diff`]: compare two results documents call by call (matched by scenario and call name)
 //!   and say which verdicts got worse.
 //!
@@ -41,6 +43,7 @@
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
 pub mod activities;
+pub mod bypass;
 pub mod control;
 pub mod diff;
 pub mod external;

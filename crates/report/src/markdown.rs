@@ -41,5 +41,6 @@ pub fn markdown(doc: &Results) -> String {
     o.push_str(&crate::stats::markdown_section(doc));
     o.push_str(&crate::activities::markdown(doc));
     o.push_str(&crate::external::markdown_section(doc));
+    o.push_str(&crate::bypass::markdown_section(doc));
     o
 }

@@ -125,6 +125,7 @@ pub fn table(doc: &Results, color: bool) -> String {
         + crate::stats::missed(doc);
     out.push_str(&crate::stats::table_section(doc));
     out.push_str(&crate::flaky::table_section(doc));
+    out.push_str(&crate::bypass::table_section(doc));
     let _ = writeln!(
         out,
         "\n{calls} call(s) in {} run(s): {}",

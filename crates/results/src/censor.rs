@@ -249,6 +249,13 @@ pub struct HostRuleCounters {
     pub forwarded: u64,
     pub dropped: u64,
     pub delayed: u64,
+    /// Bytes of those frames (as they crossed the censor, headers included).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub bytes: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The censor's results for a run.

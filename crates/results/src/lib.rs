@@ -11,6 +11,7 @@
 //! results, per-call flakiness, shard merges) keeps older documents readable; bump
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
+pub mod bypass;
 pub mod censor;
 pub mod external;
 pub mod flaky;
@@ -268,6 +269,10 @@ pub struct CallResult {
     /// Set for a call placed by external peers (`transport` is then `external`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalCall>,
+    /// Set for a bypass-matrix call (one with `cite` or `prediction`): its bypass, the source
+    /// of its expectation and its cost (see [`bypass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bypass: Option<bypass::CallBypass>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

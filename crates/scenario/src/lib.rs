@@ -6,11 +6,16 @@
 //! that rejects unknown keys, then validates it against the topology and the transports'
 //! strategies into a [`Scenario`].
 //!
+//! Dated censor versions (`as_of`) and the bypass matrix's call fields (`cite`, `prediction`,
+//! `reference`, `column`) are validated in [`bypass`], which also refuses, before a run starts,
+//! a bypass the call's strategy does not honour ([`bypass::check_bypasses`]).
+//!
 //! Guarantees: loading is pure apart from reading the scenario and topology files; every error
 //! names the file, the line (when the TOML parser or a span gives one) and the key, and says
 //! what to do. Nothing is created on the system by loading.
 #![forbid(unsafe_code)]
 
+pub mod bypass;
 pub mod external;
 pub mod stats;
 pub mod workload;
@@ -45,6 +50,10 @@ pub mod raw {
         /// Where the modelled behaviour is documented, and how sure that is.
         #[serde(default)]
         pub source: Option<String>,
+        /// The date the modelled censor behaviour is stated for (`"2025-09-28"`), for dated
+        /// censor versions (see [`crate::bypass`]).
+        #[serde(default)]
+        pub as_of: Option<Spanned<String>>,
         /// A topology name in `netns/` (without `.toml`) or a path relative to the scenario.
         #[serde(default)]
         pub topology: Option<Spanned<String>>,
@@ -111,6 +120,20 @@ pub mod raw {
         /// External peer commands instead of a built-in transport (see [`crate::external`]).
         #[serde(default)]
         pub peer: Option<crate::external::raw::Peer>,
+        /// Bypass matrix (see [`crate::bypass`]): where the expected outcome is published.
+        #[serde(default)]
+        pub cite: Option<String>,
+        /// Bypass matrix: why callwall expects this outcome when nothing is published.
+        #[serde(default)]
+        pub prediction: Option<String>,
+        /// Bypass matrix: the call (same scenario, same transport, no bypass) this call's cost
+        /// is measured against.
+        #[serde(default)]
+        pub reference: Option<String>,
+        /// Bypass matrix: the column, when the one derived from the options is wrong (e.g.
+        /// `none` for a call whose `sni` is what the censor matches, not a bypass).
+        #[serde(default)]
+        pub column: Option<String>,
     }
 
     /// One strategy name or a list of them.
@@ -207,6 +230,9 @@ pub struct Scenario {
     pub name: String,
     pub description: String,
     pub source: Option<String>,
+    /// The date the modelled censor behaviour is stated for (validated `YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub path: PathBuf,
     pub topology_path: PathBuf,
     #[serde(skip)]
@@ -258,6 +284,12 @@ pub struct Call {
     /// for an ordinary call, judged by `expect` alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shares: Option<callwall_results::stats::Shares>,
+    /// Set when the call is a cell of the bypass matrix (see [`crate::bypass`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<bypass::MatrixCall>,
+    /// The line of the call's `options` key (its own line when it has none), for bypass errors.
+    #[serde(skip)]
+    pub options_line: usize,
 }
 
 fn is_one(n: &u32) -> bool {
@@ -544,6 +576,8 @@ impl Scenario {
                 line: line_of(text, sc.span().start),
                 repeat,
                 shares,
+                matrix: None,
+                options_line: key_line_in(text, sc.span(), "options"),
             });
         }
         if total > MAX_CALLS {
@@ -553,6 +587,18 @@ impl Scenario {
                 format!("{total} calls in all; at most {MAX_CALLS} per scenario"),
             ));
         }
+        // Dated censor version and the bypass matrix.
+        let as_of = match &raw.as_of {
+            Some(d) => Some(
+                bypass::validate_date(d.get_ref())
+                    .map_err(|m| err(Some(line_of(text, d.span().start)), Some("as_of"), m))?,
+            ),
+            None => None,
+        };
+        bypass::validate_calls(&raw.calls, &mut calls).map_err(|(i, k, m)| {
+            let line = raw.calls.get(i).map(|sc| key_line_in(text, sc.span(), k));
+            err(line, Some(&format!("calls[{i}].{k}")), m)
+        })?;
         // Workloads and the DNS zone.
         let raw_workloads: Vec<workload::raw::Workload> =
             raw.workloads.iter().map(|w| w.get_ref().clone()).collect();
@@ -571,6 +617,7 @@ impl Scenario {
             name,
             description: raw.description.unwrap_or_default(),
             source: raw.source,
+            as_of,
             path: path.to_path_buf(),
             topology_path,
             topology,

@@ -33,10 +33,10 @@ impl Engine {
             Verdict::Drop => c.dropped += 1,
             Verdict::Held => c.delayed += 1,
         }
-        self.attribute(inside, idx, verdict);
+        self.attribute(inside, idx, verdict, len);
     }
 
-    pub(super) fn attribute(&mut self, inside: IpAddr, rule: usize, verdict: Verdict) {
+    pub(super) fn attribute(&mut self, inside: IpAddr, rule: usize, verdict: Verdict, len: usize) {
         let n = self.policy.rules.len() + 1;
         if !self.by_inside.contains_key(&inside) && self.by_inside.len() >= MAX_INSIDE_HOSTS {
             return;
@@ -44,6 +44,7 @@ impl Engine {
         let row =
             self.by_inside.entry(inside).or_insert_with(|| vec![HostRuleCounters::default(); n]);
         let c = &mut row[rule];
+        c.bytes += len as u64;
         match verdict {
             Verdict::Forward => c.forwarded += 1,
             Verdict::Drop => c.dropped += 1,

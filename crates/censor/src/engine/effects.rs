@@ -34,7 +34,13 @@ pub(super) fn ge_bad_after(p: f64, r: f64, was_bad: bool, steps: u64) -> f64 {
 impl Engine {
     /// Residual blocking: a client-to-server packet of flow `key` on a blocked 3-tuple is
     /// dropped (counted and logged here); an expired block is forgotten.
-    pub(super) fn residual_blocked(&mut self, now_ns: u64, key: &FlowKey, src: IpAddr) -> bool {
+    pub(super) fn residual_blocked(
+        &mut self,
+        now_ns: u64,
+        key: &FlowKey,
+        src: IpAddr,
+        len: usize,
+    ) -> bool {
         let flow = &self.flows[key];
         let k3 = (flow.client.ip, flow.server.ip, flow.server.port);
         let Some(&(until, rule)) = self.residual.get(&k3) else { return false };
@@ -42,7 +48,7 @@ impl Engine {
             let c = &mut self.counters[rule];
             c.residual_dropped += 1;
             c.dropped += 1;
-            self.attribute(src, rule, Verdict::Drop);
+            self.attribute(src, rule, Verdict::Drop, len);
             let d =
                 Decision { rule: Some(rule), verdict: Verdict::Drop, outcome: Outcome::Residual };
             self.log(now_ns, key, &d);

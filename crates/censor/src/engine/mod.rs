@@ -206,7 +206,10 @@ impl Engine {
         let ip_len = (frame.len() - parsed.l3_offset) as u64;
         let (rel, flow_ident, packet_index) = self.track(now_ns, key, proto, src, dst, payload);
 
-        if rel == 0 && !self.residual.is_empty() && self.residual_blocked(now_ns, &key, ip.src) {
+        if rel == 0
+            && !self.residual.is_empty()
+            && self.residual_blocked(now_ns, &key, ip.src, frame.len())
+        {
             self.bin(now_ns, dir, ip.src, ip.dst, ip_len, Verdict::Drop);
             return Verdict::Drop;
         }

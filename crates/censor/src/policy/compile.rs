@@ -237,6 +237,11 @@ fn compile_match(m: &raw::Match, resolve: Resolver<'_>) -> Result<Match, KeyErr>
             Condition::DtlsFingerprint(l.iter().map(|s| s.to_ascii_lowercase()).collect())
         }),
     );
+    push(
+        m.tls_fingerprint
+            .as_ref()
+            .map(|l| Condition::TlsFingerprint(l.iter().map(|s| s.to_ascii_lowercase()).collect())),
+    );
     push(compile_names("stun_software", &m.stun_software)?.map(Condition::StunSoftware));
     push(compile_names("stun_username", &m.stun_username)?.map(Condition::StunUsername));
     push(compile_names("stun_realm", &m.stun_realm)?.map(Condition::StunRealm));

@@ -107,6 +107,9 @@ pub enum Condition {
     Alpn(Vec<String>),
     /// `dtls_fingerprint`: lower-case fingerprint strings or 16-hex-digit hashes.
     DtlsFingerprint(Vec<String>),
+    /// `tls_fingerprint`: the flow's TLS-over-TCP or QUIC ClientHello fingerprint (lower-case
+    /// string or 16-hex-digit hash) is one of these.
+    TlsFingerprint(Vec<String>),
     /// `stun_software`.
     StunSoftware(Vec<NamePattern>),
     /// `stun_username`.
@@ -158,6 +161,7 @@ impl Condition {
                 | Condition::SniNot { .. }
                 | Condition::Alpn(_)
                 | Condition::DtlsFingerprint(_)
+                | Condition::TlsFingerprint(_)
                 | Condition::StunSoftware(_)
                 | Condition::StunUsername(_)
                 | Condition::StunRealm(_)
@@ -212,6 +216,13 @@ impl Condition {
                 let hash = f.dtls_fingerprint_hash.map(|h| format!("{h:016x}"));
                 fps.iter().any(|w| {
                     f.dtls_fingerprint.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(w))
+                        || hash.as_deref() == Some(w.as_str())
+                })
+            }),
+            Condition::TlsFingerprint(fps) => s.facts.is_some_and(|f| {
+                let hash = f.tls_fingerprint_hash.map(|h| format!("{h:016x}"));
+                fps.iter().any(|w| {
+                    f.tls_fingerprint.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(w))
                         || hash.as_deref() == Some(w.as_str())
                 })
             }),

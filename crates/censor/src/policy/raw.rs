@@ -138,6 +138,10 @@ pub struct Match {
     /// DTLS ClientHello fingerprint strings or 16-hex-digit hashes.
     #[serde(default)]
     pub dtls_fingerprint: Option<Vec<String>>,
+    /// TLS-over-TCP or QUIC ClientHello fingerprint strings or 16-hex-digit hashes (the
+    /// JA3/JA4-style scoring the TSPU applies from 2026).
+    #[serde(default)]
+    pub tls_fingerprint: Option<Vec<String>>,
     /// STUN SOFTWARE attribute patterns (same syntax as `sni`).
     #[serde(default)]
     pub stun_software: Option<Vec<String>>,

@@ -184,6 +184,7 @@ fn every_match_key_is_one_condition() {
         sni_first_packet = true
         alpn = ["h3"]
         dtls_fingerprint = ["ABC"]
+        tls_fingerprint = ["DEF"]
         stun_software = ["*coturn*"]
         stun_username = ["u"]
         stun_realm = ["r"]
@@ -191,14 +192,15 @@ fn every_match_key_is_one_condition() {
     )
     .unwrap();
     let c = &p.rules[0].m.conditions;
-    // 29 keys; `sni_first_packet` modifies `sni`/`sni_not` rather than being a condition.
-    assert_eq!(c.len(), 28);
+    // 30 keys; `sni_first_packet` modifies `sni`/`sni_not` rather than being a condition.
+    assert_eq!(c.len(), 29);
     // The cheap conditions come before those that need the classifiers.
     let first_inspecting = c.iter().position(Condition::needs_inspection).unwrap();
     assert!(c[first_inspecting..].iter().all(Condition::needs_inspection));
     assert_eq!(first_inspecting, 18);
     assert!(matches!(c[21], Condition::Sni { first_packet: true, .. }));
     assert!(matches!(&c[24], Condition::DtlsFingerprint(f) if f[0] == "abc"));
+    assert!(matches!(&c[25], Condition::TlsFingerprint(f) if f[0] == "def"));
     // `"any"` is no condition at all.
     let any = parse(
         "[[rules]]\nname = \"a\"\nmatch = { dir = \"any\", proto = \"any\" }\naction = \"drop\"",

@@ -2,6 +2,7 @@
 //! through the `callwall` binary. They need root (or unprivileged user namespaces).
 
 mod apps;
+mod audio;
 mod classroom;
 mod common;
 mod external;

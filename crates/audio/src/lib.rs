@@ -23,11 +23,13 @@ pub mod clip;
 pub mod codec;
 pub mod media;
 pub mod quality;
+pub mod session;
 
 pub use clip::{bundled_speech, Clip};
 pub use codec::{OpusDecoder, OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 pub use media::{CallAudio, Received, ReceiverStats};
 pub use quality::{pesq_wb, AudioQuality};
+pub use session::PeerAudio;
 
 use std::path::PathBuf;
 

@@ -131,6 +131,11 @@ impl VoiceMedia for CallAudio {
         let late = arrival.recv_unix_ns.saturating_sub(arrival.sent_unix_ns);
         self.got.insert(arrival.seq, (payload.to_vec(), late));
     }
+
+    fn restart(&mut self) {
+        self.got.clear();
+        self.duplicates = 0;
+    }
 }
 
 #[cfg(test)]

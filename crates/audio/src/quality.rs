@@ -9,6 +9,12 @@
 //! difference says little about what a listener hears.
 
 use crate::clip::resample_i16;
+
+/// The metric's name, as results and reports show it.
+pub const METRIC: &str = "PESQ wideband (ITU-T P.862.2 MOS-LQO)";
+/// The implementation computing it: keep in step with `pesq` in Cargo.toml (Cargo.lock pins
+/// the exact version).
+pub const METRIC_VERSION: &str = "pesq crate 0.2.0 (clean-room Rust port of P.862/P.862.2)";
 use crate::{AudioError, SAMPLE_RATE};
 
 /// P.862.2 MOS-LQO of `received` against `sent`, both 48 kHz mono (at least 0.25 s).

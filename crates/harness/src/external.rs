@@ -295,5 +295,6 @@ pub fn call_result(
         attempts: Vec::new(),
         ice: None,
         external: Some(v.external),
+        audio: None,
     }
 }

@@ -12,6 +12,7 @@
 //! first instruction, and topology building refuses to run in the initial one); every wait has
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
+pub mod audio;
 pub mod control;
 pub mod external;
 pub mod ice;

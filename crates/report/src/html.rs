@@ -426,6 +426,7 @@ fn call_section(
         escape(&c.caller_addr.to_string())
     );
     crate::ice::ice_block(o, c);
+    crate::audio::html_call(o, c);
     let mine: Vec<&DecisionEvent> =
         events.iter().filter(|e| e.flow.involves(c.caller_addr)).collect();
     timeline_svg(o, c, &mine, control, run_secs);

@@ -42,6 +42,7 @@ pub fn junit(doc: &Results) -> String {
             r.calls.len().max(1) + r.distributions.len() + r.workloads.len(),
             usize::from(r.error.is_some())
         );
+        crate::audio::junit_properties(&mut o, &r.calls);
         if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             let _ = writeln!(
                 o,
@@ -76,7 +77,7 @@ pub fn junit(doc: &Results) -> String {
                 o,
                 "      <system-out>{}</system-out>",
                 xml_escape(&format!(
-                    "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={:.2} one_way_delay_ms={:.2} longest_gap_ms={:.0} mos={:.2} seed={}",
+                    "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={:.2} one_way_delay_ms={:.2} longest_gap_ms={:.0} mos={:.2}{} seed={}",
                     c.verdict.as_str(),
                     opt_ms(c.setup_ms),
                     c.loss_pct,
@@ -84,6 +85,7 @@ pub fn junit(doc: &Results) -> String {
                     c.one_way_delay_ms,
                     c.longest_gap_ms,
                     c.mos,
+                    crate::audio::junit_keys(c),
                     r.seed
                 ))
             );

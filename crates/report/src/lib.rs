@@ -39,6 +39,7 @@
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
 pub mod activities;
+pub mod audio;
 pub mod control;
 pub mod diff;
 pub mod flaky;

@@ -11,6 +11,7 @@
 //! results, per-call flakiness, shard merges) keeps older documents readable; bump
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
+pub mod audio;
 pub mod censor;
 pub mod external;
 pub mod flaky;
@@ -265,6 +266,9 @@ pub struct CallResult {
     /// Set for a call placed by external peers (`transport` is then `external`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalCall>,
+    /// With `--audio`: the speech sent and how each direction scored (see [`audio`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<audio::CallAudio>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

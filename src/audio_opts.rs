@@ -18,8 +18,8 @@ pub struct AudioOpts {
     /// concealment at the receiver, and scored with wideband PESQ (ITU-T P.862.2 MOS-LQO)
     /// beside the E-model MOS. `--audio` sends the bundled clip (espeak-ng); `--audio=FILE.wav`
     /// sends a WAV of any rate, mono or stereo (converted to 48 kHz mono).
-    #[arg(long, value_name = "WAV", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub audio: Option<PathBuf>,
+    #[arg(long, value_name = "WAV", num_args = 0..=1, require_equals = true)]
+    pub audio: Option<Option<PathBuf>>,
     /// With --audio: write what each side of every call received as WAV,
     /// DIR/<scenario>/<call>.caller-received.wav and .callee-received.wav, beside the reference
     /// sent, <call>.sent.wav (48 kHz mono).
@@ -31,9 +31,7 @@ impl AudioOpts {
     /// The run's audio options, checked: `Ok(None)` without `--audio`; `Err` says what to fix.
     pub fn resolve(&self) -> Result<Option<AudioRun>, String> {
         let Some(wav) = &self.audio else { return Ok(None) };
-        let clip = if wav.as_os_str().is_empty() {
-            None
-        } else {
+        let clip = if let Some(wav) = wav {
             let c = callwall_audio::Clip::read_wav(wav).map_err(|e| e.to_string())?;
             if c.seconds() < 1.0 {
                 return Err(format!(
@@ -43,6 +41,8 @@ impl AudioOpts {
                 ));
             }
             Some(absolute(wav))
+        } else {
+            None
         };
         let record = match &self.record {
             Some(dir) => Some(writable_dir(dir)?),

@@ -425,6 +425,11 @@ fn run(opts: RunOpts) -> ExitCode {
         return ExitCode::from(2);
     }
     let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
+    let mut audio = audio;
+    if let Err(e) = crate::audio_opts::prepare(&mut audio, &out_root) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

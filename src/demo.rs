@@ -357,6 +357,7 @@ fn demo_inner(mut opts: DemoOpts) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     callwall_netns::sandbox::check_environment().map_err(|e| e.to_string())?;
     opts.audio_run = opts.audio.resolve()?;
+    crate::audio_opts::prepare(&mut opts.audio_run, &opts.out)?;
     let files = if opts.scenarios.is_empty() {
         vec![PathBuf::from("scenarios/demo/classroom.toml")]
     } else {

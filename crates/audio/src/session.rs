@@ -1,7 +1,8 @@
 //! One peer's audio for a whole call, as `callwall run --audio` runs it in a peer process.
 //!
-//! [`PeerAudio::new`] loads the clip an [`AudioSpec`] names (the bundled speech, or a user's
-//! WAV converted to 48 kHz mono) and encodes it; the peer runs its call with it as the
+//! [`prepare`] converts (48 kHz mono) and encodes the clip once for a whole run; [`PeerAudio::new`]
+//! reads what it wrote (or, without it, loads and encodes the clip an [`AudioSpec`] names
+//! itself: about 0.1 s of CPU, which a hundred peers starting at once cannot afford); the peer runs its call with it as the
 //! [`VoiceMedia`]; after the call [`PeerAudio::finish`] plays out what arrived (PLC for the
 //! rest), scores it against what was sent, writes the recordings, and returns the direction this
 //! peer heard as a [`CallAudio`] result (`down` for the caller, `up` for the callee).
@@ -66,12 +67,68 @@ pub struct PeerAudio {
     clip_frames: usize,
 }
 
+/// `{prefix}.wav` and `{prefix}.opus` for voice frames of `frame_bytes` bytes.
+fn prepared_prefix(dir: &Path, frame_bytes: usize) -> PathBuf {
+    dir.join(format!("clip-{frame_bytes}"))
+}
+
+/// Converts and encodes the clip `spec` names once for a whole run, into `dir` (48 kHz WAV and
+/// the Opus packets, each a 2-byte big-endian length and the packet), so peers only read them.
+/// Returns the prefix for [`AudioSpec::prepared`].
+pub fn prepare(spec: &AudioSpec, frame_bytes: usize, dir: &Path) -> Result<PathBuf, AudioError> {
+    let clip = load_clip(spec)?;
+    let media = CallAudio::new(clip, frame_bytes)?;
+    let prefix = prepared_prefix(dir, frame_bytes);
+    let write_err = |path: &Path, e: std::io::Error| AudioError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
+    media.clip().write_wav(&with_suffix(&prefix, "wav"))?;
+    let mut bytes = Vec::new();
+    for p in media.packets() {
+        bytes.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(p);
+    }
+    let opus = with_suffix(&prefix, "opus");
+    std::fs::write(&opus, bytes).map_err(|e| write_err(&opus, e))?;
+    Ok(prefix)
+}
+
+fn read_prepared(prefix: &Path) -> Result<(Clip, Vec<Vec<u8>>), AudioError> {
+    let clip = Clip::read_wav(&with_suffix(prefix, "wav"))?;
+    let path = with_suffix(prefix, "opus");
+    let bytes =
+        std::fs::read(&path).map_err(|source| AudioError::Io { path: path.clone(), source })?;
+    let mut packets = Vec::new();
+    let mut rest = bytes.as_slice();
+    while let [a, b, tail @ ..] = rest {
+        let n = usize::from(u16::from_be_bytes([*a, *b]));
+        let Some(p) = tail.get(..n) else {
+            return Err(AudioError::BadWav { path, reason: "truncated packet file".into() });
+        };
+        packets.push(p.to_vec());
+        rest = &tail[n..];
+    }
+    Ok((clip, packets))
+}
+
 impl PeerAudio {
-    /// Loads and encodes the clip for voice frames of `frame_bytes` bytes.
+    /// Loads and encodes the clip for voice frames of `frame_bytes` bytes (or reads it, when
+    /// the spec names a clip [`prepare`]d for that frame size).
     pub fn new(spec: &AudioSpec, frame_bytes: usize) -> Result<PeerAudio, AudioError> {
-        let clip = load_clip(spec)?;
-        let clip_frames = clip.samples.len().div_ceil(FRAME_SAMPLES);
-        let media = CallAudio::new(clip, frame_bytes)?;
+        let ready = spec
+            .prepared
+            .as_ref()
+            .filter(|p| p.file_name() == prepared_prefix(Path::new(""), frame_bytes).file_name());
+        let media = match ready {
+            Some(prefix) => {
+                let (clip, packets) = read_prepared(prefix)?;
+                CallAudio::from_packets(clip, packets)?
+            }
+            None => CallAudio::new(load_clip(spec)?, frame_bytes)?,
+        };
+        let clip_frames = media.clip().samples.len().div_ceil(FRAME_SAMPLES);
         Ok(PeerAudio {
             spec: spec.clone(),
             media,

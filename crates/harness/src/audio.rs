@@ -24,6 +24,9 @@ pub struct AudioRun {
     /// the reference to `{call}.sent.wav` (the directory checked writable by the launcher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<PathBuf>,
+    /// The clip converted and encoded once by the launcher (see [`AudioSpec::prepared`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<PathBuf>,
 }
 
 /// Extra time a peer with audio gets after its call, to play out, score and write its audio.
@@ -49,7 +52,7 @@ pub fn peer_audio(args: &RunArgs, scenario: &str, call: &str) -> Option<AudioSpe
         let _ = std::fs::create_dir_all(&dir);
         dir.join(sanitize(call))
     });
-    Some(AudioSpec { clip: a.clip.clone(), record })
+    Some(AudioSpec { clip: a.clip.clone(), record, prepared: a.prepared.clone() })
 }
 
 /// The call's audio result: the caller's (what it heard, `down`) with the callee's `up`.

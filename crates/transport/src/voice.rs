@@ -159,6 +159,11 @@ pub struct AudioSpec {
     /// caller, the reference `{record}.sent.wav`); `None`: nothing written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<std::path::PathBuf>,
+    /// The clip already converted and encoded once for the whole run (`callwall-audio`'s
+    /// `session::prepare`): `{prepared}.wav` and `{prepared}.opus`, so a peer neither resamples
+    /// nor encodes; `None`: the peer does both itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<std::path::PathBuf>,
 }
 
 /// The default voice: filler frames, nothing heard.

@@ -15,7 +15,7 @@
 //! 1.36, and the gap never fell below 2.0. The clean figure is the one that moves: under heavy
 //! CPU load some frames reach the receiver more than the 200 ms playout deadline after they
 //! were sent and are concealed like lost ones (the 3.42 run's counts were not kept; a clean call
-run by hand at a load average of 37 had 2 % and 10 % of its frames late). A margin of
+//! run by hand at a load average of 37 had 2 % and 10 % of its frames late). A margin of
 //! 1.0 leaves room for that: for the gap to close to 1.0, the clean call would have to lose
 //! about 5 % of its frames to lateness, or the lossy one's 10 % (binomial over 900 frames per
 //! direction, standard deviation 1 %) would have to fall to a couple of percent.

@@ -163,7 +163,7 @@ pub fn resample_i16(input: &[i16], from: u32, to: u32) -> Result<Vec<i16>, Audio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

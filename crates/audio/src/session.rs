@@ -276,3 +276,39 @@ impl VoiceMedia for PeerAudio {
         self.media.restart()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_clip_sends_the_same_packets_as_one_encoded_in_the_peer() {
+        let dir = crate::clip::tests::TestDir::new("prepare");
+        let spec = AudioSpec::default();
+        let prefix = prepare(&spec, 80, &dir.0).unwrap();
+        let fresh = PeerAudio::new(&spec, 80).unwrap();
+        let read =
+            PeerAudio::new(&AudioSpec { prepared: Some(prefix.clone()), ..spec.clone() }, 80)
+                .unwrap();
+        assert_eq!(read.media.packets(), fresh.media.packets());
+        assert_eq!(read.media.clip(), fresh.media.clip());
+        assert_eq!(read.clip_frames, fresh.clip_frames);
+        // A clip prepared for another frame size is not used: the peer encodes its own.
+        let other = PeerAudio::new(&AudioSpec { prepared: Some(prefix), ..spec }, 120).unwrap();
+        assert!(other.media.packets()[0].len() > fresh.media.packets()[0].len());
+    }
+
+    #[test]
+    fn windows_are_one_clip_long() {
+        let clip = bundled_speech();
+        let frames = clip.samples.len().div_ceil(FRAME_SAMPLES);
+        // 2.5 clip lengths: two full windows; identical audio scores high.
+        let sent = clip.looped(frames * FRAME_SAMPLES * 5 / 2);
+        let w = score(&sent, &sent, frames).unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(w.iter().all(|&m| m > 4.0), "{w:?}");
+        // Shorter than a clip: scored whole; shorter than 1 s: not at all.
+        assert_eq!(score(&sent[..48_000 * 3], &sent[..48_000 * 3], frames).unwrap().len(), 1);
+        assert!(score(&sent[..24_000], &sent[..24_000], frames).unwrap().is_empty());
+    }
+}

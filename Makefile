@@ -8,9 +8,9 @@ OUT ?= results
 # benchmark's reference script and the WireGuard reference peer), chromium + fonts and
 # libxml2-utils (the report checks and the Chromium reference peer), wireguard-go +
 # wireguard-tools (the WireGuard reference peer), python3-venv (the peers' virtualenv),
-# libopus-dev + pkg-config (the audio path links the system libopus), espeak-ng + sox (to
-# regenerate the bundled speech clip, crates/audio/clips/make-clip.sh), tmux (the live view's
-# terminal test).
+# libopus-dev + pkg-config (the audio path links the system libopus), espeak-ng (the build
+# makes the bundled speech clip with it, crates/audio/build.rs), sox (to play recordings),
+# tmux (the live view's terminal test).
 DEB_PACKAGES := coturn iproute2 chromium fonts-dejavu-core libxml2-utils wireguard-go wireguard-tools python3-venv libopus-dev pkg-config espeak-ng sox tmux
 # The external reference peers' Python packages (peers/requirements.txt, pinned), from PyPI
 # into a virtualenv of the project's own; Debian's python3, not whatever `python3` is first

@@ -190,6 +190,8 @@ struct RunOpts {
     /// figures per second are shown as `live ...` lines on stderr. See docs/classroom.md.
     #[arg(long, value_name = "FILE")]
     control: Option<PathBuf>,
+    #[command(flatten)]
+    audio: crate::audio_opts::AudioOpts,
 }
 
 pub fn main() -> ExitCode {
@@ -404,6 +406,13 @@ fn run(opts: RunOpts) -> ExitCode {
         eprintln!("error: --retries takes 0 to 10");
         return ExitCode::from(2);
     }
+    let audio = match opts.audio.resolve() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -424,6 +433,11 @@ fn run(opts: RunOpts) -> ExitCode {
         return ExitCode::from(2);
     }
     let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
+    let mut audio = audio;
+    if let Err(e) = crate::audio_opts::prepare(&mut audio, &out_root) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -509,6 +523,7 @@ fn run(opts: RunOpts) -> ExitCode {
                         out_dir: Some(out_dir.clone()),
                         pcap: opts.pcap,
                         transports: opts.transport.clone(),
+                        audio: audio.clone(),
                     },
                     deadline: budget,
                     cancel: cancel.clone(),

@@ -61,6 +61,11 @@ pub struct DemoOpts {
     /// Quit after this many seconds (for scripts; default: run until `q`).
     #[arg(long, value_name = "SECONDS")]
     seconds: Option<u64>,
+    #[command(flatten)]
+    audio: crate::audio_opts::AudioOpts,
+    /// `audio`, checked (set by `demo` before anything starts).
+    #[arg(skip)]
+    audio_run: Option<callwall_harness::audio::AudioRun>,
 }
 
 /// Most calls the view shows.
@@ -274,6 +279,7 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
             out_dir: Some(out_dir),
             pcap: false,
             transports: Vec::new(),
+            audio: opts.audio_run.clone(),
         },
         deadline: sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
             + Duration::from_secs(60),
@@ -347,9 +353,11 @@ pub fn demo(opts: DemoOpts) -> ExitCode {
     }
 }
 
-fn demo_inner(opts: DemoOpts) -> Result<ExitCode, String> {
+fn demo_inner(mut opts: DemoOpts) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     callwall_netns::sandbox::check_environment().map_err(|e| e.to_string())?;
+    opts.audio_run = opts.audio.resolve()?;
+    crate::audio_opts::prepare(&mut opts.audio_run, &opts.out)?;
     let files = if opts.scenarios.is_empty() {
         vec![PathBuf::from("scenarios/demo/classroom.toml")]
     } else {

@@ -5,6 +5,7 @@
 //! run starts inside its sandbox (the sandbox's PID 1, the censor, the signal server, peers).
 
 mod apps;
+mod audio_opts;
 mod cli;
 mod demo;
 mod merge;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use callwall_harness::roles::{censor_main, signal_main, CensorConfig};
 use callwall_harness::run::{sandbox_main, RunArgs};
-use callwall_transport::peer::{run_peer, PeerReport, PeerSpec};
+use callwall_transport::peer::{PeerReport, PeerSpec};
 use callwall_transport::VoiceTransport;
 
 /// Every transport this build offers.
@@ -93,8 +93,7 @@ pub fn peer() -> ExitCode {
         };
     let all = transports();
     let refs: Vec<&dyn VoiceTransport> = all.iter().map(|b| b.as_ref()).collect();
-    let mut report: PeerReport = rt.block_on(run_peer(&spec, &refs));
-    report.cpu_ms = Some(cpu_ms());
+    let report: PeerReport = crate::audio_opts::run_peer_audio(&rt, &spec, &refs, cpu_ms);
     match serde_json::to_string(&report) {
         Ok(s) => {
             println!("{s}");

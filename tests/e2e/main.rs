@@ -4,6 +4,7 @@
 mod apps;
 mod bypass_udp;
 mod bypass_tls;
+mod audio;
 mod classroom;
 mod common;
 mod external;

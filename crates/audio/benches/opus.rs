@@ -65,6 +65,36 @@ fn call_second(c: &mut Criterion) {
          {b_cpu:.2} % ({b_wall:.2} %); ratio {:.2}",
         a_cpu / b_cpu
     );
+    // The parts: what callwall does per call (the clip is encoded once per peer, up front;
+    // each peer decodes the other side's frames once, after the call).
+    let packets =
+        OpusEncoder::new(OpusEncoder::bitrate_for(66)).unwrap().encode_clip(&second).unwrap();
+    let mut enc = OpusEncoder::new(OpusEncoder::bitrate_for(66)).unwrap();
+    let (e_cpu, _) = share_of_core(
+        |pcm: &[i16]| {
+            for f in pcm.chunks(FRAME_SAMPLES) {
+                std::hint::black_box(enc.encode(f).unwrap());
+            }
+        },
+        &second,
+    );
+    let mut dec = OpusDecoder::new().unwrap();
+    let (d_cpu, _) = share_of_core(
+        |_: &[i16]| {
+            for p in &packets {
+                std::hint::black_box(dec.decode(Some(p)));
+            }
+        },
+        &second,
+    );
+    let clip_s = clip.seconds();
+    let call_s = 60.0;
+    println!(
+        "complexity {COMPLEXITY}: encode alone {e_cpu:.2} %, decode alone {d_cpu:.2} % of a core per \
+         call-second; a whole {call_s:.0} s call as callwall runs it (both peers: the {clip_s:.1} s \
+         clip encoded once each, the other side decoded): {:.2} % of a core over the call",
+        2.0 * d_cpu + 2.0 * e_cpu * clip_s / call_s
+    );
 }
 
 criterion_group! {

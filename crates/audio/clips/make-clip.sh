@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates speech.wav, the bundled clip the voice model sends with `--audio`: espeak-ng
-# speaks the text below, sox makes it 16 kHz mono 16-bit PCM. Needs espeak-ng and sox
-# (`make deps`). The output is committed, so building callwall does not need either.
+# Writes the bundled clip, as the build makes it (crates/audio/build.rs: espeak-ng at build
+# time, nothing committed), to the WAV given (default speech.wav here), for listening:
+# `crates/audio/clips/make-clip.sh /path/clip.wav && play /path/clip.wav`.
 set -euo pipefail
-cd "$(dirname "$0")"
+out=${1:-$(dirname "$0")/speech.wav}
 text="This is a call through a censor. One, two, three, four, five. \
 If you can hear every word, the call got through."
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-espeak-ng -v en-us -s 150 -w "$tmp/raw.wav" "$text"
-sox "$tmp/raw.wav" -r 16000 -c 1 -b 16 speech.wav
-soxi speech.wav
+espeak-ng -v en-us -s 150 -w "$out" "$text"
+soxi "$out" 2>/dev/null || true

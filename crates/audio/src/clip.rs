@@ -6,9 +6,12 @@ use rubato::{FftFixedIn, Resampler};
 
 use crate::{AudioError, SAMPLE_RATE};
 
-/// The bundled clip: espeak-ng speaking a few sentences (`clips/make-clip.sh`), stored at
-/// 16 kHz mono and resampled to 48 kHz on load.
-const SPEECH_WAV: &[u8] = include_bytes!("../clips/speech.wav");
+/// The bundled clip: espeak-ng speaking a few sentences, made at build time by `build.rs`
+/// (22.05 kHz mono) and resampled to 48 kHz on load.
+const SPEECH_WAV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/speech.wav"));
+
+/// What [`bundled_speech`] is, for results and reports.
+pub const BUNDLED_NAME: &str = "bundled speech (espeak-ng en-us)";
 
 /// Mono 16-bit PCM at [`SAMPLE_RATE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +111,7 @@ pub fn write_wav(path: &Path, samples: &[i16], rate: u32) -> Result<(), AudioErr
 /// The bundled speech clip at 48 kHz.
 pub fn bundled_speech() -> Clip {
     // The bytes are ours and checked by a unit test; a failure here is a build defect.
-    Clip::from_wav_bytes(SPEECH_WAV, Path::new("clips/speech.wav"))
+    Clip::from_wav_bytes(SPEECH_WAV, Path::new("speech.wav (bundled, made by espeak-ng)"))
         .expect("the bundled clip is a valid WAV")
 }
 
@@ -160,7 +163,7 @@ pub fn resample_i16(input: &[i16], from: u32, to: u32) -> Result<Vec<i16>, Audio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

@@ -3,16 +3,20 @@
 //! - [`codec`]: Opus at 48 kHz mono in 20 ms frames over the system's libopus, found by
 //!   pkg-config (Debian's `libopus-dev`); constant bitrate so a frame fits the voice model's
 //!   frame size, and decoder packet-loss concealment (PLC) for every frame that did not arrive.
-//! - [`clip`]: 48 kHz mono 16-bit PCM clips: the bundled speech clip (espeak-ng, see
-//!   `clips/make-clip.sh`), any user WAV (downmixed to mono and resampled to 48 kHz), and WAV
+//! - [`clip`]: 48 kHz mono 16-bit PCM clips: the bundled speech clip (made by espeak-ng at
+//!   build time, `build.rs`: the build needs `espeak-ng`, which `make deps` installs; no audio
+//!   file is committed), any user WAV (downmixed to mono and resampled to 48 kHz), and WAV
 //!   output.
 //! - [`media`]: the sender and receiver a call plugs into the voice model
 //!   ([`callwall_transport::voice::VoiceMedia`]): each frame carries the next Opus packet of
 //!   the clip (looping), the receiver keeps what arrived in time for playout and decodes it
 //!   with PLC for the rest.
 //! - [`quality`]: an audio quality figure from the sent and the received audio: wideband PESQ
-//!   (ITU-T P.862.2 MOS-LQO, 1.0 to 4.64) computed by the `pesq` crate, a pure-Rust
-//!   implementation that passes the P.862 conformance data.
+//!   (ITU-T P.862.2 MOS-LQO, 1.0 to 4.64) computed by the `pesq` crate 0.2.0, a clean-room
+//!   pure-Rust port of P.862/P.862.2 (see [`quality`] for how it was validated, and what was not).
+//! - [`session`]: one peer's audio for a whole call (`callwall run --audio`): load and encode
+//!   the clip, be the call's [`VoiceMedia`](callwall_transport::voice::VoiceMedia), then play
+//!   out, score (windows of one clip length) and record (`--record`) what was heard.
 //!
 //! Guarantees: no panics on any WAV file or received payload (bad input is an [`AudioError`]
 //! naming the file and what format is needed; an undecodable payload is concealed like a lost
@@ -23,11 +27,13 @@ pub mod clip;
 pub mod codec;
 pub mod media;
 pub mod quality;
+pub mod session;
 
 pub use clip::{bundled_speech, Clip};
 pub use codec::{OpusDecoder, OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 pub use media::{CallAudio, Received, ReceiverStats};
 pub use quality::{pesq_wb, AudioQuality};
+pub use session::PeerAudio;
 
 use std::path::PathBuf;
 

@@ -70,6 +70,25 @@ impl CallAudio {
         Ok(CallAudio { clip, packets, got: HashMap::new(), duplicates: 0 })
     }
 
+    /// Audio that sends `packets` (one Opus packet per 20 ms of `clip`, as [`CallAudio::new`]
+    /// makes them): for packets encoded once and shared by many calls.
+    pub fn from_packets(clip: Clip, packets: Vec<Vec<u8>>) -> Result<CallAudio, AudioError> {
+        if packets.is_empty() {
+            return Err(AudioError::Opus("no packets: nothing to send".into()));
+        }
+        Ok(CallAudio { clip, packets, got: HashMap::new(), duplicates: 0 })
+    }
+
+    /// The encoded clip, one Opus packet per 20 ms.
+    pub fn packets(&self) -> &[Vec<u8>] {
+        &self.packets
+    }
+
+    /// The clip sent.
+    pub fn clip(&self) -> &Clip {
+        &self.clip
+    }
+
     /// The Opus packet sent in frame `seq`.
     pub fn packet(&self, seq: u32) -> &[u8] {
         &self.packets[seq as usize % self.packets.len()]
@@ -130,6 +149,11 @@ impl VoiceMedia for CallAudio {
         }
         let late = arrival.recv_unix_ns.saturating_sub(arrival.sent_unix_ns);
         self.got.insert(arrival.seq, (payload.to_vec(), late));
+    }
+
+    fn restart(&mut self) {
+        self.got.clear();
+        self.duplicates = 0;
     }
 }
 

@@ -486,6 +486,7 @@ pub fn call_result(
         ice: None,
         external: Some(v.external),
         bypass: None,
+        audio: None,
     }
 }
 

@@ -13,6 +13,7 @@
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
 pub mod bypass;
+pub mod audio;
 pub mod control;
 pub mod external;
 pub mod ice;

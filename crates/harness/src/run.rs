@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Which calls to keep, by transport name (empty: all).
     #[serde(default)]
     pub transports: Vec<String>,
+    /// `--audio` / `--record`: real speech in every built-in call (`None`: filler frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::audio::AudioRun>,
 }
 
 /// How long services get to say `ready`.
@@ -367,6 +370,7 @@ fn run_scenario(
                 start_at_unix_ns: start_at,
                 duration: call.duration.as_std(),
                 voice,
+                audio: crate::audio::peer_audio(args, &sc.name, &name),
             };
             let file = sanitize(&name);
             let callee = spawn_peer(
@@ -385,7 +389,10 @@ fn run_scenario(
             )?;
             artifacts.logs.push(format!("{file}.caller.log"));
             artifacts.logs.push(format!("{file}.callee.log"));
-            let deadline = Instant::now() + START_DELAY + budget + PEER_GRACE;
+            let mut deadline = Instant::now() + START_DELAY + budget + PEER_GRACE;
+            if args.audio.is_some() {
+                deadline += crate::audio::AUDIO_GRACE;
+            }
             placed.push(PlacedCall { name, call_index: ci, caller_addr, caller, callee, deadline });
         }
     }
@@ -514,6 +521,7 @@ fn run_scenario(
             ice: caller.ice.as_ref().map(crate::ice::call_ice),
             external: None,
             bypass: None,
+            audio: crate::audio::join(&caller, &callee),
         });
     }
     for (name, ci, addr, done) in &external {

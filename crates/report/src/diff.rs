@@ -63,6 +63,9 @@ pub struct Diff {
     /// Workloads whose outcome changed, were added or removed (worse ones first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<crate::activities::WorkloadChange>,
+    /// Calls scored with `--audio` in both whose audio MOS-LQO moved (informational).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<crate::audio::AudioChange>,
 }
 
 struct Seen {
@@ -122,6 +125,7 @@ pub fn diff(old: &Results, new: &Results) -> Diff {
     d.regressed = d.changed.iter().any(|c| c.worse);
     d.workloads = crate::activities::changes(old, new);
     d.regressed |= d.workloads.iter().any(|c| c.worse);
+    d.audio = crate::audio::changes(old, new);
     d
 }
 
@@ -140,6 +144,7 @@ impl Diff {
             o.push_str(&format!("removed {}: was {}\n", r.key, r.verdict));
         }
         o.push_str(&crate::activities::changes_text(&self.workloads));
+        o.push_str(&crate::audio::changes_text(&self.audio));
         let worse = self.changed.iter().filter(|c| c.worse).count();
         o.push_str(&format!(
             "{} changed ({worse} worse, {} better), {} added, {} removed, {} unchanged: {}\n",

@@ -428,6 +428,7 @@ fn call_section(
     );
     crate::ice::ice_block(o, c);
     crate::external::html_block(o, c);
+    crate::audio::html_call(o, c);
     let mine: Vec<&DecisionEvent> =
         events.iter().filter(|e| e.flow.involves(c.caller_addr)).collect();
     timeline_svg(o, c, &mine, control, run_secs);

@@ -43,6 +43,7 @@ pub fn junit(doc: &Results) -> String {
             usize::from(r.error.is_some())
         );
         o.push_str(&crate::bypass::junit_properties(r));
+        crate::audio::junit_properties(&mut o, &r.calls);
         if let Some(e) = r.error.as_ref().map(|e| &e.message) {
             let _ = writeln!(
                 o,
@@ -78,7 +79,7 @@ pub fn junit(doc: &Results) -> String {
                 o,
                 "      <system-out>{}</system-out>",
                 xml_escape(&format!(
-                    "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={:.2} one_way_delay_ms={:.2} longest_gap_ms={:.0} mos={:.2} seed={}",
+                    "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={:.2} one_way_delay_ms={:.2} longest_gap_ms={:.0} mos={:.2}{} seed={}",
                     c.verdict.as_str(),
                     opt_ms(c.setup_ms),
                     c.loss_pct,
@@ -86,6 +87,7 @@ pub fn junit(doc: &Results) -> String {
                     c.one_way_delay_ms,
                     c.longest_gap_ms,
                     c.mos,
+                    crate::audio::junit_keys(c),
                     r.seed
                 ))
             );

@@ -44,6 +44,7 @@
 
 pub mod activities;
 pub mod bypass;
+pub mod audio;
 pub mod control;
 pub mod diff;
 pub mod external;

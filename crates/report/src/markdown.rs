@@ -21,7 +21,7 @@ pub fn markdown(doc: &Results) -> String {
         for c in &r.calls {
             let _ = writeln!(
                 o,
-                "| {} | {}/{} | {}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} |",
+                "| {} | {}/{} | {}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
                 r.scenario,
                 c.transport,
                 c.strategy,
@@ -33,12 +33,13 @@ pub fn markdown(doc: &Results) -> String {
                 c.loss_pct,
                 c.jitter_ms,
                 c.one_way_delay_ms,
-                c.mos,
+                crate::audio::mos_cell(c),
                 c.rule.as_deref().unwrap_or("-")
             );
         }
     }
     o.push_str(&crate::stats::markdown_section(doc));
+    o.push_str(&crate::audio::markdown_section(doc));
     o.push_str(&crate::activities::markdown(doc));
     o.push_str(&crate::external::markdown_section(doc));
     o.push_str(&crate::bypass::markdown_section(doc));

@@ -69,7 +69,7 @@ pub fn table(doc: &Results, color: bool) -> String {
                 format!("{:.1}", c.jitter_ms),
                 format!("{:.1}", c.one_way_delay_ms),
                 format!("{:.0}", c.longest_gap_ms),
-                format!("{:.2}", c.mos),
+                crate::audio::mos_cell(c),
                 c.rule.clone().unwrap_or_else(|| "-".into()),
             ]);
             verdicts.push(Some(c.verdict));
@@ -126,6 +126,7 @@ pub fn table(doc: &Results, color: bool) -> String {
     out.push_str(&crate::stats::table_section(doc));
     out.push_str(&crate::flaky::table_section(doc));
     out.push_str(&crate::bypass::table_section(doc));
+    out.push_str(&crate::audio::table_section(doc));
     let _ = writeln!(
         out,
         "\n{calls} call(s) in {} run(s): {}",

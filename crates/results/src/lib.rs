@@ -12,6 +12,7 @@
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
 pub mod bypass;
+pub mod audio;
 pub mod censor;
 pub mod external;
 pub mod flaky;
@@ -273,6 +274,9 @@ pub struct CallResult {
     /// of its expectation and its cost (see [`bypass`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bypass: Option<bypass::CallBypass>,
+    /// With `--audio`: the speech sent and how each direction scored (see [`audio`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<audio::CallAudio>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

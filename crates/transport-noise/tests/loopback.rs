@@ -170,6 +170,7 @@ fn spec(
         start_at_unix_ns: start,
         duration: Duration::from_millis(ms),
         voice: VoiceModel::default(),
+        audio: None,
     }
 }
 

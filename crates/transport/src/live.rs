@@ -135,6 +135,10 @@ impl VoiceMedia for LiveMeter<'_> {
             e.1.push(arrival.recv_unix_ns.saturating_sub(arrival.sent_unix_ns) as f64 / 1e6);
         }
     }
+
+    fn restart(&mut self) {
+        self.inner.restart();
+    }
 }
 
 /// The line a peer prints for a second (`live second {json}`).

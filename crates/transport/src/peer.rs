@@ -57,6 +57,9 @@ pub struct PeerSpec {
     pub duration: Duration,
     #[serde(default)]
     pub voice: VoiceModel,
+    /// Real speech in the voice frames (`--audio`); `None`: filler frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<voice::AudioSpec>,
 }
 
 impl PeerSpec {
@@ -126,6 +129,10 @@ pub struct PeerReport {
     /// candidates gathered, pairs checked, the nominated pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice: Option<crate::ice::IceReport>,
+    /// With `--audio`: what this peer heard and its score, in the direction it received
+    /// (`down` for the caller, `up` for the callee); filled by the peer process after the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<callwall_results::audio::CallAudio>,
 }
 
 impl Default for PeerReport {
@@ -166,6 +173,7 @@ impl PeerReport {
             signalling_failure: None,
             cpu_ms: None,
             ice: None,
+            audio: None,
         }
     }
 
@@ -221,6 +229,17 @@ pub fn resolve_strategies(requested: &[String], t: &dyn VoiceTransport) -> Vec<S
 /// Runs one peer of a call and reports what happened. See the module doc for the protocol
 /// and the timing guarantees.
 pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> PeerReport {
+    run_peer_with(spec, transports, &mut voice::Filler).await
+}
+
+/// [`run_peer`], with the voice frames carrying `media`'s payloads and every received frame
+/// handed to it (see [`voice::drive_with`]). When the callee drops a connected attempt to
+/// follow the caller's next one, `media` is [`voice::VoiceMedia::restart`]ed.
+pub async fn run_peer_with(
+    spec: &PeerSpec,
+    transports: &[&dyn VoiceTransport],
+    media: &mut dyn voice::VoiceMedia,
+) -> PeerReport {
     let role = spec.ctx.role;
     let mut report = PeerReport::new(role, &spec.transport);
     report.voice = spec.voice;
@@ -260,7 +279,8 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
     let work = async {
         match (role, race.is_some()) {
             (Role::Caller, true) => {
-                crate::race::run_caller(spec, t, &strategies, media_cap_ns, &mut report).await
+                crate::race::run_caller(spec, t, &strategies, media_cap_ns, &mut report, media)
+                    .await
             }
             (Role::Callee, true) => {
                 crate::race::run_callee(
@@ -270,15 +290,24 @@ pub async fn run_peer(spec: &PeerSpec, transports: &[&dyn VoiceTransport]) -> Pe
                     connect_deadline_ns,
                     media_cap_ns,
                     &mut report,
+                    media,
                 )
                 .await
             }
             (Role::Caller, false) => {
-                run_caller(spec, t, &strategies, connect_deadline_ns, media_cap_ns, &mut report)
-                    .await
+                run_caller(
+                    spec,
+                    t,
+                    &strategies,
+                    connect_deadline_ns,
+                    media_cap_ns,
+                    &mut report,
+                    media,
+                )
+                .await
             }
             (Role::Callee, false) => {
-                run_callee(spec, t, connect_deadline_ns, media_cap_ns, &mut report).await
+                run_callee(spec, t, connect_deadline_ns, media_cap_ns, &mut report, media).await
             }
         }
     };
@@ -343,6 +372,7 @@ async fn run_caller(
     connect_deadline_ns: u64,
     media_cap_ns: u64,
     report: &mut PeerReport,
+    media: &mut dyn voice::VoiceMedia,
 ) {
     let Some(mut sig) = signal_client(spec, report).await else { return };
     let mut link = None;
@@ -387,8 +417,7 @@ async fn run_caller(
     report.connected_unix_ns = Some(connected);
     report.path = Some(link.path.clone());
     report.ice = t.ice_report(&link);
-    let mut filler = voice::Filler;
-    let mut live = live_meter(spec, &mut filler);
+    let mut live = live_meter(spec, media);
     let end = media_end(spec, connected, media_cap_ns);
     let d = voice::drive_with(link, &spec.voice, end, DRAIN, &mut live).await;
     report.take_drive(d);
@@ -406,6 +435,7 @@ async fn run_callee(
     connect_deadline_ns: u64,
     media_cap_ns: u64,
     report: &mut PeerReport,
+    media: &mut dyn voice::VoiceMedia,
 ) {
     let Some(mut sig) = signal_client(spec, report).await else { return };
     // The caller may need a little longer than the budget to put its last key.
@@ -490,8 +520,7 @@ async fn run_callee(
         // Keep watching: if the caller's side did not connect, it moves on and so do we.
         let watch_wait = Duration::from_nanos(media_cap_ns.saturating_sub(unix_ns_now()));
         let superseded = {
-            let mut filler = voice::Filler;
-            let mut live = live_meter(spec, &mut filler);
+            let mut live = live_meter(spec, &mut *media);
             let drive = voice::drive_with(link, &spec.voice, end, DRAIN, &mut live);
             let next = watch(spec, &next_key, watch_wait);
             tokio::pin!(drive);
@@ -516,6 +545,7 @@ async fn run_callee(
                         Some("connected here, but the caller moved on to its next strategy".into());
                 }
                 report.clear_media();
+                media.restart();
                 i += 1;
             }
         }
@@ -620,6 +650,7 @@ mod tests {
             start_at_unix_ns: unix_ns_now() + 20_000_000,
             duration: Duration::from_millis(600),
             voice: VoiceModel::default(),
+            audio: None,
         }
     }
 

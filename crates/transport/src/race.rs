@@ -68,6 +68,7 @@ pub(crate) async fn run_caller(
     strategies: &[String],
     media_cap_ns: u64,
     report: &mut PeerReport,
+    media: &mut dyn voice::VoiceMedia,
 ) {
     let Some(mut sig) = signal_client(spec, report).await else { return };
     for (i, s) in strategies.iter().enumerate() {
@@ -149,7 +150,8 @@ pub(crate) async fn run_caller(
     report.connected_unix_ns = Some(connected);
     report.path = Some(link.path.clone());
     report.ice = t.ice_report(&link);
-    let d = voice::drive(link, &spec.voice, media_end(spec, connected, media_cap_ns), DRAIN).await;
+    let end = media_end(spec, connected, media_cap_ns);
+    let d = voice::drive_with(link, &spec.voice, end, DRAIN, media).await;
     report.take_drive(d);
 }
 
@@ -165,6 +167,7 @@ pub(crate) async fn run_callee(
     connect_deadline_ns: u64,
     media_cap_ns: u64,
     report: &mut PeerReport,
+    media: &mut dyn voice::VoiceMedia,
 ) {
     if signal_client(spec, report).await.is_none() {
         return;
@@ -274,6 +277,7 @@ pub(crate) async fn run_callee(
     report.connected_unix_ns = Some(connected);
     report.path = Some(link.path.clone());
     report.ice = t.ice_report(&link);
-    let d = voice::drive(link, &spec.voice, media_end(spec, connected, media_cap_ns), DRAIN).await;
+    let end = media_end(spec, connected, media_cap_ns);
+    let d = voice::drive_with(link, &spec.voice, end, DRAIN, media).await;
     report.take_drive(d);
 }

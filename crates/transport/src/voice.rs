@@ -143,6 +143,27 @@ pub trait VoiceMedia: Send {
     /// An incoming frame: its header stamps and arrival time, and its payload (empty for
     /// filler). Called for duplicates and out-of-order frames too, as they arrive.
     fn received(&mut self, arrival: &Arrival, payload: &[u8]);
+    /// The call starts over on another link (the callee followed the caller's next attempt):
+    /// forget what was received, since frame numbers start again at 0.
+    fn restart(&mut self) {}
+}
+
+/// Real speech in a call's voice frames (`callwall run --audio`), as a peer is told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSpec {
+    /// A WAV file to send (any rate, mono or stereo); `None`: the bundled speech clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<std::path::PathBuf>,
+    /// Where to write what this peer heard: `{record}.{role}-received.wav` (and, from the
+    /// caller, the reference `{record}.sent.wav`); `None`: nothing written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<std::path::PathBuf>,
+    /// The clip already converted and encoded once for the whole run (`callwall-audio`'s
+    /// `session::prepare`): `{prepared}.wav` and `{prepared}.opus`, so a peer neither resamples
+    /// nor encodes; `None`: the peer does both itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared: Option<std::path::PathBuf>,
 }
 
 /// The default voice: filler frames, nothing heard.

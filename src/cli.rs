@@ -3,20 +3,19 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
 use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
-use callwall_harness::run::RunArgs;
-use callwall_harness::{launch_with, LaunchOptions};
+use callwall_harness::{PlanOptions, RunPlan};
 use callwall_scenario::{Catalog, Scenario};
 
 use callwall_offline as offline;
 
-use crate::{output, roles};
+use crate::roles;
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -405,7 +404,7 @@ fn run(opts: RunOpts) -> ExitCode {
     };
     let control =
         match crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat) {
-            Ok(c) => Mutex::new(c),
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
@@ -422,142 +421,57 @@ fn run(opts: RunOpts) -> ExitCode {
         let _ = signal_hook::flag::register(sig, cancel.clone());
     }
 
-    // The work list: scenario x repeat.
-    let mut jobs: Vec<(usize, u32)> =
-        (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
+    // The work list: scenario x repeat, each run planned once here.
+    let transports = roles::transports();
+    let topology_dir =
+        opts.dirs.topology_dir.canonicalize().unwrap_or_else(|_| opts.dirs.topology_dir.clone());
+    let mut jobs: Vec<(usize, u32, RunPlan)> = (0..scenarios.len())
+        .flat_map(|i| (0..opts.repeat).map(move |r| (i, r)))
+        .map(|(i, rep)| {
+            let mut sc = scenarios[i].clone();
+            sc.path = sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone());
+            let po = PlanOptions {
+                seed: opts.seed,
+                repeat: rep,
+                transports: opts.transport.clone(),
+                topology_dir: topology_dir.clone(),
+                out_dir: None,
+                pcap: opts.pcap,
+            };
+            (i, rep, RunPlan::new(&sc, &transports, &po))
+        })
+        .collect();
     if let Some(shard) = opts.shard {
-        let cat = roles::catalog();
         let est: Vec<(&str, u32, Duration)> = jobs
             .iter()
-            .map(|&(i, r)| {
-                let sc = &scenarios[i];
-                (
-                    sc.name.as_str(),
-                    r,
-                    sc.calls.iter().map(|c| c.budget(&cat)).max().unwrap_or_default(),
-                )
-            })
+            .map(|(i, r, plan)| (scenarios[*i].name.as_str(), *r, plan.longest_call()))
             .collect();
         let of = crate::shard::assign(&est, shard.count);
+        let n = est.len();
         jobs = jobs
             .into_iter()
             .zip(of)
             .filter(|(_, k)| *k + 1 == shard.index)
             .map(|(j, _)| j)
             .collect();
-        eprintln!("shard {shard}: {} of the matrix's {} run(s)", jobs.len(), est.len());
+        eprintln!("shard {shard}: {} of the matrix's {} run(s)", jobs.len(), n);
     }
-    let total = jobs.len();
-    // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
-    // default is twice the core count, capped so call timing stays unaffected.
-    let n_jobs = opts
-        .jobs
-        .unwrap_or_else(|| {
-            (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
-        })
-        .clamp(1, 32);
-    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
-    let catalog = roles::catalog();
+    let named: Vec<(String, u32, RunPlan)> =
+        jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect();
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..n_jobs.min(total) {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= total || cancel.load(Ordering::SeqCst) {
-                    break;
-                }
-                let (i, rep) = jobs[k];
-                let sc = &scenarios[i];
-                progress.start(&sc.name);
-                let dir_name = if opts.repeat > 1 {
-                    format!("{}.{}", sc.name, rep + 1)
-                } else {
-                    sc.name.clone()
-                };
-                let out_dir = out_root.join(&dir_name);
-                let _ = std::fs::remove_dir_all(&out_dir);
-                let _ = std::fs::create_dir_all(&out_dir);
-                // The longest call's budget, plus slack for setting the run up and tearing it down.
-                let budget: Duration =
-                    sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
-                        + Duration::from_secs(60);
-                // Workloads may outlast the calls.
-                let budget =
-                    budget.max(callwall_harness::workloads::budget(sc) + Duration::from_secs(60));
-                let lo = LaunchOptions {
-                    exe: exe.clone(),
-                    run: RunArgs {
-                        scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
-                        topology_dir: opts
-                            .dirs
-                            .topology_dir
-                            .canonicalize()
-                            .unwrap_or_else(|_| opts.dirs.topology_dir.clone()),
-                        catalog: catalog.clone(),
-                        seed: opts.seed,
-                        repeat: rep,
-                        out_dir: Some(out_dir.clone()),
-                        pcap: opts.pcap,
-                        transports: opts.transport.clone(),
-                    },
-                    deadline: budget,
-                    cancel: cancel.clone(),
-                    log_filter: std::env::var("RUST_LOG").ok(),
-                };
-                // Live control (`--control`) steers the first attempt only.
-                let mut ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
-                let mut attempt = |lo: &LaunchOptions| {
-                    let ctl = ctl.take();
-                    // A steered run shows the censor's answers and the calls' seconds as they
-                    // come.
-                    let live: Option<callwall_harness::outer::OnLive> = ctl.is_some().then(|| {
-                        Box::new(|l: &str| eprintln!("live {l}")) as callwall_harness::outer::OnLive
-                    });
-                    match launch_with(lo, ctl, live) {
-                        Ok(r) => Some(r),
-                        Err(_) if cancel.load(Ordering::SeqCst) => None,
-                        Err(e) => Some(output::error_run(
-                            sc,
-                            opts.seed.unwrap_or(sc.seed),
-                            rep,
-                            e.to_run_error(),
-                        )),
-                    }
-                };
-                let Some(mut r) = attempt(&lo) else { break };
-                // --retries: re-run a run that missed, each attempt in its own directory.
-                let mut earlier = Vec::new();
-                while !r.passed()
-                    && earlier.len() < opts.retries as usize
-                    && !cancel.load(Ordering::SeqCst)
-                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
-                {
-                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
-                    let _ = std::fs::remove_dir_all(&dir);
-                    let _ = std::fs::create_dir_all(&dir);
-                    let again = LaunchOptions {
-                        exe: lo.exe.clone(),
-                        run: RunArgs { out_dir: Some(dir), ..lo.run.clone() },
-                        deadline: lo.deadline,
-                        cancel: lo.cancel.clone(),
-                        log_filter: lo.log_filter.clone(),
-                    };
-                    let Some(next) = attempt(&again) else { break };
-                    earlier.push(std::mem::replace(&mut r, next));
-                }
-                let r = callwall_harness::result::flaky::fold_attempts(&earlier, r);
-                progress.finish(&sc.name, &r);
-                results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
-            });
-        }
-    });
-    progress.done();
+    let runs = callwall_harness::suite::run_plans(
+        &named,
+        callwall_harness::suite::SuiteOptions {
+            exe,
+            jobs: opts.jobs,
+            repeat: opts.repeat,
+            retries: opts.retries,
+            out_root: out_root.clone(),
+            cancel: cancel.clone(),
+            control,
+        },
+    );
     let interrupted = cancel.load(Ordering::SeqCst);
-    let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    runs.sort_by_key(|(k, _)| *k);
-    let runs: Vec<RunResult> = runs.into_iter().map(|(_, r)| r).collect();
     let doc = Results {
         schema_version: SCHEMA_VERSION,
         callwall_version: env!("CARGO_PKG_VERSION").to_string(),

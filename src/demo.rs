@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use callwall_censor::control::{Command, Response, RuleRef};
 use callwall_demo_ui::{CallSecond, DemoState, LiveVerdict, RuleView, UiCommand, Update};
-use callwall_harness::run::{sanitize, RunArgs};
-use callwall_harness::{launch_with, LaunchOptions};
+use callwall_harness::run::sanitize;
+use callwall_harness::{launch_with, LaunchOptions, PlanOptions, RunPlan};
 use callwall_scenario::{Catalog, Scenario};
 use callwall_transport::live::LiveSecond;
 
@@ -246,7 +246,6 @@ impl Session {
 
 fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Session, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find callwall: {e}"))?;
-    let catalog = crate::roles::catalog();
     let (ctl_w, ctl_r) = UnixStream::pair().map_err(|e| e.to_string())?;
     let ids = call_ids(sc);
     let _ = tx.send(Update::Calls(ids.iter().map(|(_, l)| l.clone()).collect()));
@@ -260,23 +259,16 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
     let out_dir = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone()).join(&sc.name);
     let _ = std::fs::remove_dir_all(&out_dir);
     let _ = std::fs::create_dir_all(&out_dir);
+    let mut sc_abs = sc.clone();
+    sc_abs.path = sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone());
+    let po = PlanOptions {
+        topology_dir: opts.topology_dir.canonicalize().unwrap_or_else(|_| opts.topology_dir.clone()),
+        out_dir: Some(out_dir),
+        ..Default::default()
+    };
     let lo = LaunchOptions {
         exe,
-        run: RunArgs {
-            scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
-            topology_dir: opts
-                .topology_dir
-                .canonicalize()
-                .unwrap_or_else(|_| opts.topology_dir.clone()),
-            catalog: catalog.clone(),
-            seed: None,
-            repeat: 0,
-            out_dir: Some(out_dir),
-            pcap: false,
-            transports: Vec::new(),
-        },
-        deadline: sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
-            + Duration::from_secs(60),
+        run: RunPlan::new(&sc_abs, &crate::roles::transports(), &po),
         cancel: cancel.clone(),
         log_filter: std::env::var("RUST_LOG").ok(),
     };

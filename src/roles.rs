@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use callwall_harness::roles::{censor_main, signal_main, CensorConfig};
-use callwall_harness::run::{sandbox_main, RunArgs};
+use callwall_harness::{sandbox_main, RunPlan};
 use callwall_transport::peer::{run_peer, PeerReport, PeerSpec};
 use callwall_transport::VoiceTransport;
 
@@ -21,10 +21,7 @@ pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
 
 /// transport name -> strategies, for scenario validation.
 pub fn catalog() -> std::collections::BTreeMap<String, Vec<String>> {
-    transports()
-        .iter()
-        .map(|t| (t.name().to_string(), t.strategies().iter().map(|s| s.to_string()).collect()))
-        .collect()
+    callwall_harness::plan::catalog_of(&transports())
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
@@ -32,9 +29,9 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `__sandbox --args JSON`: PID 1 of a run.
+/// `__sandbox --args JSON`: PID 1 of a run; the JSON is its `RunPlan`.
 pub fn sandbox(args_json: &str) -> ExitCode {
-    let args: RunArgs = match serde_json::from_str(args_json) {
+    let plan: RunPlan = match serde_json::from_str(args_json) {
         Ok(a) => a,
         Err(e) => return fail("sandbox", format!("bad arguments: {e}")),
     };
@@ -44,7 +41,7 @@ pub fn sandbox(args_json: &str) -> ExitCode {
     };
     // No generic zombie reaper here: waitpid(-1) would steal the exit statuses the harness
     // waits for. Orphans, if any, are reaped by the kernel when this PID namespace ends.
-    let result = sandbox_main(&args, &exe);
+    let result = sandbox_main(&plan, &exe);
     match serde_json::to_string(&result) {
         Ok(line) => {
             println!("{line}");

@@ -17,6 +17,8 @@ pub mod external;
 pub mod ice;
 pub mod live;
 pub mod outer;
+pub mod plan;
+pub mod progress;
 pub mod reflector;
 pub mod relay;
 pub mod repeat;
@@ -26,10 +28,13 @@ pub mod result {
 }
 pub mod roles;
 pub mod run;
+pub mod shard;
+pub mod suite;
 pub mod workloads;
 
 pub use outer::{launch, launch_with, LaunchOptions};
-pub use run::{sandbox_main, RunArgs};
+pub use plan::{PlanOptions, RunPlan};
+pub use run::sandbox_main;
 
 /// Why a run (not a call) failed.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ pub mod censor;
 pub mod external;
 pub mod flaky;
 pub mod ice;
+pub mod judge;
 pub mod metrics;
 pub mod stats;
 pub mod workload;

@@ -1,0 +1,118 @@
+//! Runs a list of [`RunPlan`]s, several sandboxes at once: the launcher's loop behind
+//! `callwall run` (moved here from the binary, issue 10). Each run gets its own output
+//! directory; `--retries` re-runs a run that missed (each attempt in its own directory) and
+//! folds the attempts ([`crate::result::flaky::fold_attempts`]); `--control` steers the first
+//! attempt of the one run. A run that could not be launched is recorded with the plan's seed
+//! ([`RunPlan::failed`]).
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::outer::{launch_with, LaunchOptions};
+use crate::plan::RunPlan;
+use crate::progress as output;
+use crate::result::RunResult;
+
+/// How to run a list of plans.
+pub struct SuiteOptions {
+    /// The callwall binary (its `__sandbox` subcommand runs each plan).
+    pub exe: PathBuf,
+    /// Runs at once (default: twice the number of cores, 2 to 8).
+    pub jobs: Option<usize>,
+    /// `--repeat`: more than 1 names each run's directory `NAME.K`.
+    pub repeat: u32,
+    /// `--retries`: attempts after a missed one.
+    pub retries: u32,
+    /// Where each run's directory is created.
+    pub out_root: PathBuf,
+    /// Set to stop (Ctrl-C): running sandboxes are killed, no new run starts.
+    pub cancel: Arc<AtomicBool>,
+    /// Live control lines for the first attempt of the (single) run.
+    pub control: Option<Box<dyn BufRead + Send>>,
+}
+
+/// Runs `jobs` (scenario name, repeat index, plan) and returns their results in job order
+/// (runs not started because of `cancel` are missing).
+pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<RunResult> {
+    let SuiteOptions { exe, jobs: n_jobs_opt, repeat, retries, out_root, cancel, control } = opts;
+    let control = Mutex::new(control);
+    let cancel = &cancel;
+    let total = jobs.len();
+    // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
+    // default is twice the core count, capped so call timing stays unaffected.
+    let n_jobs = n_jobs_opt
+        .unwrap_or_else(|| {
+            (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
+        })
+        .clamp(1, 32);
+    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..n_jobs.min(total) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= total || cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (ref name, rep, ref plan) = jobs[k];
+                progress.start(name);
+                let dir_name =
+                    if repeat > 1 { format!("{}.{}", name, rep + 1) } else { name.clone() };
+                let out_dir = out_root.join(&dir_name);
+                let _ = std::fs::remove_dir_all(&out_dir);
+                let _ = std::fs::create_dir_all(&out_dir);
+                let lo = LaunchOptions {
+                    exe: exe.clone(),
+                    run: RunPlan { out_dir: Some(out_dir.clone()), ..plan.clone() },
+                    cancel: cancel.clone(),
+                    log_filter: std::env::var("RUST_LOG").ok(),
+                };
+                // Live control (`--control`) steers the first attempt only.
+                let mut ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let mut attempt = |lo: &LaunchOptions| {
+                    let ctl = ctl.take();
+                    // A steered run shows the censor's answers and the calls' seconds as they
+                    // come.
+                    let live: Option<crate::outer::OnLive> = ctl.is_some().then(|| {
+                        Box::new(|l: &str| eprintln!("live {l}")) as crate::outer::OnLive
+                    });
+                    match launch_with(lo, ctl, live) {
+                        Ok(r) => Some(r),
+                        Err(_) if cancel.load(Ordering::SeqCst) => None,
+                        Err(e) => Some(lo.run.failed(e.to_run_error())),
+                    }
+                };
+                let Some(mut r) = attempt(&lo) else { break };
+                // --retries: re-run a run that missed, each attempt in its own directory.
+                let mut earlier = Vec::new();
+                while !r.passed()
+                    && earlier.len() < retries as usize
+                    && !cancel.load(Ordering::SeqCst)
+                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
+                {
+                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::create_dir_all(&dir);
+                    let again = LaunchOptions {
+                        exe: lo.exe.clone(),
+                        run: RunPlan { out_dir: Some(dir), ..lo.run.clone() },
+                        cancel: lo.cancel.clone(),
+                        log_filter: lo.log_filter.clone(),
+                    };
+                    let Some(next) = attempt(&again) else { break };
+                    earlier.push(std::mem::replace(&mut r, next));
+                }
+                let r = crate::result::flaky::fold_attempts(&earlier, r);
+                progress.finish(name, &r);
+                results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
+            });
+        }
+    });
+    progress.done();
+    let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    runs.sort_by_key(|(k, _)| *k);
+    runs.into_iter().map(|(_, r)| r).collect()
+}

@@ -1,21 +1,20 @@
 //! Command-line interface.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
-use callwall_harness::{PlanOptions, RunPlan};
+use callwall_harness::PlanOptions;
 use callwall_scenario::{Catalog, Scenario};
 
 use callwall_offline as offline;
 
 use crate::roles;
+use callwall_harness::entry;
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -38,7 +37,7 @@ enum Command {
     Run(Box<RunOpts>),
     /// Watch calls being censored, live: switch rules with 1..9, p swaps the policy, r places
     /// the calls again, q quits (one line per call per second when stdout is not a terminal).
-    Demo(crate::demo::DemoOpts),
+    Demo(DemoArgs),
     /// Re-render a saved results file (from `run --json`) as HTML, Markdown or JUnit XML.
     Report(crate::report_cmd::ReportOpts),
     /// Compare two results files call by call; exit 1 when a verdict got worse.
@@ -120,6 +119,26 @@ enum Command {
     },
 }
 
+/// `callwall demo`: options.
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Scenario files: the first one places the calls (default: scenarios/demo/classroom.toml);
+    /// `p` swaps in the censor policy of the next one.
+    scenarios: Vec<PathBuf>,
+    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CALLS")]
+    calls: Vec<String>,
+    /// Directory for the run's logs and decision log.
+    #[arg(long, value_name = "DIR", default_value = "results/demo")]
+    out: PathBuf,
+    /// Directory where topology names resolve.
+    #[arg(long, default_value = "netns", value_name = "DIR")]
+    topology_dir: PathBuf,
+    /// Quit after this many seconds (for scripts; default: run until `q`).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<u64>,
+}
+
 #[derive(Args, Debug, Clone)]
 struct Dirs {
     /// Directory of scenario files.
@@ -195,13 +214,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Sandbox { args } => roles::sandbox(&args),
-        Command::Censor { config } => roles::censor(&config),
-        Command::Signal { listen } => roles::signal(listen),
-        Command::Peer => roles::peer(),
+        Command::Sandbox { args } => entry::sandbox(&args),
+        Command::Censor { config } => entry::censor(&config),
+        Command::Signal { listen } => entry::signal(listen),
+        Command::Peer => entry::peer(roles::transports()),
         Command::WorkloadServer => crate::workload::server(),
         Command::WorkloadClient => crate::workload::client(),
-        Command::Reflector { listen } => roles::reflector(listen),
+        Command::Reflector { listen } => entry::reflector(listen),
         Command::Apps { app_dir } => crate::apps::list(&app_dir),
         Command::Transports => {
             for t in roles::transports() {
@@ -214,7 +233,14 @@ pub fn main() -> ExitCode {
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
         Command::Run(opts) => run(*opts),
-        Command::Demo(opts) => crate::demo::demo(opts),
+        Command::Demo(a) => callwall_harness::demo::demo(callwall_harness::demo::DemoOpts {
+            scenarios: a.scenarios,
+            calls: a.calls,
+            out: a.out,
+            topology_dir: a.topology_dir,
+            seconds: a.seconds,
+            transports: roles::transports,
+        }),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
         Command::Merge(opts) => crate::merge::main(opts),
@@ -248,103 +274,20 @@ fn catalog() -> Catalog {
 }
 
 fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String> {
-    if given.is_empty() {
-        return toml_files_in(&dirs.scenario_dir)
-            .map_err(|e| format!("{e}; run from the repository root or pass --scenario-dir"));
-    }
-    // A directory stands for the scenario files (*.toml) in it, in name order.
-    let mut files = Vec::new();
-    for p in given {
-        if p.is_dir() {
-            files.extend(toml_files_in(p)?);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    Ok(files)
-}
-
-fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read scenario directory {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no scenario files (*.toml) in {}", dir.display()));
-    }
-    Ok(files)
+    callwall_harness::files::scenario_files(given, &dirs.scenario_dir)
 }
 
 fn load_all(files: &[PathBuf], dirs: &Dirs) -> Result<Vec<Scenario>, Vec<String>> {
-    let cat = catalog();
-    let mut ok = Vec::new();
-    let mut errs = Vec::new();
-    for f in files {
-        match Scenario::load(f, &dirs.topology_dir, &cat) {
-            Ok(s) => match crate::apps::check_scenario(&s, &dirs.app_dir, &cat.transports) {
-                Ok(()) => ok.push(s),
-                Err(e) => errs.push(e),
-            },
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(ok)
-    } else {
-        Err(errs)
-    }
+    callwall_harness::files::load_all(files, &dirs.topology_dir, &dirs.app_dir, &catalog())
 }
 
-fn check(given: &[PathBuf], dirs: &Dirs) -> ExitCode {
-    let files = match scenario_files(given, dirs) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match load_all(&files, dirs) {
-        Ok(list) => {
-            for s in &list {
-                let calls: usize = s.calls.iter().map(|c| c.placements() as usize).sum();
-                println!(
-                    "ok  {:28} {} rule(s), {} call(s)  {}",
-                    s.name,
-                    s.policy.rules.len(),
-                    calls,
-                    s.path.display()
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(errs) => {
-            for e in errs {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(2)
-        }
-    }
+fn check(given: &[PathBuf], d: &Dirs) -> ExitCode {
+    let cat = catalog();
+    callwall_harness::files::check(given, &d.scenario_dir, &d.topology_dir, &d.app_dir, &cat)
 }
 
-fn list(dirs: &Dirs) -> ExitCode {
-    let files = match scenario_files(&[], dirs) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let cat = catalog();
-    for f in files {
-        match Scenario::load(&f, &dirs.topology_dir, &cat) {
-            Ok(s) => println!("{:28} {}", s.name, s.description.lines().next().unwrap_or("")),
-            Err(e) => println!("{:28} (invalid: {e})", f.display()),
-        }
-    }
-    ExitCode::SUCCESS
+fn list(d: &Dirs) -> ExitCode {
+    callwall_harness::files::list(&d.scenario_dir, &d.topology_dir, &catalog())
 }
 
 fn run(opts: RunOpts) -> ExitCode {
@@ -402,14 +345,17 @@ fn run(opts: RunOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let control =
-        match crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let control = match callwall_harness::demo::control_source(
+        opts.control.as_deref(),
+        scenarios.len(),
+        opts.repeat,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
         return ExitCode::from(2);
@@ -422,42 +368,23 @@ fn run(opts: RunOpts) -> ExitCode {
     }
 
     // The work list: scenario x repeat, each run planned once here.
-    let transports = roles::transports();
     let topology_dir =
         opts.dirs.topology_dir.canonicalize().unwrap_or_else(|_| opts.dirs.topology_dir.clone());
-    let mut jobs: Vec<(usize, u32, RunPlan)> = (0..scenarios.len())
-        .flat_map(|i| (0..opts.repeat).map(move |r| (i, r)))
-        .map(|(i, rep)| {
-            let mut sc = scenarios[i].clone();
-            sc.path = sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone());
-            let po = PlanOptions {
-                seed: opts.seed,
-                repeat: rep,
-                transports: opts.transport.clone(),
-                topology_dir: topology_dir.clone(),
-                out_dir: None,
-                pcap: opts.pcap,
-            };
-            (i, rep, RunPlan::new(&sc, &transports, &po))
-        })
-        .collect();
-    if let Some(shard) = opts.shard {
-        let est: Vec<(&str, u32, Duration)> = jobs
-            .iter()
-            .map(|(i, r, plan)| (scenarios[*i].name.as_str(), *r, plan.longest_call()))
-            .collect();
-        let of = crate::shard::assign(&est, shard.count);
-        let n = est.len();
-        jobs = jobs
-            .into_iter()
-            .zip(of)
-            .filter(|(_, k)| *k + 1 == shard.index)
-            .map(|(j, _)| j)
-            .collect();
-        eprintln!("shard {shard}: {} of the matrix's {} run(s)", jobs.len(), n);
-    }
-    let named: Vec<(String, u32, RunPlan)> =
-        jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect();
+    let base = PlanOptions {
+        seed: opts.seed,
+        repeat: 0,
+        transports: opts.transport.clone(),
+        topology_dir,
+        out_dir: None,
+        pcap: opts.pcap,
+    };
+    let named = callwall_harness::suite::plan_runs(
+        &scenarios,
+        &roles::transports(),
+        &base,
+        opts.repeat,
+        opts.shard.map(|s| (s.index, s.count)),
+    );
     let started = Instant::now();
     let runs = callwall_harness::suite::run_plans(
         &named,
@@ -471,60 +398,19 @@ fn run(opts: RunOpts) -> ExitCode {
             control,
         },
     );
-    let interrupted = cancel.load(Ordering::SeqCst);
-    let doc = Results {
-        schema_version: SCHEMA_VERSION,
-        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
+    callwall_harness::suite::finish(
         runs,
-        shard: opts
-            .shard
-            .map(|s| callwall_harness::result::ShardInfo { index: s.index, count: s.count }),
-    };
-
-    let color =
-        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", callwall_report::table(&doc, color));
-    if opts.repeat > 1 {
-        print!("{}", callwall_report::agreement(&doc));
-    }
-    let mut write_failed = false;
-    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
-        if let Some(p) = path {
-            match text.and_then(|t| write_file(p, &t)) {
-                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
-                    write_failed = true;
-                }
-            }
-        }
-    };
-    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
-    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
-    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
-    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
-    let met = doc.runs.iter().all(RunResult::passed);
-    eprintln!(
-        "{} run(s) in {:.1}s; output in {}{}",
-        doc.runs.len(),
-        started.elapsed().as_secs_f64(),
-        out_root.display(),
-        if interrupted { " (interrupted: partial results)" } else { "" }
-    );
-    let worst_error =
-        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
-    if write_failed || worst_error == Some(2) {
-        ExitCode::from(2)
-    } else if met && !interrupted {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-fn write_file(p: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(p, text).map_err(|e| e.to_string())
+        &callwall_harness::suite::Outputs {
+            json: opts.json,
+            junit: opts.junit,
+            markdown: opts.markdown,
+            html: opts.html,
+            no_color: opts.no_color,
+            repeat: opts.repeat,
+            shard: opts.shard.map(|s| (s.index, s.count)),
+        },
+        started,
+        &out_root,
+        cancel.load(Ordering::SeqCst),
+    )
 }

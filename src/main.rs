@@ -5,7 +5,6 @@
 //! run starts inside its sandbox (the sandbox's PID 1, the censor, the signal server, peers).
 
 mod cli;
-mod demo;
 mod merge;
 mod report_cmd;
 mod roles;

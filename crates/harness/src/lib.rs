@@ -13,15 +13,20 @@
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
 pub mod control;
+pub mod demo;
+pub mod entry;
 pub mod external;
+pub mod files;
 pub mod ice;
 pub mod live;
+pub mod merge;
 pub mod outer;
 pub mod plan;
 pub mod progress;
 pub mod reflector;
 pub mod relay;
 pub mod repeat;
+pub mod report_cmd;
 /// The results model; moved to `callwall-results` (this path is kept for existing callers).
 pub mod result {
     pub use callwall_results::*;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::result::RunResult;
 use crate::plan::RunPlan;
+use crate::result::RunResult;
 use crate::HarnessError;
 
 pub struct LaunchOptions {

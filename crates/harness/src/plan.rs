@@ -107,9 +107,17 @@ impl RunPlan {
             .collect();
         let longest = calls.iter().map(|c| c.budget).max().unwrap_or_default();
         let deadline = longest.max(crate::workloads::budget(scenario)) + SETUP_SLACK;
+        // Results name the files absolutely (as when the sandbox loaded them by full path).
+        let seed = opts.seed.unwrap_or(scenario.seed);
+        let mut scenario = scenario.clone();
+        for p in [&mut scenario.path, &mut scenario.topology_path] {
+            if let Ok(abs) = p.canonicalize() {
+                *p = abs;
+            }
+        }
         RunPlan {
-            scenario: scenario.clone(),
-            seed: opts.seed.unwrap_or(scenario.seed),
+            scenario,
+            seed,
             repeat: opts.repeat,
             calls,
             deadline,
@@ -171,8 +179,6 @@ mod tests {
     use crate::result::RunErrorKind;
 
     fn scenario(seed: u64) -> Scenario {
-        let dir = std::env::temp_dir().join(format!("callwall-plan-test-{}", std::process::id()));
-        let _ = dir;
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let cat = callwall_scenario::Catalog {
             transports: [
@@ -248,7 +254,7 @@ mod tests {
             // Success (the sandbox's result starts from the header), failure in the sandbox,
             // error in the launcher: one seed.
             assert_eq!(back.header().seed, want);
-            let e = RunError::new(RunErrorKind::Setup, "x".into());
+            let e = RunError::new(RunErrorKind::Setup, "x");
             assert_eq!(back.failed(e.clone()).seed, want);
             assert_eq!(plan.failed(e).seed, want);
         }

@@ -14,7 +14,6 @@ use std::time::Instant;
 use crate::result::RunResult;
 use callwall_transport::Verdict;
 
-
 fn verdict_str(v: Verdict) -> &'static str {
     v.as_str()
 }

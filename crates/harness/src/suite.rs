@@ -6,14 +6,14 @@
 //! ([`RunPlan::failed`]).
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::outer::{launch_with, LaunchOptions};
 use crate::plan::RunPlan;
 use crate::progress as output;
-use crate::result::RunResult;
+use crate::result::{Results, RunResult, SCHEMA_VERSION};
 
 /// How to run a list of plans.
 pub struct SuiteOptions {
@@ -76,9 +76,9 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
                     let ctl = ctl.take();
                     // A steered run shows the censor's answers and the calls' seconds as they
                     // come.
-                    let live: Option<crate::outer::OnLive> = ctl.is_some().then(|| {
-                        Box::new(|l: &str| eprintln!("live {l}")) as crate::outer::OnLive
-                    });
+                    let live: Option<crate::outer::OnLive> = ctl
+                        .is_some()
+                        .then(|| Box::new(|l: &str| eprintln!("live {l}")) as crate::outer::OnLive);
                     match launch_with(lo, ctl, live) {
                         Ok(r) => Some(r),
                         Err(_) if cancel.load(Ordering::SeqCst) => None,
@@ -115,4 +115,113 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
     let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
     runs.sort_by_key(|(k, _)| *k);
     runs.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The run matrix, planned: every scenario × `repeat` as (scenario name, repeat index, plan),
+/// each plan built once from `base` (its `repeat` set per run); with `shard` (K, N), only the
+/// runs of slice K of N ([`crate::shard::assign`], estimated by the longest call's budget).
+pub fn plan_runs(
+    scenarios: &[callwall_scenario::Scenario],
+    transports: &[Box<dyn callwall_transport::VoiceTransport>],
+    base: &crate::plan::PlanOptions,
+    repeat: u32,
+    shard: Option<(u32, u32)>,
+) -> Vec<(String, u32, RunPlan)> {
+    let mut jobs: Vec<(usize, u32, RunPlan)> = (0..scenarios.len())
+        .flat_map(|i| (0..repeat).map(move |r| (i, r)))
+        .map(|(i, rep)| {
+            let po = crate::plan::PlanOptions { repeat: rep, ..base.clone() };
+            (i, rep, RunPlan::new(&scenarios[i], transports, &po))
+        })
+        .collect();
+    if let Some((index, count)) = shard {
+        let est: Vec<(&str, u32, std::time::Duration)> = jobs
+            .iter()
+            .map(|(i, r, plan)| (scenarios[*i].name.as_str(), *r, plan.longest_call()))
+            .collect();
+        let of = crate::shard::assign(&est, count);
+        let n = est.len();
+        jobs = jobs.into_iter().zip(of).filter(|(_, k)| *k + 1 == index).map(|(j, _)| j).collect();
+        eprintln!("shard {index}/{count}: {} of the matrix's {} run(s)", jobs.len(), n);
+    }
+    jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect()
+}
+
+/// What `callwall run` writes besides the table.
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub no_color: bool,
+    pub repeat: u32,
+    /// `--shard K/N` as (K, N).
+    pub shard: Option<(u32, u32)>,
+}
+
+/// The end of `callwall run`: the results document from `runs`, the table (and the agreement
+/// over repeats) on stdout, every requested file, the summary line; the exit code: 2 when a
+/// file could not be written or a run failed for input or environment, 0 when every
+/// expectation was met and nothing interrupted the run, 1 otherwise.
+pub fn finish(
+    runs: Vec<RunResult>,
+    opts: &Outputs,
+    started: std::time::Instant,
+    out_root: &Path,
+    interrupted: bool,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let doc = Results {
+        schema_version: SCHEMA_VERSION,
+        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
+        runs,
+        shard: opts.shard.map(|(index, count)| crate::result::ShardInfo { index, count }),
+    };
+
+    let color =
+        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", callwall_report::table(&doc, color));
+    if opts.repeat > 1 {
+        print!("{}", callwall_report::agreement(&doc));
+    }
+    let mut write_failed = false;
+    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
+        if let Some(p) = path {
+            match text.and_then(|t| write_file(p, &t)) {
+                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
+                    write_failed = true;
+                }
+            }
+        }
+    };
+    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
+    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
+    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
+    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
+    let met = doc.runs.iter().all(RunResult::passed);
+    eprintln!(
+        "{} run(s) in {:.1}s; output in {}{}",
+        doc.runs.len(),
+        started.elapsed().as_secs_f64(),
+        out_root.display(),
+        if interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    let worst_error =
+        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
+    if write_failed || worst_error == Some(2) {
+        ExitCode::from(2)
+    } else if met && !interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn write_file(p: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(p, text).map_err(|e| e.to_string())
 }

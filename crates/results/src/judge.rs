@@ -107,8 +107,11 @@ pub fn judge(c: &CallInputs<'_>, th: &Thresholds) -> Judgement {
             }
         }
         Verdict::Cut => {
-            let (name, m) =
-                if vu == Verdict::Cut { ("caller→callee", up) } else { ("callee→caller", down) };
+            let (name, m) = if vu == Verdict::Cut {
+                ("caller→callee", up)
+            } else {
+                ("callee→caller", down)
+            };
             format!(
                 "media {name}{via} stopped {:.1} s before the sender's end after {} frames",
                 m.trailing_gap_ms / 1e3,

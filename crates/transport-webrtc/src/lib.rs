@@ -1235,7 +1235,8 @@ mod tests {
     fn relay_needs_follow_the_strategies() {
         use callwall_transport::{relay_needs_of, RelayNeeds};
         let t = WebrtcTransport;
-        let of = |s: &[&str]| relay_needs_of(&t, &s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let of =
+            |s: &[&str]| relay_needs_of(&t, &s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(of(&["direct"]), RelayNeeds::NONE);
         assert_eq!(of(&["ice-tcp"]), RelayNeeds::NONE);
         assert!(of(&["turn-tls"]).turn_tls && !of(&["turn-tls"]).turn_udp);

@@ -36,31 +36,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::run::sanitize;
+use crate::{launch_with, LaunchOptions, PlanOptions, RunPlan};
 use callwall_censor::control::{Command, Response, RuleRef};
 use callwall_demo_ui::{CallSecond, DemoState, LiveVerdict, RuleView, UiCommand, Update};
-use callwall_harness::run::sanitize;
-use callwall_harness::{launch_with, LaunchOptions, PlanOptions, RunPlan};
 use callwall_scenario::{Catalog, Scenario};
 use callwall_transport::live::LiveSecond;
 
-/// `callwall demo`: options.
-#[derive(clap::Args, Debug)]
+/// `callwall demo`: options (the command line's `demo` arguments).
 pub struct DemoOpts {
     /// Scenario files: the first one places the calls (default: scenarios/demo/classroom.toml);
     /// `p` swaps in the censor policy of the next one.
-    scenarios: Vec<PathBuf>,
-    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6, comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "CALLS")]
-    calls: Vec<String>,
+    pub scenarios: Vec<PathBuf>,
+    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6).
+    pub calls: Vec<String>,
     /// Directory for the run's logs and decision log.
-    #[arg(long, value_name = "DIR", default_value = "results/demo")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Directory where topology names resolve.
-    #[arg(long, default_value = "netns", value_name = "DIR")]
-    topology_dir: PathBuf,
-    /// Quit after this many seconds (for scripts; default: run until `q`).
-    #[arg(long, value_name = "SECONDS")]
-    seconds: Option<u64>,
+    pub topology_dir: PathBuf,
+    /// Quit after this many seconds (default: run until `q`).
+    pub seconds: Option<u64>,
+    /// Every transport of the build (the binary registers them).
+    pub transports: fn() -> Vec<Box<dyn callwall_transport::VoiceTransport>>,
 }
 
 /// Most calls the view shows.
@@ -262,13 +259,16 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
     let mut sc_abs = sc.clone();
     sc_abs.path = sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone());
     let po = PlanOptions {
-        topology_dir: opts.topology_dir.canonicalize().unwrap_or_else(|_| opts.topology_dir.clone()),
+        topology_dir: opts
+            .topology_dir
+            .canonicalize()
+            .unwrap_or_else(|_| opts.topology_dir.clone()),
         out_dir: Some(out_dir),
         ..Default::default()
     };
     let lo = LaunchOptions {
         exe,
-        run: RunPlan::new(&sc_abs, &crate::roles::transports(), &po),
+        run: RunPlan::new(&sc_abs, &(opts.transports)(), &po),
         cancel: cancel.clone(),
         log_filter: std::env::var("RUST_LOG").ok(),
     };
@@ -347,7 +347,7 @@ fn demo_inner(opts: DemoOpts) -> Result<ExitCode, String> {
     } else {
         opts.scenarios.clone()
     };
-    let catalog = Catalog { transports: crate::roles::catalog() };
+    let catalog = Catalog { transports: crate::plan::catalog_of(&(opts.transports)()) };
     let mut policies = Vec::new();
     for f in &files {
         Scenario::load(f, &opts.topology_dir, &catalog).map_err(|e| e.to_string())?;

@@ -1,5 +1,5 @@
-//! `callwall report` (re-render a saved results file), `callwall diff` (compare two) and the
-//! HTML page of `callwall run --html`.
+//! `callwall report` (re-render a saved results file) and `callwall diff` (compare two): the
+//! arguments; the bodies are `callwall_harness::report_cmd`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use callwall_harness::report_cmd::{DiffArgs, ReportArgs};
-use callwall_harness::result::Results;
 
 #[derive(Args, Debug)]
 pub struct ReportOpts {
@@ -39,11 +38,6 @@ pub struct DiffOpts {
     /// Print the difference as JSON (for machines) instead of lines of text.
     #[arg(long)]
     json: bool,
-}
-
-/// The HTML page for `--html`.
-pub fn html(doc: &Results) -> String {
-    callwall_harness::report_cmd::html(doc)
 }
 
 /// `callwall report`.

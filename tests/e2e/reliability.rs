@@ -277,7 +277,8 @@ fn the_seed_given_is_recorded_on_success_and_on_failure() {
     let topo = tmp.path().join("no-relay.toml");
     std::fs::write(
         &topo,
-        r#"description = "caller behind a censor; callee and signal beyond a router; no relay"
+        r#"name = "no-relay"
+description = "caller behind a censor; callee and signal beyond a router; no relay"
 [[hosts]]
 name = "caller"
 [[hosts]]

@@ -1,22 +1,20 @@
 //! Command-line interface.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use callwall_harness::result::{Results, RunResult, SCHEMA_VERSION};
-use callwall_harness::run::RunArgs;
-use callwall_harness::{launch_with, LaunchOptions};
+use callwall_harness::PlanOptions;
 use callwall_scenario::{Catalog, Scenario};
 
 use callwall_offline as offline;
 
-use crate::{output, roles};
+use crate::roles;
+use callwall_harness::entry;
 
 /// callwall: when a censor goes after encrypted calls, which voice transports still connect,
 /// and how good is the call?
@@ -39,7 +37,7 @@ enum Command {
     Run(Box<RunOpts>),
     /// Watch calls being censored, live: switch rules with 1..9, p swaps the policy, r places
     /// the calls again, q quits (one line per call per second when stdout is not a terminal).
-    Demo(crate::demo::DemoOpts),
+    Demo(DemoArgs),
     /// Re-render a saved results file (from `run --json`) as HTML, Markdown or JUnit XML.
     Report(crate::report_cmd::ReportOpts),
     /// Compare two results files call by call; exit 1 when a verdict got worse.
@@ -121,6 +119,28 @@ enum Command {
     },
 }
 
+/// `callwall demo`: options.
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Scenario files: the first one places the calls (default: scenarios/demo/classroom.toml);
+    /// `p` swaps in the censor policy of the next one.
+    scenarios: Vec<PathBuf>,
+    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CALLS")]
+    calls: Vec<String>,
+    /// Directory for the run's logs and decision log.
+    #[arg(long, value_name = "DIR", default_value = "results/demo")]
+    out: PathBuf,
+    /// Directory where topology names resolve.
+    #[arg(long, default_value = "netns", value_name = "DIR")]
+    topology_dir: PathBuf,
+    /// Quit after this many seconds (for scripts; default: run until `q`).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<u64>,
+    #[command(flatten)]
+    audio: crate::audio_opts::AudioOpts,
+}
+
 #[derive(Args, Debug, Clone)]
 struct Dirs {
     /// Directory of scenario files.
@@ -198,13 +218,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Sandbox { args } => roles::sandbox(&args),
-        Command::Censor { config } => roles::censor(&config),
-        Command::Signal { listen } => roles::signal(listen),
-        Command::Peer => roles::peer(),
+        Command::Sandbox { args } => entry::sandbox(&args),
+        Command::Censor { config } => entry::censor(&config),
+        Command::Signal { listen } => entry::signal(listen),
+        Command::Peer => entry::peer(roles::transports()),
         Command::WorkloadServer => crate::workload::server(),
         Command::WorkloadClient => crate::workload::client(),
-        Command::Reflector { listen } => roles::reflector(listen),
+        Command::Reflector { listen } => entry::reflector(listen),
         Command::Apps { app_dir } => crate::apps::list(&app_dir),
         Command::Transports => {
             for t in roles::transports() {
@@ -217,7 +237,17 @@ pub fn main() -> ExitCode {
         Command::List { dirs } => list(&dirs),
         Command::Check { scenarios, dirs } => check(&scenarios, &dirs),
         Command::Run(opts) => run(*opts),
-        Command::Demo(opts) => crate::demo::demo(opts),
+        Command::Demo(a) => callwall_harness::demo::demo(callwall_harness::demo::DemoOpts {
+            scenarios: a.scenarios,
+            calls: a.calls,
+            out: a.out,
+            topology_dir: a.topology_dir,
+            seconds: a.seconds,
+            transports: roles::transports,
+            audio: a.audio.audio,
+            record: a.audio.record,
+            audio_run: None,
+        }),
         Command::Report(opts) => crate::report_cmd::report(opts),
         Command::Diff(opts) => crate::report_cmd::diff(opts),
         Command::Merge(opts) => crate::merge::main(opts),
@@ -251,111 +281,33 @@ fn catalog() -> Catalog {
 }
 
 fn scenario_files(given: &[PathBuf], dirs: &Dirs) -> Result<Vec<PathBuf>, String> {
-    if given.is_empty() {
-        return toml_files_in(&dirs.scenario_dir)
-            .map_err(|e| format!("{e}; run from the repository root or pass --scenario-dir"));
-    }
-    // A directory stands for the scenario files (*.toml) in it, in name order.
-    let mut files = Vec::new();
-    for p in given {
-        if p.is_dir() {
-            files.extend(toml_files_in(p)?);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    Ok(files)
-}
-
-fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read scenario directory {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(format!("no scenario files (*.toml) in {}", dir.display()));
-    }
-    Ok(files)
+    callwall_harness::files::scenario_files(given, &dirs.scenario_dir)
 }
 
 fn load_all(files: &[PathBuf], dirs: &Dirs) -> Result<Vec<Scenario>, Vec<String>> {
-    let cat = catalog();
-    let transports = roles::transports();
-    let mut ok = Vec::new();
-    let mut errs = Vec::new();
-    for f in files {
-        match Scenario::load(f, &dirs.topology_dir, &cat) {
-            Ok(s) => {
-                match crate::apps::check_scenario(&s, &dirs.app_dir, &cat.transports).and_then(
-                    |()| {
-                        callwall_scenario::bypass::check_bypasses(&s, &transports)
-                            .map_err(|e| e.to_string())
-                    },
-                ) {
-                    Ok(()) => ok.push(s),
-                    Err(e) => errs.push(e),
-                }
-            }
-            Err(e) => errs.push(e.to_string()),
-        }
-    }
-    if errs.is_empty() {
-        Ok(ok)
-    } else {
-        Err(errs)
-    }
+    callwall_harness::files::load_all(
+        files,
+        &dirs.topology_dir,
+        &dirs.app_dir,
+        &catalog(),
+        &roles::transports(),
+    )
 }
 
-fn check(given: &[PathBuf], dirs: &Dirs) -> ExitCode {
-    let files = match scenario_files(given, dirs) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match load_all(&files, dirs) {
-        Ok(list) => {
-            for s in &list {
-                let calls: usize = s.calls.iter().map(|c| c.placements() as usize).sum();
-                println!(
-                    "ok  {:28} {} rule(s), {} call(s)  {}",
-                    s.name,
-                    s.policy.rules.len(),
-                    calls,
-                    s.path.display()
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(errs) => {
-            for e in errs {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(2)
-        }
-    }
+fn check(given: &[PathBuf], d: &Dirs) -> ExitCode {
+    let cat = catalog();
+    callwall_harness::files::check(
+        given,
+        &d.scenario_dir,
+        &d.topology_dir,
+        &d.app_dir,
+        &cat,
+        &roles::transports(),
+    )
 }
 
-fn list(dirs: &Dirs) -> ExitCode {
-    let files = match scenario_files(&[], dirs) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let cat = catalog();
-    for f in files {
-        match Scenario::load(&f, &dirs.topology_dir, &cat) {
-            Ok(s) => println!("{:28} {}", s.name, s.description.lines().next().unwrap_or("")),
-            Err(e) => println!("{:28} (invalid: {e})", f.display()),
-        }
-    }
-    ExitCode::SUCCESS
+fn list(d: &Dirs) -> ExitCode {
+    callwall_harness::files::list(&d.scenario_dir, &d.topology_dir, &catalog())
 }
 
 fn run(opts: RunOpts) -> ExitCode {
@@ -420,21 +372,24 @@ fn run(opts: RunOpts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let control =
-        match crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat) {
-            Ok(c) => Mutex::new(c),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let control = match callwall_harness::demo::control_source(
+        opts.control.as_deref(),
+        scenarios.len(),
+        opts.repeat,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
         return ExitCode::from(2);
     }
     let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
     let mut audio = audio;
-    if let Err(e) = crate::audio_opts::prepare(&mut audio, &out_root) {
+    if let Err(e) = callwall_harness::audio::prepare(&mut audio, &out_root) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
@@ -444,196 +399,51 @@ fn run(opts: RunOpts) -> ExitCode {
         let _ = signal_hook::flag::register(sig, cancel.clone());
     }
 
-    // The work list: scenario x repeat.
-    let mut jobs: Vec<(usize, u32)> =
-        (0..scenarios.len()).flat_map(|i| (0..opts.repeat).map(move |r| (i, r))).collect();
-    if let Some(shard) = opts.shard {
-        let cat = roles::catalog();
-        let est: Vec<(&str, u32, Duration)> = jobs
-            .iter()
-            .map(|&(i, r)| {
-                let sc = &scenarios[i];
-                (
-                    sc.name.as_str(),
-                    r,
-                    sc.calls.iter().map(|c| c.budget(&cat)).max().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let of = crate::shard::assign(&est, shard.count);
-        jobs = jobs
-            .into_iter()
-            .zip(of)
-            .filter(|(_, k)| *k + 1 == shard.index)
-            .map(|(j, _)| j)
-            .collect();
-        eprintln!("shard {shard}: {} of the matrix's {} run(s)", jobs.len(), est.len());
-    }
-    let total = jobs.len();
-    // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
-    // default is twice the core count, capped so call timing stays unaffected.
-    let n_jobs = opts
-        .jobs
-        .unwrap_or_else(|| {
-            (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
-        })
-        .clamp(1, 32);
-    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
-    let catalog = roles::catalog();
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..n_jobs.min(total) {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= total || cancel.load(Ordering::SeqCst) {
-                    break;
-                }
-                let (i, rep) = jobs[k];
-                let sc = &scenarios[i];
-                progress.start(&sc.name);
-                let dir_name = if opts.repeat > 1 {
-                    format!("{}.{}", sc.name, rep + 1)
-                } else {
-                    sc.name.clone()
-                };
-                let out_dir = out_root.join(&dir_name);
-                let _ = std::fs::remove_dir_all(&out_dir);
-                let _ = std::fs::create_dir_all(&out_dir);
-                // The longest call's budget, plus slack for setting the run up and tearing it down.
-                let budget: Duration =
-                    sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
-                        + Duration::from_secs(60);
-                // Workloads may outlast the calls.
-                let budget =
-                    budget.max(callwall_harness::workloads::budget(sc) + Duration::from_secs(60));
-                let lo = LaunchOptions {
-                    exe: exe.clone(),
-                    run: RunArgs {
-                        scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
-                        topology_dir: opts
-                            .dirs
-                            .topology_dir
-                            .canonicalize()
-                            .unwrap_or_else(|_| opts.dirs.topology_dir.clone()),
-                        catalog: catalog.clone(),
-                        seed: opts.seed,
-                        repeat: rep,
-                        out_dir: Some(out_dir.clone()),
-                        pcap: opts.pcap,
-                        transports: opts.transport.clone(),
-                        audio: audio.clone(),
-                    },
-                    deadline: budget,
-                    cancel: cancel.clone(),
-                    log_filter: std::env::var("RUST_LOG").ok(),
-                };
-                // Live control (`--control`) steers the first attempt only.
-                let mut ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
-                let mut attempt = |lo: &LaunchOptions| {
-                    let ctl = ctl.take();
-                    // A steered run shows the censor's answers and the calls' seconds as they
-                    // come.
-                    let live: Option<callwall_harness::outer::OnLive> = ctl.is_some().then(|| {
-                        Box::new(|l: &str| eprintln!("live {l}")) as callwall_harness::outer::OnLive
-                    });
-                    match launch_with(lo, ctl, live) {
-                        Ok(r) => Some(r),
-                        Err(_) if cancel.load(Ordering::SeqCst) => None,
-                        Err(e) => Some(output::error_run(
-                            sc,
-                            opts.seed.unwrap_or(sc.seed),
-                            rep,
-                            e.to_run_error(),
-                        )),
-                    }
-                };
-                let Some(mut r) = attempt(&lo) else { break };
-                // --retries: re-run a run that missed, each attempt in its own directory.
-                let mut earlier = Vec::new();
-                while !r.passed()
-                    && earlier.len() < opts.retries as usize
-                    && !cancel.load(Ordering::SeqCst)
-                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
-                {
-                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
-                    let _ = std::fs::remove_dir_all(&dir);
-                    let _ = std::fs::create_dir_all(&dir);
-                    let again = LaunchOptions {
-                        exe: lo.exe.clone(),
-                        run: RunArgs { out_dir: Some(dir), ..lo.run.clone() },
-                        deadline: lo.deadline,
-                        cancel: lo.cancel.clone(),
-                        log_filter: lo.log_filter.clone(),
-                    };
-                    let Some(next) = attempt(&again) else { break };
-                    earlier.push(std::mem::replace(&mut r, next));
-                }
-                let r = callwall_harness::result::flaky::fold_attempts(&earlier, r);
-                progress.finish(&sc.name, &r);
-                results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
-            });
-        }
-    });
-    progress.done();
-    let interrupted = cancel.load(Ordering::SeqCst);
-    let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    runs.sort_by_key(|(k, _)| *k);
-    let runs: Vec<RunResult> = runs.into_iter().map(|(_, r)| r).collect();
-    let doc = Results {
-        schema_version: SCHEMA_VERSION,
-        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
-        runs,
-        shard: opts
-            .shard
-            .map(|s| callwall_harness::result::ShardInfo { index: s.index, count: s.count }),
+    // The work list: scenario x repeat, each run planned once here.
+    let topology_dir =
+        opts.dirs.topology_dir.canonicalize().unwrap_or_else(|_| opts.dirs.topology_dir.clone());
+    let base = PlanOptions {
+        seed: opts.seed,
+        repeat: 0,
+        transports: opts.transport.clone(),
+        topology_dir,
+        out_dir: None,
+        pcap: opts.pcap,
+        audio,
     };
-
-    let color =
-        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", callwall_report::table(&doc, color));
-    if opts.repeat > 1 {
-        print!("{}", callwall_report::agreement(&doc));
-    }
-    let mut write_failed = false;
-    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
-        if let Some(p) = path {
-            match text.and_then(|t| write_file(p, &t)) {
-                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
-                    write_failed = true;
-                }
-            }
-        }
-    };
-    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
-    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
-    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
-    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
-    let met = doc.runs.iter().all(RunResult::passed);
-    eprintln!(
-        "{} run(s) in {:.1}s; output in {}{}",
-        doc.runs.len(),
-        started.elapsed().as_secs_f64(),
-        out_root.display(),
-        if interrupted { " (interrupted: partial results)" } else { "" }
+    let named = callwall_harness::suite::plan_runs(
+        &scenarios,
+        &roles::transports(),
+        &base,
+        opts.repeat,
+        opts.shard.map(|s| (s.index, s.count)),
     );
-    let worst_error =
-        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
-    if write_failed || worst_error == Some(2) {
-        ExitCode::from(2)
-    } else if met && !interrupted {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-fn write_file(p: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(p, text).map_err(|e| e.to_string())
+    let started = Instant::now();
+    let runs = callwall_harness::suite::run_plans(
+        &named,
+        callwall_harness::suite::SuiteOptions {
+            exe,
+            jobs: opts.jobs,
+            repeat: opts.repeat,
+            retries: opts.retries,
+            out_root: out_root.clone(),
+            cancel: cancel.clone(),
+            control,
+        },
+    );
+    callwall_harness::suite::finish(
+        runs,
+        &callwall_harness::suite::Outputs {
+            json: opts.json,
+            junit: opts.junit,
+            markdown: opts.markdown,
+            html: opts.html,
+            no_color: opts.no_color,
+            repeat: opts.repeat,
+            shard: opts.shard.map(|s| (s.index, s.count)),
+        },
+        started,
+        &out_root,
+        cancel.load(Ordering::SeqCst),
+    )
 }

@@ -7,13 +7,12 @@
 //! files say which shard they hold, every shard 1..N of the same N is there exactly once.
 //! Exit 0 when every expectation of the merged runs is met, 1 otherwise.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use callwall_harness::result::{Results, RunResult};
+use callwall_harness::merge::{merge_files, MergeArgs};
 
 #[derive(Args, Debug)]
 pub struct MergeOpts {
@@ -37,193 +36,13 @@ pub struct MergeOpts {
     no_color: bool,
 }
 
-/// Joins documents (`(file name, document)`); `Err` says which files conflict and how.
-pub fn merge(docs: &[(String, Results)]) -> Result<Results, String> {
-    let Some((first_name, first)) = docs.first() else {
-        return Err("no results files given".into());
-    };
-    for (name, d) in docs {
-        if d.schema_version != first.schema_version {
-            return Err(format!(
-                "{name} has results schema version {}, {first_name} has {}: merge files written by the same callwall",
-                d.schema_version, first.schema_version
-            ));
-        }
-        if d.callwall_version != first.callwall_version {
-            return Err(format!(
-                "{name} was written by callwall {}, {first_name} by {}: run every shard with the same build",
-                d.callwall_version, first.callwall_version
-            ));
-        }
-    }
-    // Shards: all or none say which shard they are; then each of 1..N once.
-    let shards: Vec<_> = docs.iter().filter_map(|(n, d)| d.shard.map(|s| (n, s))).collect();
-    if !shards.is_empty() {
-        if shards.len() != docs.len() {
-            return Err("some files are shards (run --shard) and some are not: merge the shards of one matrix".into());
-        }
-        let count = shards[0].1.count;
-        let mut seen: BTreeMap<u32, &String> = BTreeMap::new();
-        for (n, s) in &shards {
-            if s.count != count {
-                return Err(format!("{n} is shard {}/{}, but {} is of {count} shards: merge the shards of one matrix", s.index, s.count, shards[0].0));
-            }
-            if let Some(other) = seen.insert(s.index, n) {
-                return Err(format!("{n} and {other} are both shard {}/{count}", s.index));
-            }
-        }
-        let missing: Vec<String> =
-            (1..=count).filter(|k| !seen.contains_key(k)).map(|k| format!("{k}/{count}")).collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "shard(s) {} missing: pass every shard's results file",
-                missing.join(", ")
-            ));
-        }
-    }
-    let mut runs: Vec<(&String, &RunResult)> = Vec::new();
-    let mut at: BTreeMap<(&str, u32), &String> = BTreeMap::new();
-    for (name, d) in docs {
-        for r in &d.runs {
-            if let Some(other) = at.insert((r.scenario.as_str(), r.repeat), name) {
-                return Err(format!(
-                    "scenario {} (repeat {}) is in both {other} and {name}: each run may be merged once",
-                    r.scenario,
-                    r.repeat + 1
-                ));
-            }
-            runs.push((name, r));
-        }
-    }
-    runs.sort_by(|a, b| a.1.scenario.cmp(&b.1.scenario).then(a.1.repeat.cmp(&b.1.repeat)));
-    Ok(Results {
-        schema_version: first.schema_version,
-        callwall_version: first.callwall_version.clone(),
-        runs: runs.into_iter().map(|(_, r)| r.clone()).collect(),
-        shard: None,
+pub fn main(o: MergeOpts) -> ExitCode {
+    merge_files(MergeArgs {
+        inputs: o.inputs,
+        json: o.json,
+        junit: o.junit,
+        markdown: o.markdown,
+        html: o.html,
+        no_color: o.no_color,
     })
-}
-
-fn write_file(p: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(p, text).map_err(|e| e.to_string())
-}
-
-pub fn main(opts: MergeOpts) -> ExitCode {
-    let mut docs = Vec::new();
-    for p in &opts.inputs {
-        let text = match std::fs::read_to_string(p) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read results file {}: {e}; pass files written by `callwall run --json`", p.display());
-                return ExitCode::from(2);
-            }
-        };
-        match callwall_report::parse_results(&text) {
-            Ok(d) => docs.push((p.display().to_string(), d)),
-            Err(e) => {
-                eprintln!("error: cannot use results file {}: {e}", p.display());
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let doc = match merge(&docs) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    use std::io::IsTerminal as _;
-    let color =
-        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", callwall_report::table(&doc, color));
-    type Render = fn(&Results) -> String;
-    let outputs: [(&Option<PathBuf>, &str, Render); 4] = [
-        (&opts.json, "JSON results", callwall_report::json),
-        (&opts.junit, "JUnit XML", callwall_report::junit),
-        (&opts.markdown, "Markdown", callwall_report::markdown),
-        (&opts.html, "HTML report", callwall_report::html),
-    ];
-    for (path, what, render) in outputs {
-        if let Some(p) = path {
-            match write_file(p, &render(&doc)) {
-                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    }
-    if doc.runs.iter().all(RunResult::passed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use callwall_harness::result::ShardInfo;
-
-    fn doc(runs: &[(&str, u32)], shard: Option<(u32, u32)>) -> Results {
-        let runs = runs
-            .iter()
-            .map(|(s, rep)| {
-                serde_json::from_value(serde_json::json!({
-                    "scenario": s, "path": format!("{s}.toml"), "seed": 1, "repeat": rep,
-                    "topology": "t", "started_unix_ms": 0, "wall_ms": 0, "calls": [],
-                    "censor": callwall_harness::result::CensorResult::default(),
-                }))
-                .unwrap()
-            })
-            .collect();
-        Results {
-            schema_version: callwall_harness::result::SCHEMA_VERSION,
-            callwall_version: "0.1.0".into(),
-            runs,
-            shard: shard.map(|(index, count)| ShardInfo { index, count }),
-        }
-    }
-
-    #[test]
-    fn joins_shards_in_scenario_order() {
-        let m = merge(&[
-            ("b.json".into(), doc(&[("zeta", 0), ("alpha", 1)], Some((2, 2)))),
-            ("a.json".into(), doc(&[("alpha", 0)], Some((1, 2)))),
-        ])
-        .unwrap();
-        let names: Vec<_> = m.runs.iter().map(|r| (r.scenario.as_str(), r.repeat)).collect();
-        assert_eq!(names, [("alpha", 0), ("alpha", 1), ("zeta", 0)]);
-        assert!(m.shard.is_none());
-    }
-
-    #[test]
-    fn refuses_duplicates_missing_shards_and_mixed_versions() {
-        let e =
-            merge(&[("a".into(), doc(&[("x", 0)], None)), ("b".into(), doc(&[("x", 0)], None))])
-                .unwrap_err();
-        assert!(e.contains("scenario x (repeat 1) is in both a and b"), "{e}");
-        let e =
-            merge(&[("a".into(), doc(&[], Some((1, 3)))), ("b".into(), doc(&[], Some((3, 3))))])
-                .unwrap_err();
-        assert!(e.contains("shard(s) 2/3 missing"), "{e}");
-        let e =
-            merge(&[("a".into(), doc(&[], Some((1, 2)))), ("b".into(), doc(&[], Some((1, 2))))])
-                .unwrap_err();
-        assert!(e.contains("both shard 1/2"), "{e}");
-        let mut old = doc(&[], None);
-        old.callwall_version = "0.0.9".into();
-        let e = merge(&[("a".into(), doc(&[], None)), ("b".into(), old)]).unwrap_err();
-        assert!(e.contains("same build"), "{e}");
-        let mut v = doc(&[], None);
-        v.schema_version = 1;
-        assert!(merge(&[("a".into(), doc(&[], None)), ("b".into(), v)])
-            .unwrap_err()
-            .contains("schema version"));
-    }
 }

@@ -2,9 +2,9 @@
 //! through the `callwall` binary. They need root (or unprivileged user namespaces).
 
 mod apps;
-mod bypass_udp;
-mod bypass_tls;
 mod audio;
+mod bypass_tls;
+mod bypass_udp;
 mod classroom;
 mod common;
 mod external;

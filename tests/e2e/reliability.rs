@@ -267,3 +267,85 @@ fn turn_credentials_are_fresh_per_run_and_never_written_to_reports_or_logs() {
     assert!(!text.contains(&pass1), "the TURN password appears in a report or log");
     assert!(!text.contains(&user1), "the TURN username appears in a report or log");
 }
+
+/// `--seed` is recorded identically whether the run succeeds or fails inside its sandbox (the
+/// launcher's own error path records it from the same `RunPlan`: `harness::plan` unit tests).
+#[test]
+fn the_seed_given_is_recorded_on_success_and_on_failure() {
+    let tmp = TempDir::new("seed");
+    // A topology without a relay host: a TURN call fails the run inside the sandbox.
+    let topo = tmp.path().join("no-relay.toml");
+    std::fs::write(
+        &topo,
+        r#"name = "no-relay"
+description = "caller behind a censor; callee and signal beyond a router; no relay"
+[[hosts]]
+name = "caller"
+[[hosts]]
+name = "censor"
+[[hosts]]
+name = "wan"
+forward = true
+[[hosts]]
+name = "callee"
+[[hosts]]
+name = "signal"
+[[links]]
+a = { host = "caller", addrs = ["10.1.0.2/24"] }
+b = { host = "censor" }
+[[links]]
+a = { host = "censor" }
+b = { host = "wan", addrs = ["10.1.0.1/24"] }
+[[links]]
+a = { host = "wan", addrs = ["10.2.0.1/24"] }
+b = { host = "callee", addrs = ["10.2.0.2/24"] }
+[[links]]
+a = { host = "wan", addrs = ["10.4.0.1/24"] }
+b = { host = "signal", addrs = ["10.4.0.2/24"] }
+[[routes]]
+host = "caller"
+to = "default"
+via = "10.1.0.1"
+[[routes]]
+host = "callee"
+to = "default"
+via = "10.2.0.1"
+[[routes]]
+host = "signal"
+to = "default"
+via = "10.4.0.1"
+[censor]
+host = "censor"
+inside = "caller"
+outside = "wan"
+"#,
+    )
+    .unwrap();
+    let call = |strategy: &str| {
+        format!(
+            "seed = 5\n[defaults]\nduration = \"2s\"\nconnect_timeout = \"3s\"\n\
+             [[calls]]\ntransport = \"webrtc\"\nstrategy = \"{strategy}\"\nexpect = \"connected\"\n"
+        )
+    };
+    let write = |name: &str, body: String| {
+        let p = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&p, format!("name = \"{name}\"\ntopology = \"{}\"\n{body}", topo.display()))
+            .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let ok = write("seed-ok", call("direct"));
+    let bad = write("seed-fails", call("turn-udp"));
+    let (_, v, out) = run_scenarios(&[&ok, &bad], &["--seed", "4242"]);
+    let runs = v["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 2, "{}", dump(&out, &v));
+    let by = |n: &str| runs.iter().find(|r| r["scenario"] == n).cloned().unwrap();
+    let (ok, bad) = (by("seed-ok"), by("seed-fails"));
+    assert!(ok["error"].is_null(), "{}", dump(&out, &v));
+    assert!(
+        bad["error"]["message"].as_str().unwrap_or("").contains("no host named \"relay\""),
+        "{}",
+        dump(&out, &v)
+    );
+    assert_eq!(ok["seed"], 4242, "{}", dump(&out, &v));
+    assert_eq!(bad["seed"], 4242, "{}", dump(&out, &v));
+}

@@ -84,6 +84,8 @@ pub enum FirstPacket {
 }
 
 /// The raw serde model of a profile file.
+pub mod listing;
+
 pub mod raw {
     use super::*;
 

@@ -5,14 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callwall_transport::peer::PeerReport;
+use callwall_audio::session::PeerAudio;
+use callwall_transport::peer::{run_peer, run_peer_with, PeerReport, PeerSpec};
 use callwall_transport::voice::AudioSpec;
+use callwall_transport::VoiceTransport;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::RunPlan;
 use crate::result::audio::CallAudio;
-use crate::run::{sanitize, RunArgs};
+use crate::run::sanitize;
 
-/// A run's audio options (in [`RunArgs`]).
+/// A run's audio options (in [`RunPlan::audio`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioRun {
@@ -45,10 +48,10 @@ pub fn record_dir(record: &Path, scenario: &str, repeat: u32) -> PathBuf {
 
 /// What a peer of call `call` is told (`None` without `--audio`). Creates the record
 /// directory; a failure to create it shows in the call's audio result as a write error.
-pub fn peer_audio(args: &RunArgs, scenario: &str, call: &str) -> Option<AudioSpec> {
-    let a = args.audio.as_ref()?;
+pub fn peer_audio(plan: &RunPlan, scenario: &str, call: &str) -> Option<AudioSpec> {
+    let a = plan.audio.as_ref()?;
     let record = a.record.as_ref().map(|r| {
-        let dir = record_dir(r, scenario, args.repeat);
+        let dir = record_dir(r, scenario, plan.repeat);
         let _ = std::fs::create_dir_all(&dir);
         dir.join(sanitize(call))
     });
@@ -61,4 +64,106 @@ pub fn join(caller: &PeerReport, callee: &PeerReport) -> Option<CallAudio> {
     out.down = caller.audio.as_ref().and_then(|a| a.down.clone());
     out.up = callee.audio.as_ref().and_then(|a| a.up.clone());
     Some(out)
+}
+
+/// `--audio[=WAV]` and `--record DIR`, checked before anything starts: `Ok(None)` without
+/// `--audio`; `Err` says what to fix (the WAV must be readable audio of at least 1 s, the record
+/// directory creatable and writable).
+pub fn resolve(
+    audio: &Option<Option<PathBuf>>,
+    record: &Option<PathBuf>,
+) -> Result<Option<AudioRun>, String> {
+    let Some(wav) = audio else { return Ok(None) };
+    let clip = if let Some(wav) = wav {
+        let c = callwall_audio::Clip::read_wav(wav).map_err(|e| e.to_string())?;
+        if c.seconds() < 1.0 {
+            return Err(format!(
+                "{} holds {:.2} s of audio; give a WAV of speech at least 1 s long",
+                wav.display(),
+                c.seconds()
+            ));
+        }
+        Some(absolute(wav))
+    } else {
+        None
+    };
+    let record = match record {
+        Some(dir) => Some(writable_dir(dir)?),
+        None => None,
+    };
+    Ok(Some(AudioRun { clip, record, prepared: None }))
+}
+
+/// Converts and encodes the clip once for every peer of the run(s), into `out/.audio/` (the
+/// output directory the launcher made), so a hundred peers starting at once do not each
+/// resample and encode it (about 0.1 s of CPU each).
+pub fn prepare(audio: &mut Option<AudioRun>, out: &Path) -> Result<(), String> {
+    let Some(a) = audio else { return Ok(()) };
+    let spec = callwall_transport::voice::AudioSpec { clip: a.clip.clone(), ..Default::default() };
+    let frame_bytes = callwall_transport::voice::VoiceModel::default().frame_bytes;
+    let dir = out.join(".audio");
+    let prefix =
+        callwall_audio::session::prepare(&spec, frame_bytes, &dir).map_err(|e| e.to_string())?;
+    a.prepared = Some(match prefix.file_name() {
+        Some(name) => absolute(&dir).join(name),
+        None => prefix,
+    });
+    Ok(())
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Creates `dir` if needed and checks a file can be written in it; returns it absolute.
+fn writable_dir(dir: &Path) -> Result<PathBuf, String> {
+    let bad = |e: std::io::Error| {
+        format!(
+            "--record {}: cannot write there ({e}); give a directory you can write",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(bad)?;
+    let probe = dir.join(format!(".callwall-record-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(bad)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(absolute(dir))
+}
+
+/// The peer process's call: with `spec.audio`, real speech out, what came in played out,
+/// scored and recorded after the call (its CPU time is taken before that, so the call's CPU
+/// figure stays the call's).
+pub fn run_peer_audio(
+    rt: &tokio::runtime::Runtime,
+    spec: &PeerSpec,
+    transports: &[&dyn VoiceTransport],
+    cpu_ms: impl Fn() -> f64,
+) -> PeerReport {
+    let Some(a) = &spec.audio else {
+        let mut r = rt.block_on(run_peer(spec, transports));
+        r.cpu_ms = Some(cpu_ms());
+        return r;
+    };
+    match PeerAudio::new(a, spec.voice.frame_bytes) {
+        Ok(mut audio) => {
+            let mut r = rt.block_on(run_peer_with(spec, transports, &mut audio));
+            r.cpu_ms = Some(cpu_ms());
+            // The report without audio first: if scoring does not finish before the harness's
+            // deadline, the call is still judged (the harness reads the last report line).
+            if let Ok(line) = serde_json::to_string(&r) {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            r.audio = Some(audio.finish(&r));
+            r
+        }
+        Err(e) => {
+            let mut r = rt.block_on(run_peer(spec, transports));
+            r.cpu_ms = Some(cpu_ms());
+            r.error = Some(format!("audio: {e}"));
+            r
+        }
+    }
 }

@@ -12,27 +12,37 @@
 //! first instruction, and topology building refuses to run in the initial one); every wait has
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
 
-pub mod bypass;
 pub mod audio;
+pub mod bypass;
 pub mod control;
+pub mod demo;
+pub mod entry;
 pub mod external;
+pub mod files;
 pub mod ice;
 pub mod live;
+pub mod merge;
 pub mod outer;
+pub mod plan;
 pub mod priority;
+pub mod progress;
 pub mod reflector;
 pub mod relay;
 pub mod repeat;
+pub mod report_cmd;
 /// The results model; moved to `callwall-results` (this path is kept for existing callers).
 pub mod result {
     pub use callwall_results::*;
 }
 pub mod roles;
 pub mod run;
+pub mod shard;
+pub mod suite;
 pub mod workloads;
 
 pub use outer::{launch, launch_with, LaunchOptions};
-pub use run::{sandbox_main, RunArgs};
+pub use plan::{PlanOptions, RunPlan};
+pub use run::sandbox_main;
 
 /// Why a run (not a call) failed.
 #[derive(Debug, thiserror::Error)]

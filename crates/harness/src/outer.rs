@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::plan::RunPlan;
 use crate::result::RunResult;
-use crate::run::RunArgs;
 use crate::HarnessError;
 
 pub struct LaunchOptions {
     /// The callwall binary to run inside the sandbox (`__sandbox` subcommand).
     pub exe: PathBuf,
-    pub run: RunArgs,
-    /// Kill the sandbox after this long.
-    pub deadline: Duration,
+    /// The run, decided; the sandbox is killed after its `deadline`.
+    pub run: RunPlan,
     /// Set to stop the run early (Ctrl-C): the sandbox is killed, which frees everything.
     pub cancel: Arc<AtomicBool>,
     /// `RUST_LOG` for the processes inside.
@@ -100,7 +99,7 @@ pub fn launch_with(
         let _ = r.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + opts.deadline;
+    let deadline = Instant::now() + opts.run.deadline;
     let status = loop {
         if let Some(st) =
             child.try_wait().map_err(|e| HarnessError::io("waiting for the sandbox", e))?
@@ -115,7 +114,7 @@ pub fn launch_with(
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HarnessError::Timeout(opts.deadline));
+            return Err(HarnessError::Timeout(opts.run.deadline));
         }
         std::thread::sleep(Duration::from_millis(25));
     };

@@ -14,21 +14,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use callwall_netns::Network;
-use callwall_scenario::{Call, Scenario};
+use callwall_scenario::Scenario;
 
 use crate::relay::RELAY_HOST;
 use crate::HarnessError;
 
-/// The transport whose calls need the reflector.
-pub const TRANSPORT: &str = "reflector";
-
 /// How long the reflector gets to bind its ports.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// True when a call goes through the reflector.
-pub fn needs_reflector(call: &Call) -> bool {
-    call.transport == TRANSPORT
-}
 
 /// A running reflector; dropping it kills the process.
 pub struct Reflector {
@@ -53,12 +45,12 @@ impl Drop for Reflector {
 /// Starts the reflector in the relay host if some call uses it.
 pub fn maybe_start(
     sc: &Scenario,
-    calls: &[&Call],
+    needs: callwall_transport::RelayNeeds,
     network: &mut Network,
     exe: &Path,
     out: Option<&Path>,
 ) -> Result<Option<Reflector>, HarnessError> {
-    if !calls.iter().any(|c| needs_reflector(c)) {
+    if !needs.reflector {
         return Ok(None);
     }
     let Some(ip) = sc.topology.ipv4_of(RELAY_HOST).map(IpAddr::V4) else {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use callwall_netns::Network;
 use callwall_relay::RelayPlan;
-use callwall_scenario::{Call, Scenario};
+use callwall_scenario::Scenario;
 
 use crate::HarnessError;
 
@@ -38,24 +38,16 @@ impl Drop for Relay {
     }
 }
 
-/// True when a call may need the relay.
-fn needs_relay(call: &Call) -> bool {
-    call.transport == "webrtc"
-        && call.strategies.iter().any(|s| s == "auto" || s.starts_with("turn"))
-        // The reflector transport finds the reflector at the relay's address.
-        || crate::reflector::needs_reflector(call)
-        // External peers that asked for the relay (`relay = true`).
-        || call.peer.as_ref().is_some_and(|p| p.relay)
-}
-
-/// Starts coturn if the topology has a relay host and some call may use it.
+/// Starts coturn if the topology has a relay host and the run needs it (`needs`, from the
+/// [`crate::plan::RunPlan`]: the transports' own answers, see
+/// `callwall_transport::VoiceTransport::relay_needs`).
 pub fn maybe_start(
     sc: &Scenario,
-    calls: &[&Call],
+    needs: callwall_transport::RelayNeeds,
     network: &mut Network,
     out: Option<&Path>,
 ) -> Result<Option<Relay>, HarnessError> {
-    if !calls.iter().any(|c| needs_relay(c)) {
+    if !needs.coturn() {
         return Ok(None);
     }
     let Some(ip) = sc.topology.ipv4_of(RELAY_HOST).map(std::net::IpAddr::V4) else {

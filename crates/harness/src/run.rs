@@ -1,43 +1,22 @@
 //! The orchestrator that runs as PID 1 inside a run's sandbox.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use callwall_netns::Network;
-use callwall_scenario::{Catalog, Scenario};
 use callwall_transport::metrics::{analyze, Thresholds};
 use callwall_transport::peer::{PeerReport, PeerSpec};
 use callwall_transport::voice::VoiceModel;
 use callwall_transport::{CallContext, Role, Verdict};
-use serde::{Deserialize, Serialize};
 
-use crate::result::{Artifacts, CallResult, CensorResult, RunError, RunErrorKind, RunResult};
+use crate::plan::RunPlan;
+use crate::result::{Artifacts, CallResult, CensorResult, RunResult};
 use crate::roles::{CensorConfig, CensorOutput};
 use crate::{HarnessError, SIGNAL_PORT};
-
-/// What the outer process asks the sandbox to run (passed as JSON on the command line).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunArgs {
-    pub scenario: PathBuf,
-    pub topology_dir: PathBuf,
-    pub catalog: BTreeMap<String, Vec<String>>,
-    pub seed: Option<u64>,
-    pub repeat: u32,
-    /// The run's own output directory (created by the outer process), for logs and captures.
-    pub out_dir: Option<PathBuf>,
-    pub pcap: bool,
-    /// Which calls to keep, by transport name (empty: all).
-    #[serde(default)]
-    pub transports: Vec<String>,
-    /// `--audio` / `--record`: real speech in every built-in call (`None`: filler frames).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audio: Option<crate::audio::AudioRun>,
-}
 
 /// How long services get to say `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,9 +116,10 @@ impl Service {
     }
 }
 
-/// Runs a scenario inside the sandbox. Never panics on a failed call; returns a result with
-/// `error` set when the run itself could not be set up.
-pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
+/// Runs a plan inside the sandbox. Never panics on a failed call; returns a result with
+/// `error` set when the run itself could not be set up. The scenario is the plan's (validated
+/// in the launcher): nothing is loaded again here.
+pub fn sandbox_main(plan: &RunPlan, current_exe: &Path) -> RunResult {
     // Before anything starts, so every process of the run inherits it (see `priority`).
     if let Err(e) = crate::priority::raise_run_priority() {
         tracing::debug!(
@@ -149,49 +129,13 @@ pub fn sandbox_main(args: &RunArgs, current_exe: &Path) -> RunResult {
     }
     let started = unix_ns();
     let t = Instant::now();
-    let catalog = Catalog { transports: args.catalog.clone() };
-    let scenario = match Scenario::load(&args.scenario, &args.topology_dir, &catalog) {
-        Ok(s) => s,
-        Err(e) => {
-            return failed_run(args, started, RunError::new(RunErrorKind::Input, e.to_string()))
-        }
-    };
-    let seed = args.seed.unwrap_or(scenario.seed);
-    let mut result = match run_scenario(&scenario, args, seed, current_exe) {
+    let mut result = match run_scenario(plan, current_exe) {
         Ok(r) => r,
-        Err(e) => {
-            let mut r = failed_run(args, started, e.to_run_error());
-            r.scenario = scenario.name.clone();
-            r.description = scenario.description.clone();
-            r.seed = seed;
-            r
-        }
+        Err(e) => plan.failed(e.to_run_error()),
     };
     result.started_unix_ms = started / 1_000_000;
     result.wall_ms = t.elapsed().as_millis() as u64;
-    result.repeat = args.repeat;
     result
-}
-
-fn failed_run(args: &RunArgs, started: u64, error: RunError) -> RunResult {
-    RunResult {
-        scenario: args.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string(),
-        path: args.scenario.display().to_string(),
-        description: String::new(),
-        source: None,
-        seed: args.seed.unwrap_or(0),
-        repeat: args.repeat,
-        topology: String::new(),
-        started_unix_ms: started / 1_000_000,
-        wall_ms: 0,
-        calls: Vec::new(),
-        censor: CensorResult::default(),
-        error: Some(error),
-        artifacts: Artifacts::default(),
-        distributions: Vec::new(),
-        retries: 0,
-        workloads: Vec::new(),
-    }
 }
 
 /// Whether building namespaces failed for lack of privileges (the machine's fault, not the
@@ -218,13 +162,10 @@ struct PlacedCall {
     deadline: Instant,
 }
 
-fn run_scenario(
-    sc: &Scenario,
-    args: &RunArgs,
-    seed: u64,
-    exe: &Path,
-) -> Result<RunResult, HarnessError> {
-    let out = args.out_dir.as_deref();
+fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
+    let sc = &plan.scenario;
+    let seed = plan.seed;
+    let out = plan.out_dir.as_deref();
     let log = |name: &str| out.map(|d| d.join(format!("{name}.log")));
     let mut artifacts =
         Artifacts { dir: out.map(|d| d.display().to_string()), ..Default::default() };
@@ -253,16 +194,12 @@ fn run_scenario(
     let workload_servers = crate::workloads::start_servers(sc, &mut network, exe, &log)?;
 
     // Calls to place, each copy with its own caller address (for attribution).
-    let calls: Vec<&callwall_scenario::Call> = sc
-        .calls
-        .iter()
-        .filter(|c| args.transports.is_empty() || args.transports.contains(&c.transport))
-        .collect();
+    let calls: Vec<&callwall_scenario::Call> = plan.calls.iter().map(|p| plan.call(p)).collect();
 
-    // Relay: coturn, when the topology has a relay host and a call may use it.
-    let relay = crate::relay::maybe_start(sc, &calls, &mut network, out)?;
+    // Relay: coturn, when the topology has a relay host and a call's transport needs it.
+    let relay = crate::relay::maybe_start(sc, plan.relay(), &mut network, out)?;
     // Reflector (Telegram-like), in the relay host, when a call goes through it.
-    let reflector = crate::reflector::maybe_start(sc, &calls, &mut network, exe, out)?;
+    let reflector = crate::reflector::maybe_start(sc, plan.relay(), &mut network, exe, out)?;
 
     // The censor.
     let start_at = unix_ns() + START_DELAY.as_nanos() as u64 + 200_000_000;
@@ -276,7 +213,7 @@ fn run_scenario(
                 policy: sc.censor.clone(),
                 hosts: hosts.clone(),
                 decisions: out.map(|d| d.join("decisions.jsonl")),
-                pcap: if args.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
+                pcap: if plan.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
                 bridge: Default::default(),
                 watch: crate::external::watched_callers(&sc.topology, &calls),
             };
@@ -305,7 +242,7 @@ fn run_scenario(
     let voice = VoiceModel::default();
     let mut placed: Vec<PlacedCall> = Vec::new();
     let mut external = Vec::new();
-    let root = crate::external::root_of(&args.topology_dir);
+    let root = crate::external::root_of(&plan.topology_dir);
     let ext_relay = match &relay {
         Some(r) if calls.iter().any(|c| c.peer.is_some()) => Some(crate::external::relay_env(
             &r.info,
@@ -330,7 +267,7 @@ fn run_scenario(
                     HarnessError::Setup(format!("adding an address for call {name}: {e}"))
                 })?;
             copy += 1;
-            let budget = call.budget(&args.catalog);
+            let budget = plan.calls[ci].budget;
             if let Some(peers) = &call.peer {
                 let spec = crate::external::ExternalCallSpec {
                     name: &name,
@@ -370,7 +307,7 @@ fn run_scenario(
                 start_at_unix_ns: start_at,
                 duration: call.duration.as_std(),
                 voice,
-                audio: crate::audio::peer_audio(args, &sc.name, &name),
+                audio: crate::audio::peer_audio(plan, &sc.name, &name),
             };
             let file = sanitize(&name);
             let callee = spawn_peer(
@@ -390,7 +327,7 @@ fn run_scenario(
             artifacts.logs.push(format!("{file}.caller.log"));
             artifacts.logs.push(format!("{file}.callee.log"));
             let mut deadline = Instant::now() + START_DELAY + budget + PEER_GRACE;
-            if args.audio.is_some() {
+            if plan.audio.is_some() {
                 deadline += crate::audio::AUDIO_GRACE;
             }
             placed.push(PlacedCall { name, call_index: ci, caller_addr, caller, callee, deadline });
@@ -540,22 +477,12 @@ fn run_scenario(
         tracing::warn!("teardown: {e}");
     }
     Ok(RunResult {
-        scenario: sc.name.clone(),
-        path: sc.path.display().to_string(),
-        description: sc.description.clone(),
-        source: sc.source.clone(),
-        seed,
-        repeat: args.repeat,
-        topology: sc.topology_path.display().to_string(),
-        started_unix_ms: 0,
-        wall_ms: 0,
         calls: results,
         censor: censor_result,
-        error: None,
         artifacts,
         distributions: crate::repeat::distributions(&calls, &verdicts_of_call),
-        retries: 0,
         workloads,
+        ..plan.header()
     })
 }
 

@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::NetnsError;
@@ -84,7 +84,7 @@ struct RawCensor {
 // ---------- validated model ----------
 
 /// One interface of a host: a veth end named after the neighbour host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceSpec {
     /// Interface name (= neighbour host name).
     pub name: String,
@@ -97,7 +97,7 @@ pub struct InterfaceSpec {
 }
 
 /// One host (one network namespace).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSpec {
     /// Name, `[a-z][a-z0-9-]{0,11}`.
     pub name: String,
@@ -131,7 +131,7 @@ impl HostSpec {
 }
 
 /// A link (veth pair) between two hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSpec {
     /// Host of end a.
     pub a: String,
@@ -144,7 +144,7 @@ pub struct LinkSpec {
 }
 
 /// A static route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     /// Host the route is installed in.
     pub host: String,
@@ -155,7 +155,7 @@ pub struct RouteSpec {
 }
 
 /// The censor's position: a host with two interfaces bridged by the censor process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CensorSpec {
     /// Censor host.
     pub host: String,
@@ -167,7 +167,7 @@ pub struct CensorSpec {
 }
 
 /// A validated topology.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
     name: String,
     description: String,

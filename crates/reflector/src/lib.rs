@@ -174,6 +174,11 @@ impl VoiceTransport for ReflectorTransport {
         }
     }
 
+    /// Every strategy reaches the reflector on the relay host.
+    fn relay_needs(&self, _strategy: &str) -> callwall_transport::RelayNeeds {
+        callwall_transport::RelayNeeds::REFLECTOR
+    }
+
     async fn dial(&self, ctx: &CallContext, strategy: &str) -> Result<MediaLink, TransportError> {
         check_strategy(self, strategy)?;
         check_bypass(self, strategy, &ctx.options.bypass)?;

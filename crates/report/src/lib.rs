@@ -43,8 +43,8 @@
 //!   Adopt one if cells grow free text (SNIs, reasons) that needs wrapping.
 
 pub mod activities;
-pub mod bypass;
 pub mod audio;
+pub mod bypass;
 pub mod control;
 pub mod diff;
 pub mod external;

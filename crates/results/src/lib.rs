@@ -11,12 +11,13 @@
 //! results, per-call flakiness, shard merges) keeps older documents readable; bump
 //! [`SCHEMA_VERSION`] only for a change older readers would misread.
 
-pub mod bypass;
 pub mod audio;
+pub mod bypass;
 pub mod censor;
 pub mod external;
 pub mod flaky;
 pub mod ice;
+pub mod judge;
 pub mod metrics;
 pub mod stats;
 pub mod workload;

@@ -36,7 +36,7 @@
 
 use callwall_results::bypass::Basis;
 use callwall_transport::{check_bypass, StrategyOptions, VoiceTransport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::{raw, Call, Scenario, ScenarioError};
@@ -47,7 +47,7 @@ pub const BYPASS_STRATEGIES: &[&str] =
     &["quic-split", "turn-tcp", "turn-tls", "udp-obfs", "direct"];
 
 /// A call's place in the bypass matrix.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixCall {
     /// The matrix column: the bypass keys and options set, joined by `+` (`decoy`,
     /// `sni`, `junk+wg_headers`), a circumventing strategy, or `none`.

@@ -224,8 +224,9 @@ pub struct Catalog {
     pub transports: BTreeMap<String, Vec<String>>,
 }
 
-/// A validated scenario.
-#[derive(Debug, Clone, Serialize)]
+/// A validated scenario. It crosses into a run's sandbox as JSON (in the harness's `RunPlan`)
+/// with its topology; the compiled `policy` does not cross (see the field).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scenario {
     pub name: String,
     pub description: String,
@@ -235,25 +236,27 @@ pub struct Scenario {
     pub as_of: Option<String>,
     pub path: PathBuf,
     pub topology_path: PathBuf,
-    #[serde(skip)]
     pub topology: Topology,
     pub seed: u64,
     pub tags: Vec<String>,
     /// The policy as written (kept for reports and for the censor process).
     pub censor: policy_raw::Policy,
+    /// The compiled rule chain. Not serialized: a scenario deserialized in another process
+    /// has the empty chain here, and whoever needs the engine's chain compiles `censor` (the
+    /// validated raw form) against the topology's addresses, as the censor process does.
     #[serde(skip)]
     pub policy: Policy,
     pub calls: Vec<Call>,
     /// Activities beside the calls; empty when the scenario has none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<workload::Workload>,
     /// The run's DNS zone; `None` when there are no workloads and no `[dns]` table.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<workload::Dns>,
 }
 
 /// One call of a scenario (a `count` > 1 is expanded by the harness).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Call {
     pub name: String,
     pub transport: String,
@@ -274,11 +277,11 @@ pub struct Call {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<external::ExternalPeers>,
     /// The call's line in the scenario file, for later errors.
-    #[serde(skip)]
+    #[serde(default)]
     pub line: usize,
     /// How many times the call is placed (at once, each from its own address) to judge the
     /// distribution of its verdicts; 1 for an ordinary call.
-    #[serde(skip_serializing_if = "is_one")]
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub repeat: u32,
     /// The expected share of each verdict over the repeats (verdicts not listed: 0 %); `None`
     /// for an ordinary call, judged by `expect` alone.
@@ -290,6 +293,10 @@ pub struct Call {
     /// The line of the call's `options` key (its own line when it has none), for bypass errors.
     #[serde(skip)]
     pub options_line: usize,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn is_one(n: &u32) -> bool {

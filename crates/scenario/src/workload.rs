@@ -138,7 +138,7 @@ pub mod raw {
 }
 
 /// One validated workload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
     pub name: String,
     pub app: String,
@@ -162,7 +162,7 @@ impl Workload {
 }
 
 /// The run's DNS zone as the scenario shapes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Dns {
     /// Topology host running the resolver.
     pub host: String,

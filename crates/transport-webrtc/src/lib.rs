@@ -324,6 +324,19 @@ impl VoiceTransport for WebrtcTransport {
     fn ice_report(&self, link: &MediaLink) -> Option<IceReport> {
         link.guard.downcast_ref::<WebrtcCall>().and_then(|c| c.ice.clone())
     }
+
+    /// `turn-*`: that one TURN port of the relay; `ice`: all three (it gathers a relay
+    /// candidate over each, and STUN on the UDP port); `direct` and `ice-tcp`: none.
+    fn relay_needs(&self, strategy: &str) -> callwall_transport::RelayNeeds {
+        use callwall_transport::RelayNeeds as R;
+        match Strategy::parse(strategy) {
+            Some(Strategy::TurnUdp) => R { turn_udp: true, ..R::NONE },
+            Some(Strategy::TurnTcp) => R { turn_tcp: true, ..R::NONE },
+            Some(Strategy::TurnTls) => R { turn_tls: true, ..R::NONE },
+            Some(Strategy::Ice) => R::TURN_ALL,
+            Some(Strategy::Direct | Strategy::IceTcp) | None => R::NONE,
+        }
+    }
 }
 
 fn unknown(strategy: &str) -> TransportError {
@@ -1348,6 +1361,19 @@ async fn send_frames(mut writer: RtpWriter, mut frames: mpsc::Receiver<Vec<u8>>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_needs_follow_the_strategies() {
+        use callwall_transport::{relay_needs_of, RelayNeeds};
+        let t = WebrtcTransport;
+        let of =
+            |s: &[&str]| relay_needs_of(&t, &s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(of(&["direct"]), RelayNeeds::NONE);
+        assert_eq!(of(&["ice-tcp"]), RelayNeeds::NONE);
+        assert!(of(&["turn-tls"]).turn_tls && !of(&["turn-tls"]).turn_udp);
+        assert_eq!(of(&["auto"]), RelayNeeds::TURN_ALL);
+        assert_eq!(of(&["direct", "turn-udp"]), RelayNeeds { turn_udp: true, ..RelayNeeds::NONE });
+    }
 
     #[test]
     fn strategies_parse_and_auto_is_a_prefix() {

@@ -17,6 +17,7 @@ pub mod live;
 pub mod metrics;
 pub mod peer;
 pub mod race;
+pub mod relay_needs;
 pub mod signal;
 pub mod voice;
 
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 pub use bypass::{check_bypass, Bypass};
 pub use metrics::{analyze, CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use peer::{run_peer, Attempt, PeerReport, PeerSpec};
+pub use relay_needs::{relay_needs_of, RelayNeeds};
 pub use voice::{Arrival, VoiceModel};
 
 /// Which side of the call a peer is.
@@ -178,6 +180,11 @@ pub trait VoiceTransport: Send + Sync {
     /// opts in key by key, so a bypass is never silently ignored.
     fn bypasses(&self, _strategy: &str) -> &'static [&'static str] {
         &[]
+    }
+    /// What `strategy` needs on the run's relay host (TURN ports, the reflector): the harness
+    /// starts those services from this answer (see [`relay_needs`]). Defaults to none.
+    fn relay_needs(&self, _strategy: &str) -> RelayNeeds {
+        RelayNeeds::NONE
     }
 }
 

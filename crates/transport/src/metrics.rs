@@ -196,19 +196,6 @@ fn direction(
         (r, emodel::mos_from_r(r))
     };
 
-    let verdict = if received == 0 {
-        Verdict::Blocked
-    } else if trailing_gap_ms > th.cut_trailing_gap_ms {
-        Verdict::Cut
-    } else if loss_pct > th.degraded_loss_pct
-        || mos < th.degraded_mos
-        || longest_gap_ms > th.degraded_gap_ms
-    {
-        Verdict::Degraded
-    } else {
-        Verdict::Connected
-    };
-
     let m = DirectionMetrics {
         frames_sent: s.frames_sent,
         frames_expected: expected,
@@ -224,8 +211,9 @@ fn direction(
         burst_ratio: burst,
         r_factor,
         mos,
-        verdict,
+        verdict: Verdict::Connected,
     };
+    let m = DirectionMetrics { verdict: callwall_results::judge::judge_direction(&m, th), ..m };
     let w = DirWork { media_start: s.media_start_unix_ns, interval_ns, expected, uniq: work_uniq };
     (m, w)
 }
@@ -322,24 +310,6 @@ fn attempts_summary(p: &PeerReport) -> String {
     format!("tried {}", parts.join(", "))
 }
 
-fn direction_problems(name: &str, m: &DirectionMetrics, th: &Thresholds) -> Vec<String> {
-    let mut v = Vec::new();
-    if m.loss_pct > th.degraded_loss_pct {
-        v.push(format!("{name} loss {:.1} % > {} %", m.loss_pct, th.degraded_loss_pct));
-    }
-    if m.mos < th.degraded_mos {
-        v.push(format!("{name} MOS {:.2} < {}", m.mos, th.degraded_mos));
-    }
-    if m.longest_gap_ms > th.degraded_gap_ms {
-        v.push(format!(
-            "{name} gap of {:.1} s > {:.1} s",
-            m.longest_gap_ms / 1e3,
-            th.degraded_gap_ms / 1e3
-        ));
-    }
-    v
-}
-
 /// Analyzes one call from the caller's and the callee's reports.
 ///
 /// Never panics, whatever the reports hold (a crashed peer's report may be nearly empty).
@@ -354,13 +324,11 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
     let end = caller.media_end_unix_ns.max(callee.media_end_unix_ns);
     let timeline = if t0 > 0 { timeline(&wu, &wd, t0, end) } else { Vec::new() };
 
-    let mut verdict = up.verdict.max(down.verdict);
     let errors: Vec<String> = [("caller", caller), ("callee", callee)]
         .into_iter()
         .filter_map(|(n, p)| p.error.as_ref().map(|e| format!("{n} failed: {e}")))
         .collect();
     let strategy = caller.strategy.clone().or_else(|| callee.strategy.clone());
-    let via = strategy.as_deref().map(|s| format!(" via {s}")).unwrap_or_default();
 
     // Setup that failed on signalling: a peer could not reach the signal server, or every
     // strategy the caller tried failed because signalling did not get through.
@@ -374,54 +342,18 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
     {
         signalling.push(format!("caller: {}", attempts_summary(caller)));
     }
-    let no_media = up.frames_received == 0 && down.frames_received == 0;
-
-    let reason = if !errors.is_empty() {
-        verdict = Verdict::Error;
-        errors.join("; ")
-    } else if no_media && !signalling.is_empty() {
-        verdict = Verdict::NoSignalling;
-        format!(
-            "the call could not be set up: signalling could not get through ({})",
-            signalling.join("; ")
-        )
-    } else {
-        match verdict {
-            Verdict::Blocked => {
-                if up.frames_received == 0 && down.frames_received == 0 {
-                    format!("no media arrived in either direction; {}", attempts_summary(caller))
-                } else if up.frames_received == 0 {
-                    format!("no media arrived caller→callee (one-way audio{via})")
-                } else {
-                    format!("no media arrived callee→caller (one-way audio{via})")
-                }
-            }
-            Verdict::Cut => {
-                let (name, m) = if up.verdict == Verdict::Cut {
-                    ("caller→callee", &up)
-                } else {
-                    ("callee→caller", &down)
-                };
-                format!(
-                    "media {name}{via} stopped {:.1} s before the sender's end after {} frames",
-                    m.trailing_gap_ms / 1e3,
-                    m.frames_received
-                )
-            }
-            Verdict::Degraded => {
-                let mut p = direction_problems("caller→callee", &up, th);
-                p.extend(direction_problems("callee→caller", &down, th));
-                format!("media flowed{via} but {}", p.join(", "))
-            }
-            Verdict::Connected => format!(
-                "media flowed both ways{via}: loss {:.1} % / {:.1} %, MOS {:.2}",
-                up.loss_pct,
-                down.loss_pct,
-                up.mos.min(down.mos)
-            ),
-            Verdict::NoSignalling | Verdict::Error => "a peer failed".into(),
-        }
-    };
+    // The verdict: the one pure judge (callwall_results::judge).
+    let callwall_results::judge::Judgement { verdict, reason } = callwall_results::judge::judge(
+        &callwall_results::judge::CallInputs {
+            up: &up,
+            down: &down,
+            peer_errors: &errors,
+            signalling_failures: &signalling,
+            attempts: &attempts_summary(caller),
+            strategy: strategy.as_deref(),
+        },
+        th,
+    );
 
     let setup_ms = match (caller.connected_unix_ns, caller.dial_start_unix_ns) {
         (Some(c), d) if d > 0 => Some(ns_to_ms(c.saturating_sub(d))),

@@ -43,6 +43,7 @@
 pub mod dns;
 pub mod http;
 pub mod message;
+pub mod role;
 pub mod tls;
 pub mod video;
 pub mod voice_note;

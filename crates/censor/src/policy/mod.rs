@@ -56,6 +56,15 @@ pub struct Rule {
 /// per-call address range the harness uses on it).
 pub type Resolver<'a> = &'a dyn Fn(&str) -> Option<Vec<Cidr>>;
 
+/// The empty chain with the schema's defaults: every flow takes the default action (pass).
+/// It is what a [`raw::Policy`] with nothing set compiles to.
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::compile(&raw::Policy::default(), &|_| None)
+            .unwrap_or_else(|e| unreachable!("the empty policy always compiles: {e}"))
+    }
+}
+
 impl Policy {
     /// True when some rule needs the classifiers.
     pub fn needs_inspection(&self) -> bool {

@@ -1,4 +1,4 @@
-//! Progress on the terminal and the result of a run that failed before producing calls; the
+//! Progress on the terminal; the
 //! renderers (table, JSON, JUnit, Markdown, HTML) are in `callwall-report`.
 //!
 //! Why not `indicatif` for [`Progress`] (issue 10, item 7)? Kept ours: it is one redrawn line
@@ -11,32 +11,8 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use callwall_harness::result::{Artifacts, CensorResult, RunError, RunResult};
-use callwall_scenario::Scenario;
+use crate::result::RunResult;
 use callwall_transport::Verdict;
-
-/// A run that failed before producing calls; `seed` is the effective seed (`--seed` or the
-/// scenario's), the one the sandbox would have used.
-pub fn error_run(sc: &Scenario, seed: u64, repeat: u32, error: RunError) -> RunResult {
-    RunResult {
-        scenario: sc.name.clone(),
-        path: sc.path.display().to_string(),
-        description: sc.description.clone(),
-        source: sc.source.clone(),
-        seed,
-        repeat,
-        topology: sc.topology_path.display().to_string(),
-        started_unix_ms: 0,
-        wall_ms: 0,
-        calls: Vec::new(),
-        censor: CensorResult::default(),
-        error: Some(error),
-        artifacts: Artifacts::default(),
-        distributions: Vec::new(),
-        retries: 0,
-        workloads: Vec::new(),
-    }
-}
 
 fn verdict_str(v: Verdict) -> &'static str {
     v.as_str()

@@ -8,7 +8,7 @@
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-use callwall_workload_net::{run_client, ClientSpec, Server, ServerConfig};
+use crate::{run_client, ClientSpec, Server, ServerConfig};
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("callwall {what}: {e}");

@@ -36,36 +36,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::run::sanitize;
+use crate::{launch_with, LaunchOptions, PlanOptions, RunPlan};
 use callwall_censor::control::{Command, Response, RuleRef};
 use callwall_demo_ui::{CallSecond, DemoState, LiveVerdict, RuleView, UiCommand, Update};
-use callwall_harness::run::{sanitize, RunArgs};
-use callwall_harness::{launch_with, LaunchOptions};
 use callwall_scenario::{Catalog, Scenario};
 use callwall_transport::live::LiveSecond;
 
-/// `callwall demo`: options.
-#[derive(clap::Args, Debug)]
+/// `callwall demo`: options (the command line's `demo` arguments).
 pub struct DemoOpts {
     /// Scenario files: the first one places the calls (default: scenarios/demo/classroom.toml);
     /// `p` swaps in the censor policy of the next one.
-    scenarios: Vec<PathBuf>,
-    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6, comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "CALLS")]
-    calls: Vec<String>,
+    pub scenarios: Vec<PathBuf>,
+    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6).
+    pub calls: Vec<String>,
     /// Directory for the run's logs and decision log.
-    #[arg(long, value_name = "DIR", default_value = "results/demo")]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Directory where topology names resolve.
-    #[arg(long, default_value = "netns", value_name = "DIR")]
-    topology_dir: PathBuf,
-    /// Quit after this many seconds (for scripts; default: run until `q`).
-    #[arg(long, value_name = "SECONDS")]
-    seconds: Option<u64>,
-    #[command(flatten)]
-    audio: crate::audio_opts::AudioOpts,
-    /// `audio`, checked (set by `demo` before anything starts).
-    #[arg(skip)]
-    audio_run: Option<callwall_harness::audio::AudioRun>,
+    pub topology_dir: PathBuf,
+    /// Quit after this many seconds (default: run until `q`).
+    pub seconds: Option<u64>,
+    /// Every transport of the build (the binary registers them).
+    pub transports: fn() -> Vec<Box<dyn callwall_transport::VoiceTransport>>,
+    /// `--audio[=WAV]` (as `run`).
+    pub audio: Option<Option<PathBuf>>,
+    /// `--record DIR` (as `run`).
+    pub record: Option<PathBuf>,
+    /// `audio` and `record`, checked and prepared by `demo` before anything starts (callers
+    /// leave it `None`).
+    pub audio_run: Option<crate::audio::AudioRun>,
 }
 
 /// Most calls the view shows.
@@ -251,7 +250,6 @@ impl Session {
 
 fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Session, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find callwall: {e}"))?;
-    let catalog = crate::roles::catalog();
     let (ctl_w, ctl_r) = UnixStream::pair().map_err(|e| e.to_string())?;
     let ids = call_ids(sc);
     let _ = tx.send(Update::Calls(ids.iter().map(|(_, l)| l.clone()).collect()));
@@ -265,24 +263,20 @@ fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Se
     let out_dir = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone()).join(&sc.name);
     let _ = std::fs::remove_dir_all(&out_dir);
     let _ = std::fs::create_dir_all(&out_dir);
+    let mut sc_abs = sc.clone();
+    sc_abs.path = sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone());
+    let po = PlanOptions {
+        topology_dir: opts
+            .topology_dir
+            .canonicalize()
+            .unwrap_or_else(|_| opts.topology_dir.clone()),
+        out_dir: Some(out_dir),
+        audio: opts.audio_run.clone(),
+        ..Default::default()
+    };
     let lo = LaunchOptions {
         exe,
-        run: RunArgs {
-            scenario: sc.path.canonicalize().unwrap_or_else(|_| sc.path.clone()),
-            topology_dir: opts
-                .topology_dir
-                .canonicalize()
-                .unwrap_or_else(|_| opts.topology_dir.clone()),
-            catalog: catalog.clone(),
-            seed: None,
-            repeat: 0,
-            out_dir: Some(out_dir),
-            pcap: false,
-            transports: Vec::new(),
-            audio: opts.audio_run.clone(),
-        },
-        deadline: sc.calls.iter().map(|c| c.budget(&catalog)).max().unwrap_or_default()
-            + Duration::from_secs(60),
+        run: RunPlan::new(&sc_abs, &(opts.transports)(), &po),
         cancel: cancel.clone(),
         log_filter: std::env::var("RUST_LOG").ok(),
     };
@@ -356,14 +350,14 @@ pub fn demo(opts: DemoOpts) -> ExitCode {
 fn demo_inner(mut opts: DemoOpts) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     callwall_netns::sandbox::check_environment().map_err(|e| e.to_string())?;
-    opts.audio_run = opts.audio.resolve()?;
-    crate::audio_opts::prepare(&mut opts.audio_run, &opts.out)?;
+    opts.audio_run = crate::audio::resolve(&opts.audio, &opts.record)?;
+    crate::audio::prepare(&mut opts.audio_run, &opts.out)?;
     let files = if opts.scenarios.is_empty() {
         vec![PathBuf::from("scenarios/demo/classroom.toml")]
     } else {
         opts.scenarios.clone()
     };
-    let catalog = Catalog { transports: crate::roles::catalog() };
+    let catalog = Catalog { transports: crate::plan::catalog_of(&(opts.transports)()) };
     let mut policies = Vec::new();
     for f in &files {
         Scenario::load(f, &opts.topology_dir, &catalog).map_err(|e| e.to_string())?;

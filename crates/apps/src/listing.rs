@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use callwall_apps::{AppProfile, Sourced};
+use crate::{AppProfile, Sourced};
 use callwall_scenario::Scenario;
 
 fn tagged<T: std::fmt::Debug>(s: &Sourced<T>, show: impl Fn(&T) -> String) -> String {
@@ -73,7 +73,7 @@ pub fn describe(p: &AppProfile) -> Vec<String> {
 
 /// `callwall apps`.
 pub fn list(dir: &Path) -> ExitCode {
-    let profiles = match callwall_apps::load_dir(dir) {
+    let profiles = match crate::load_dir(dir) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -118,12 +118,12 @@ pub fn check_scenario(
     if sc.calls.iter().all(|c| c.app.is_none()) {
         return Ok(());
     }
-    let profiles = callwall_apps::load_dir(app_dir).map_err(|e| e.to_string())?;
+    let profiles = crate::load_dir(app_dir).map_err(|e| e.to_string())?;
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
     sc.check_apps(&names).map_err(|e| e.to_string())?;
     for (i, c) in sc.calls.iter().enumerate() {
         let Some(app) = &c.app else { continue };
-        let p = callwall_apps::find(&profiles, app)?;
+        let p = crate::find(&profiles, app)?;
         let at = format!("{}:{}: key `calls[{i}].app`", sc.path.display(), c.line);
         p.check(catalog, |h| sc.topology.host(h).is_some())
             .map_err(|e| format!("{at}: app {app:?} does not fit this scenario: {e}"))?;

@@ -1,0 +1,227 @@
+//! Runs a list of [`RunPlan`]s, several sandboxes at once: the launcher's loop behind
+//! `callwall run` (moved here from the binary, issue 10). Each run gets its own output
+//! directory; `--retries` re-runs a run that missed (each attempt in its own directory) and
+//! folds the attempts ([`crate::result::flaky::fold_attempts`]); `--control` steers the first
+//! attempt of the one run. A run that could not be launched is recorded with the plan's seed
+//! ([`RunPlan::failed`]).
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::outer::{launch_with, LaunchOptions};
+use crate::plan::RunPlan;
+use crate::progress as output;
+use crate::result::{Results, RunResult, SCHEMA_VERSION};
+
+/// How to run a list of plans.
+pub struct SuiteOptions {
+    /// The callwall binary (its `__sandbox` subcommand runs each plan).
+    pub exe: PathBuf,
+    /// Runs at once (default: twice the number of cores, 2 to 8).
+    pub jobs: Option<usize>,
+    /// `--repeat`: more than 1 names each run's directory `NAME.K`.
+    pub repeat: u32,
+    /// `--retries`: attempts after a missed one.
+    pub retries: u32,
+    /// Where each run's directory is created.
+    pub out_root: PathBuf,
+    /// Set to stop (Ctrl-C): running sandboxes are killed, no new run starts.
+    pub cancel: Arc<AtomicBool>,
+    /// Live control lines for the first attempt of the (single) run.
+    pub control: Option<Box<dyn BufRead + Send>>,
+}
+
+/// Runs `jobs` (scenario name, repeat index, plan) and returns their results in job order
+/// (runs not started because of `cancel` are missing).
+pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<RunResult> {
+    let SuiteOptions { exe, jobs: n_jobs_opt, repeat, retries, out_root, cancel, control } = opts;
+    let control = Mutex::new(control);
+    let cancel = &cancel;
+    let total = jobs.len();
+    // Runs mostly wait on call timers (a whole run uses about a third of a core), so the
+    // default is twice the core count, capped so call timing stays unaffected.
+    let n_jobs = n_jobs_opt
+        .unwrap_or_else(|| {
+            (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
+        })
+        .clamp(1, 32);
+    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..n_jobs.min(total) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= total || cancel.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (ref name, rep, ref plan) = jobs[k];
+                progress.start(name);
+                let dir_name =
+                    if repeat > 1 { format!("{}.{}", name, rep + 1) } else { name.clone() };
+                let out_dir = out_root.join(&dir_name);
+                let _ = std::fs::remove_dir_all(&out_dir);
+                let _ = std::fs::create_dir_all(&out_dir);
+                let lo = LaunchOptions {
+                    exe: exe.clone(),
+                    run: RunPlan { out_dir: Some(out_dir.clone()), ..plan.clone() },
+                    cancel: cancel.clone(),
+                    log_filter: std::env::var("RUST_LOG").ok(),
+                };
+                // Live control (`--control`) steers the first attempt only.
+                let mut ctl = control.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let mut attempt = |lo: &LaunchOptions| {
+                    let ctl = ctl.take();
+                    // A steered run shows the censor's answers and the calls' seconds as they
+                    // come.
+                    let live: Option<crate::outer::OnLive> = ctl
+                        .is_some()
+                        .then(|| Box::new(|l: &str| eprintln!("live {l}")) as crate::outer::OnLive);
+                    match launch_with(lo, ctl, live) {
+                        Ok(r) => Some(r),
+                        Err(_) if cancel.load(Ordering::SeqCst) => None,
+                        Err(e) => Some(lo.run.failed(e.to_run_error())),
+                    }
+                };
+                let Some(mut r) = attempt(&lo) else { break };
+                // --retries: re-run a run that missed, each attempt in its own directory.
+                let mut earlier = Vec::new();
+                while !r.passed()
+                    && earlier.len() < retries as usize
+                    && !cancel.load(Ordering::SeqCst)
+                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
+                {
+                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    let _ = std::fs::create_dir_all(&dir);
+                    let again = LaunchOptions {
+                        exe: lo.exe.clone(),
+                        run: RunPlan { out_dir: Some(dir), ..lo.run.clone() },
+                        cancel: lo.cancel.clone(),
+                        log_filter: lo.log_filter.clone(),
+                    };
+                    let Some(next) = attempt(&again) else { break };
+                    earlier.push(std::mem::replace(&mut r, next));
+                }
+                let r = crate::result::flaky::fold_attempts(&earlier, r);
+                progress.finish(name, &r);
+                results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
+            });
+        }
+    });
+    progress.done();
+    let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    runs.sort_by_key(|(k, _)| *k);
+    runs.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The run matrix, planned: every scenario × `repeat` as (scenario name, repeat index, plan),
+/// each plan built once from `base` (its `repeat` set per run); with `shard` (K, N), only the
+/// runs of slice K of N ([`crate::shard::assign`], estimated by the longest call's budget).
+pub fn plan_runs(
+    scenarios: &[callwall_scenario::Scenario],
+    transports: &[Box<dyn callwall_transport::VoiceTransport>],
+    base: &crate::plan::PlanOptions,
+    repeat: u32,
+    shard: Option<(u32, u32)>,
+) -> Vec<(String, u32, RunPlan)> {
+    let mut jobs: Vec<(usize, u32, RunPlan)> = (0..scenarios.len())
+        .flat_map(|i| (0..repeat).map(move |r| (i, r)))
+        .map(|(i, rep)| {
+            let po = crate::plan::PlanOptions { repeat: rep, ..base.clone() };
+            (i, rep, RunPlan::new(&scenarios[i], transports, &po))
+        })
+        .collect();
+    if let Some((index, count)) = shard {
+        let est: Vec<(&str, u32, std::time::Duration)> = jobs
+            .iter()
+            .map(|(i, r, plan)| (scenarios[*i].name.as_str(), *r, plan.longest_call()))
+            .collect();
+        let of = crate::shard::assign(&est, count);
+        let n = est.len();
+        jobs = jobs.into_iter().zip(of).filter(|(_, k)| *k + 1 == index).map(|(j, _)| j).collect();
+        eprintln!("shard {index}/{count}: {} of the matrix's {} run(s)", jobs.len(), n);
+    }
+    jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect()
+}
+
+/// What `callwall run` writes besides the table.
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    pub no_color: bool,
+    pub repeat: u32,
+    /// `--shard K/N` as (K, N).
+    pub shard: Option<(u32, u32)>,
+}
+
+/// The end of `callwall run`: the results document from `runs`, the table (and the agreement
+/// over repeats) on stdout, every requested file, the summary line; the exit code: 2 when a
+/// file could not be written or a run failed for input or environment, 0 when every
+/// expectation was met and nothing interrupted the run, 1 otherwise.
+pub fn finish(
+    runs: Vec<RunResult>,
+    opts: &Outputs,
+    started: std::time::Instant,
+    out_root: &Path,
+    interrupted: bool,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let doc = Results {
+        schema_version: SCHEMA_VERSION,
+        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
+        runs,
+        shard: opts.shard.map(|(index, count)| crate::result::ShardInfo { index, count }),
+    };
+
+    let color =
+        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", callwall_report::table(&doc, color));
+    if opts.repeat > 1 {
+        print!("{}", callwall_report::agreement(&doc));
+    }
+    let mut write_failed = false;
+    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
+        if let Some(p) = path {
+            match text.and_then(|t| write_file(p, &t)) {
+                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
+                    write_failed = true;
+                }
+            }
+        }
+    };
+    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
+    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
+    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
+    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
+    let met = doc.runs.iter().all(RunResult::passed);
+    eprintln!(
+        "{} run(s) in {:.1}s; output in {}{}",
+        doc.runs.len(),
+        started.elapsed().as_secs_f64(),
+        out_root.display(),
+        if interrupted { " (interrupted: partial results)" } else { "" }
+    );
+    let worst_error =
+        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
+    if write_failed || worst_error == Some(2) {
+        ExitCode::from(2)
+    } else if met && !interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn write_file(p: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(p, text).map_err(|e| e.to_string())
+}

@@ -311,88 +311,56 @@ fn list(d: &Dirs) -> ExitCode {
 }
 
 fn run(opts: RunOpts) -> ExitCode {
-    if let Err(e) = callwall_netns::sandbox::check_environment() {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let files = match scenario_files(&opts.scenarios, &opts.dirs) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // Validate everything first: bad input changes nothing.
-    let mut scenarios = match load_all(&files, &opts.dirs) {
-        Ok(s) => s,
+    match run_checked(opts) {
+        Ok(code) => code,
         Err(errs) => {
             for e in errs {
                 eprintln!("error: {e}");
             }
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
+    }
+}
+
+/// `run`, every input checked before anything starts (bad input changes nothing, exit 2).
+fn run_checked(opts: RunOpts) -> Result<ExitCode, Vec<String>> {
+    let one = |e: String| vec![e];
+    callwall_netns::sandbox::check_environment().map_err(|e| one(e.to_string()))?;
+    let files = scenario_files(&opts.scenarios, &opts.dirs).map_err(one)?;
+    let mut scenarios = load_all(&files, &opts.dirs)?;
     if let Some(f) = &opts.filter {
         scenarios.retain(|s| s.name.contains(f.as_str()));
     }
     if !opts.transport.is_empty() {
         let known = roles::catalog();
         if let Some(t) = opts.transport.iter().find(|t| !known.contains_key(*t)) {
-            eprintln!(
-                "error: unknown transport {t:?}; use one of {}",
-                known.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
-            return ExitCode::from(2);
+            let names = known.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(one(format!("unknown transport {t:?}; use one of {names}")));
         }
         scenarios.retain(|s| s.calls.iter().any(|c| opts.transport.contains(&c.transport)));
     }
     if scenarios.is_empty() {
-        eprintln!("error: no scenario left to run after --filter/--transport");
-        return ExitCode::from(2);
+        return Err(one("no scenario left to run after --filter/--transport".into()));
     }
     if opts.repeat == 0 || opts.repeat > 100 {
-        eprintln!("error: --repeat takes 1 to 100");
-        return ExitCode::from(2);
+        return Err(one("--repeat takes 1 to 100".into()));
     }
     if opts.retries > 10 {
-        eprintln!("error: --retries takes 0 to 10");
-        return ExitCode::from(2);
+        return Err(one("--retries takes 0 to 10".into()));
     }
-    let audio = match opts.audio.resolve() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find the callwall executable: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let control = match callwall_harness::demo::control_source(
+    let mut audio = opts.audio.resolve().map_err(one)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| one(format!("cannot find the callwall executable: {e}")))?;
+    let control = callwall_harness::demo::control_source(
         opts.control.as_deref(),
         scenarios.len(),
         opts.repeat,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&opts.out) {
-        eprintln!("error: cannot create output directory {}: {e}", opts.out.display());
-        return ExitCode::from(2);
-    }
+    )
+    .map_err(one)?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| one(format!("cannot create output directory {}: {e}", opts.out.display())))?;
     let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
-    let mut audio = audio;
-    if let Err(e) = callwall_harness::audio::prepare(&mut audio, &out_root) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
+    callwall_harness::audio::prepare(&mut audio, &out_root).map_err(one)?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -431,7 +399,7 @@ fn run(opts: RunOpts) -> ExitCode {
             control,
         },
     );
-    callwall_harness::suite::finish(
+    Ok(callwall_harness::suite::finish(
         runs,
         &callwall_harness::suite::Outputs {
             json: opts.json,
@@ -445,5 +413,5 @@ fn run(opts: RunOpts) -> ExitCode {
         started,
         &out_root,
         cancel.load(Ordering::SeqCst),
-    )
+    ))
 }

@@ -176,7 +176,8 @@ mod tests {
     #[test]
     fn degraded_by_each_limit_and_not_at_it() {
         let th = Thresholds::default();
-        let cases: [(fn(&mut DirectionMetrics, f64), f64, bool); 3] = [
+        type Set = fn(&mut DirectionMetrics, f64);
+        let cases: [(Set, f64, bool); 3] = [
             (|m, x| m.loss_pct = x, th.degraded_loss_pct, true),
             (|m, x| m.longest_gap_ms = x, th.degraded_gap_ms, true),
             (|m, x| m.mos = x, th.degraded_mos, false),

@@ -19,8 +19,15 @@ fn a_telegram_like_call_is_a_stun_first_flow_the_ru_2025_rule_matches() {
     );
     let run = &v["runs"][0];
     assert!(run["error"].is_null(), "{}", dump(&out, &v));
-    let cs = calls(&v);
+    // The two app calls (596 and 1400), and the bypass-matrix call with a decoy first datagram.
+    let (decoys, cs): (Vec<&Value>, Vec<&Value>) = calls(&v)
+        .into_iter()
+        .partition(|c| c["name"].as_str().is_some_and(|n| n.ends_with("-decoy")));
     assert_eq!(cs.len(), 2, "{}", dump(&out, &v));
+    // The same flow after a random first datagram (the mid-August workaround) is not matched.
+    assert_eq!(decoys.len(), 1, "{}", dump(&out, &v));
+    assert_eq!(decoys[0]["verdict"], "connected", "{}", dump(&out, &v));
+    assert!(decoys[0]["rule"].is_null(), "{}", dump(&out, &v));
     for c in &cs {
         assert_eq!(c["transport"], "reflector", "{}", dump(&out, &v));
         // It connected through the reflector (so the reflector ran in the relay host) ...

@@ -33,7 +33,14 @@ type PairCall = (&'static str, &'static str, &'static str, &'static str);
 
 /// A `[[calls]]` entry.
 fn call(name: &str, strategy: &str, options: &str, expect: &str) -> String {
-    let options = if options.is_empty() { String::new() } else { format!("options = {options}\n") };
+    // A call with a bypass says where its expectation comes from (see docs/bypasses.md).
+    let options = if options.is_empty() {
+        String::new()
+    } else if options.contains("bypass") {
+        format!("options = {options}\nprediction = \"e2e pair: this rule against this bypass\"\n")
+    } else {
+        format!("options = {options}\n")
+    };
     format!(
         "[[calls]]\nname = \"{name}\"\ntransport = \"webrtc\"\nstrategy = \"{strategy}\"\n{options}expect = \"{expect}\"\n\n"
     )

@@ -71,6 +71,7 @@ name = "reflector-decoy"
 transport = "reflector"
 strategy = "udp"
 options = { port = 596, bypass = { decoy = "random" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -78,6 +79,7 @@ name = "reflector-decoy-dns"
 transport = "reflector"
 strategy = "udp"
 options = { port = 1400, bypass = { decoy = "dns" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -91,6 +93,7 @@ name = "quic-443-decoy"
 transport = "quic"
 strategy = "quic-443"
 options = { bypass = { decoy = "random" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -98,6 +101,7 @@ name = "quic-443-draft29"
 transport = "quic"
 strategy = "quic-443"
 options = { bypass = { quic_version = "draft-29" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 "#,
     );
@@ -141,6 +145,7 @@ name = "awg"
 transport = "noise"
 strategy = "udp-wg"
 options = { bypass = { junk = { count = 4, min = 40, max = 70 }, wg_headers = [1376283417, 2919412101, 316922145, 3567188031], wg_padding = [37, 19] } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 "#,
     );
@@ -181,6 +186,7 @@ name = "google-below"
 transport = "quic"
 strategy = "quic-443"
 options = { sni = "www.google.com", bypass = { source_port = "below-server" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -188,6 +194,7 @@ name = "google-split"
 transport = "quic"
 strategy = "quic-443"
 options = { sni = "www.google.com", bypass = { quic_split = 3 } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -195,6 +202,7 @@ name = "google-decoy"
 transport = "quic"
 strategy = "quic-443"
 options = { sni = "www.google.com", bypass = { decoy = "stun" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 "#,
     );
@@ -241,6 +249,7 @@ name = "noise-hop"
 transport = "noise"
 strategy = "udp"
 options = { bypass = { port_hop = "500ms" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 
 [[calls]]
@@ -248,6 +257,7 @@ name = "wg-hop"
 transport = "noise"
 strategy = "udp-wg"
 options = { bypass = { port_hop = "500ms" } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 "#,
     );
@@ -320,6 +330,7 @@ name = "tcp-seg"
 transport = "noise"
 strategy = "tcp-443"
 options = { printable_prefix = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", bypass = { tcp_segment = 24 } }
+prediction = "e2e pair: this rule against this bypass"
 expect = "connected"
 "#;
     let text = format!(

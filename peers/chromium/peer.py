@@ -141,7 +141,12 @@ def main():
         "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
         f"--user-data-dir={profile}", url,
     ]
-    env = dict(os.environ, HOME=c.log_dir)
+    # Chromium's audio (libpulse) makes a runtime directory in $XDG_RUNTIME_DIR, or else in
+    # $TMPDIR or /tmp (`/tmp/pulse-XXXX`), which would outlive the run on the host's disk:
+    # keep every such file in the peer's own log directory.
+    runtime = os.path.join(c.log_dir, "runtime")
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    env = dict(os.environ, HOME=c.log_dir, XDG_RUNTIME_DIR=runtime, TMPDIR=runtime)
     log = open(os.path.join(c.log_dir, "chromium.log"), "w")
     print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  starting chromium", file=sys.stderr, flush=True)
     browser = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

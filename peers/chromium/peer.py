@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,12 +142,13 @@ def main():
         "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
         f"--user-data-dir={profile}", url,
     ]
-    # Chromium's audio (libpulse) makes a runtime directory in $XDG_RUNTIME_DIR, or else in
-    # $TMPDIR or /tmp (`/tmp/pulse-XXXX`), which would outlive the run on the host's disk:
-    # keep every such file in the peer's own log directory.
-    runtime = os.path.join(c.log_dir, "runtime")
-    os.makedirs(runtime, mode=0o700, exist_ok=True)
-    env = dict(os.environ, HOME=c.log_dir, XDG_RUNTIME_DIR=runtime, TMPDIR=runtime)
+    # Chromium (its singleton socket directory) and its audio (libpulse's `pulse-XXXX`) put
+    # directories in $TMPDIR, by default /tmp, where they would outlive a killed browser on the
+    # host's disk. Inside a run /dev/shm is the sandbox's private tmpfs: use a short directory
+    # there (Unix socket paths must stay under 108 bytes), else one in the log directory.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else c.log_dir
+    scratch = tempfile.mkdtemp(prefix="cw-chromium-", dir=base)
+    env = dict(os.environ, HOME=c.log_dir, TMPDIR=scratch, PULSE_RUNTIME_PATH=scratch)
     log = open(os.path.join(c.log_dir, "chromium.log"), "w")
     print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  starting chromium", file=sys.stderr, flush=True)
     browser = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

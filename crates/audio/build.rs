@@ -16,7 +16,14 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let wav = out.join("speech.wav");
+    // espeak-ng links libpulse (through pcaudiolib) even when it only writes a file, and libpulse
+    // makes `/tmp/pulse-XXXX` on first use, which would outlive the build on the host. Keep its
+    // runtime directory (and any temporary file) in OUT_DIR.
+    let scratch = out.join("espeak-scratch");
+    std::fs::create_dir_all(&scratch).expect("create OUT_DIR/espeak-scratch");
     let status = Command::new("espeak-ng")
+        .env("PULSE_RUNTIME_PATH", &scratch)
+        .env("TMPDIR", &scratch)
         .args(["-v", "en-us", "-s", "150", "-w"])
         .arg(&wav)
         .arg(TEXT)

@@ -15,6 +15,8 @@ profile and HOME in CALLWALL_LOG_DIR, and exits with the page's code.
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -149,20 +151,15 @@ def main():
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else c.log_dir
     scratch = tempfile.mkdtemp(prefix="cw-chromium-", dir=base)
     env = dict(os.environ, HOME=c.log_dir, TMPDIR=scratch, PULSE_RUNTIME_PATH=scratch)
-    log = open(os.path.join(c.log_dir, "chromium.log"), "w")
-    print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  starting chromium", file=sys.stderr, flush=True)
-    browser = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    budget = max((c.start_ns - cw.now_ns()) / 1e9, 0) + c.connect_timeout + c.duration + c.drain + 10
-    done = finished["event"].wait(budget)
-    browser.terminate()
+    # A SIGTERM (the harness ending the call) unwinds through the `finally` below, so the browser
+    # is stopped and the scratch directory removed; a SIGKILL leaves it to the sandbox, whose
+    # PID namespace ends the browser and whose private tmpfs holds the directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        browser.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        browser.kill()
-    server.shutdown()
-    log.close()
+        done = run_browser(c, args, env, server, finished)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if not done:
-        print(f"the page did not finish within {budget:.0f} s; see chromium.log", file=sys.stderr)
         report.error("the page did not finish")
         report.close()
         sys.exit(1)
@@ -171,6 +168,28 @@ def main():
     if code not in (cw.EXIT_OK, cw.EXIT_NOT_CONNECTED):
         print("the page failed; see chromium.log and the report's error line", file=sys.stderr)
     sys.exit(code)
+
+
+def run_browser(c, args, env, server, finished):
+    """Runs Chromium on the page until it reports or its budget ends; True if it reported."""
+    log = open(os.path.join(c.log_dir, "chromium.log"), "w")
+    print(f"{(cw.now_ns() - c.start_ns) / 1e6:8.0f} ms  starting chromium", file=sys.stderr, flush=True)
+    browser = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        budget = max((c.start_ns - cw.now_ns()) / 1e9, 0) + c.connect_timeout + c.duration + c.drain + 10
+        done = finished["event"].wait(budget)
+        if not done:
+            print(f"the page did not finish within {budget:.0f} s; see chromium.log", file=sys.stderr)
+        return done
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait()
+        server.shutdown()
+        log.close()
 
 
 if __name__ == "__main__":

@@ -109,7 +109,19 @@ impl Service {
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    return (None, "killed at its deadline".into());
+                    // A process can print its report and then hang on the way out: the censor
+                    // closing its packet sockets leaves promiscuous mode, which waits for the
+                    // kernel's rtnl lock, held for seconds while other runs' namespaces are torn
+                    // down. Its report is still its report: keep what it printed before the kill.
+                    let out = self.output.recv_timeout(Duration::from_secs(2)).ok();
+                    let out = out.filter(|o| !o.trim().is_empty());
+                    if out.is_some() {
+                        tracing::warn!(
+                            "{} printed its report but did not exit by its deadline; killed it",
+                            self.name
+                        );
+                    }
+                    return (out, "killed at its deadline".into());
                 }
             }
         }
@@ -572,5 +584,55 @@ fn parse_report(out: Option<String>, status: &str, role: Role, transport: &str) 
             format!("the {role:?} peer process gave no report ({status}); see its log")
                 .to_lowercase(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[test]
+    fn a_report_printed_before_a_hang_on_exit_is_kept() {
+        // Prints its report, then hangs (as a censor waiting on the kernel at exit can).
+        let s = Service::spawn(
+            "hanger",
+            shell("echo ready; echo '{\"x\":1}'; exec sleep 30"),
+            None,
+            true,
+        )
+        .expect("spawn");
+        s.wait_ready().expect("ready");
+        let t = Instant::now();
+        let (out, status) = s.stop(Instant::now() + Duration::from_millis(300));
+        assert_eq!(status, "killed at its deadline");
+        assert_eq!(out.as_deref().map(str::trim), Some("{\"x\":1}"));
+        assert!(t.elapsed() < Duration::from_secs(10), "the kill did not end the wait");
+    }
+
+    #[test]
+    fn a_hang_without_a_report_gives_none() {
+        let s = Service::spawn("silent", shell("echo ready; exec sleep 30"), None, true)
+            .expect("spawn");
+        s.wait_ready().expect("ready");
+        let (out, status) = s.stop(Instant::now() + Duration::from_millis(300));
+        assert_eq!(status, "killed at its deadline");
+        assert_eq!(out, None);
+    }
+
+    #[test]
+    fn a_process_that_exits_on_stop_gives_its_report() {
+        let s =
+            Service::spawn("polite", shell("echo ready; cat >/dev/null; echo done"), None, true)
+                .expect("spawn");
+        s.wait_ready().expect("ready");
+        let (out, status) = s.stop(Instant::now() + Duration::from_secs(20));
+        assert!(status.contains("exit status: 0"), "{status}");
+        assert_eq!(out.as_deref().map(str::trim), Some("done"));
     }
 }

@@ -187,7 +187,8 @@ list() { find /tmp /var/tmp /dev/shm -mindepth 1 -path "$STAGE" -prune -o -print
 /// `/var/tmp` and `/dev/shm` are fresh, empty tmpfs mounts: for `callwall run` they are the
 /// host's directories (it cannot tell the difference), but no other process on the machine
 /// writes there, so any entry that appears was made by the runs. The binary, scenarios and
-/// topologies are staged in `/tmp/callwall-hygiene-stage` (world-readable, for `nobody`), the
+/// topologies, the external peers and a link to their virtualenv are staged in
+/// `/tmp/callwall-hygiene-stage` (world-readable, for `nobody`), the
 /// one entry the comparison skips.
 #[test]
 fn a_whole_suite_as_root_then_as_nobody_leaves_tmp_unchanged() {
@@ -202,7 +203,10 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 {LIST_SCRIPT}
 mkdir -p "$STAGE/out-root" "$STAGE/out-nobody"
 cp "$BIN" "$STAGE/callwall"
-cp -r "$REPO/scenarios" "$REPO/netns" "$REPO/apps" "$STAGE/"
+cp -r "$REPO/scenarios" "$REPO/netns" "$REPO/apps" "$REPO/peers" "$STAGE/"
+# The external peers' virtualenv (`make deps`), so the Chromium and aiortc scenarios really run
+# their browsers and Python stacks here: their temporary files are what CI once found left.
+if [ -d "$REPO/.venv" ]; then ln -s "$REPO/.venv" "$STAGE/.venv"; fi
 chmod -R a+rwX "$STAGE"
 cd "$STAGE"
 list > "$KEEP/before"

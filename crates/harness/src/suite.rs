@@ -33,8 +33,8 @@ pub struct SuiteOptions {
     pub control: Option<Box<dyn BufRead + Send>>,
 }
 
-/// Runs `jobs` (scenario name, repeat index, plan) and returns their results in job order
-/// (runs not started because of `cancel` are missing).
+/// Runs `jobs` (scenario name, repeat index, plan), repeat by repeat, and returns their results
+/// in job order (runs not started because of `cancel` are missing).
 pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<RunResult> {
     let SuiteOptions { exe, jobs: n_jobs_opt, repeat, retries, out_root, cancel, control } = opts;
     let control = Mutex::new(control);
@@ -48,15 +48,22 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
         })
         .clamp(1, 32);
     let progress = output::Progress::new(total, std::io::stderr().is_terminal());
+    // Repeats run round by round: every scenario's first repeat, then every second one, and so
+    // on. Each repeat then runs beside other scenarios, as in a single run; in job order, the
+    // ten repeats of a 30-call load test would run four at a time beside each other and measure
+    // the machine's overload, not the scenario.
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&k| (jobs[k].1, k));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, RunResult)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..n_jobs.min(total) {
             scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= total || cancel.load(Ordering::SeqCst) {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total || cancel.load(Ordering::SeqCst) {
                     break;
                 }
+                let k = order[i];
                 let (ref name, rep, ref plan) = jobs[k];
                 progress.start(name);
                 let dir_name =

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import struct
+import subprocess
 import sys
 import time
 
@@ -227,6 +228,17 @@ async def run_voice(c, report, send):
     report.write({"event": "sent", "frames": seq, "start_ns": start_ns, "end_ns": now_ns()})
     await asyncio.sleep(c.drain)
     report.write({"event": "done", "t_ns": now_ns()})
+
+
+def stop_process(proc, grace=5.0):
+    """Stops a helper process the peer started (a browser, wireguard-go): SIGTERM, then SIGKILL
+    after `grace` seconds; waits for it either way, so nothing is left running."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def not_connected(report, why):

@@ -182,12 +182,7 @@ def run_browser(c, args, env, server, finished):
             print(f"the page did not finish within {budget:.0f} s; see chromium.log", file=sys.stderr)
         return done
     finally:
-        browser.terminate()
-        try:
-            browser.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait()
+        cw.stop_process(browser)
         server.shutdown()
         log.close()
 

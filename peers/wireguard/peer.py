@@ -111,11 +111,7 @@ async def call(c, report, ifname):
         transport.close()
         return cw.EXIT_OK
     finally:
-        wg.terminate()
-        try:
-            wg.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            wg.kill()
+        cw.stop_process(wg, grace=3)
         wg_log.close()
 
 

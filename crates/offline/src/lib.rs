@@ -17,7 +17,9 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use callwall_censor::engine::FlowView;
 use callwall_censor::flow::{proto_name, Endpoint, FlowKey};
+use callwall_censor::flow_table::{self, FlowTable, Side, Tracked};
 use callwall_censor::policy::Cidr;
 use callwall_censor::{Dir, Engine, Verdict};
 use callwall_scenario::{Catalog, Scenario};
@@ -239,92 +241,146 @@ struct Flow {
     bytes: u64,
     first_ns: u64,
     last_ns: u64,
+    /// Order of first appearance (inspect), or the engine's flow number (replay).
+    serial: u64,
+    /// When the flow last saw a packet on the never-decreasing clock the flow table runs on.
+    seen_ns: u64,
     /// Replay only: the rule deciding this flow's packets now, and what each rule did.
     rule: Option<String>,
     tallies: Vec<(String, RuleTally)>,
     events: Vec<callwall_censor::Event>,
 }
 
-/// Every flow of a capture, in order of first appearance.
-#[derive(Default)]
-struct FlowTable {
-    index: HashMap<FlowKey, usize>,
-    flows: Vec<Flow>,
+impl Tracked for Flow {
+    fn last_ns(&self) -> u64 {
+        self.seen_ns
+    }
 }
 
-impl FlowTable {
-    /// Takes out the `n` flows idle longest (by capture time), in order of first appearance.
-    fn evict_idle(&mut self, n: usize) -> Vec<Flow> {
-        let mut last: Vec<u64> = self.flows.iter().map(|f| f.last_ns).collect();
-        let n = n.min(last.len());
-        if n == 0 {
-            return Vec::new();
+impl Flow {
+    fn new(proto: u8, client: Endpoint, server: Endpoint, serial: u64, pkt: &Packet<'_>) -> Flow {
+        Flow {
+            client,
+            server,
+            proto,
+            inspector: FlowInspector::new(),
+            packets: 0,
+            bytes: 0,
+            first_ns: pkt.t_ns,
+            last_ns: pkt.t_ns,
+            serial,
+            seen_ns: 0,
+            rule: None,
+            tallies: Vec::new(),
+            events: Vec::new(),
         }
-        let (_, cut, _) = last.select_nth_unstable(n - 1);
-        let cut = *cut;
-        let mut taken = 0;
-        let (mut old, mut kept) = (Vec::with_capacity(n), Vec::with_capacity(self.flows.len()));
-        for f in self.flows.drain(..) {
-            if f.last_ns <= cut && taken < n {
-                taken += 1;
-                old.push(f);
-            } else {
-                kept.push(f);
-            }
-        }
-        self.flows = kept;
-        self.index.clear();
-        for (i, f) in self.flows.iter().enumerate() {
-            self.index.insert(FlowKey::new(f.proto, f.client, f.server), i);
-        }
-        old
     }
 
-    /// Accounts one IP packet to its flow (creating it) and runs the classifiers. Returns the
-    /// flow's index, or None for a non-IP frame.
-    fn observe(&mut self, pkt: &Packet<'_>, frame: &callwall_wire::Frame<'_>) -> Option<usize> {
-        let ip = frame.ip?;
-        let (sport, dport, payload) = match ip.l4 {
-            L4::Udp(t) | L4::Tcp(t, _) => (t.src_port, t.dst_port, t.payload),
-            L4::Other(_) => (0, 0, &[][..]),
+    /// Counts one packet travelling `side` within the flow and runs the classifiers on it.
+    fn observe(
+        &mut self,
+        pkt: &Packet<'_>,
+        now: u64,
+        ip: &callwall_wire::packet::IpPacket<'_>,
+        side: Side,
+    ) {
+        self.packets += 1;
+        self.bytes += pkt.wire_len;
+        self.last_ns = self.last_ns.max(pkt.t_ns);
+        self.seen_ns = now;
+        let payload = match ip.l4 {
+            L4::Udp(t) | L4::Tcp(t, _) => t.payload,
+            L4::Other(_) => &[][..],
+        };
+        match ip.proto {
+            PROTO_UDP if !ip.later_fragment => {
+                self.inspector.observe(inspect::Proto::Udp, side, payload);
+            }
+            PROTO_TCP if !ip.later_fragment => {
+                self.inspector.observe(inspect::Proto::Tcp, side, payload);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The flows `inspect` is reading, in the censor's flow table (so a capture is cut into the
+/// flows a censor with the default policy would see), and those that left it, not yet written.
+#[derive(Default)]
+struct InspectTable {
+    table: FlowTable<Flow>,
+    done: Vec<Flow>,
+    created: u64,
+    /// The table's clock: capture time, never going back.
+    now: u64,
+    timeout_ns: u64,
+}
+
+impl InspectTable {
+    fn new() -> InspectTable {
+        let timeout_ns = callwall_censor::Policy::default().flow_timeout_ns;
+        InspectTable { timeout_ns, ..InspectTable::default() }
+    }
+
+    /// Accounts one IP packet to its flow (creating it; an expired or evicted flow moves to
+    /// `done`) and runs the classifiers.
+    fn observe(&mut self, pkt: &Packet<'_>, frame: &callwall_wire::Frame<'_>) {
+        let Some(ip) = frame.ip else { return };
+        let (sport, dport) = match ip.l4 {
+            L4::Udp(t) | L4::Tcp(t, _) => (t.src_port, t.dst_port),
+            L4::Other(_) => (0, 0),
         };
         let src = Endpoint { ip: ip.src, port: sport };
         let dst = Endpoint { ip: ip.dst, port: dport };
         let key = FlowKey::new(ip.proto, src, dst);
-        let i = *self.index.entry(key).or_insert_with(|| {
-            self.flows.push(Flow {
-                client: src,
-                server: dst,
-                proto: ip.proto,
-                inspector: FlowInspector::new(),
-                packets: 0,
-                bytes: 0,
-                first_ns: pkt.t_ns,
-                last_ns: pkt.t_ns,
-                rule: None,
-                tallies: Vec::new(),
-                events: Vec::new(),
-            });
+        self.now = self.now.max(pkt.t_ns);
+        if !self.table.contains_key(&key) {
+            let done = &mut self.done;
+            self.table.make_room(self.now, self.timeout_ns, INSPECT_MAX_FLOWS, |_, f| done.push(f));
+            self.created += 1;
+            self.table.insert(key, Flow::new(ip.proto, src, dst, self.created, pkt));
+        }
+        let flow = self.table.get_mut(&key).expect("flow inserted above");
+        let side = flow_table::side(flow.client, src);
+        flow.observe(pkt, self.now, &ip, side);
+    }
+
+    /// Takes out the flows that left the table, in order of first appearance; with `all`, every
+    /// flow.
+    fn take(&mut self, all: bool) -> Vec<Flow> {
+        let mut out = std::mem::take(&mut self.done);
+        if all {
+            out.extend(self.table.drain());
+        }
+        out.sort_unstable_by_key(|f| f.serial);
+        out
+    }
+}
+
+/// The replay's flows: the engine's own (by [`Engine::last_flow`]), in order of creation.
+#[derive(Default)]
+struct ReplayFlows {
+    index: HashMap<u64, usize>,
+    flows: Vec<Flow>,
+}
+
+impl ReplayFlows {
+    /// Accounts the packet the engine just handled to the engine's flow of it; its index, or
+    /// None when the engine saw no flow (not IP, or did not parse).
+    fn observe(
+        &mut self,
+        pkt: &Packet<'_>,
+        now: u64,
+        frame: &callwall_wire::Frame<'_>,
+        view: Option<FlowView>,
+    ) -> Option<usize> {
+        let (ip, view) = (frame.ip?, view?);
+        let i = *self.index.entry(view.serial).or_insert_with(|| {
+            let f = view.flow;
+            self.flows.push(Flow::new(f.proto.0, f.client, f.server, view.serial, pkt));
             self.flows.len() - 1
         });
-        let flow = &mut self.flows[i];
-        flow.packets += 1;
-        flow.bytes += pkt.wire_len;
-        flow.last_ns = flow.last_ns.max(pkt.t_ns);
-        let dir = if src == flow.client {
-            inspect::Dir::ClientToServer
-        } else {
-            inspect::Dir::ServerToClient
-        };
-        match ip.proto {
-            PROTO_UDP if !ip.later_fragment => {
-                flow.inspector.observe(inspect::Proto::Udp, dir, payload);
-            }
-            PROTO_TCP if !ip.later_fragment => {
-                flow.inspector.observe(inspect::Proto::Tcp, dir, payload);
-            }
-            _ => {}
-        }
+        self.flows[i].observe(pkt, now, &ip, view.side);
         Some(i)
     }
 }
@@ -501,14 +557,16 @@ fn print_flow_table(out: &mut impl Write, flows: &[Flow], first: usize) -> std::
     Ok(())
 }
 
-/// Flows `inspect` keeps in memory; past this, the ones idle longest are written out and
-/// forgotten (so a capture of any size and any number of flows is read in bounded memory).
+/// Flows `inspect` keeps in its flow table; past this, the censor's eviction rule applies
+/// (oldest idle first). Flows that leave the table (evicted, or expired after the default
+/// `flow_timeout`) are written out in batches and forgotten, so a capture of any size and
+/// any number of flows is read in bounded memory.
 const INSPECT_MAX_FLOWS: usize = 16_384;
 
 /// `callwall inspect CAPTURE [--json]`: classifies every flow of the capture (`-` reads standard
 /// input), streaming it in bounded memory.
 pub fn inspect(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
-    let mut table = FlowTable::default();
+    let mut table = InspectTable::new();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     // Flows written out so far (their numbers continue in the next batch).
@@ -527,15 +585,16 @@ pub fn inspect(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
     let summary = walk(capture, |pkt, frame| {
         if let Some(fr) = frame {
             table.observe(pkt, &fr);
-            if table.flows.len() > INSPECT_MAX_FLOWS {
-                let old = table.evict_idle(INSPECT_MAX_FLOWS / 2);
+            if table.done.len() >= INSPECT_MAX_FLOWS / 2 {
+                let old = table.take(false);
                 write(&mut out, &old, written_flows);
                 written_flows += old.len();
             }
         }
     })?;
-    write(&mut out, &table.flows, written_flows);
-    let total_flows = written_flows + table.flows.len();
+    let rest = table.take(true);
+    write(&mut out, &rest, written_flows);
+    let total_flows = written_flows + rest.len();
     let written = match write_error {
         Some(e) => Err(e),
         None if json_lines => Ok(()),
@@ -635,7 +694,7 @@ pub fn replay(
         .map_err(|e| OfflineError::Scenario(e.to_string()))?;
     let inside = Inside::resolve(inside, &sc)?;
     let mut engine = Engine::new(sc.policy.clone(), sc.seed);
-    let mut table = FlowTable::default();
+    let mut table = ReplayFlows::default();
     let mut released = 0u64;
     let mut now = 0u64;
     let summary = walk(capture, |pkt, frame| {
@@ -647,7 +706,8 @@ pub fn replay(
             _ => Dir::Up,
         };
         let verdict = engine.handle_frame(now, dir, pkt.frame);
-        let flow = frame.and_then(|fr| table.observe(pkt, &fr));
+        let view = engine.last_flow();
+        let flow = frame.and_then(|fr| table.observe(pkt, now, &fr, view));
         while let Some(ev) = engine.poll_event() {
             if let Some(f) = flow.map(|i| &mut table.flows[i]) {
                 f.rule = Some(ev.rule.clone());
@@ -692,7 +752,7 @@ pub fn replay(
 
 fn replay_json(
     out: &mut impl Write,
-    table: &FlowTable,
+    table: &ReplayFlows,
     report: &callwall_censor::CensorReport,
     released: u64,
 ) -> std::io::Result<()> {
@@ -728,7 +788,7 @@ fn replay_text(
     out: &mut impl Write,
     sc: &Scenario,
     inside: &Inside,
-    table: &FlowTable,
+    table: &ReplayFlows,
     report: &callwall_censor::CensorReport,
     released: u64,
 ) -> std::io::Result<()> {

@@ -427,7 +427,6 @@ impl Scenario {
         let topology = Topology::from_file(&topology_path)
             .map_err(|e| err(topo_line, Some("topology"), format!("{e}")))?;
         let hosts = host_map(&topology);
-        let addrs_of = |host: &str| hosts.get(host).cloned();
 
         // Censor policy.
         // (Not a `Spanned`: toml cannot span a table created implicitly by `[[censor.rules]]`.)
@@ -438,7 +437,7 @@ impl Scenario {
                 l.trim_start().starts_with("[censor") || l.trim_start().starts_with("censor")
             })
             .map_or(0, |i| i + 1);
-        let policy = Policy::compile(&censor_raw, &addrs_of).map_err(|e| {
+        let policy = compile_policy(&censor_raw, &hosts).map_err(|e| {
             let line = e
                 .rule_index
                 .and_then(|i| find_nth_table(text, "censor.rules", i))
@@ -678,6 +677,18 @@ pub fn host_map(
             (h.name.clone(), cidrs)
         })
         .collect()
+}
+
+/// The one place a scenario's raw `[censor]` policy becomes the compiled chain: host names in
+/// rules resolve through `hosts` ([`host_map`] of the scenario's topology). [`Scenario::load`]
+/// compiles with it to validate (the launcher), and the censor process compiles the same raw
+/// policy with the same map with it again (see docs/architecture.md, "The policy, compiled
+/// twice by one function"); compiling is pure, so both get equal policies.
+pub fn compile_policy(
+    raw: &policy_raw::Policy,
+    hosts: &std::collections::BTreeMap<String, Vec<callwall_censor::policy::Cidr>>,
+) -> Result<Policy, callwall_censor::policy::PolicyError> {
+    Policy::compile(raw, &|host: &str| hosts.get(host).cloned())
 }
 
 /// Names that become file names: no separators, no leading dot, no shell metacharacters.

@@ -328,7 +328,11 @@ impl Call {
     /// call itself. The one place this formula lives: the harness gives it to the peers, the
     /// launcher adds setup slack to it for the run's deadline.
     pub fn budget(&self, catalog: &BTreeMap<String, Vec<String>>) -> std::time::Duration {
-        self.connect_timeout.as_std() * self.strategy_count(catalog) as u32 + self.duration.as_std()
+        callwall_transport::peer::connect_budget(
+            self.connect_timeout.as_std(),
+            self.strategy_count(catalog),
+        )
+        .saturating_add(self.duration.as_std())
     }
 }
 

@@ -31,6 +31,12 @@ pub trait Tracked {
     fn last_ns(&self) -> u64;
 }
 
+impl<T: Tracked> Tracked for Box<T> {
+    fn last_ns(&self) -> u64 {
+        (**self).last_ns()
+    }
+}
+
 /// Why a flow left the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removed {

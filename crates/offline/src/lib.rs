@@ -308,8 +308,10 @@ impl Flow {
 /// flows a censor with the default policy would see), and those that left it, not yet written.
 #[derive(Default)]
 struct InspectTable {
-    table: FlowTable<Flow>,
-    done: Vec<Flow>,
+    /// Boxed: a flow (its classifiers' state) is large, and the table's spare slots and its
+    /// growth should not copy or reserve that much per slot.
+    table: FlowTable<Box<Flow>>,
+    done: Vec<Box<Flow>>,
     created: u64,
     /// The table's clock: capture time, never going back.
     now: u64,
@@ -338,7 +340,7 @@ impl InspectTable {
             let done = &mut self.done;
             self.table.make_room(self.now, self.timeout_ns, INSPECT_MAX_FLOWS, |_, f| done.push(f));
             self.created += 1;
-            self.table.insert(key, Flow::new(ip.proto, src, dst, self.created, pkt));
+            self.table.insert(key, Box::new(Flow::new(ip.proto, src, dst, self.created, pkt)));
         }
         let flow = self.table.get_mut(&key).expect("flow inserted above");
         let side = flow_table::side(flow.client, src);
@@ -347,7 +349,7 @@ impl InspectTable {
 
     /// Takes out the flows that left the table, in order of first appearance; with `all`, every
     /// flow.
-    fn take(&mut self, all: bool) -> Vec<Flow> {
+    fn take(&mut self, all: bool) -> Vec<Box<Flow>> {
         let mut out = std::mem::take(&mut self.done);
         if all {
             out.extend(self.table.drain());
@@ -516,7 +518,11 @@ fn labels_text(l: Labels) -> String {
 }
 
 /// Writes the rows of `flows`, numbered from `first + 1`; the header only when `first` is 0.
-fn print_flow_table(out: &mut impl Write, flows: &[Flow], first: usize) -> std::io::Result<()> {
+fn print_flow_table(
+    out: &mut impl Write,
+    flows: &[Box<Flow>],
+    first: usize,
+) -> std::io::Result<()> {
     let w_src = flows.iter().map(|f| f.client.to_string().len()).max().unwrap_or(3).max(3);
     let w_dst = flows.iter().map(|f| f.server.to_string().len()).max().unwrap_or(3).max(3);
     if first == 0 {
@@ -572,7 +578,7 @@ pub fn inspect(capture: &Path, json_lines: bool) -> Result<(), OfflineError> {
     // Flows written out so far (their numbers continue in the next batch).
     let mut written_flows = 0usize;
     let mut write_error: Option<std::io::Error> = None;
-    let mut write = |out: &mut std::io::BufWriter<_>, flows: &[Flow], first: usize| {
+    let mut write = |out: &mut std::io::BufWriter<_>, flows: &[Box<Flow>], first: usize| {
         let r = if json_lines {
             flows.iter().try_for_each(|f| writeln!(out, "{}", flow_json(f)))
         } else {

@@ -239,8 +239,8 @@ struct Flow {
     inspector: FlowInspector,
     packets: u64,
     bytes: u64,
-    first_ns: u64,
-    last_ns: u64,
+    first_t_ns: u64,
+    last_t_ns: u64,
     /// Order of first appearance (inspect), or the engine's flow number (replay).
     serial: u64,
     /// When the flow last saw a packet on the never-decreasing clock the flow table runs on.
@@ -266,8 +266,8 @@ impl Flow {
             inspector: FlowInspector::new(),
             packets: 0,
             bytes: 0,
-            first_ns: pkt.t_ns,
-            last_ns: pkt.t_ns,
+            first_t_ns: pkt.t_ns,
+            last_t_ns: pkt.t_ns,
             serial,
             seen_ns: 0,
             rule: None,
@@ -286,7 +286,7 @@ impl Flow {
     ) {
         self.packets += 1;
         self.bytes += pkt.wire_len;
-        self.last_ns = self.last_ns.max(pkt.t_ns);
+        self.last_t_ns = self.last_t_ns.max(pkt.t_ns);
         self.seen_ns = now;
         let payload = match ip.l4 {
             L4::Udp(t) | L4::Tcp(t, _) => t.payload,
@@ -311,6 +311,9 @@ struct InspectTable {
     /// Boxed: a flow (its classifiers' state) is large, and the table's spare slots and its
     /// growth should not copy or reserve that much per slot.
     table: FlowTable<Box<Flow>>,
+    /// Kept boxed: unboxing them to write them costs a copy of each and a second, growing
+    /// buffer (peak RSS 22.5 instead of 17.9 MiB in the inspect benchmark).
+    #[allow(clippy::vec_box)]
     done: Vec<Box<Flow>>,
     created: u64,
     /// The table's clock: capture time, never going back.
@@ -349,6 +352,7 @@ impl InspectTable {
 
     /// Takes out the flows that left the table, in order of first appearance; with `all`, every
     /// flow.
+    #[allow(clippy::vec_box)]
     fn take(&mut self, all: bool) -> Vec<Box<Flow>> {
         let mut out = std::mem::take(&mut self.done);
         if all {
@@ -441,8 +445,8 @@ fn flow_json(f: &Flow) -> Value {
         "fet": facts.fet.map(fet_name),
         "packets": f.packets,
         "bytes": f.bytes,
-        "first_time": secs(f.first_ns),
-        "last_time": secs(f.last_ns),
+        "first_time": secs(f.first_t_ns),
+        "last_time": secs(f.last_t_ns),
     })
 }
 
@@ -544,8 +548,8 @@ fn print_flow_table(
             f.server.to_string(),
             f.packets,
             f.bytes,
-            secs(f.first_ns),
-            secs(f.last_ns),
+            secs(f.first_t_ns),
+            secs(f.last_t_ns),
             labels_text(facts.labels),
             labels_text(facts.first_packet_labels),
         )?;

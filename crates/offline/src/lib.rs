@@ -339,15 +339,19 @@ impl InspectTable {
         let dst = Endpoint { ip: ip.dst, port: dport };
         let key = FlowKey::new(ip.proto, src, dst);
         self.now = self.now.max(pkt.t_ns);
-        if !self.table.contains_key(&key) {
-            let done = &mut self.done;
-            self.table.make_room(self.now, self.timeout_ns, INSPECT_MAX_FLOWS, |_, f| done.push(f));
-            self.created += 1;
-            self.table.insert(key, Box::new(Flow::new(ip.proto, src, dst, self.created, pkt)));
+        // One lookup for a packet of a known flow (most packets).
+        if let Some(flow) = self.table.get_mut(&key) {
+            let side = flow_table::side(flow.client, src);
+            flow.observe(pkt, self.now, &ip, side);
+            return;
         }
-        let flow = self.table.get_mut(&key).expect("flow inserted above");
-        let side = flow_table::side(flow.client, src);
-        flow.observe(pkt, self.now, &ip, side);
+        let done = &mut self.done;
+        self.table.make_room(self.now, self.timeout_ns, INSPECT_MAX_FLOWS, |_, f| done.push(f));
+        self.created += 1;
+        // The first packet of a flow: its sender is the client.
+        let mut flow = Box::new(Flow::new(ip.proto, src, dst, self.created, pkt));
+        flow.observe(pkt, self.now, &ip, flow_table::Side::ClientToServer);
+        self.table.insert(key, flow);
     }
 
     /// Takes out the flows that left the table, in order of first appearance; with `all`, every

@@ -10,6 +10,12 @@
 //! Output: the report goes to stdout (text or JSON lines); notes about unreadable packets go
 //! to stderr. The replay runs the real `callwall_censor::Engine` with the scenario's policy
 //! and seed, so its decisions are the ones a live run would make on the same frames.
+//!
+//! Flows are the censor's: the replay files each frame under the engine's own flow of it
+//! (`Engine::last_flow`), and `inspect` cuts the capture into flows with the censor's
+//! `flow_table::FlowTable` (same keying, the first sender is the client, the default
+//! `flow_timeout` and eviction rule), so one 5-tuple is one flow offline exactly when it is one
+//! flow to a live censor.
 
 use std::collections::HashMap;
 use std::fmt;

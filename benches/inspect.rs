@@ -13,7 +13,8 @@
 //!
 //! `cargo bench --bench inspect [-- FILE_MIB [PIPE_MIB]]` (defaults 1024 and 10240). Needs
 //! `ndpiReader` (Debian `libndpi-bin`, installed by `make bench`). Two cores shared with
-//! other work: compare the ratio, not the absolute rates.
+//! other work: compare the ratio, not the absolute rates. With `CALLWALL_INSPECT_BASELINE` set
+//! to another build of `callwall`, that build reads the same file too (a before/after ratio).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -186,6 +187,16 @@ fn main() -> Result<()> {
     let mut cw_stdin = Command::new(callwall);
     cw_stdin.args(["inspect", "--json", "-"]);
     let nd_run = run(nd, None)?;
+    // Optional: another build of callwall on the same file, for before/after a change
+    // (`CALLWALL_INSPECT_BASELINE=/path/to/callwall`).
+    let baseline = match std::env::var_os("CALLWALL_INSPECT_BASELINE") {
+        Some(b) => {
+            let mut c = Command::new(b);
+            c.args(["inspect", "--json"]).arg(&file);
+            Some(run(c, None)?)
+        }
+        None => None,
+    };
     let cw_run = run(cw, None)?;
     let cw_text = {
         let mut c = Command::new(callwall);
@@ -211,6 +222,15 @@ fn main() -> Result<()> {
     row("ndpiReader -q -i FILE", &nd_run);
     row("callwall inspect --json FILE", &cw_run);
     row("callwall inspect FILE (table)", &cw_text);
+    if let Some(b) = &baseline {
+        row("baseline inspect --json FILE", b);
+        println!(
+            "  speed ratio callwall/baseline: {:.2}x, peak RSS {:.1} vs {:.1} MiB",
+            b.wall_s / cw_run.wall_s,
+            cw_run.max_rss_kib as f64 / 1024.0,
+            b.max_rss_kib as f64 / 1024.0
+        );
+    }
     let last = cw_text.stdout.lines().last().unwrap_or("");
     println!("  callwall's summary: {last}");
     println!(

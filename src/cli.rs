@@ -230,7 +230,7 @@ pub fn main() -> ExitCode {
             for t in roles::transports() {
                 println!("{:8} {}", t.name(), t.strategies().join(", "));
                 println!("{:8} auto tries: {}", "", t.auto_order().join(" -> "));
-                crate::apps::ice_line(t.name());
+                crate::apps::ice_line(t.ice_summary());
             }
             ExitCode::SUCCESS
         }

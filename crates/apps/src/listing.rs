@@ -94,15 +94,11 @@ pub fn list(dir: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The `ice` line under a transport in `callwall transports`.
-pub fn ice_line(transport: &str) {
-    if transport == "webrtc" {
-        println!(
-            "{:8} ice: one agent gathers host UDP, ICE-TCP, srflx (STUN on relay:3478) and relays \
-             over UDP/TCP/TLS, checks every pair at once; reports show the chosen pair and each \
-             candidate source's outcome",
-            ""
-        );
+/// The `ice` line under a transport in `callwall transports`, from what the transport says of
+/// its ICE agent (`VoiceTransport::ice_summary`; none for transports without ICE: no line).
+pub fn ice_line(summary: Option<&str>) {
+    if let Some(s) = summary {
+        println!("{:8} ice: {s}", "");
     }
 }
 

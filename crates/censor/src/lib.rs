@@ -27,6 +27,7 @@ pub mod control;
 pub mod control_io;
 pub mod engine;
 pub mod flow;
+pub mod flow_table;
 pub mod policy;
 pub mod ring;
 pub mod rng;

@@ -74,8 +74,7 @@ pub fn load_policy(path: &Path, hosts: &BTreeMap<String, Vec<Cidr>>) -> Result<P
             return Err(format!("{} has no [censor] table; give a scenario file", path.display()))
         }
     };
-    let resolve = |n: &str| hosts.get(n).cloned();
-    Policy::compile(&raw, &resolve)
+    callwall_scenario::compile_policy(&raw, hosts)
         .map_err(|e| format!("{}: censor.{}: {}", path.display(), e.path, e.message))
 }
 

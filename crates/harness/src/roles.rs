@@ -51,11 +51,19 @@ pub struct CensorOutput {
     pub call_bins: Vec<callwall_censor::engine::PairBins>,
 }
 
+impl CensorConfig {
+    /// The compiled policy: the raw policy the launcher validated, compiled with the topology's
+    /// host map by the same function ([`callwall_scenario::compile_policy`]), so it equals the
+    /// scenario's `policy` (tested in `roles::tests`).
+    pub fn compiled_policy(&self) -> Result<Policy, HarnessError> {
+        callwall_scenario::compile_policy(&self.policy, &self.hosts)
+            .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))
+    }
+}
+
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
 pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
-    let resolve = |n: &str| cfg.hosts.get(n).cloned();
-    let policy = Policy::compile(&cfg.policy, &resolve)
-        .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
+    let policy = cfg.compiled_policy()?;
     let mut engine = Engine::new(policy, cfg.seed);
     engine.watch_calls(cfg.watch.iter().copied());
     let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
@@ -128,4 +136,51 @@ pub fn signal_main(listen: SocketAddr) -> Result<(), HarnessError> {
             _ = stop => Ok(()),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The censor process compiles the raw policy it is handed (after the JSON hop of
+    /// `__censor --config`) into exactly the policy the launcher compiled when it validated the
+    /// scenario: one function, the same raw policy, the same host map.
+    #[test]
+    fn the_censor_compiles_the_policy_the_launcher_validated() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cat = callwall_scenario::Catalog {
+            transports: [("noise".to_string(), vec!["udp".to_string()])].into_iter().collect(),
+        };
+        let text = "name = \"compiled-once\"\ntopology = \"censored-call\"\nseed = 9\n\
+             [censor]\ndefault = \"pass\"\nflow_timeout = \"30s\"\n\
+             [[censor.rules]]\nname = \"to-callee\"\n\
+             match = { server = [\"callee\"], proto = \"udp\", server_port = \"1000-2000\", label = [\"stun\"] }\n\
+             action = { loss = \"5%\", delay = \"20ms\", jitter = \"3ms\" }\n\
+             [[censor.rules]]\nname = \"bursty\"\n\
+             action = { burst_loss = { p = \"3%\", r = \"30%\" } }\n\
+             [[calls]]\ntransport = \"noise\"\nstrategy = \"udp\"\nexpect = \"connected\"\n";
+        let sc = callwall_scenario::Scenario::from_str(
+            text,
+            &root.join("scenarios/compiled-once.toml"),
+            &root.join("netns"),
+            &cat,
+        )
+        .expect("the test scenario is valid");
+        assert_eq!(sc.policy.rules.len(), 2);
+        let cfg = CensorConfig {
+            inside_if: "in".into(),
+            outside_if: "out".into(),
+            t0_unix_ns: 0,
+            seed: sc.seed,
+            policy: sc.censor.clone(),
+            hosts: callwall_scenario::host_map(&sc.topology),
+            decisions: None,
+            pcap: None,
+            bridge: Default::default(),
+            watch: Vec::new(),
+        };
+        let json = serde_json::to_string(&cfg).expect("the config serializes");
+        let inside: CensorConfig = serde_json::from_str(&json).expect("the config reads back");
+        assert_eq!(inside.compiled_policy().expect("the policy compiles"), sc.policy);
+    }
 }

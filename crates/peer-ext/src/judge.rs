@@ -19,11 +19,16 @@
 //!   after the handshake, or the longest silence between media exceeded `degraded_gap_ms`.
 //! - `connected` otherwise.
 //!
+//! These are the rules of the one pure judge, `callwall_results::judge::verdict_of`, fed the
+//! censor's figures (media seen, the drops as the loss, no MOS); this module only turns the
+//! censor's bins into those figures and words the reason.
+//!
 //! The result always carries a note saying it was judged from the network: there is no MOS,
 //! no one-way delay and no jitter, only drops, gaps and rate.
 
 use std::time::Duration;
 
+use callwall_results::judge;
 use callwall_transport::{metrics, CallMetrics, Role, Thresholds, Verdict, VoiceModel};
 use serde::Serialize;
 
@@ -114,7 +119,7 @@ pub fn judge_from_network(
 ) -> NetworkJudgement {
     let up = direction(obs, &obs.up, th, nth);
     let down = direction(obs, &obs.down, th, nth);
-    let verdict = up.verdict.max(down.verdict);
+    let verdict = judge::worse(up.verdict, down.verdict);
     let reason = match verdict {
         Verdict::Blocked => {
             let which = match (up.verdict == Verdict::Blocked, down.verdict == Verdict::Blocked) {
@@ -227,13 +232,17 @@ fn direction(
     if span_s > 0.0 {
         out.rate_kbit = media_bytes as f64 * 8.0 / 1e3 / span_s;
     }
-    out.verdict = if out.trailing_gap_ms > th.cut_trailing_gap_ms {
-        Verdict::Cut
-    } else if out.drop_pct > th.degraded_loss_pct || out.longest_gap_ms > th.degraded_gap_ms {
-        Verdict::Degraded
-    } else {
-        Verdict::Connected
-    };
+    // The one per-direction rule, fed the censor's view: no MOS from the network.
+    out.verdict = judge::verdict_of(
+        &judge::Observed {
+            media: true,
+            loss_pct: out.drop_pct,
+            mos: None,
+            longest_gap_ms: out.longest_gap_ms,
+            trailing_gap_ms: out.trailing_gap_ms,
+        },
+        th,
+    );
     out
 }
 

@@ -15,6 +15,11 @@
 //!    `degraded_mos` or a gap over `degraded_gap_ms` → `degraded`; else `connected`.
 //!
 //! Limits are strict: a figure exactly at its threshold passes.
+//!
+//! The per-direction rule is [`verdict_of`] over [`Observed`] figures, the one place where
+//! observations become a verdict: the built-in analysis feeds it the peers' figures
+//! ([`judge_direction`]), and external calls judged from the network (crates/peer-ext) feed it
+//! the censor's view (media seen or not, the censor's drops as the loss, no MOS).
 
 use crate::metrics::{DirectionMetrics, Thresholds, Verdict};
 
@@ -42,20 +47,57 @@ pub struct Judgement {
     pub reason: String,
 }
 
-/// The verdict of one direction from its figures (its own `verdict` field is not read).
-pub fn judge_direction(m: &DirectionMetrics, th: &Thresholds) -> Verdict {
-    if m.frames_received == 0 {
+/// What one direction's verdict is decided from, whoever observed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// Media arrived (the peers: a frame was received; the network: media was seen).
+    pub media: bool,
+    /// Lost share of the media, percent (the network: the censor's drops).
+    pub loss_pct: f64,
+    /// The listening quality, when it is known (not from the network).
+    pub mos: Option<f64>,
+    /// Longest silence within the media (ms).
+    pub longest_gap_ms: f64,
+    /// Silence from the last media to its expected end (ms).
+    pub trailing_gap_ms: f64,
+}
+
+impl From<&DirectionMetrics> for Observed {
+    fn from(m: &DirectionMetrics) -> Observed {
+        Observed {
+            media: m.frames_received > 0,
+            loss_pct: m.loss_pct,
+            mos: Some(m.mos),
+            longest_gap_ms: m.longest_gap_ms,
+            trailing_gap_ms: m.trailing_gap_ms,
+        }
+    }
+}
+
+/// The verdict of one direction (rule 3 of the module docs): the one per-direction rule.
+pub fn verdict_of(o: &Observed, th: &Thresholds) -> Verdict {
+    if !o.media {
         Verdict::Blocked
-    } else if m.trailing_gap_ms > th.cut_trailing_gap_ms {
+    } else if o.trailing_gap_ms > th.cut_trailing_gap_ms {
         Verdict::Cut
-    } else if m.loss_pct > th.degraded_loss_pct
-        || m.mos < th.degraded_mos
-        || m.longest_gap_ms > th.degraded_gap_ms
+    } else if o.loss_pct > th.degraded_loss_pct
+        || o.mos.is_some_and(|mos| mos < th.degraded_mos)
+        || o.longest_gap_ms > th.degraded_gap_ms
     {
         Verdict::Degraded
     } else {
         Verdict::Connected
     }
+}
+
+/// The verdict of a call from its two directions' verdicts: the worse one.
+pub fn worse(up: Verdict, down: Verdict) -> Verdict {
+    up.max(down)
+}
+
+/// The verdict of one direction from its figures (its own `verdict` field is not read).
+pub fn judge_direction(m: &DirectionMetrics, th: &Thresholds) -> Verdict {
+    verdict_of(&Observed::from(m), th)
 }
 
 /// What pushed a direction to `degraded`, one phrase per crossed limit.
@@ -95,7 +137,7 @@ pub fn judge(c: &CallInputs<'_>, th: &Thresholds) -> Judgement {
             ),
         };
     }
-    let verdict = vu.max(vd);
+    let verdict = worse(vu, vd);
     let reason = match verdict {
         Verdict::Blocked => {
             if no_media {
@@ -260,5 +302,25 @@ mod tests {
             &Thresholds::default(),
         );
         assert_eq!(j, Judgement { verdict: Verdict::Error, reason: errs[0].clone() });
+    }
+
+    #[test]
+    fn without_a_mos_only_loss_and_gaps_degrade() {
+        let th = Thresholds::default();
+        let o = Observed {
+            media: true,
+            loss_pct: 0.0,
+            mos: None,
+            longest_gap_ms: 0.0,
+            trailing_gap_ms: 0.0,
+        };
+        assert_eq!(verdict_of(&o, &th), Verdict::Connected);
+        assert_eq!(verdict_of(&Observed { mos: Some(1.0), ..o }, &th), Verdict::Degraded);
+        let lossy = Observed { loss_pct: th.degraded_loss_pct + 0.1, ..o };
+        assert_eq!(verdict_of(&lossy, &th), Verdict::Degraded);
+        let cut = Observed { trailing_gap_ms: th.cut_trailing_gap_ms + 1.0, ..lossy };
+        assert_eq!(verdict_of(&cut, &th), Verdict::Cut);
+        assert_eq!(verdict_of(&Observed { media: false, ..cut }, &th), Verdict::Blocked);
+        assert_eq!(worse(Verdict::Connected, Verdict::Cut), Verdict::Cut);
     }
 }

@@ -328,7 +328,11 @@ impl Call {
     /// call itself. The one place this formula lives: the harness gives it to the peers, the
     /// launcher adds setup slack to it for the run's deadline.
     pub fn budget(&self, catalog: &BTreeMap<String, Vec<String>>) -> std::time::Duration {
-        self.connect_timeout.as_std() * self.strategy_count(catalog) as u32 + self.duration.as_std()
+        callwall_transport::peer::connect_budget(
+            self.connect_timeout.as_std(),
+            self.strategy_count(catalog),
+        )
+        .saturating_add(self.duration.as_std())
     }
 }
 
@@ -427,7 +431,6 @@ impl Scenario {
         let topology = Topology::from_file(&topology_path)
             .map_err(|e| err(topo_line, Some("topology"), format!("{e}")))?;
         let hosts = host_map(&topology);
-        let addrs_of = |host: &str| hosts.get(host).cloned();
 
         // Censor policy.
         // (Not a `Spanned`: toml cannot span a table created implicitly by `[[censor.rules]]`.)
@@ -438,7 +441,7 @@ impl Scenario {
                 l.trim_start().starts_with("[censor") || l.trim_start().starts_with("censor")
             })
             .map_or(0, |i| i + 1);
-        let policy = Policy::compile(&censor_raw, &addrs_of).map_err(|e| {
+        let policy = compile_policy(&censor_raw, &hosts).map_err(|e| {
             let line = e
                 .rule_index
                 .and_then(|i| find_nth_table(text, "censor.rules", i))
@@ -678,6 +681,18 @@ pub fn host_map(
             (h.name.clone(), cidrs)
         })
         .collect()
+}
+
+/// The one place a scenario's raw `[censor]` policy becomes the compiled chain: host names in
+/// rules resolve through `hosts` ([`host_map`] of the scenario's topology). [`Scenario::load`]
+/// compiles with it to validate (the launcher), and the censor process compiles the same raw
+/// policy with the same map with it again (see docs/architecture.md, "The policy, compiled
+/// twice by one function"); compiling is pure, so both get equal policies.
+pub fn compile_policy(
+    raw: &policy_raw::Policy,
+    hosts: &std::collections::BTreeMap<String, Vec<callwall_censor::policy::Cidr>>,
+) -> Result<Policy, callwall_censor::policy::PolicyError> {
+    Policy::compile(raw, &|host: &str| hosts.get(host).cloned())
 }
 
 /// Names that become file names: no separators, no leading dot, no shell metacharacters.

@@ -321,6 +321,14 @@ impl VoiceTransport for WebrtcTransport {
         call(ctx, s, Role::Callee).await
     }
 
+    fn ice_summary(&self) -> Option<&'static str> {
+        Some(
+            "one agent gathers host UDP, ICE-TCP, srflx (STUN on relay:3478) and relays over \
+             UDP/TCP/TLS, checks every pair at once; reports show the chosen pair and each \
+             candidate source's outcome",
+        )
+    }
+
     fn ice_report(&self, link: &MediaLink) -> Option<IceReport> {
         link.guard.downcast_ref::<WebrtcCall>().and_then(|c| c.ice.clone())
     }

@@ -170,6 +170,11 @@ pub trait VoiceTransport: Send + Sync {
     fn ice_report(&self, _link: &MediaLink) -> Option<ice::IceReport> {
         None
     }
+    /// For transports that run ICE: one sentence on what their agent gathers and checks, for
+    /// `callwall transports`. Defaults to none.
+    fn ice_summary(&self) -> Option<&'static str> {
+        None
+    }
     /// The strategies `auto` races with staggered starts (RFC 8305 style, see [`race`])
     /// instead of trying [`VoiceTransport::auto_order`] one after another; they must listen on
     /// distinct callee ports. Defaults to none (sequential).

@@ -62,10 +62,19 @@ pub struct PeerSpec {
     pub audio: Option<voice::AudioSpec>,
 }
 
+/// The connect phase's budget: one `connect_timeout` per strategy tried (at least one), the
+/// factor applied once. The one place this formula lives: the peers bound their connect phase
+/// by it ([`PeerSpec::connect_budget`]) and the scenario's call budget (launcher deadlines)
+/// adds the call's duration to it.
+pub fn connect_budget(connect_timeout: Duration, strategies: usize) -> Duration {
+    let n = u32::try_from(strategies.max(1)).unwrap_or(u32::MAX);
+    connect_timeout.saturating_mul(n)
+}
+
 impl PeerSpec {
-    /// `connect_timeout x number of strategies` (strategies not yet resolved count as given).
+    /// [`connect_budget`] of this call's `connect_timeout` for `strategies` strategies.
     pub fn connect_budget(&self, strategies: usize) -> Duration {
-        self.ctx.connect_timeout.saturating_mul(strategies.max(1) as u32)
+        connect_budget(self.ctx.connect_timeout, strategies)
     }
 }
 
@@ -577,6 +586,15 @@ fn live_meter<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connect_budget_is_one_timeout_per_strategy() {
+        let t = Duration::from_millis(1500);
+        assert_eq!(connect_budget(t, 0), t, "no strategy resolved yet still gets one timeout");
+        assert_eq!(connect_budget(t, 1), t);
+        assert_eq!(connect_budget(t, 4), Duration::from_secs(6));
+        assert_eq!(connect_budget(Duration::MAX, 3), Duration::MAX);
+    }
     use crate::{MediaLink, StrategyOptions, TransportError};
     use std::collections::HashMap;
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -1,11 +1,13 @@
-//! The flow table: a flow per direction-independent 5-tuple (the side that sent the first
-//! packet is the client), its stable identity for random draws, per-rule flow state, expiry
-//! after `flow_timeout` and eviction of the oldest idle flow when the table is full.
+//! The engine's flows in the censor's [`FlowTable`](crate::flow_table::FlowTable) (a flow per direction-independent 5-tuple,
+//! the first sender is the client, expiry after `flow_timeout` and eviction of the oldest idle
+//! flow when the table is full: the rule is in [`crate::flow_table`]), each with its stable
+//! identity for random draws and its per-rule flow state.
 
 use callwall_wire::inspect::FlowInspector;
 
 use super::{Engine, Outcome};
 use crate::flow::{Endpoint, FlowKey};
+use crate::flow_table::{self, Removed, Tracked};
 use crate::rng::FlowIdentity;
 
 /// Per-rule state of one flow.
@@ -35,6 +37,27 @@ pub(super) struct Flow {
     pub(super) last_logged: Option<(usize, Outcome)>,
     /// [`FlowIdentity::digest`]: what random draws for this flow are keyed on.
     pub(super) ident: u64,
+    /// The flow's number: `flows_created` when it was created (1 for the first).
+    pub(super) serial: u64,
+}
+
+impl Tracked for Flow {
+    #[inline]
+    fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+}
+
+/// The flow of the frame the engine handled last, as [`super::Engine::last_flow`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowView {
+    /// The flow's number in the engine (1 for the first flow created); a 5-tuple that comes
+    /// back after its flow expired or was evicted is a new flow with a new number.
+    pub serial: u64,
+    /// Protocol, client (the first sender) and server.
+    pub flow: callwall_results::Flow,
+    /// Which way the frame went within the flow.
+    pub side: flow_table::Side,
 }
 
 impl Flow {
@@ -86,8 +109,14 @@ impl Engine {
         payload: &[u8],
     ) -> (usize, u64, u64) {
         if !self.flows.contains_key(&key) {
-            self.make_room(now_ns);
+            let (timeout, max) = (self.policy.flow_timeout_ns, self.policy.max_flows);
+            let stats = &mut self.stats;
+            self.flows.make_room(now_ns, timeout, max, |why, _| match why {
+                Removed::Expired => stats.flows_expired += 1,
+                Removed::Evicted => stats.flows_evicted += 1,
+            });
             let ident = self.flow_identity(proto, src, dst).digest();
+            self.stats.flows_created += 1;
             self.flows.insert(
                 key,
                 Flow {
@@ -102,15 +131,14 @@ impl Engine {
                     rules: Vec::new(),
                     last_logged: None,
                     ident,
+                    serial: self.stats.flows_created,
                 },
             );
-            self.order.push_back(key);
-            self.stats.flows_created += 1;
         }
         let needs_inspection = self.needs_inspection;
         let inspect_packets = self.policy.inspect_packets;
         let flow = self.flows.get_mut(&key).expect("flow inserted above");
-        let rel = usize::from(src != flow.client);
+        let rel = flow_table::side(flow.client, src) as usize;
         flow.last_ns = now_ns;
         flow.packets[rel] += 1;
         flow.bytes[rel] += payload.len() as u64;
@@ -134,43 +162,6 @@ impl Engine {
             server: server.ip,
             server_port: server.port,
             ordinal,
-        }
-    }
-
-    /// Evicts expired flows from the front of the insertion order, and, when the table is
-    /// full, the oldest flow that has been idle (a second chance for recently active ones).
-    fn make_room(&mut self, now: u64) {
-        let timeout = self.policy.flow_timeout_ns;
-        for _ in 0..2 {
-            let Some(k) = self.order.front().copied() else { break };
-            match self.flows.get(&k) {
-                None => {
-                    self.order.pop_front();
-                }
-                Some(f) if now.saturating_sub(f.last_ns) >= timeout => {
-                    self.order.pop_front();
-                    self.flows.remove(&k);
-                    self.stats.flows_expired += 1;
-                }
-                Some(_) => break,
-            }
-        }
-        let mut tries = 0;
-        while self.flows.len() >= self.policy.max_flows {
-            let Some(k) = self.order.pop_front() else { break };
-            let Some(f) = self.flows.get(&k) else { continue };
-            tries += 1;
-            if tries <= 8 && now.saturating_sub(f.last_ns) < 1_000_000_000 {
-                self.order.push_back(k);
-                continue;
-            }
-            self.flows.remove(&k);
-            self.stats.flows_evicted += 1;
-        }
-        // Keep the order queue from growing without bound through second chances.
-        if self.order.len() > 2 * self.policy.max_flows + 16 {
-            let flows = &self.flows;
-            self.order.retain(|k| flows.contains_key(k));
         }
     }
 }

@@ -38,7 +38,7 @@
 //!
 //! | module | stage |
 //! |---|---|
-//! | `flows` | the flow table: identity, creation, expiry and eviction, per-rule flow state |
+//! | `flows` | the flows in the censor's `FlowTable` (`crate::flow_table`: keying, client = first sender, expiry and eviction), identity, per-rule flow state |
 //! | `classify` | feeding the first packets of each direction to the classifiers (`wire::inspect`) |
 //! | `chain` | the rule chain: the first active, enabled rule whose conditions hold |
 //! | `effects` | an action's effects in the order above, and residual blocks |
@@ -57,6 +57,7 @@ use callwall_wire::packet::{Frame, L4};
 
 pub use crate::flow::Dir;
 use crate::flow::{Endpoint, FlowKey};
+use crate::flow_table::FlowTable;
 use crate::policy::Policy;
 use crate::rng::{self, DrawKey, Purpose};
 pub use callwall_results::censor::{
@@ -78,6 +79,7 @@ mod tests;
 
 use chain::{Decision, PacketCtx};
 use flows::Flow;
+pub use flows::FlowView;
 
 /// Frames held for delay at most; past it, new frames to hold are dropped and counted.
 pub const MAX_HELD: usize = 65_536;
@@ -120,8 +122,9 @@ pub struct Engine {
     seed: u64,
     /// Flows seen so far per (proto, client, server, server port): the ordinal of the next.
     ordinals: HashMap<(u8, IpAddr, IpAddr, u16), u32>,
-    flows: HashMap<FlowKey, Flow>,
-    order: VecDeque<FlowKey>,
+    flows: FlowTable<Flow>,
+    /// The flow of the last frame handled and the frame's side in it ([`Engine::last_flow`]).
+    last: Option<(FlowKey, usize)>,
     residual: HashMap<(IpAddr, IpAddr, u16), (u64, usize)>,
     held: BinaryHeap<Reverse<Held>>,
     held_seq: u64,
@@ -153,8 +156,8 @@ impl Engine {
             policy,
             seed,
             ordinals: HashMap::new(),
-            flows: HashMap::new(),
-            order: VecDeque::new(),
+            flows: FlowTable::default(),
+            last: None,
             residual: HashMap::new(),
             held: BinaryHeap::new(),
             held_seq: 0,
@@ -185,6 +188,7 @@ impl Engine {
     pub fn handle_frame(&mut self, now_ns: u64, dir: Dir, frame: &[u8]) -> Verdict {
         self.stats.frames += 1;
         self.stats.bytes += frame.len() as u64;
+        self.last = None;
         let parsed = match Frame::parse(frame) {
             Ok(f) => f,
             Err(_) => return self.malformed(),
@@ -205,6 +209,7 @@ impl Engine {
         // The IP packet's length as it is on the wire (Ethernet padding included).
         let ip_len = (frame.len() - parsed.l3_offset) as u64;
         let (rel, flow_ident, packet_index) = self.track(now_ns, key, proto, src, dst, payload);
+        self.last = Some((key, rel));
 
         if rel == 0
             && !self.residual.is_empty()
@@ -322,5 +327,19 @@ impl Engine {
     /// Number of flows in the table now.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// The flow of the frame [`Engine::handle_frame`] handled last, as the engine sees it (its
+    /// number, client and server, the frame's side); `None` when that frame was not IP or did
+    /// not parse. This is how the offline replay attributes frames to the engine's own flows.
+    pub fn last_flow(&self) -> Option<FlowView> {
+        let (key, rel) = self.last?;
+        let flow = self.flows.get(&key)?;
+        let side = if rel == 0 {
+            crate::flow_table::Side::ClientToServer
+        } else {
+            crate::flow_table::Side::ServerToClient
+        };
+        Some(FlowView { serial: flow.serial, flow: flow.id(), side })
     }
 }

@@ -427,6 +427,35 @@ fn flow_table_is_bounded() {
     assert!(e.stats().flows_evicted + e.stats().flows_expired >= 9_900);
 }
 
+/// `last_flow` names the engine's own flow of each frame: the first sender is the client, a
+/// reply is the server's side, and a 5-tuple back after its flow expired is a new flow.
+#[test]
+fn last_flow_is_the_engines_flow_of_the_frame() {
+    use crate::flow_table::Side;
+    let mut e = engine("flow_timeout = \"1s\"\nmax_flows = 16", 1);
+    e.handle_frame(0, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, b"hi"));
+    let first = e.last_flow().expect("an IP frame has a flow");
+    assert_eq!((first.serial, first.side), (1, Side::ClientToServer));
+    assert_eq!(first.flow.client.to_string(), "10.1.0.2:4000");
+    e.handle_frame(MS, Dir::Down, &down_udp("10.2.0.2", 5000, 4000, b"ho"));
+    let reply = e.last_flow().expect("the reply has a flow");
+    assert_eq!((reply.serial, reply.side, reply.flow), (1, Side::ServerToClient, first.flow));
+    let mut arp = vec![0u8; 42];
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    e.handle_frame(2 * MS, Dir::Up, &arp);
+    assert_eq!(e.last_flow(), None);
+    // Another flow after the timeout expires the first (the front of the table); the first
+    // 5-tuple then comes back as flow 3, with the replying side now its client.
+    e.handle_frame(2_000 * MS, Dir::Up, &up_udp(4001, "10.2.0.2", 5000, b"x"));
+    assert_eq!(e.last_flow().map(|f| f.serial), Some(2));
+    e.handle_frame(2_001 * MS, Dir::Down, &down_udp("10.2.0.2", 5000, 4000, b"ho"));
+    let back = e.last_flow().expect("the 5-tuple has a flow again");
+    assert_eq!((back.serial, back.side), (3, Side::ClientToServer));
+    assert_eq!(back.flow.client.to_string(), "10.2.0.2:5000");
+    assert_eq!(e.stats().flows_expired, 1);
+}
+
 #[test]
 fn stun_attributes_and_per_direction_bytes_match() {
     let mut e = engine(

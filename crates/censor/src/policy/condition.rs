@@ -55,7 +55,7 @@ impl NamePattern {
 }
 
 /// One condition of a rule's match; the raw key it comes from is named on each variant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// `dir`: the frame travels this way through the censor (`"any"` compiles to nothing).
     Dir(Dir),
@@ -240,7 +240,7 @@ impl Condition {
 }
 
 /// A rule's compiled match: every condition must hold.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Match {
     /// Cheap packet and flow conditions first, then those that need the classifiers.
     pub conditions: Vec<Condition>,

@@ -31,7 +31,7 @@ pub struct PolicyError {
 }
 
 /// A compiled rule chain, ready for the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub default: Action,
     pub default_name: &'static str,
@@ -42,7 +42,7 @@ pub struct Policy {
     pub rules: Vec<Rule>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,
     pub description: Option<String>,

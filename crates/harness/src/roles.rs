@@ -38,6 +38,24 @@ pub struct CensorConfig {
     pub watch: Vec<std::net::IpAddr>,
 }
 
+/// The variable that sets the censor bridge's options for a run (measurements, e.g.
+/// `CALLWALL_CENSOR_BRIDGE='{"io":"ring"}'` or `'{"rcvbuf":8388608}'`): a JSON
+/// [`BridgeOptions`], unset keys at their defaults.
+pub const BRIDGE_ENV: &str = "CALLWALL_CENSOR_BRIDGE";
+
+/// The bridge options from [`BRIDGE_ENV`], or the defaults when it is unset.
+pub fn bridge_options_from_env() -> Result<BridgeOptions, HarnessError> {
+    match std::env::var(BRIDGE_ENV) {
+        Err(_) => Ok(BridgeOptions::default()),
+        Ok(v) => serde_json::from_str(&v).map_err(|e| {
+            HarnessError::Setup(format!(
+                "{BRIDGE_ENV}: {e}; give a JSON object with keys io, rcvbuf, block_size, \
+                 block_nr, block_timeout_ms, or unset it"
+            ))
+        }),
+    }
+}
+
 /// The censor's final output line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CensorOutput {

@@ -35,7 +35,14 @@ pub(super) struct Flow {
     pub(super) last_logged: Option<(usize, Outcome)>,
     /// [`FlowIdentity::digest`]: what random draws for this flow are keyed on.
     pub(super) ident: u64,
+    /// The established-flow fast path's memo (see `chain`), per packet slot (direction
+    /// relative to the flow x direction through the censor): the first rule whose match
+    /// is settled-static and holds (the rule count when none does), or [`NO_MEMO`].
+    pub(super) chain_memo: [u32; 4],
 }
+
+/// Nothing memoised yet for this slot.
+pub(super) const NO_MEMO: u32 = u32::MAX;
 
 impl Flow {
     pub(super) fn id(&self) -> callwall_results::Flow {
@@ -102,6 +109,7 @@ impl Engine {
                     rules: Vec::new(),
                     last_logged: None,
                     ident,
+                    chain_memo: [NO_MEMO; 4],
                 },
             );
             self.order.push_back(key);

@@ -36,6 +36,14 @@ pub struct CensorConfig {
     /// Inside addresses whose packets are binned per call (external calls' callers).
     #[serde(default)]
     pub watch: Vec<std::net::IpAddr>,
+    /// The engine's established-flow fast path (on by default; benchmarks turn it off to
+    /// compare).
+    #[serde(default = "yes")]
+    pub fast_path: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The variable that sets the censor bridge's options for a run (measurements, e.g.
@@ -76,6 +84,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::Setup(format!("censor policy: {e}")))?;
     let mut engine = Engine::new(policy, cfg.seed);
     engine.watch_calls(cfg.watch.iter().copied());
+    engine.set_fast_path(cfg.fast_path);
     let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {

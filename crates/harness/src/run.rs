@@ -216,6 +216,7 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
                 pcap: if plan.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
                 bridge: crate::roles::bridge_options_from_env()?,
                 watch: crate::external::watched_callers(&sc.topology, &calls),
+                fast_path: true,
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());
@@ -434,7 +435,9 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
         if let (Some(r), true) = (&rule, verdict != Verdict::Connected) {
             reason = format!("{reason} (censor rule {r:?})");
         }
-        if let (Some(note), true) = (censor_result.bridge.overload_note(), verdict != Verdict::Connected) {
+        if let (Some(note), true) =
+            (censor_result.bridge.overload_note(), verdict != Verdict::Connected)
+        {
             reason = format!("{reason}; {note}");
         }
         results.push(CallResult {

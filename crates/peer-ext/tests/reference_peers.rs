@@ -68,8 +68,9 @@ fn outer(name: &str) {
     let mut c = Command::new(std::env::current_exe().expect("current_exe"));
     c.args([name, "--exact", "--nocapture", "--test-threads=1"]).env(ROLE, name);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = spawn_sandboxed(c, SandboxOptions::private_mounts_with_tmpfs(["/tmp", "/run", "/dev/shm"]))
-        .expect("spawn sandbox");
+    let child =
+        spawn_sandboxed(c, SandboxOptions::private_mounts_with_tmpfs(["/tmp", "/run", "/dev/shm"]))
+            .expect("spawn sandbox");
     let out = child.wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -17,8 +17,8 @@ use callwall_wire::inspect::FlowInspector;
 
 use super::flows::{Flow, NO_MEMO};
 use super::{Engine, Outcome, Verdict};
-use crate::policy::Policy;
 use crate::flow::{Dir, FlowKey};
+use crate::policy::Policy;
 use crate::policy::Subject;
 
 /// One packet as the chain sees it.

@@ -873,7 +873,11 @@ fn run_steps(steps: &[Step], on: bool) -> (Vec<String>, String) {
                 out.push(format!("{i} {:?}", e.handle_frame(now, dir, &f)));
             }
             Step::Toggle(r) => {
-                let r = e.control(now, &Command::Toggle { rule: RuleRef::Index(usize::from(r) + 1) }, &mut no_load);
+                let r = e.control(
+                    now,
+                    &Command::Toggle { rule: RuleRef::Index(usize::from(r) + 1) },
+                    &mut no_load,
+                );
                 out.push(format!("{i} toggle {:?}", r.change));
             }
             Step::Swap => {

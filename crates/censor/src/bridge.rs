@@ -13,6 +13,12 @@
 //! ([`crate::ring`]) read in place, one wake-up per block. Forwarded frames leave with one
 //! `sendmmsg` per batch straight from where they were received. [`IoCounters`] says where
 //! the wake-ups, syscalls and engine time went.
+//!
+//! Frames the kernel drops before the censor reads them (receive buffer or ring full) are
+//! not lost silently: the loop reads each socket's `PACKET_STATISTICS` every half second and
+//! when it stops, into [`BridgeStats::kernel_drops`] (with the frames queued and, for the
+//! ring, its freezes), and the machine-wide input-backlog drops over the run into
+//! [`BridgeStats::backlog_drops`]. The receive buffer is [`BridgeOptions::rcvbuf`].
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};

@@ -326,6 +326,8 @@ fn run(opts: RunOpts) -> ExitCode {
 fn run_checked(opts: RunOpts) -> Result<ExitCode, Vec<String>> {
     let one = |e: String| vec![e];
     callwall_netns::sandbox::check_environment().map_err(|e| one(e.to_string()))?;
+    // The censor reads CALLWALL_CENSOR_BRIDGE inside the sandbox; a bad value stops here.
+    callwall_harness::roles::bridge_options_from_env().map_err(|e| one(e.to_string()))?;
     let files = scenario_files(&opts.scenarios, &opts.dirs).map_err(one)?;
     let mut scenarios = load_all(&files, &opts.dirs)?;
     if let Some(f) = &opts.filter {

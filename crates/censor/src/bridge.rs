@@ -13,6 +13,12 @@
 //! ([`crate::ring`]) read in place, one wake-up per block. Forwarded frames leave with one
 //! `sendmmsg` per batch straight from where they were received. [`IoCounters`] says where
 //! the wake-ups, syscalls and engine time went.
+//!
+//! Frames the kernel drops before the censor reads them (receive buffer or ring full) are
+//! not lost silently: the loop reads each socket's `PACKET_STATISTICS` every half second and
+//! when it stops, into [`BridgeStats::kernel_drops`] (with the frames queued and, for the
+//! ring, its freezes), and the machine-wide input-backlog drops over the run into
+//! [`BridgeStats::backlog_drops`]. The receive buffer is [`BridgeOptions::rcvbuf`].
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -29,6 +35,9 @@ use crate::sys::{self, PacketSocket};
 const BATCH: usize = sys::MAX_BATCH;
 /// Receive buffer per frame: a frame longer than this is cut short, counted and dropped.
 const SLOT: usize = 65_536;
+/// How often the loop reads the kernel's per-socket counters (they are 32-bit and reset on
+/// each read, so reading often also keeps them from wrapping).
+const KERNEL_STATS_EVERY_NS: u64 = 500_000_000;
 
 /// How the bridge reads frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,6 +65,11 @@ pub struct BridgeOptions {
     /// Ring only: bytes per block (a multiple of 4096) and blocks per ring.
     pub block_size: u32,
     pub block_nr: u32,
+    /// Receive buffer per packet socket in bytes (`SO_RCVBUFFORCE`; the kernel doubles it):
+    /// what absorbs a burst, or a moment the censor gets no CPU, before the kernel drops
+    /// frames ([`BridgeStats::kernel_drops`]). The `recvmmsg` path's queue; the ring's is
+    /// its blocks.
+    pub rcvbuf: u32,
 }
 
 impl Default for BridgeOptions {
@@ -66,6 +80,7 @@ impl Default for BridgeOptions {
             block_timeout_ms: r.block_timeout_ms,
             block_size: r.block_size,
             block_nr: r.block_nr,
+            rcvbuf: sys::DEFAULT_RCVBUF,
         }
     }
 }
@@ -119,6 +134,8 @@ pub struct Bridge {
     clock: Clock,
     pub stats: BridgeStats,
     pub io: IoCounters,
+    /// `/proc/net/softnet_stat`'s drops when the bridge opened.
+    backlog_at_open: Option<u64>,
 }
 
 fn unix_ns() -> u64 {
@@ -262,7 +279,7 @@ impl Bridge {
         opts: BridgeOptions,
     ) -> io::Result<Bridge> {
         let open = |name: &str, side: &str| {
-            PacketSocket::bind_with(name, opts.ring()).map_err(|e| {
+            PacketSocket::bind_opts(name, opts.ring(), opts.rcvbuf).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot open the censor's {side} interface {name:?}: {e}"),
@@ -277,7 +294,24 @@ impl Bridge {
             clock: Clock { t0_unix_ns, start: Instant::now(), start_unix_ns: unix_ns() },
             stats: BridgeStats::default(),
             io: IoCounters::default(),
+            backlog_at_open: sys::backlog_drops(),
         })
+    }
+
+    /// Adds what the kernel counted on both packet sockets since the last call (frames
+    /// queued, frames dropped before the censor read them, ring freezes) to
+    /// [`Bridge::stats`], and the machine-wide backlog drops since the bridge opened. The
+    /// loop calls it every half second and when it stops.
+    pub fn collect_kernel_stats(&mut self) {
+        collect_kernel(&self.inside, &self.outside, &mut self.stats);
+        if let (Some(a), Some(b)) = (self.backlog_at_open, sys::backlog_drops()) {
+            self.stats.backlog_drops = b.saturating_sub(a);
+        }
+    }
+
+    /// The receive buffer the kernel granted each socket, in bytes.
+    pub fn rcvbuf(&self) -> io::Result<u32> {
+        self.inside.rcvbuf()
     }
 
     /// Which path this bridge reads with.
@@ -314,13 +348,26 @@ impl Bridge {
         rec: &mut dyn Recorder,
         on_wake: &mut dyn FnMut(&mut Engine, u64),
     ) -> io::Result<()> {
+        let r = self.run_loop(engine, stop_fd, rec, on_wake);
+        self.collect_kernel_stats();
+        r
+    }
+
+    fn run_loop(
+        &mut self,
+        engine: &mut Engine,
+        stop_fd: RawFd,
+        rec: &mut dyn Recorder,
+        on_wake: &mut dyn FnMut(&mut Engine, u64),
+    ) -> io::Result<()> {
         let ring = self.inside.ring().is_some();
         let mut rx = if ring { Vec::new() } else { vec![0u8; BATCH * SLOT] };
         let mut lens = [0usize; BATCH];
         let fds = [self.inside.as_raw_fd(), self.outside.as_raw_fd(), stop_fd];
         let mut revents = [0i16; 3];
-        let Bridge { inside, outside, clock, stats, io } = self;
+        let Bridge { inside, outside, clock, stats, io, .. } = self;
         let mut x = Io { clock: *clock, inside, outside, stats, io };
+        let mut next_stats = x.clock.unix_now() + KERNEL_STATS_EVERY_NS;
         loop {
             let timeout_ms = match engine.poll_timeout() {
                 None => 200,
@@ -336,6 +383,11 @@ impl Bridge {
             };
             sys::poll(&fds, timeout_ms, &mut revents)?;
             x.io.wakeups += 1;
+            let t = x.clock.unix_now();
+            if t >= next_stats {
+                next_stats = t + KERNEL_STATS_EVERY_NS;
+                collect_kernel(x.inside, x.outside, x.stats);
+            }
             if revents[2] & (sys::POLLIN | sys::POLLHUP_ERR) != 0 {
                 let mut b = [0u8; 64];
                 match sys::read_fd(stop_fd, &mut b) {
@@ -366,6 +418,20 @@ impl Bridge {
                 x.handle(engine, rec, dir, frames);
             }
             x.flush(engine, rec);
+        }
+    }
+}
+
+/// Adds both sockets' kernel counters (since their last read) to `stats`.
+fn collect_kernel(inside: &PacketSocket, outside: &PacketSocket, stats: &mut BridgeStats) {
+    for (i, sock) in [inside, outside].into_iter().enumerate() {
+        match sock.take_kernel_counts() {
+            Ok(k) => {
+                stats.kernel_frames[i] += k.frames;
+                stats.kernel_drops[i] += k.drops;
+                stats.ring_freezes += k.freezes;
+            }
+            Err(e) => tracing::debug!("reading the packet socket's statistics: {e}"),
         }
     }
 }

@@ -14,6 +14,24 @@ const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_MR_PROMISC: libc::c_ushort = 1;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_STATISTICS: libc::c_int = 6;
+
+/// Receive buffer of a packet socket unless told otherwise: 64 MiB (the kernel doubles it
+/// and charges each frame's whole buffer, about 1-4 KiB: tens of thousands of frames, some
+/// seconds of 30 calls when the censor is starved of CPU).
+pub const DEFAULT_RCVBUF: u32 = 64 << 20;
+
+/// What the kernel counted on a packet socket since the last read (`PACKET_STATISTICS`;
+/// reading resets them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounts {
+    /// Frames queued for the socket, read or dropped (`tp_packets`).
+    pub frames: u64,
+    /// Frames dropped because the receive buffer or the ring was full (`tp_drops`).
+    pub drops: u64,
+    /// Times the ring was full and the queue froze (`tp_freeze_q_cnt`; TPACKET_V3 only).
+    pub freezes: u64,
+}
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -38,8 +56,14 @@ impl PacketSocket {
         self.ring.as_ref()
     }
 
-    /// Opens a packet socket on `ifname`, with a receive ring when `ring` is given.
-    pub fn bind_with(ifname: &str, ring: Option<RingConfig>) -> io::Result<PacketSocket> {
+    /// Opens a packet socket on `ifname`, with a receive ring when `ring` is given and a
+    /// receive buffer of `rcvbuf` bytes (`SO_RCVBUFFORCE`, or `SO_RCVBUF` up to the
+    /// `rmem_max` limit without the privilege; [`DEFAULT_RCVBUF`] by default).
+    pub fn bind_opts(
+        ifname: &str,
+        ring: Option<RingConfig>,
+        rcvbuf: u32,
+    ) -> io::Result<PacketSocket> {
         let name = CString::new(ifname).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL byte")
         })?;
@@ -74,14 +98,60 @@ impl PacketSocket {
             setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32)?;
             // Best effort: skip the qdisc on send (faster), bigger buffers.
             let _ = setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1i32);
-            let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &(8i32 << 20));
+            let rcvbuf = rcvbuf.min(i32::MAX as u32 / 2) as i32;
+            if setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+                let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+            }
             let _ = setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &(8i32 << 20));
             let ring = match ring {
                 Some(cfg) => Some(RxRing::setup(raw, cfg)?),
                 None => None,
             };
-            Ok(PacketSocket { ring, fd })
+            let sock = PacketSocket { ring, fd };
+            // Frames counted before the bind (any interface) are not the censor's.
+            let _ = sock.take_kernel_counts();
+            Ok(sock)
         }
+    }
+
+    /// The kernel's counters of this socket since the last call (reading resets them).
+    pub fn take_kernel_counts(&self) -> io::Result<KernelCounts> {
+        let mut st = [0u32; 3];
+        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        // SAFETY: st is valid for writes of len bytes; the kernel writes at most len bytes
+        // (`struct tpacket_stats_v3` on a TPACKET_V3 socket, `tpacket_stats` otherwise).
+        cvt(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                st.as_mut_ptr().cast(),
+                &mut len,
+            )
+        })?;
+        let freezes = if len as usize >= 12 { st[2] } else { 0 };
+        Ok(KernelCounts {
+            frames: u64::from(st[0]),
+            drops: u64::from(st[1]),
+            freezes: u64::from(freezes),
+        })
+    }
+
+    /// The receive buffer the kernel granted, in bytes (`SO_RCVBUF`: twice what was asked).
+    pub fn rcvbuf(&self) -> io::Result<u32> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: v is a live c_int of len bytes.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(v.max(0) as u32)
     }
 
     /// Sends one frame out of the interface.
@@ -138,6 +208,18 @@ pub fn poll(fds: &[RawFd], timeout_ms: i32, revents: &mut [i16]) -> io::Result<u
 
 pub const POLLIN: i16 = libc::POLLIN;
 pub const POLLHUP_ERR: i16 = libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+
+/// Frames dropped from every CPU's input backlog since boot (`/proc/net/softnet_stat`, the
+/// second column, summed): machine-wide. `None` when the file cannot be read.
+pub fn backlog_drops() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    let mut total = 0u64;
+    for line in s.lines() {
+        let col = line.split_whitespace().nth(1)?;
+        total += u64::from_str_radix(col, 16).ok()?;
+    }
+    Some(total)
+}
 
 /// Reads from a raw fd (the stop pipe); `Ok(0)` at end of file.
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

@@ -36,6 +36,32 @@ pub struct CensorConfig {
     /// Inside addresses whose packets are binned per call (external calls' callers).
     #[serde(default)]
     pub watch: Vec<std::net::IpAddr>,
+    /// The engine's established-flow fast path (on by default; benchmarks turn it off to
+    /// compare).
+    #[serde(default = "yes")]
+    pub fast_path: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The variable that sets the censor bridge's options for a run (measurements, e.g.
+/// `CALLWALL_CENSOR_BRIDGE='{"io":"ring"}'` or `'{"rcvbuf":8388608}'`): a JSON
+/// [`BridgeOptions`], unset keys at their defaults.
+pub const BRIDGE_ENV: &str = "CALLWALL_CENSOR_BRIDGE";
+
+/// The bridge options from [`BRIDGE_ENV`], or the defaults when it is unset.
+pub fn bridge_options_from_env() -> Result<BridgeOptions, HarnessError> {
+    match std::env::var(BRIDGE_ENV) {
+        Err(_) => Ok(BridgeOptions::default()),
+        Ok(v) => serde_json::from_str(&v).map_err(|e| {
+            HarnessError::Setup(format!(
+                "{BRIDGE_ENV}: {e}; give a JSON object with keys io, rcvbuf, block_size, \
+                 block_nr, block_timeout_ms, or unset it"
+            ))
+        }),
+    }
 }
 
 /// The censor's final output line.
@@ -66,6 +92,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let policy = cfg.compiled_policy()?;
     let mut engine = Engine::new(policy, cfg.seed);
     engine.watch_calls(cfg.watch.iter().copied());
+    engine.set_fast_path(cfg.fast_path);
     let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {

@@ -226,8 +226,9 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
                 hosts: hosts.clone(),
                 decisions: out.map(|d| d.join("decisions.jsonl")),
                 pcap: if plan.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
-                bridge: Default::default(),
+                bridge: crate::roles::bridge_options_from_env()?,
                 watch: crate::external::watched_callers(&sc.topology, &calls),
+                fast_path: true,
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());
@@ -445,6 +446,11 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
         let mut reason = metrics.reason.clone();
         if let (Some(r), true) = (&rule, verdict != Verdict::Connected) {
             reason = format!("{reason} (censor rule {r:?})");
+        }
+        if let (Some(note), true) =
+            (censor_result.bridge.overload_note(), verdict != Verdict::Connected)
+        {
+            reason = format!("{reason}; {note}");
         }
         results.push(CallResult {
             name,

@@ -348,6 +348,13 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         }
         o.push_str("</tbody></table>\n");
     }
+    if let Some(note) = r.censor.bridge.overload_note() {
+        let _ = writeln!(
+            o,
+            "<p class=\"run-error\"><strong>The censor did not keep up:</strong> {}; calls lost these frames in the censor, not on the network.</p>",
+            escape(&note)
+        );
+    }
     crate::control::list(o, &r.censor.control);
     // Calls of a run share one time axis, long enough for the longest of them.
     let run_secs = r.calls.iter().map(call_secs).fold(0.0, f64::max);
@@ -1003,6 +1010,19 @@ pub(crate) mod tests {
         assert!(page.contains("The run failed"));
         assert!(page.contains("1 run(s) failed"));
         assert!(page.contains("status bad"));
+    }
+
+    #[test]
+    fn says_when_the_kernel_dropped_frames_at_the_censor() {
+        let mut r = run("load", vec![call("noise-udp", Verdict::Degraded)]);
+        r.censor.rules.push(Default::default());
+        let quiet = html(&doc(vec![r.clone()]));
+        assert!(!quiet.contains("did not keep up"));
+        r.censor.bridge.kernel_frames = [900, 100];
+        r.censor.bridge.kernel_drops = [150, 20];
+        let p = html(&doc(vec![r]));
+        assert!(p.contains("The censor did not keep up"), "{p}");
+        assert!(p.contains("dropped 170 of 1000 frames (17.0 %)"), "{p}");
     }
 
     #[test]

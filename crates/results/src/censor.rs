@@ -312,11 +312,71 @@ pub struct BridgeStats {
     pub send_errors: u64,
     /// Frames longer than the receive buffer (cut short; dropped).
     pub oversize: u64,
+    /// Frames the kernel dropped at the censor's packet sockets before the censor read them
+    /// (receive buffer or ring full: the censor did not keep up), per direction `[up, down]`
+    /// (`PACKET_STATISTICS`' `tp_drops`). Lost on the path like network loss, but the
+    /// censor's doing: a call degraded by them was degraded by an overloaded censor.
+    #[serde(default, skip_serializing_if = "both_zero")]
+    pub kernel_drops: [u64; 2],
+    /// Frames the kernel queued for the censor's packet sockets, read or dropped, per
+    /// direction (`tp_packets`).
+    #[serde(default, skip_serializing_if = "both_zero")]
+    pub kernel_frames: [u64; 2],
+    /// Times a receive ring was full and the kernel froze its queue (`tp_freeze_q_cnt`; ring
+    /// path only).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub ring_freezes: u64,
+    /// Frames the kernel dropped from its per-CPU input backlogs while the censor ran
+    /// (`/proc/net/softnet_stat`), machine-wide: every namespace's traffic counts, so this
+    /// says the machine was overloaded, not that these were the censor's frames.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub backlog_drops: u64,
+}
+
+fn both_zero(v: &[u64; 2]) -> bool {
+    v[0] == 0 && v[1] == 0
+}
+
+impl BridgeStats {
+    /// Frames the kernel dropped at the censor's sockets, both directions.
+    pub fn kernel_dropped(&self) -> u64 {
+        self.kernel_drops[0] + self.kernel_drops[1]
+    }
+
+    /// Why frames may have been lost in the censor rather than on the network, for a call's
+    /// reason or the report; `None` when the kernel dropped nothing at the censor.
+    pub fn overload_note(&self) -> Option<String> {
+        let dropped = self.kernel_dropped();
+        if dropped == 0 {
+            return None;
+        }
+        let seen = self.kernel_frames[0] + self.kernel_frames[1];
+        let share = if seen > 0 { 100.0 * dropped as f64 / seen as f64 } else { 0.0 };
+        Some(format!(
+            "censor overloaded: the kernel dropped {dropped} of {seen} frames ({share:.1} %) \
+             at the censor's packet sockets before the censor read them"
+        ))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_drops_are_optional_and_make_an_overload_note() {
+        let old: BridgeStats =
+            serde_json::from_str(r#"{"received":[1,2],"sent":[1,2],"send_errors":0,"oversize":0}"#)
+                .unwrap();
+        assert_eq!(old, BridgeStats { received: [1, 2], sent: [1, 2], ..Default::default() });
+        assert_eq!(old.overload_note(), None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("kernel"));
+        let b = BridgeStats { kernel_frames: [600, 400], kernel_drops: [0, 5], ..old };
+        let note = b.overload_note().unwrap();
+        assert!(note.contains("dropped 5 of 1000 frames (0.5 %)"), "{note}");
+        let back: BridgeStats = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(back, b);
+    }
 
     #[test]
     fn an_event_round_trips_with_typed_endpoints() {

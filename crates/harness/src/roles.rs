@@ -205,6 +205,7 @@ mod tests {
             pcap: None,
             bridge: Default::default(),
             watch: Vec::new(),
+            fast_path: true,
         };
         let json = serde_json::to_string(&cfg).expect("the config serializes");
         let inside: CensorConfig = serde_json::from_str(&json).expect("the config reads back");

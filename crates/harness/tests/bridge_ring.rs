@@ -16,14 +16,16 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use callwall_censor::bridge::{Bridge, BridgeIo, BridgeOptions, IoCounters, NoRecorder};
 use callwall_censor::policy::{raw, Policy};
 use callwall_censor::{CensorReport, Engine};
-use callwall_netns::{default_topology, spawn_sandboxed, Network, SandboxOptions};
+use callwall_netns::{default_topology, Network};
 use serde::{Deserialize, Serialize};
+
+mod common;
 
 const ROLE: &str = "CALLWALL_RING_TEST_ROLE";
 const ARG: &str = "CALLWALL_RING_TEST_ARG";
@@ -43,17 +45,7 @@ fn ring_bridge_is_lossless_in_order_same_verdicts_and_leaks_nothing() {
     if role().is_some() {
         return; // a child of the test below: `inner` runs instead
     }
-    callwall_netns::check_environment().expect("this test needs namespaces");
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args(["inner", "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "sandbox")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let child = spawn_sandboxed(cmd, SandboxOptions::default()).expect("spawn sandbox");
-    let out = child.wait_with_output().expect("wait for the sandbox");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sandbox failed: {}\n{stdout}", out.status);
-    assert!(stdout.contains("RING-TEST-OK"), "the inner test did not finish:\n{stdout}");
+    common::run_inner_in_sandbox(ROLE, "RING-TEST-OK");
 }
 
 /// Dispatches the child roles; the sandbox role runs the checks.

@@ -12,10 +12,11 @@
 //! The outer test re-executes this binary inside `spawn_sandboxed` (`ROLE=sandbox`).
 
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 
 use callwall_censor::bridge::{Bridge, BridgeOptions, BridgeStats};
-use callwall_netns::{default_topology, spawn_sandboxed, Network, SandboxOptions};
+use callwall_netns::{default_topology, Network};
+
+mod common;
 
 const ROLE: &str = "CALLWALL_KDROP_TEST_ROLE";
 /// Datagrams in the burst.
@@ -26,17 +27,7 @@ fn kernel_drops_at_an_overflowing_packet_socket_are_counted() {
     if std::env::var(ROLE).is_ok() {
         return; // the child: `inner` runs instead
     }
-    callwall_netns::check_environment().expect("this test needs namespaces");
-    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-    cmd.args(["inner", "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, "sandbox")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let child = spawn_sandboxed(cmd, SandboxOptions::default()).expect("spawn sandbox");
-    let out = child.wait_with_output().expect("wait for the sandbox");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sandbox failed: {}\n{stdout}", out.status);
-    assert!(stdout.contains("KDROP-TEST-OK"), "the inner test did not finish:\n{stdout}");
+    common::run_inner_in_sandbox(ROLE, "KDROP-TEST-OK");
 }
 
 /// A burst through `lo` past a bridge with `rcvbuf` bytes of receive buffer that nobody

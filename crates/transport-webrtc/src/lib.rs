@@ -181,6 +181,37 @@
 
 #![forbid(unsafe_code)]
 
+/// The `Runtime` methods a wrapping runtime hands to its `inner` runtime unchanged (host
+/// resolution, clocks, timers, executor); the wrappers in `bind` and `bypass` differ only in
+/// how they open sockets.
+macro_rules! delegate_runtime_basics {
+    () => {
+        fn resolve_host<'a>(&'a self, host: &'a str) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+            self.inner.resolve_host(host)
+        }
+
+        fn now(&self) -> Instant {
+            self.inner.now()
+        }
+
+        fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+            self.inner.sleep(duration)
+        }
+
+        fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+            self.inner.interval(period)
+        }
+
+        fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+            self.inner.block_on(future)
+        }
+
+        fn yield_now(&self) -> BoxFuture<'static, ()> {
+            self.inner.yield_now()
+        }
+    };
+}
+
 pub mod adapter;
 mod bind;
 pub mod bypass;

@@ -71,6 +71,11 @@
 //!   flight once the peer repeated its own, so a call under loss could stay without DTLS
 //!   (and `blocked`) with ICE connected. The workspace patches it (`vendor/README.md`; tested
 //!   in `tests/dtls_retransmit.rs`).
+//! - Relayed packets: webrtc-rs's `webrtc` 0.21.1 driver sent a packet through a TURN
+//!   relay, and handed relayed data's answer on, only at its loop's next pass (the next
+//!   ~200 ms ICE tick), so every relayed handshake round trip paid up to 200 ms (turn-udp,
+//!   turn-tcp and turn-tls setup about 1.2-1.5 s on a clean network, 0.55 s after). The
+//!   workspace patches it (`vendor/README.md`).
 //! - Consent: webrtc-rs counts only STUN as a sign of life on a connected pair; consent
 //!   expires after 30 s without an answer, as in browsers ([`consent`]).
 //!

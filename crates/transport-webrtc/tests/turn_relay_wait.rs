@@ -596,10 +596,10 @@ fn a_dtls_handshake_through_a_turn_relay_needs_no_timer() {
         pc.set_remote_description(answer).await.expect("the answer applies");
     });
 
-    // ICE checks are paced by the agents' timers, and so is the DTLS client's first flight
-    // (the core starts the handshake from an event, which the driver handles after its writes:
-    // that wait is the driver's, on any path, not the relay's). Step the clock 1 ms at a time
-    // until the first DTLS record crosses the relay.
+    // ICE checks are paced by the agents' timers, and so is the DTLS client's first flight: the
+    // `rtc` core queues it when ICE selects a pair but sends it on its next timeout, on any path
+    // (see vendor/README.md). Step the clock 1 ms at a time until the first DTLS record crosses
+    // the relay.
     rt.step_until("a dtls record through the relay", Duration::from_secs(10), || {
         relayed.first_dtls().is_some()
     });

@@ -143,6 +143,7 @@ impl Engine {
         });
         for flow in self.flows.values_mut() {
             flow.rules.clear();
+            flow.passed = 0;
             flow.last_logged = None;
             flow.chain_memo = [super::flows::NO_MEMO; 4];
         }

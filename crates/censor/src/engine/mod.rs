@@ -121,8 +121,8 @@ pub struct Engine {
     needs_inspection: bool,
     seed: u64,
     /// Flows seen so far per (proto, client, server, server port): the ordinal of the next.
-    ordinals: HashMap<(u8, IpAddr, IpAddr, u16), u32>,
-    flows: FlowTable<Flow>,
+    ordinals: flows::Ordinals,
+    flows: FlowTable<Box<Flow>>,
     /// The flow of the last frame handled and the frame's side in it ([`Engine::last_flow`]).
     last: Option<(FlowKey, usize)>,
     residual: HashMap<(IpAddr, IpAddr, u16), (u64, usize)>,
@@ -158,7 +158,7 @@ impl Engine {
             // the decision log and reports name what each flow was, even when no rule asks.
             needs_inspection: policy.inspect_packets > 0,
             seed,
-            ordinals: HashMap::new(),
+            ordinals: flows::Ordinals::default(),
             flows: FlowTable::default(),
             last: None,
             residual: HashMap::new(),

@@ -145,9 +145,7 @@ impl Engine {
             flow.rules.clear();
             flow.passed = 0;
             flow.last_logged = None;
-            flow.chain_memo = [super::flows::NO_MEMO; 4];
         }
-        self.static_rules = super::chain::static_rules(&policy);
         self.disabled = vec![false; new_n];
         self.policy = policy;
         self.log_control(

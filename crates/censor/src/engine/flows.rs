@@ -49,10 +49,6 @@ pub(super) struct Flow {
     pub(super) ident: u64,
     /// The flow's number: `flows_created` when it was created (1 for the first).
     pub(super) serial: u64,
-    /// The established-flow fast path's memo (see `chain`), per packet slot (direction
-    /// relative to the flow x direction through the censor): the first rule whose match
-    /// is settled-static and holds (the rule count when none does), or [`NO_MEMO`].
-    pub(super) chain_memo: [u32; 4],
 }
 
 impl Tracked for Flow {
@@ -73,9 +69,6 @@ pub struct FlowView {
     /// Which way the frame went within the flow.
     pub side: flow_table::Side,
 }
-
-/// Nothing memoised yet for this slot.
-pub(super) const NO_MEMO: u32 = u32::MAX;
 
 impl Flow {
     pub(super) fn id(&self) -> callwall_results::Flow {
@@ -163,7 +156,6 @@ impl Engine {
                     last_logged: None,
                     ident,
                     serial: self.stats.flows_created,
-                    chain_memo: [NO_MEMO; 4],
                 }),
             );
         }

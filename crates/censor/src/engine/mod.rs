@@ -141,10 +141,6 @@ pub struct Engine {
     disabled: Vec<bool>,
     /// Per-call time bins of the watched inside addresses ([`Engine::watch_calls`]).
     bins: CallBins,
-    /// The established-flow fast path is on ([`Engine::set_fast_path`]).
-    fast_path: bool,
-    /// Per rule: its match is settled-static (see `chain`).
-    static_rules: Vec<bool>,
 }
 
 /// Most inside addresses tracked for attribution; more are not attributed.
@@ -173,18 +169,8 @@ impl Engine {
             by_inside: HashMap::new(),
             disabled: vec![false; n],
             bins: CallBins::default(),
-            fast_path: true,
-            static_rules: chain::static_rules(&policy),
             policy,
         }
-    }
-
-    /// Turns the established-flow fast path on (the default) or off: once a flow's
-    /// classification is settled, the rules whose matches can no longer change for it are
-    /// evaluated once per flow and direction instead of on every packet. Decisions are the
-    /// same either way (tests compare both); off is for tests and benchmarks.
-    pub fn set_fast_path(&mut self, on: bool) {
-        self.fast_path = on;
     }
 
     /// Turns the decision log off (benchmarks).

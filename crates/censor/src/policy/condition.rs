@@ -168,25 +168,6 @@ impl Condition {
         )
     }
 
-    /// True when, for one flow, packets of one direction sent by one side, the condition
-    /// gives the same answer for every packet once the flow's classification is settled
-    /// (no classifier will see another packet of it): it reads only the flow's identity,
-    /// the packet's direction and endpoints, and the classifiers' final facts; not the
-    /// packet's size, the flow's age, packet counts or bytes, which change packet by packet.
-    pub fn settled_static(&self) -> bool {
-        !matches!(
-            self,
-            Condition::MinPayload(_)
-                | Condition::MaxPayload(_)
-                | Condition::FirstPackets(_)
-                | Condition::MinAge(_)
-                | Condition::MaxAge(_)
-                | Condition::MinFlowBytes(_)
-                | Condition::MinClientBytes(_)
-                | Condition::MinServerBytes(_)
-        )
-    }
-
     /// Whether the condition holds for `s`.
     #[inline]
     pub fn holds(&self, s: &Subject<'_>) -> bool {
@@ -275,11 +256,6 @@ impl Match {
     #[inline]
     pub fn holds(&self, s: &Subject<'_>) -> bool {
         self.conditions.iter().all(|c| c.holds(s))
-    }
-
-    /// True when every condition is [`Condition::settled_static`].
-    pub fn settled_static(&self) -> bool {
-        self.conditions.iter().all(Condition::settled_static)
     }
 
     /// The first condition `pick` selects, e.g. `m.find(|c| match c { Condition::Server(l) =>

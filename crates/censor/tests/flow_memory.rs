@@ -4,7 +4,7 @@
 //! bound fails if per-flow state grows, as it once did: 1692 bytes per flow here on
 //! 2026-11-30 (an 80-byte rule state with room for four allocated for every flow the default
 //! pass decided, 44 bytes per identity ordinal, the flow inline in a hash table that keeps up
-//! to half its slots empty), 996 since.
+//! to half its slots empty), 876 since.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};

@@ -146,7 +146,7 @@ fn in_any(list: &[Cidr], ip: IpAddr) -> bool {
 }
 
 fn stun_attr(facts: &FlowFacts, pats: &[NamePattern], get: fn(&StunFacts) -> Option<&str>) -> bool {
-    facts.stun.as_ref().and_then(get).is_some_and(|v| pats.iter().any(|p| p.matches(v)))
+    facts.stun.as_deref().and_then(get).is_some_and(|v| pats.iter().any(|p| p.matches(v)))
 }
 
 impl Condition {

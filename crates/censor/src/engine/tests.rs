@@ -738,3 +738,55 @@ fn swapping_the_policy_keeps_flows_and_carries_counters_by_name() {
     assert_eq!(report.rules[1].counters.forwarded, 1);
     assert_eq!(control_events(&mut e), vec![("scenarios/other.toml".into(), "policy-swap")]);
 }
+
+#[test]
+fn pass_rules_count_each_flow_once_without_rule_state() {
+    // 70 rules: pass rules below index 64 are noted in the flow's mask, the one at index 69
+    // (and the default action, index 70) in rule state; each counts a flow once however
+    // many of its packets it decides, and again after a policy swap.
+    let mut policy = String::new();
+    for i in 0..70 {
+        let action = if i == 1 { r#"{ loss = "0%" }"# } else { r#""pass""# };
+        policy += &format!(
+            "[[rules]]\nname = \"r{i}\"\nmatch = {{ proto = \"udp\", dst_port = \"{}\" }}\naction = {action}\n",
+            6000 + i
+        );
+    }
+    let mut e = engine(&policy, 1);
+    for t in 0..3 {
+        for port in [6000, 6001, 6069, 7000] {
+            let f = up_udp(4000, "10.2.0.2", port, b"x");
+            assert_eq!(e.handle_frame(t * MS, Dir::Up, &f), Verdict::Forward);
+        }
+    }
+    let flows = |e: &Engine| e.report().rules.iter().map(|r| r.counters.flows).collect::<Vec<_>>();
+    let counted = flows(&e);
+    assert_eq!(counted.len(), 71);
+    for (i, n) in counted.iter().enumerate() {
+        assert_eq!(*n, u64::from([0, 1, 69, 70].contains(&i)), "rule {i}: {n} flows");
+    }
+    for flow in e.flows.values() {
+        let with_state = flow.rules.iter().map(|r| r.rule).collect::<Vec<_>>();
+        match flow.server.port {
+            6000 => assert_eq!((flow.passed, with_state), (1, vec![])),
+            6001 => assert_eq!((flow.passed, with_state), (0, vec![1])),
+            6069 => assert_eq!((flow.passed, with_state), (0, vec![69])),
+            _ => assert_eq!((flow.passed, with_state), (0, vec![70])),
+        }
+    }
+    let swapped = {
+        let raw: raw::Policy = toml::from_str(&policy).unwrap();
+        Policy::compile(&raw, &|_| None).unwrap()
+    };
+    let mut load = |_: &std::path::Path| Ok(swapped.clone());
+    let r =
+        e.control(3 * MS, &crate::control::Command::Swap { policy: "same.toml".into() }, &mut load);
+    assert!(r.ok);
+    for port in [6000, 6001, 6069, 7000] {
+        e.handle_frame(4 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", port, b"x"));
+    }
+    let counted = flows(&e);
+    for (i, n) in counted.iter().enumerate() {
+        assert_eq!(*n, 2 * u64::from([0, 1, 69, 70].contains(&i)), "rule {i} after the swap");
+    }
+}

@@ -2,8 +2,6 @@
 //! policy and with a realistic DPI rule set (SNI on decrypted QUIC Initials, DTLS fingerprint,
 //! STUN, the fully-encrypted test, policing), as a ratio measured in the same run.
 //!
-//! Also the heavy policy with the established-flow fast path off and on, interleaved.
-//!
 //! Run: `cargo bench -p callwall-censor --bench engine`.
 
 use std::hint::black_box;
@@ -62,19 +60,14 @@ fn frames(n_flows: u16) -> Vec<(Dir, Vec<u8>)> {
     out
 }
 
+/// Best of 5 passes of 10 times `frames`.
 fn measure(policy: &str, frames: &[(Dir, Vec<u8>)]) -> f64 {
-    measure_with(policy, frames, true)
-}
-
-/// Best of 5 passes of 10 times `frames`, with the established-flow fast path `fast`.
-fn measure_with(policy: &str, frames: &[(Dir, Vec<u8>)], fast: bool) -> f64 {
     let raw: raw::Policy = toml::from_str(policy).expect("policy");
     let compiled = Policy::compile(&raw, &|_: &str| None).expect("compiles");
     let mut best = 0.0f64;
     for _ in 0..5 {
         let mut e = Engine::new(compiled.clone(), 1);
         e.set_event_log(false);
-        e.set_fast_path(fast);
         let start = Instant::now();
         let mut t = 0u64;
         for _ in 0..10 {
@@ -146,16 +139,5 @@ fn main() {
     println!("  pass-through policy : {:>12.0} frames/s", pass);
     println!("  heavy DPI policy    : {:>12.0} frames/s", heavy);
     println!("  ratio heavy/pass    : {:>12.2}", heavy / pass);
-    // The established-flow fast path against the full chain on every packet, interleaved.
-    let mut with = Vec::new();
-    let mut without = Vec::new();
-    for _ in 0..3 {
-        without.push(measure_with(HEAVY, &f, false));
-        with.push(measure_with(HEAVY, &f, true));
-    }
-    let best = |v: &[f64]| v.iter().copied().fold(0.0f64, f64::max);
-    println!("  heavy, full chain on every packet : {:>12.0} frames/s", best(&without));
-    println!("  heavy, established-flow fast path : {:>12.0} frames/s", best(&with));
-    println!("  ratio fast path / full chain      : {:>12.2}", best(&with) / best(&without));
     flood();
 }

@@ -98,20 +98,16 @@ enum Case {
     /// many wake-ups as the mmsg path; isolates the "fewer wake-ups" lever from the ring's
     /// in-place reads.
     DpiRing4k,
-    /// The ring, full DPI chain, with the engine's established-flow fast path off: every
-    /// packet walks the whole rule chain (the reference for the fast path).
-    DpiRingFull,
 }
 
 impl Case {
-    const ALL: [Case; 7] = [
+    const ALL: [Case; 6] = [
         Case::Kernel,
         Case::PassMmsg,
         Case::DpiMmsg,
         Case::PassRing,
         Case::DpiRing,
         Case::DpiRing4k,
-        Case::DpiRingFull,
     ];
     const N: usize = Case::ALL.len() * SIZES.len();
     fn name(self) -> &'static str {
@@ -122,11 +118,10 @@ impl Case {
             Case::PassRing => "pass-ring",
             Case::DpiRing => "dpi-ring",
             Case::DpiRing4k => "dpi-ring4k",
-            Case::DpiRingFull => "dpi-ring-full",
         }
     }
     fn dpi(self) -> bool {
-        matches!(self, Case::DpiMmsg | Case::DpiRing | Case::DpiRing4k | Case::DpiRingFull)
+        matches!(self, Case::DpiMmsg | Case::DpiRing | Case::DpiRing4k)
     }
     fn bridge(self) -> BridgeOptions {
         let d = BridgeOptions::default();
@@ -134,9 +129,7 @@ impl Case {
             Case::Kernel | Case::PassMmsg | Case::DpiMmsg => {
                 BridgeOptions { io: BridgeIo::Mmsg, ..d }
             }
-            Case::PassRing | Case::DpiRing | Case::DpiRingFull => {
-                BridgeOptions { io: BridgeIo::Ring, ..d }
-            }
+            Case::PassRing | Case::DpiRing => BridgeOptions { io: BridgeIo::Ring, ..d },
             Case::DpiRing4k => {
                 BridgeOptions { io: BridgeIo::Ring, block_size: 4096, block_nr: 2048, ..d }
             }
@@ -379,7 +372,6 @@ fn sandbox() -> Result<()> {
                         pcap: None,
                         bridge: case.bridge(),
                         watch: Vec::new(),
-                        fast_path: case != Case::DpiRingFull,
                     };
                     let mut c = net
                         .command(&censor_host, &exe)?

@@ -36,14 +36,6 @@ pub struct CensorConfig {
     /// Inside addresses whose packets are binned per call (external calls' callers).
     #[serde(default)]
     pub watch: Vec<std::net::IpAddr>,
-    /// The engine's established-flow fast path (on by default; benchmarks turn it off to
-    /// compare).
-    #[serde(default = "yes")]
-    pub fast_path: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// The variable that sets the censor bridge's options for a run (measurements, e.g.
@@ -92,7 +84,6 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
     let policy = cfg.compiled_policy()?;
     let mut engine = Engine::new(policy, cfg.seed);
     engine.watch_calls(cfg.watch.iter().copied());
-    engine.set_fast_path(cfg.fast_path);
     let mut bridge = Bridge::open_with(&cfg.inside_if, &cfg.outside_if, cfg.t0_unix_ns, cfg.bridge)
         .map_err(|e| HarnessError::Setup(e.to_string()))?;
     let events: Box<dyn Write> = match &cfg.decisions {
@@ -205,7 +196,6 @@ mod tests {
             pcap: None,
             bridge: Default::default(),
             watch: Vec::new(),
-            fast_path: true,
         };
         let json = serde_json::to_string(&cfg).expect("the config serializes");
         let inside: CensorConfig = serde_json::from_str(&json).expect("the config reads back");

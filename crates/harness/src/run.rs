@@ -228,7 +228,6 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
                 pcap: if plan.pcap { out.map(|d| d.join("censor.pcap")) } else { None },
                 bridge: crate::roles::bridge_options_from_env()?,
                 watch: crate::external::watched_callers(&sc.topology, &calls),
-                fast_path: true,
             };
             artifacts.decisions = cfg.decisions.as_ref().map(|_| "decisions.jsonl".to_string());
             artifacts.pcap = cfg.pcap.as_ref().map(|_| "censor.pcap".to_string());

@@ -127,10 +127,10 @@ pub struct FlowFacts {
     pub dtls_client: Option<Dir>,
     /// Handshake fragments the DTLS ClientHello came in (1 when whole in one record).
     pub dtls_client_hello_fragments: u32,
-    /// The DTLS ServerHello, if one was seen whole.
-    pub dtls_server: Option<DtlsServerFacts>,
-    /// STUN facts, if the flow carried STUN.
-    pub stun: Option<StunFacts>,
+    /// The DTLS ServerHello, if one was seen whole (boxed: most flows carry none).
+    pub dtls_server: Option<Box<DtlsServerFacts>>,
+    /// STUN facts, if the flow carried STUN (boxed: most flows carry none).
+    pub stun: Option<Box<StunFacts>>,
     /// GFW fully-encrypted test on the first client-to-server TCP data packet.
     pub fet: Option<FetOutcome>,
     /// Largest WireGuard transport counter seen (its high bytes stay zero for a long time).
@@ -428,11 +428,11 @@ impl FlowInspector {
             && self.facts.dtls_server.is_none()
         {
             if let Ok(sh) = dtls::server_hello(payload) {
-                self.facts.dtls_server = Some(DtlsServerFacts {
+                self.facts.dtls_server = Some(Box::new(DtlsServerFacts {
                     version: sh.legacy_version,
                     cipher_suite: sh.cipher_suite,
                     extensions: sh.extensions().map(|e| e.0).collect(),
-                });
+                }));
             }
         }
         if l.contains(Label::Wireguard) {
@@ -565,16 +565,18 @@ impl FlowInspector {
 
     fn stun_message_facts(&mut self, m: &stun::StunMessage<'_>) {
         let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-        let f = self.facts.stun.get_or_insert(StunFacts {
-            method: m.method,
-            class: m.class,
-            classic: !m.has_cookie,
-            software: None,
-            username: None,
-            realm: None,
-            fingerprint_valid: None,
-            message_integrity: false,
-            messages: 0,
+        let f = self.facts.stun.get_or_insert_with(|| {
+            Box::new(StunFacts {
+                method: m.method,
+                class: m.class,
+                classic: !m.has_cookie,
+                software: None,
+                username: None,
+                realm: None,
+                fingerprint_valid: None,
+                message_integrity: false,
+                messages: 0,
+            })
         });
         f.messages = f.messages.saturating_add(1);
         if f.software.is_none() {

@@ -143,10 +143,9 @@ impl Engine {
         });
         for flow in self.flows.values_mut() {
             flow.rules.clear();
+            flow.passed = 0;
             flow.last_logged = None;
-            flow.chain_memo = [super::flows::NO_MEMO; 4];
         }
-        self.static_rules = super::chain::static_rules(&policy);
         self.disabled = vec![false; new_n];
         self.policy = policy;
         self.log_control(

@@ -67,7 +67,7 @@ impl Engine {
         ip_len: u64,
     ) -> (Verdict, Outcome) {
         if a.is_pass() {
-            self.note_flow(key, rule, p.now_ns, 0.0);
+            self.note_pass(key, rule, p.now_ns);
             return (Verdict::Forward, Outcome::Forward);
         }
         let depth = a.police.map_or(0.0, |(_, d)| d as f64);
@@ -159,10 +159,9 @@ impl Engine {
         (Verdict::Forward, Outcome::Forward)
     }
 
-    fn note_flow(&mut self, key: &FlowKey, rule: usize, now: u64, depth: f64) {
+    fn note_pass(&mut self, key: &FlowKey, rule: usize, now: u64) {
         let flow = self.flows.get_mut(key).expect("flow exists");
-        let (_, new) = flow.rule_state(rule, depth, now);
-        if new {
+        if flow.note_pass(rule, now) {
             self.counters[rule].flows += 1;
         }
     }

@@ -3,6 +3,9 @@
 //! flow when the table is full: the rule is in [`crate::flow_table`]), each with its stable
 //! identity for random draws and its per-rule flow state.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use callwall_wire::inspect::FlowInspector;
 
 use super::{Engine, Outcome};
@@ -33,16 +36,19 @@ pub(super) struct Flow {
     pub(super) packets: [u64; 2],
     pub(super) bytes: [u64; 2],
     pub(super) inspector: Option<Box<FlowInspector>>,
+    /// State of the rules with effects (police, loss, block decision...) that decided a
+    /// packet of this flow.
     pub(super) rules: Vec<RuleFlowState>,
+    /// Rules (by index, below 64, the default action's index included) whose pass action
+    /// decided a packet of this flow: counted once in the rule's `flows` without a
+    /// [`RuleFlowState`], which a pass never reads (a rule index keeps its action until a
+    /// policy swap clears both).
+    pub(super) passed: u64,
     pub(super) last_logged: Option<(usize, Outcome)>,
     /// [`FlowIdentity::digest`]: what random draws for this flow are keyed on.
     pub(super) ident: u64,
     /// The flow's number: `flows_created` when it was created (1 for the first).
     pub(super) serial: u64,
-    /// The established-flow fast path's memo (see `chain`), per packet slot (direction
-    /// relative to the flow x direction through the censor): the first rule whose match
-    /// is settled-static and holds (the rule count when none does), or [`NO_MEMO`].
-    pub(super) chain_memo: [u32; 4],
 }
 
 impl Tracked for Flow {
@@ -64,15 +70,23 @@ pub struct FlowView {
     pub side: flow_table::Side,
 }
 
-/// Nothing memoised yet for this slot.
-pub(super) const NO_MEMO: u32 = u32::MAX;
-
 impl Flow {
     pub(super) fn id(&self) -> callwall_results::Flow {
         callwall_results::Flow {
             proto: callwall_results::Proto(self.proto),
             client: self.client,
             server: self.server,
+        }
+    }
+
+    /// Notes that `rule`'s pass action decided a packet of this flow; true the first time.
+    pub(super) fn note_pass(&mut self, rule: usize, now: u64) -> bool {
+        if rule < 64 {
+            let new = self.passed & (1 << rule) == 0;
+            self.passed |= 1 << rule;
+            new
+        } else {
+            self.rule_state(rule, 0.0, now).1
         }
     }
 
@@ -85,6 +99,8 @@ impl Flow {
         match self.rules.iter().position(|r| r.rule == rule) {
             Some(i) => (&mut self.rules[i], false),
             None => {
+                // Most flows meet one such rule: no spare capacity.
+                self.rules.reserve_exact(1);
                 self.rules.push(RuleFlowState {
                     rule,
                     tokens: [depth; 2],
@@ -126,7 +142,7 @@ impl Engine {
             self.stats.flows_created += 1;
             self.flows.insert(
                 key,
-                Flow {
+                Box::new(Flow {
                     client: src,
                     server: dst,
                     proto,
@@ -136,11 +152,11 @@ impl Engine {
                     bytes: [0; 2],
                     inspector: None,
                     rules: Vec::new(),
+                    passed: 0,
                     last_logged: None,
                     ident,
                     serial: self.stats.flows_created,
-                    chain_memo: [NO_MEMO; 4],
-                },
+                }),
             );
         }
         let needs_inspection = self.needs_inspection;
@@ -161,9 +177,7 @@ impl Engine {
         if self.ordinals.len() >= 4 * self.policy.max_flows.max(1) {
             self.ordinals.clear();
         }
-        let n = self.ordinals.entry((proto, client.ip, server.ip, server.port)).or_insert(0);
-        let ordinal = *n;
-        *n = n.wrapping_add(1);
+        let ordinal = self.ordinals.next(proto, client.ip, server.ip, server.port);
         FlowIdentity {
             proto,
             client: client.ip,
@@ -171,5 +185,41 @@ impl Engine {
             server_port: server.port,
             ordinal,
         }
+    }
+}
+
+/// Flows seen so far per (proto, client IP, server IP, server port) tuple: the ordinal of the
+/// next. IPv4 tuples are kept in 16 bytes (key and count) instead of the 44 of a general
+/// tuple, so the map the engine bounds at `4 x max_flows` tuples takes about a third of the
+/// memory for IPv4 traffic; the ordinals are the same.
+#[derive(Default)]
+pub(super) struct Ordinals {
+    v4: HashMap<(u32, u32, u16, u8), u32>,
+    other: HashMap<(u8, IpAddr, IpAddr, u16), u32>,
+}
+
+impl Ordinals {
+    /// Tuples held.
+    pub(super) fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    /// Forgets every tuple (ordinals restart from 0); keeps the maps' capacity.
+    pub(super) fn clear(&mut self) {
+        self.v4.clear();
+        self.other.clear();
+    }
+
+    /// The ordinal of the next flow of this tuple (0 for its first), counted.
+    fn next(&mut self, proto: u8, client: IpAddr, server: IpAddr, server_port: u16) -> u32 {
+        let n = match (client, server) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => {
+                self.v4.entry((u32::from(c), u32::from(s), server_port, proto)).or_insert(0)
+            }
+            _ => self.other.entry((proto, client, server, server_port)).or_insert(0),
+        };
+        let ordinal = *n;
+        *n = n.wrapping_add(1);
+        ordinal
     }
 }

@@ -32,7 +32,9 @@
 //!
 //! Memory is bounded: the flow table holds at most `max_flows` flows (oldest idle first out),
 //! the hold queue at most [`MAX_HELD`] frames, the event log at most [`MAX_EVENTS`] events,
-//! the flow-identity ordinals at most `4 x max_flows` tuples (then they restart from 0).
+//! the flow-identity ordinals at most `4 x max_flows` tuples (then they restart from 0). A
+//! tracked flow that only met pass actions costs under 1 KiB of heap, its share of the tables
+//! included (`tests/flow_memory.rs`).
 //!
 //! The engine is split along that pipeline, one module per stage:
 //!
@@ -121,8 +123,8 @@ pub struct Engine {
     needs_inspection: bool,
     seed: u64,
     /// Flows seen so far per (proto, client, server, server port): the ordinal of the next.
-    ordinals: HashMap<(u8, IpAddr, IpAddr, u16), u32>,
-    flows: FlowTable<Flow>,
+    ordinals: flows::Ordinals,
+    flows: FlowTable<Box<Flow>>,
     /// The flow of the last frame handled and the frame's side in it ([`Engine::last_flow`]).
     last: Option<(FlowKey, usize)>,
     residual: HashMap<(IpAddr, IpAddr, u16), (u64, usize)>,
@@ -141,10 +143,6 @@ pub struct Engine {
     disabled: Vec<bool>,
     /// Per-call time bins of the watched inside addresses ([`Engine::watch_calls`]).
     bins: CallBins,
-    /// The established-flow fast path is on ([`Engine::set_fast_path`]).
-    fast_path: bool,
-    /// Per rule: its match is settled-static (see `chain`).
-    static_rules: Vec<bool>,
 }
 
 /// Most inside addresses tracked for attribution; more are not attributed.
@@ -158,7 +156,7 @@ impl Engine {
             // the decision log and reports name what each flow was, even when no rule asks.
             needs_inspection: policy.inspect_packets > 0,
             seed,
-            ordinals: HashMap::new(),
+            ordinals: flows::Ordinals::default(),
             flows: FlowTable::default(),
             last: None,
             residual: HashMap::new(),
@@ -173,18 +171,8 @@ impl Engine {
             by_inside: HashMap::new(),
             disabled: vec![false; n],
             bins: CallBins::default(),
-            fast_path: true,
-            static_rules: chain::static_rules(&policy),
             policy,
         }
-    }
-
-    /// Turns the established-flow fast path on (the default) or off: once a flow's
-    /// classification is settled, the rules whose matches can no longer change for it are
-    /// evaluated once per flow and direction instead of on every packet. Decisions are the
-    /// same either way (tests compare both); off is for tests and benchmarks.
-    pub fn set_fast_path(&mut self, on: bool) {
-        self.fast_path = on;
     }
 
     /// Turns the decision log off (benchmarks).

@@ -146,7 +146,7 @@ fn in_any(list: &[Cidr], ip: IpAddr) -> bool {
 }
 
 fn stun_attr(facts: &FlowFacts, pats: &[NamePattern], get: fn(&StunFacts) -> Option<&str>) -> bool {
-    facts.stun.as_ref().and_then(get).is_some_and(|v| pats.iter().any(|p| p.matches(v)))
+    facts.stun.as_deref().and_then(get).is_some_and(|v| pats.iter().any(|p| p.matches(v)))
 }
 
 impl Condition {
@@ -165,25 +165,6 @@ impl Condition {
                 | Condition::StunSoftware(_)
                 | Condition::StunUsername(_)
                 | Condition::StunRealm(_)
-        )
-    }
-
-    /// True when, for one flow, packets of one direction sent by one side, the condition
-    /// gives the same answer for every packet once the flow's classification is settled
-    /// (no classifier will see another packet of it): it reads only the flow's identity,
-    /// the packet's direction and endpoints, and the classifiers' final facts; not the
-    /// packet's size, the flow's age, packet counts or bytes, which change packet by packet.
-    pub fn settled_static(&self) -> bool {
-        !matches!(
-            self,
-            Condition::MinPayload(_)
-                | Condition::MaxPayload(_)
-                | Condition::FirstPackets(_)
-                | Condition::MinAge(_)
-                | Condition::MaxAge(_)
-                | Condition::MinFlowBytes(_)
-                | Condition::MinClientBytes(_)
-                | Condition::MinServerBytes(_)
         )
     }
 
@@ -275,11 +256,6 @@ impl Match {
     #[inline]
     pub fn holds(&self, s: &Subject<'_>) -> bool {
         self.conditions.iter().all(|c| c.holds(s))
-    }
-
-    /// True when every condition is [`Condition::settled_static`].
-    pub fn settled_static(&self) -> bool {
-        self.conditions.iter().all(Condition::settled_static)
     }
 
     /// The first condition `pick` selects, e.g. `m.find(|c| match c { Condition::Server(l) =>

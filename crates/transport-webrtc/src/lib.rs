@@ -71,12 +71,11 @@
 //!   flight once the peer repeated its own, so a call under loss could stay without DTLS
 //!   (and `blocked`) with ICE connected. The workspace patches it (`vendor/README.md`; tested
 //!   in `tests/dtls_retransmit.rs`).
-//! - Timers: webrtc-rs 0.21.1 sent a packet through a TURN relay, handed relayed data's
-//!   answer on, and sent the DTLS client's first flight only at its driver's next pass (the
-//!   next ~200 ms ICE tick), so every WebRTC setup paid 0.2 s and every relayed handshake round
-//!   trip up to 0.2 s more (median setup on a clean network: direct 300 ms, turn-tls 1.5 s;
-//!   after: 121 ms and 116 ms). The workspace patches `webrtc` and `rtc`
-//!   (`vendor/README.md`; tested in `tests/turn_relay_wait.rs`).
+//! - Relayed packets: webrtc-rs's `webrtc` 0.21.1 driver sent a packet through a TURN
+//!   relay, and handed relayed data's answer on, only at its loop's next pass (the next
+//!   ~200 ms ICE tick), so every relayed handshake round trip paid up to 200 ms (turn-udp,
+//!   turn-tcp and turn-tls setup about 1.2-1.5 s on a clean network, 0.55 s after). The
+//!   workspace patches it (`vendor/README.md`).
 //! - Consent: webrtc-rs counts only STUN as a sign of life on a connected pair; consent
 //!   expires after 30 s without an answer, as in browsers ([`consent`]).
 //!

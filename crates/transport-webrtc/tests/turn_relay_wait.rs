@@ -653,10 +653,9 @@ fn a_dtls_handshake_through_a_turn_relay_needs_no_timer() {
 
 /// The DTLS client's first flight leaves when ICE selects a pair, not at the next timer: on a
 /// direct path and through the relay, once both agents are connected the whole DTLS handshake
-/// completes with the clock frozen. Before the `rtc` patch and the driver's second write pass
-/// (vendor/README.md) the ClientHello `connect` queued was sent only by the core's next
-/// `handle_timeout`, one ICE tick (200 ms) after ICE connected (through the relay; the direct
-/// case passed in this mock either way and guards against a regression there).
+/// completes with the clock frozen. Before the `rtc` patch (vendor/README.md) the ClientHello
+/// `connect` queued was sent only by the core's next `handle_timeout`, one ICE tick (200 ms)
+/// after ICE connected, in every WebRTC call.
 #[test]
 fn the_first_dtls_flight_leaves_when_ice_connects() {
     let _ = tracing_subscriber::fmt()
@@ -670,8 +669,9 @@ fn the_first_dtls_flight_leaves_when_ice_connects() {
         let caller = peer(&rt, turn);
         let callee = peer(&rt, None);
         exchange_descriptions(&rt, &caller, &callee);
-        let both =
-            |f: fn(&Seen) -> Option<Duration>| Some(caller.rec.seen(f)?.max(callee.rec.seen(f)?));
+        let both = |f: fn(&Seen) -> Option<Duration>| {
+            Some(caller.rec.seen(f)?.max(callee.rec.seen(f)?))
+        };
         rt.step_until("ice connected on both peers", Duration::from_secs(10), || {
             both(|s| s.ice_connected).is_some()
         });

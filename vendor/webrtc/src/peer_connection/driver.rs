@@ -849,10 +849,6 @@ where
             self.inner.write_pending.store(false, Ordering::Release);
             self.poll_writes().await?;
             self.poll_events().await;
-            // callwall patch: handling the core's events can queue writes (the DTLS client's
-            // first flight, queued when ICE selects a pair, is one): send them in this pass,
-            // not at the next timer.
-            self.poll_writes().await?;
             // callwall patch: relayed data handed to the core in `poll_reads` (3.a) can make
             // the core answer (a DTLS flight, an ICE response) or change state (connected);
             // both wait for `poll_writes`/`poll_events`, which already ran in this pass.

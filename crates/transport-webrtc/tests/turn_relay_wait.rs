@@ -564,31 +564,6 @@ fn describe(
     })
 }
 
-/// Offer (with a data channel, as a reason to connect) and answer between `caller` and
-/// `callee`; returns the offer as signalled.
-fn exchange_descriptions(
-    rt: &Arc<StepRuntime>,
-    caller: &Peer,
-    callee: &Peer,
-) -> webrtc::peer_connection::RTCSessionDescription {
-    let pc = Arc::clone(&caller.pc);
-    rt.run("creating a data channel", async move {
-        pc.create_data_channel("probe", None).await.expect("a data channel");
-    });
-    let offer = describe(rt, caller, true);
-    let pc = Arc::clone(&callee.pc);
-    let signalled = offer.clone();
-    rt.run("applying the offer", async move {
-        pc.set_remote_description(offer).await.expect("the offer applies");
-    });
-    let answer = describe(rt, callee, false);
-    let pc = Arc::clone(&caller.pc);
-    rt.run("applying the answer", async move {
-        pc.set_remote_description(answer).await.expect("the answer applies");
-    });
-    signalled
-}
-
 #[test]
 fn a_dtls_handshake_through_a_turn_relay_needs_no_timer() {
     let _ = tracing_subscriber::fmt()
@@ -601,12 +576,25 @@ fn a_dtls_handshake_through_a_turn_relay_needs_no_timer() {
     let caller = peer(&rt, Some(turn));
     let callee = peer(&rt, None);
 
-    let offer = exchange_descriptions(&rt, &caller, &callee);
+    let pc = Arc::clone(&caller.pc);
+    rt.run("creating a data channel", async move {
+        pc.create_data_channel("probe", None).await.expect("a data channel");
+    });
+    let offer = describe(&rt, &caller, true);
     assert!(
         offer.sdp.contains("typ relay"),
         "the caller offers its relayed candidate:\n{}",
         offer.sdp
     );
+    let pc = Arc::clone(&callee.pc);
+    rt.run("applying the offer", async move {
+        pc.set_remote_description(offer).await.expect("the offer applies");
+    });
+    let answer = describe(&rt, &callee, false);
+    let pc = Arc::clone(&caller.pc);
+    rt.run("applying the answer", async move {
+        pc.set_remote_description(answer).await.expect("the answer applies");
+    });
 
     // ICE checks are paced by the agents' timers, and so is the DTLS client's first flight: the
     // `rtc` core queues it when ICE selects a pair but sends it on its next timeout, on any path
@@ -649,51 +637,4 @@ fn a_dtls_handshake_through_a_turn_relay_needs_no_timer() {
         caller.rec.seen(|s| s.states.clone()),
         callee.rec.seen(|s| s.states.clone()),
     );
-}
-
-/// The DTLS client's first flight leaves when ICE selects a pair, not at the next timer: on a
-/// direct path and through the relay, once both agents are connected the whole DTLS handshake
-/// completes with the clock frozen. Before the `rtc` patch (vendor/README.md) the ClientHello
-/// `connect` queued was sent only by the core's next `handle_timeout`, one ICE tick (200 ms)
-/// after ICE connected, in every WebRTC call.
-#[test]
-fn the_first_dtls_flight_leaves_when_ice_connects() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    for relay in [false, true] {
-        let rt = StepRuntime::new();
-        let relayed = Arc::new(Relayed::default());
-        let turn = relay.then(|| start_turn_server(&rt, Arc::clone(&relayed)));
-        let caller = peer(&rt, turn);
-        let callee = peer(&rt, None);
-        exchange_descriptions(&rt, &caller, &callee);
-        let both = |f: fn(&Seen) -> Option<Duration>| {
-            Some(caller.rec.seen(f)?.max(callee.rec.seen(f)?))
-        };
-        rt.step_until("ice connected on both peers", Duration::from_secs(10), || {
-            both(|s| s.ice_connected).is_some()
-        });
-        let ice_connected = both(|s| s.ice_connected).expect("ice connected");
-        rt.run_until_stalled();
-        let connected_frozen = both(|s| s.connected).is_some();
-        if !connected_frozen {
-            rt.step_until("connected on both peers", Duration::from_secs(10), || {
-                both(|s| s.connected).is_some()
-            });
-        }
-        let connected_at = both(|s| s.connected).expect("both connected");
-        assert!(
-            connected_frozen,
-            "{}: the DTLS handshake did not complete with the virtual clock frozen once ICE \
-             connected (at {ice_connected:?}); it finished {:?} later, once timers ran: the \
-             first DTLS flight waited for a timer (see the rtc section of vendor/README.md)",
-            if relay { "through the relay" } else { "direct" },
-            connected_at - ice_connected,
-        );
-        if relay {
-            assert!(relayed.to_peer.load(Ordering::SeqCst) > 0, "the call went through the relay");
-        }
-    }
 }

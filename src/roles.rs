@@ -1,5 +1,4 @@
-//! The transports this build offers: the one place they are registered. The hidden
-//! subcommands' bodies are `callwall_harness::entry`.
+//! The transports this build offers: the one place they are registered.
 
 use callwall_transport::VoiceTransport;
 
@@ -11,9 +10,4 @@ pub fn transports() -> Vec<Box<dyn VoiceTransport>> {
         Box::new(callwall_transport_webrtc::WebrtcTransport),
         Box::new(callwall_reflector::ReflectorTransport),
     ]
-}
-
-/// transport name -> strategies, for scenario validation.
-pub fn catalog() -> std::collections::BTreeMap<String, Vec<String>> {
-    callwall_harness::plan::catalog_of(&transports())
 }

@@ -11,9 +11,8 @@ use callwall_transport::voice::AudioSpec;
 use callwall_transport::VoiceTransport;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::RunPlan;
+use crate::process::sanitize;
 use crate::result::audio::CallAudio;
-use crate::run::sanitize;
 
 /// A run's audio options (in [`RunPlan::audio`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,12 +45,18 @@ pub fn record_dir(record: &Path, scenario: &str, repeat: u32) -> PathBuf {
     }
 }
 
-/// What a peer of call `call` is told (`None` without `--audio`). Creates the record
-/// directory; a failure to create it shows in the call's audio result as a write error.
-pub fn peer_audio(plan: &RunPlan, scenario: &str, call: &str) -> Option<AudioSpec> {
-    let a = plan.audio.as_ref()?;
+/// What a peer of call `call` of repeat `repeat` is told (`None` without `--audio`). Creates
+/// the record directory; a failure to create it shows in the call's audio result as a write
+/// error.
+pub fn peer_audio(
+    audio: Option<&AudioRun>,
+    repeat: u32,
+    scenario: &str,
+    call: &str,
+) -> Option<AudioSpec> {
+    let a = audio?;
     let record = a.record.as_ref().map(|r| {
-        let dir = record_dir(r, scenario, plan.repeat);
+        let dir = record_dir(r, scenario, repeat);
         let _ = std::fs::create_dir_all(&dir);
         dir.join(sanitize(call))
     });

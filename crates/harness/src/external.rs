@@ -105,7 +105,7 @@ pub fn place(network: &Network, spec: &ExternalCallSpec<'_>) -> ExternalPlaced {
     let drain = callwall_peer_ext::contract::DEFAULT_DRAIN;
     let start_unix_ns =
         callwall_transport::voice::unix_ns_now() + spec.peers.lead.as_nanos() as u64;
-    let file = crate::run::sanitize(spec.name);
+    let file = crate::process::sanitize(spec.name);
     let base = match spec.out {
         Some(d) => d.to_path_buf(),
         None => Path::new(crate::SCRATCH_DIR).join("callwall-external"),

@@ -1,46 +1,46 @@
-//! Runs one callwall scenario end to end.
+//! What runs inside a run's sandbox.
 //!
-//! [`launch`] (in the caller's process) starts a sandbox: a child process that is PID 1 of
-//! new PID and network namespaces (and a user namespace when not root). Inside it,
-//! [`sandbox_main`] builds the topology, starts the signal server, the relay (coturn) when a
-//! call needs one, the censor bridge and the call peers, each in its host's namespace; waits
-//! for the calls with hard deadlines; collects the peers' and the censor's reports; computes
-//! verdicts; and prints the [`result::RunResult`] as JSON on its stdout. When the sandbox
-//! ends, however it ends, the kernel kills every process in it and frees its namespaces.
+//! The launcher (`callwall-launcher`) plans a run ([`RunPlan`], the one contract between the
+//! processes) and starts the `__sandbox` hidden subcommand as PID 1 of new PID and network
+//! namespaces (and a user namespace when not root), handing it the plan as JSON. Inside,
+//! [`sandbox_main`] runs the plan in phases ([`run`]): builds the topology; starts the signal
+//! server, the workload servers, the relay (coturn) and the reflector when a call needs them,
+//! and the censor bridge; places the calls (built-in peers and external ones) and the
+//! workloads, each process in its host's namespace ([`process`]); waits for them with hard
+//! deadlines; stops the services and collects the censor's report; judges every call
+//! ([`judge`]); and prints the [`result::RunResult`] as JSON on its stdout. The other hidden
+//! subcommands' bodies (censor, signal server, peer, reflector) are in [`entry`] and
+//! [`roles`]. When the sandbox ends, however it ends, the kernel kills every process in it and
+//! frees its namespaces.
 //!
 //! Guarantees: never touches the host's network namespace (the sandbox has its own from its
 //! first instruction, and topology building refuses to run in the initial one); every wait has
 //! a deadline; a peer that crashes or hangs gives its call the verdict `error` with the reason.
+//!
+//! Not here: the commands, the suite of runs, reports and files (`callwall-launcher`).
 
 pub mod audio;
 pub mod bypass;
 pub mod control;
-pub mod demo;
 pub mod entry;
 pub mod external;
-pub mod files;
 pub mod ice;
+pub mod judge;
 pub mod live;
-pub mod merge;
-pub mod outer;
 pub mod plan;
 pub mod priority;
-pub mod progress;
+pub mod process;
 pub mod reflector;
 pub mod relay;
 pub mod repeat;
-pub mod report_cmd;
 /// The results model; moved to `callwall-results` (this path is kept for existing callers).
 pub mod result {
     pub use callwall_results::*;
 }
 pub mod roles;
 pub mod run;
-pub mod shard;
-pub mod suite;
 pub mod workloads;
 
-pub use outer::{launch, launch_with, LaunchOptions};
 pub use plan::{PlanOptions, RunPlan};
 pub use run::sandbox_main;
 

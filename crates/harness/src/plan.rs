@@ -25,6 +25,19 @@ use crate::result::{Artifacts, CensorResult, RunError, RunResult};
 /// Slack on top of the longest call (or workload) for setting a run up and tearing it down.
 pub const SETUP_SLACK: Duration = Duration::from_secs(60);
 
+/// Slack past a workload's start + timeout before its client is killed.
+pub const CLIENT_GRACE: Duration = Duration::from_secs(6);
+
+/// How much longer than its calls a scenario's run may take because of its workloads: the
+/// latest workload end (start + timeout + grace). Zero without workloads.
+fn budget(sc: &Scenario) -> Duration {
+    sc.workloads
+        .iter()
+        .map(|w| w.start.as_std() + w.timeout.as_std() + CLIENT_GRACE)
+        .max()
+        .unwrap_or_default()
+}
+
 /// One run of one scenario, decided (see the module docs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunPlan {
@@ -113,7 +126,7 @@ impl RunPlan {
             })
             .collect();
         let longest = calls.iter().map(|c| c.budget).max().unwrap_or_default();
-        let mut deadline = longest.max(crate::workloads::budget(scenario)) + SETUP_SLACK;
+        let mut deadline = longest.max(budget(scenario)) + SETUP_SLACK;
         if opts.audio.is_some() {
             // Peers with audio play out, score and write after their call.
             deadline += crate::audio::AUDIO_GRACE;

@@ -32,22 +32,10 @@ use callwall_scenario::Scenario;
 use callwall_workload::{Figures, Kind, Params, WorkloadReport};
 use callwall_workload_net::{dns::Zone, ClientSpec, RunCa, ServerConfig, ServerRole, DNS_PORT};
 
+use crate::plan::CLIENT_GRACE;
+use crate::process::{sanitize, Service};
 use crate::result::WorkloadResult;
-use crate::run::Service;
 use crate::HarnessError;
-
-/// Slack past a workload's start + timeout before its client is killed.
-pub const CLIENT_GRACE: Duration = Duration::from_secs(6);
-
-/// How much longer than its calls a scenario's run may take because of its workloads: the
-/// latest workload end (start + timeout + grace). Zero without workloads.
-pub fn budget(sc: &Scenario) -> Duration {
-    sc.workloads
-        .iter()
-        .map(|w| w.start.as_std() + w.timeout.as_std() + CLIENT_GRACE)
-        .max()
-        .unwrap_or_default()
-}
 
 /// The run's servers and what clients need to reach them.
 pub struct Servers {
@@ -212,7 +200,7 @@ pub fn start_clients(
             request_timeout: None,
         };
         let json = serde_json::to_string(&spec).map_err(setup)?;
-        let file = crate::run::sanitize(&w.name);
+        let file = sanitize(&w.name);
         let mut service = spawn_with_stdin(
             network,
             exe,
@@ -254,7 +242,7 @@ pub fn collect(sc: &Scenario, clients: Vec<Client>) -> Vec<WorkloadResult> {
                     figures: BTreeMap::new(),
                     reason: format!(
                         "the workload client gave no report ({status}); see workload.{}.log",
-                        crate::run::sanitize(&w.name)
+                        sanitize(&w.name)
                     ),
                     elapsed_ms: 0.0,
                 },

@@ -6,10 +6,12 @@
 //! hold, every shard 1..N of the same N is there exactly once.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::result::{Results, RunResult};
+use callwall_results::{Results, RunResult};
+
+use crate::output::{self, Judge, OutputArgs};
 
 /// Joins documents (`(file name, document)`); `Err` says which files conflict and how.
 pub fn merge(docs: &[(String, Results)]) -> Result<Results, String> {
@@ -79,37 +81,24 @@ pub fn merge(docs: &[(String, Results)]) -> Result<Results, String> {
 }
 
 /// `callwall merge`'s arguments.
+#[derive(clap::Args, Debug)]
 pub struct MergeArgs {
+    /// Results files written by `callwall run --json` (for example one per shard).
+    #[arg(value_name = "RESULTS.json", required = true)]
     pub inputs: Vec<PathBuf>,
-    pub json: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub markdown: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-    pub no_color: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-fn write_file(p: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(p, text).map_err(|e| e.to_string())
-}
-
-/// `callwall merge`: reads, joins and renders (see the module docs for the exit codes).
-pub fn merge_files(opts: MergeArgs) -> ExitCode {
+/// `callwall merge`: reads, joins and renders; exit 2 (naming the file) when a file cannot be
+/// read or the files conflict, otherwise as `run` ([`Judge::Expectations`]).
+pub fn merge_files(args: MergeArgs) -> ExitCode {
     let mut docs = Vec::new();
-    for p in &opts.inputs {
-        let text = match std::fs::read_to_string(p) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: cannot read results file {}: {e}; pass files written by `callwall run --json`", p.display());
-                return ExitCode::from(2);
-            }
-        };
-        match callwall_report::parse_results(&text) {
+    for p in &args.inputs {
+        match output::load(p) {
             Ok(d) => docs.push((p.display().to_string(), d)),
             Err(e) => {
-                eprintln!("error: cannot use results file {}: {e}", p.display());
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -121,39 +110,14 @@ pub fn merge_files(opts: MergeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    use std::io::IsTerminal as _;
-    let color =
-        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", callwall_report::table(&doc, color));
-    type Render = fn(&Results) -> String;
-    let outputs: [(&Option<PathBuf>, &str, Render); 4] = [
-        (&opts.json, "JSON results", callwall_report::json),
-        (&opts.junit, "JUnit XML", callwall_report::junit),
-        (&opts.markdown, "Markdown", callwall_report::markdown),
-        (&opts.html, "HTML report", callwall_report::html),
-    ];
-    for (path, what, render) in outputs {
-        if let Some(p) = path {
-            match write_file(p, &render(&doc)) {
-                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    }
-    if doc.runs.iter().all(RunResult::passed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    let written = args.output.emit(&doc);
+    output::exit_code(&doc, written, Judge::Expectations { interrupted: false })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::ShardInfo;
+    use callwall_results::ShardInfo;
 
     fn doc(runs: &[(&str, u32)], shard: Option<(u32, u32)>) -> Results {
         let runs = runs
@@ -162,13 +126,13 @@ mod tests {
                 serde_json::from_value(serde_json::json!({
                     "scenario": s, "path": format!("{s}.toml"), "seed": 1, "repeat": rep,
                     "topology": "t", "started_unix_ms": 0, "wall_ms": 0, "calls": [],
-                    "censor": crate::result::CensorResult::default(),
+                    "censor": callwall_results::CensorResult::default(),
                 }))
                 .unwrap()
             })
             .collect();
         Results {
-            schema_version: crate::result::SCHEMA_VERSION,
+            schema_version: callwall_results::SCHEMA_VERSION,
             callwall_version: "0.1.0".into(),
             runs,
             shard: shard.map(|(index, count)| ShardInfo { index, count }),

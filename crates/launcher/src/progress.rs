@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::result::RunResult;
+use callwall_results::RunResult;
 use callwall_transport::Verdict;
 
 fn verdict_str(v: Verdict) -> &'static str {

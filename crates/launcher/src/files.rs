@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use callwall_scenario::{Catalog, Scenario};
 
+use crate::args::{Dirs, Transports};
+
 /// The scenario files to use: `given` (a directory stands for its `*.toml` in name order), or
 /// every `*.toml` of `scenario_dir` when none is given.
 pub fn scenario_files(given: &[PathBuf], scenario_dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -40,27 +42,37 @@ fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// The catalog scenarios are validated against: every transport of the build and its
+/// strategies.
+pub fn catalog(transports: Transports) -> Catalog {
+    Catalog { transports: callwall_harness::plan::catalog_of(&transports()) }
+}
+
+/// Loads and validates every file (and the app profiles and bypasses its calls name);
+/// `Err` holds every error found.
 pub fn load_all(
     files: &[PathBuf],
-    topology_dir: &Path,
-    app_dir: &Path,
-    cat: &Catalog,
-    transports: &[Box<dyn callwall_transport::VoiceTransport>],
+    dirs: &Dirs,
+    transports: Transports,
 ) -> Result<Vec<Scenario>, Vec<String>> {
+    let cat = catalog(transports);
+    let transports = transports();
     let mut ok = Vec::new();
     let mut errs = Vec::new();
     for f in files {
-        match Scenario::load(f, topology_dir, cat) {
+        match Scenario::load(f, &dirs.topology_dir, &cat) {
             // Then the app profiles it names, and every bypass against what its strategies
             // honour (`callwall_transport::check_bypass`), before anything starts.
-            Ok(s) => match callwall_apps::listing::check_scenario(&s, app_dir, &cat.transports)
-                .and_then(|()| {
-                    callwall_scenario::bypass::check_bypasses(&s, transports)
-                        .map_err(|e| e.to_string())
-                }) {
-                Ok(()) => ok.push(s),
-                Err(e) => errs.push(e),
-            },
+            Ok(s) => {
+                match callwall_apps::listing::check_scenario(&s, &dirs.app_dir, &cat.transports)
+                    .and_then(|()| {
+                        callwall_scenario::bypass::check_bypasses(&s, &transports)
+                            .map_err(|e| e.to_string())
+                    }) {
+                    Ok(()) => ok.push(s),
+                    Err(e) => errs.push(e),
+                }
+            }
             Err(e) => errs.push(e.to_string()),
         }
     }
@@ -73,22 +85,15 @@ pub fn load_all(
 
 /// `callwall check`: validates every file; 0 when all are valid, 2 otherwise (every error
 /// printed).
-pub fn check(
-    given: &[PathBuf],
-    scenario_dir: &Path,
-    topology_dir: &Path,
-    app_dir: &Path,
-    cat: &Catalog,
-    transports: &[Box<dyn callwall_transport::VoiceTransport>],
-) -> ExitCode {
-    let files = match scenario_files(given, scenario_dir) {
+pub fn check(given: &[PathBuf], dirs: &Dirs, transports: Transports) -> ExitCode {
+    let files = match scenario_files(given, &dirs.scenario_dir) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    match load_all(&files, topology_dir, app_dir, cat, transports) {
+    match load_all(&files, dirs, transports) {
         Ok(list) => {
             for s in &list {
                 let calls: usize = s.calls.iter().map(|c| c.placements() as usize).sum();
@@ -112,8 +117,9 @@ pub fn check(
 }
 
 /// `callwall list`: each scenario's name and first description line (invalid ones say why).
-pub fn list(scenario_dir: &Path, topology_dir: &Path, cat: &Catalog) -> ExitCode {
-    let files = match scenario_files(&[], scenario_dir) {
+pub fn list(dirs: &Dirs, transports: Transports) -> ExitCode {
+    let cat = &catalog(transports);
+    let files = match scenario_files(&[], &dirs.scenario_dir) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -121,7 +127,7 @@ pub fn list(scenario_dir: &Path, topology_dir: &Path, cat: &Catalog) -> ExitCode
         }
     };
     for f in files {
-        match Scenario::load(&f, topology_dir, cat) {
+        match Scenario::load(&f, &dirs.topology_dir, cat) {
             Ok(s) => println!("{:28} {}", s.name, s.description.lines().next().unwrap_or("")),
             Err(e) => println!("{:28} (invalid: {e})", f.display()),
         }

@@ -1,7 +1,7 @@
 //! Runs a list of [`RunPlan`]s, several sandboxes at once: the launcher's loop behind
 //! `callwall run` (moved here from the binary, issue 10). Each run gets its own output
 //! directory; `--retries` re-runs a run that missed (each attempt in its own directory) and
-//! folds the attempts ([`crate::result::flaky::fold_attempts`]); `--control` steers the first
+//! folds the attempts ([`callwall_results::flaky::fold_attempts`]); `--control` steers the first
 //! attempt of the one run. A run that could not be launched is recorded with the plan's seed
 //! ([`RunPlan::failed`]).
 
@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::outer::{launch_with, LaunchOptions};
-use crate::plan::RunPlan;
-use crate::progress as output;
-use crate::result::{Results, RunResult, SCHEMA_VERSION};
+use callwall_harness::RunPlan;
+use callwall_results::{Results, RunResult, SCHEMA_VERSION};
+
+use crate::launch::{launch_with, LaunchOptions};
+use crate::output::{Judge, OutputArgs};
+use crate::progress::Progress;
 
 /// How to run a list of plans.
 pub struct SuiteOptions {
@@ -47,7 +49,7 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
             (2 * std::thread::available_parallelism().map_or(2, |n| n.get())).clamp(2, 8)
         })
         .clamp(1, 32);
-    let progress = output::Progress::new(total, std::io::stderr().is_terminal());
+    let progress = Progress::new(total, std::io::stderr().is_terminal());
     // Repeats run round by round: every scenario's first repeat, then every second one, and so
     // on. Each repeat then runs beside other scenarios, as in a single run; in job order, the
     // ten repeats of a 30-call load test would run four at a time beside each other and measure
@@ -83,9 +85,9 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
                     let ctl = ctl.take();
                     // A steered run shows the censor's answers and the calls' seconds as they
                     // come.
-                    let live: Option<crate::outer::OnLive> = ctl
-                        .is_some()
-                        .then(|| Box::new(|l: &str| eprintln!("live {l}")) as crate::outer::OnLive);
+                    let live: Option<crate::launch::OnLive> = ctl.is_some().then(|| {
+                        Box::new(|l: &str| eprintln!("live {l}")) as crate::launch::OnLive
+                    });
                     match launch_with(lo, ctl, live) {
                         Ok(r) => Some(r),
                         Err(_) if cancel.load(Ordering::SeqCst) => None,
@@ -112,7 +114,7 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
                     let Some(next) = attempt(&again) else { break };
                     earlier.push(std::mem::replace(&mut r, next));
                 }
-                let r = crate::result::flaky::fold_attempts(&earlier, r);
+                let r = callwall_results::flaky::fold_attempts(&earlier, r);
                 progress.finish(name, &r);
                 results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
             });
@@ -130,14 +132,14 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
 pub fn plan_runs(
     scenarios: &[callwall_scenario::Scenario],
     transports: &[Box<dyn callwall_transport::VoiceTransport>],
-    base: &crate::plan::PlanOptions,
+    base: &callwall_harness::PlanOptions,
     repeat: u32,
     shard: Option<(u32, u32)>,
 ) -> Vec<(String, u32, RunPlan)> {
     let mut jobs: Vec<(usize, u32, RunPlan)> = (0..scenarios.len())
         .flat_map(|i| (0..repeat).map(move |r| (i, r)))
         .map(|(i, rep)| {
-            let po = crate::plan::PlanOptions { repeat: rep, ..base.clone() };
+            let po = callwall_harness::PlanOptions { repeat: rep, ..base.clone() };
             (i, rep, RunPlan::new(&scenarios[i], transports, &po))
         })
         .collect();
@@ -154,60 +156,29 @@ pub fn plan_runs(
     jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect()
 }
 
-/// What `callwall run` writes besides the table.
-pub struct Outputs {
-    pub json: Option<PathBuf>,
-    pub junit: Option<PathBuf>,
-    pub markdown: Option<PathBuf>,
-    pub html: Option<PathBuf>,
-    pub no_color: bool,
-    pub repeat: u32,
-    /// `--shard K/N` as (K, N).
-    pub shard: Option<(u32, u32)>,
-}
-
 /// The end of `callwall run`: the results document from `runs`, the table (and the agreement
-/// over repeats) on stdout, every requested file, the summary line; the exit code: 2 when a
-/// file could not be written or a run failed for input or environment, 0 when every
-/// expectation was met and nothing interrupted the run, 1 otherwise.
+/// over repeats) on stdout, every requested file, the summary line; the exit code as
+/// [`Judge::Expectations`] says.
 pub fn finish(
     runs: Vec<RunResult>,
-    opts: &Outputs,
+    output: &OutputArgs,
+    repeat: u32,
+    shard: Option<(u32, u32)>,
     started: std::time::Instant,
     out_root: &Path,
     interrupted: bool,
 ) -> std::process::ExitCode {
-    use std::process::ExitCode;
     let doc = Results {
         schema_version: SCHEMA_VERSION,
         callwall_version: env!("CARGO_PKG_VERSION").to_string(),
         runs,
-        shard: opts.shard.map(|(index, count)| crate::result::ShardInfo { index, count }),
+        shard: shard.map(|(index, count)| callwall_results::ShardInfo { index, count }),
     };
-
-    let color =
-        !opts.no_color && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!("{}", callwall_report::table(&doc, color));
-    if opts.repeat > 1 {
+    print!("{}", callwall_report::table(&doc, output.color()));
+    if repeat > 1 {
         print!("{}", callwall_report::agreement(&doc));
     }
-    let mut write_failed = false;
-    let mut write = |path: &Option<PathBuf>, what: &str, text: Result<String, String>| {
-        if let Some(p) = path {
-            match text.and_then(|t| write_file(p, &t)) {
-                Ok(()) => eprintln!("wrote {what} to {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write {what} to {}: {e}", p.display());
-                    write_failed = true;
-                }
-            }
-        }
-    };
-    write(&opts.json, "JSON results", Ok(callwall_report::json(&doc)));
-    write(&opts.junit, "JUnit XML", Ok(callwall_report::junit(&doc)));
-    write(&opts.markdown, "Markdown", Ok(callwall_report::markdown(&doc)));
-    write(&opts.html, "HTML report", Ok(crate::report_cmd::html(&doc)));
-    let met = doc.runs.iter().all(RunResult::passed);
+    let written = output.write_files(&doc);
     eprintln!(
         "{} run(s) in {:.1}s; output in {}{}",
         doc.runs.len(),
@@ -215,20 +186,5 @@ pub fn finish(
         out_root.display(),
         if interrupted { " (interrupted: partial results)" } else { "" }
     );
-    let worst_error =
-        doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
-    if write_failed || worst_error == Some(2) {
-        ExitCode::from(2)
-    } else if met && !interrupted {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-fn write_file(p: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(p, text).map_err(|e| e.to_string())
+    crate::output::exit_code(&doc, written, Judge::Expectations { interrupted })
 }

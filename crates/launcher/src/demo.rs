@@ -36,35 +36,49 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::run::sanitize;
-use crate::{launch_with, LaunchOptions, PlanOptions, RunPlan};
+use crate::args::Transports;
+use crate::launch::{launch_with, LaunchOptions};
 use callwall_censor::control::{Command, Response, RuleRef};
 use callwall_demo_ui::{CallSecond, DemoState, LiveVerdict, RuleView, UiCommand, Update};
+use callwall_harness::audio::AudioRun;
+use callwall_harness::process::sanitize;
+use callwall_harness::{PlanOptions, RunPlan};
 use callwall_scenario::{Catalog, Scenario};
 use callwall_transport::live::LiveSecond;
 
-/// `callwall demo`: options (the command line's `demo` arguments).
-pub struct DemoOpts {
+/// `callwall demo`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
     /// Scenario files: the first one places the calls (default: scenarios/demo/classroom.toml);
     /// `p` swaps in the censor policy of the next one.
     pub scenarios: Vec<PathBuf>,
-    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6).
+    /// The calls to place instead of the scenario's, as TRANSPORT/STRATEGY (2 to 6, comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CALLS")]
     pub calls: Vec<String>,
     /// Directory for the run's logs and decision log.
+    #[arg(long, value_name = "DIR", default_value = "results/demo")]
     pub out: PathBuf,
     /// Directory where topology names resolve.
+    #[arg(long, default_value = "netns", value_name = "DIR")]
     pub topology_dir: PathBuf,
-    /// Quit after this many seconds (default: run until `q`).
+    /// Quit after this many seconds (for scripts; default: run until `q`).
+    #[arg(long, value_name = "SECONDS")]
     pub seconds: Option<u64>,
+    #[command(flatten)]
+    pub audio: crate::args::AudioArgs,
+}
+
+/// The demo's arguments with what the build and the checks add.
+struct DemoOpts {
+    scenarios: Vec<PathBuf>,
+    calls: Vec<String>,
+    out: PathBuf,
+    topology_dir: PathBuf,
+    seconds: Option<u64>,
     /// Every transport of the build (the binary registers them).
-    pub transports: fn() -> Vec<Box<dyn callwall_transport::VoiceTransport>>,
-    /// `--audio[=WAV]` (as `run`).
-    pub audio: Option<Option<PathBuf>>,
-    /// `--record DIR` (as `run`).
-    pub record: Option<PathBuf>,
-    /// `audio` and `record`, checked and prepared by `demo` before anything starts (callers
-    /// leave it `None`).
-    pub audio_run: Option<crate::audio::AudioRun>,
+    transports: Transports,
+    /// `--audio` and `--record`, checked and prepared before anything starts.
+    audio_run: Option<AudioRun>,
 }
 
 /// Most calls the view shows.
@@ -337,8 +351,8 @@ fn on_command(
     }
 }
 
-pub fn demo(opts: DemoOpts) -> ExitCode {
-    match demo_inner(opts) {
+pub fn demo(args: DemoArgs, transports: Transports) -> ExitCode {
+    match demo_inner(args, transports) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -347,17 +361,19 @@ pub fn demo(opts: DemoOpts) -> ExitCode {
     }
 }
 
-fn demo_inner(mut opts: DemoOpts) -> Result<ExitCode, String> {
+fn demo_inner(args: DemoArgs, transports: Transports) -> Result<ExitCode, String> {
     use std::io::IsTerminal;
     callwall_netns::sandbox::check_environment().map_err(|e| e.to_string())?;
-    opts.audio_run = crate::audio::resolve(&opts.audio, &opts.record)?;
-    crate::audio::prepare(&mut opts.audio_run, &opts.out)?;
+    let mut audio_run = args.audio.resolve()?;
+    callwall_harness::audio::prepare(&mut audio_run, &args.out)?;
+    let DemoArgs { scenarios, calls, out, topology_dir, seconds, audio: _ } = args;
+    let opts = DemoOpts { scenarios, calls, out, topology_dir, seconds, transports, audio_run };
     let files = if opts.scenarios.is_empty() {
         vec![PathBuf::from("scenarios/demo/classroom.toml")]
     } else {
         opts.scenarios.clone()
     };
-    let catalog = Catalog { transports: crate::plan::catalog_of(&(opts.transports)()) };
+    let catalog = Catalog { transports: callwall_harness::plan::catalog_of(&(opts.transports)()) };
     let mut policies = Vec::new();
     for f in &files {
         Scenario::load(f, &opts.topology_dir, &catalog).map_err(|e| e.to_string())?;

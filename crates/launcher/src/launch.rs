@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plan::RunPlan;
-use crate::result::RunResult;
-use crate::HarnessError;
+use callwall_harness::HarnessError;
+use callwall_harness::RunPlan;
+use callwall_results::RunResult;
 
 pub struct LaunchOptions {
     /// The callwall binary to run inside the sandbox (`__sandbox` subcommand).
@@ -32,11 +32,11 @@ pub fn launch(opts: &LaunchOptions) -> Result<RunResult, HarnessError> {
 pub type OnLive = Box<dyn FnMut(&str) + Send>;
 
 /// [`launch`], sending the lines of `control` to the run's censor as they come (live control
-/// commands: see [`crate::control`]).
+/// commands: see [`callwall_harness::control`]).
 ///
 /// `on_live` gets each live line of the run as it comes, without its `live ` prefix:
 /// `second {json}` (a call's figures, `callwall_transport::live::LiveSecond`) and
-/// `control {json}` (a control response): see [`crate::live`].
+/// `control {json}` (a control response): see [`callwall_harness::live`].
 pub fn launch_with(
     opts: &LaunchOptions,
     control: Option<Box<dyn std::io::BufRead + Send>>,
@@ -55,13 +55,13 @@ pub fn launch_with(
     // A private mount namespace with a fresh tmpfs on SCRATCH_DIR: scratch files never reach
     // the host (see `SCRATCH_DIR`). Another on /run, where external peers' daemons put their
     // sockets (wireguard-go: /run/wireguard), so those stay inside the run too.
-    let host_dev =
-        crate::scratch_dev().map_err(|e| HarnessError::io("reading the scratch directory", e))?;
-    cmd.env(crate::HOST_SCRATCH_DEV_ENV, host_dev.to_string());
+    let host_dev = callwall_harness::scratch_dev()
+        .map_err(|e| HarnessError::io("reading the scratch directory", e))?;
+    cmd.env(callwall_harness::HOST_SCRATCH_DEV_ENV, host_dev.to_string());
     let mut child = callwall_netns::sandbox::spawn_sandboxed(
         cmd,
         callwall_netns::sandbox::SandboxOptions::private_mounts_with_tmpfs([
-            crate::SCRATCH_DIR,
+            callwall_harness::SCRATCH_DIR,
             "/run",
         ]),
     )
@@ -90,7 +90,7 @@ pub fn launch_with(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            match (line.strip_prefix(crate::live::PREFIX), on_live.as_mut()) {
+            match (line.strip_prefix(callwall_harness::live::PREFIX), on_live.as_mut()) {
                 (Some(l), Some(f)) => f(l.trim_end()),
                 (Some(_), None) => {}
                 (None, _) => s.push_str(&line),

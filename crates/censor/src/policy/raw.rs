@@ -153,6 +153,48 @@ pub struct Match {
     pub stun_realm: Option<Vec<String>>,
 }
 
+/// The keys a table of `T` accepts, exactly as serde's derive lists them (after `rename`):
+/// the list `deny_unknown_fields` checks against, so it cannot drift from the struct. For a
+/// struct deserialized through `deserialize_struct` (every derived one without `flatten`);
+/// empty for anything else.
+pub fn keys_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    /// A deserializer that records the field list the derive hands it, then stops.
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Fields<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields recorded"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
+/// The keys of a rule's `match` table, from [`Match`] itself.
+pub fn match_keys() -> &'static [&'static str] {
+    keys_of::<Match>()
+}
+
+/// The keys of a rule's `action` table, from [`ActionTable`] itself.
+pub fn action_keys() -> &'static [&'static str] {
+    keys_of::<ActionTable>()
+}
+
 /// An action: a name (`"pass"`, `"drop"`, `"reject"`) or a table of effects.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Action(pub ActionTable);

@@ -208,3 +208,25 @@ fn every_match_key_is_one_condition() {
     .unwrap();
     assert!(any.rules[0].m.conditions.is_empty());
 }
+
+#[test]
+fn keys_of_lists_exactly_what_deny_unknown_fields_accepts() {
+    let keys = raw::match_keys();
+    assert!(keys.contains(&"dir") && keys.contains(&"stun_realm"));
+    for key in keys {
+        // A known key with a value of the wrong type is a type error, never "unknown field".
+        let err = toml::from_str::<raw::Match>(&format!("{key} = [[]]")).unwrap_err();
+        assert!(!err.to_string().contains("unknown field"), "{key}: {err}");
+    }
+    let err = toml::from_str::<raw::Match>("no_such_key = 1").unwrap_err().to_string();
+    assert!(err.contains("unknown field"), "{err}");
+    for key in keys {
+        assert!(err.contains(&format!("`{key}`")), "{key} missing from serde's list: {err}");
+    }
+    assert!(raw::action_keys().contains(&"block_probability"));
+    // Renamed fields are listed under their key.
+    assert!(raw::keys_of::<raw::Rule>().contains(&"match"));
+    assert_eq!(raw::keys_of::<raw::Window>(), ["from", "until"]);
+    // Not a struct: nothing to list.
+    assert!(raw::keys_of::<raw::Action>().is_empty());
+}

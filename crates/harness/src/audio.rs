@@ -71,22 +71,29 @@ pub fn join(caller: &PeerReport, callee: &PeerReport) -> Option<CallAudio> {
     Some(out)
 }
 
+/// Why `--audio` or `--record` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error(transparent)]
+    Clip(#[from] callwall_audio::AudioError),
+    #[error("{} holds {seconds:.2} s of audio; give a WAV of speech at least 1 s long", wav.display())]
+    TooShort { wav: PathBuf, seconds: f64 },
+    #[error("--record {}: cannot write there ({source}); give a directory you can write", dir.display())]
+    RecordDir { dir: PathBuf, source: std::io::Error },
+}
+
 /// `--audio[=WAV]` and `--record DIR`, checked before anything starts: `Ok(None)` without
 /// `--audio`; `Err` says what to fix (the WAV must be readable audio of at least 1 s, the record
 /// directory creatable and writable).
 pub fn resolve(
     audio: &Option<Option<PathBuf>>,
     record: &Option<PathBuf>,
-) -> Result<Option<AudioRun>, String> {
+) -> Result<Option<AudioRun>, AudioError> {
     let Some(wav) = audio else { return Ok(None) };
     let clip = if let Some(wav) = wav {
-        let c = callwall_audio::Clip::read_wav(wav).map_err(|e| e.to_string())?;
+        let c = callwall_audio::Clip::read_wav(wav)?;
         if c.seconds() < 1.0 {
-            return Err(format!(
-                "{} holds {:.2} s of audio; give a WAV of speech at least 1 s long",
-                wav.display(),
-                c.seconds()
-            ));
+            return Err(AudioError::TooShort { wav: wav.clone(), seconds: c.seconds() });
         }
         Some(absolute(wav))
     } else {
@@ -102,13 +109,12 @@ pub fn resolve(
 /// Converts and encodes the clip once for every peer of the run(s), into `out/.audio/` (the
 /// output directory the launcher made), so a hundred peers starting at once do not each
 /// resample and encode it (about 0.1 s of CPU each).
-pub fn prepare(audio: &mut Option<AudioRun>, out: &Path) -> Result<(), String> {
+pub fn prepare(audio: &mut Option<AudioRun>, out: &Path) -> Result<(), AudioError> {
     let Some(a) = audio else { return Ok(()) };
     let spec = callwall_transport::voice::AudioSpec { clip: a.clip.clone(), ..Default::default() };
     let frame_bytes = callwall_transport::voice::VoiceModel::default().frame_bytes;
     let dir = out.join(".audio");
-    let prefix =
-        callwall_audio::session::prepare(&spec, frame_bytes, &dir).map_err(|e| e.to_string())?;
+    let prefix = callwall_audio::session::prepare(&spec, frame_bytes, &dir)?;
     a.prepared = Some(match prefix.file_name() {
         Some(name) => absolute(&dir).join(name),
         None => prefix,
@@ -121,13 +127,8 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Creates `dir` if needed and checks a file can be written in it; returns it absolute.
-fn writable_dir(dir: &Path) -> Result<PathBuf, String> {
-    let bad = |e: std::io::Error| {
-        format!(
-            "--record {}: cannot write there ({e}); give a directory you can write",
-            dir.display()
-        )
-    };
+fn writable_dir(dir: &Path) -> Result<PathBuf, AudioError> {
+    let bad = |source| AudioError::RecordDir { dir: dir.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(bad)?;
     let probe = dir.join(format!(".callwall-record-check-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(bad)?;

@@ -30,7 +30,7 @@ pub fn apply(
     queued: Vec<Queued>,
     hosts: &BTreeMap<String, Vec<Cidr>>,
 ) {
-    let mut load = |p: &Path| load_policy(p, hosts);
+    let mut load = |p: &Path| load_policy(p, hosts).map_err(|e| e.to_string());
     for q in queued {
         match q {
             Ok(cmd) => {
@@ -60,22 +60,39 @@ fn live(response: &str) {
     let _ = out.flush();
 }
 
+/// Why a policy to swap in could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    #[error("cannot read {}: {source}; give a scenario file", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Syntax { path: std::path::PathBuf, source: toml::de::Error },
+    #[error("{}: key censor: {source}", path.display())]
+    Schema { path: std::path::PathBuf, source: toml::de::Error },
+    #[error("{} has no [censor] table; give a scenario file", path.display())]
+    NoCensor { path: std::path::PathBuf },
+    #[error("{}: censor.{}: {}", path.display(), source.path, source.message)]
+    Policy { path: std::path::PathBuf, source: callwall_censor::policy::PolicyError },
+}
+
 /// The compiled `[censor]` policy of a scenario file.
-pub fn load_policy(path: &Path, hosts: &BTreeMap<String, Vec<Cidr>>) -> Result<Policy, String> {
+pub fn load_policy(
+    path: &Path,
+    hosts: &BTreeMap<String, Vec<Cidr>>,
+) -> Result<Policy, PolicyFileError> {
+    let p = || path.to_path_buf();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}; give a scenario file", path.display()))?;
+        .map_err(|source| PolicyFileError::Read { path: p(), source })?;
     let table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|source| PolicyFileError::Syntax { path: p(), source })?;
     let raw: raw::Policy = match table.get("censor") {
         Some(v) => {
-            v.clone().try_into().map_err(|e| format!("{}: key censor: {e}", path.display()))?
+            v.clone().try_into().map_err(|source| PolicyFileError::Schema { path: p(), source })?
         }
-        None => {
-            return Err(format!("{} has no [censor] table; give a scenario file", path.display()))
-        }
+        None => return Err(PolicyFileError::NoCensor { path: p() }),
     };
     callwall_scenario::compile_policy(&raw, hosts)
-        .map_err(|e| format!("{}: censor.{}: {}", path.display(), e.path, e.message))
+        .map_err(|source| PolicyFileError::Policy { path: p(), source })
 }
 
 /// Copies command lines from `input` to the censor's stdin until `input` ends or the censor's

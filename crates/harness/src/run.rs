@@ -468,29 +468,44 @@ fn call_address(
     topology: &callwall_netns::topology::Topology,
     host: &str,
     n: u32,
-) -> Result<IpAddr, String> {
-    let spec = topology.host(host).ok_or_else(|| format!("no host {host} in the topology"))?;
+) -> Result<IpAddr, CallAddressError> {
+    use CallAddressError as E;
+    let spec = topology.host(host).ok_or_else(|| E::NoHost(host.to_string()))?;
     let (iface, cidr) = spec
         .interfaces
         .iter()
         .find_map(|i| i.addrs.iter().find(|c| c.addr.is_ipv4()).map(|c| (i.name.clone(), *c)))
-        .ok_or_else(|| format!("host {host} has no IPv4 address"))?;
-    let IpAddr::V4(net) = cidr.network() else { return Err("not IPv4".into()) };
+        .ok_or_else(|| E::NoIpv4(host.to_string()))?;
+    let IpAddr::V4(net) = cidr.network() else { return Err(E::NoIpv4(host.to_string())) };
     let size = 1u32 << (32 - u32::from(cidr.prefix_len).min(32));
     let host_part = CALL_ADDR_BASE + n;
     if host_part + 1 >= size {
-        return Err(format!(
-            "the subnet {}/{} of {host} is too small for {} calls",
-            net,
-            cidr.prefix_len,
-            n + 1
-        ));
+        return Err(E::SubnetTooSmall {
+            host: host.to_string(),
+            subnet: format!("{net}/{}", cidr.prefix_len),
+            calls: n + 1,
+        });
     }
     let addr = IpAddr::V4(std::net::Ipv4Addr::from(u32::from(net) + host_part));
-    network
-        .add_address(host, &iface, callwall_netns::Cidr { addr, prefix_len: cidr.prefix_len })
-        .map_err(|e| e.to_string())?;
+    network.add_address(
+        host,
+        &iface,
+        callwall_netns::Cidr { addr, prefix_len: cidr.prefix_len },
+    )?;
     Ok(addr)
+}
+
+/// Why a call copy could not get its address.
+#[derive(Debug, thiserror::Error)]
+enum CallAddressError {
+    #[error("no host {0} in the topology")]
+    NoHost(String),
+    #[error("host {0} has no IPv4 address")]
+    NoIpv4(String),
+    #[error("the subnet {subnet} of {host} is too small for {calls} calls")]
+    SubnetTooSmall { host: String, subnet: String, calls: u32 },
+    #[error(transparent)]
+    Netns(#[from] callwall_netns::NetnsError),
 }
 
 /// Reads the decision log and keeps what is worth showing: every event that is not the

@@ -43,7 +43,7 @@ pub struct AudioArgs {
 
 impl AudioArgs {
     /// The run's audio options, checked: `Ok(None)` without `--audio`; `Err` says what to fix.
-    pub fn resolve(&self) -> Result<Option<AudioRun>, String> {
+    pub fn resolve(&self) -> Result<Option<AudioRun>, callwall_harness::audio::AudioError> {
         callwall_harness::audio::resolve(&self.audio, &self.record)
     }
 }

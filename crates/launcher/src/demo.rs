@@ -11,19 +11,16 @@ pub fn control_source(
     path: Option<&Path>,
     runs: usize,
     repeat: u32,
-) -> Result<Option<Box<dyn BufRead + Send>>, String> {
+) -> Result<Option<Box<dyn BufRead + Send>>, CommandError> {
     let Some(path) = path else { return Ok(None) };
     if runs != 1 || repeat != 1 {
-        return Err(format!(
-            "--control steers one run, but {runs} scenario(s) x {repeat} repeat(s) were given; \
-             name one scenario file and drop --repeat"
-        ));
+        return Err(CommandError::ControlNeedsOneRun { runs, repeat });
     }
     if path == Path::new("-") {
         return Ok(Some(Box::new(std::io::BufReader::new(std::io::stdin()))));
     }
     let f = std::fs::File::open(path)
-        .map_err(|e| format!("cannot open the control file {}: {e}", path.display()))?;
+        .map_err(|source| CommandError::ControlFile { path: path.to_path_buf(), source })?;
     Ok(Some(Box::new(std::io::BufReader::new(f))))
 }
 
@@ -37,6 +34,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::args::Transports;
+use crate::error::CommandError;
 use crate::launch::{launch_with, LaunchOptions};
 use callwall_censor::control::{Command, Response, RuleRef};
 use callwall_demo_ui::{CallSecond, DemoState, LiveVerdict, RuleView, UiCommand, Update};
@@ -89,17 +87,15 @@ const CALL_DURATION: &str = "10min";
 
 /// Writes the scenario the demo runs: the first scenario with its calls (or `--calls`) made
 /// to last [`CALL_DURATION`]; returns its path.
-fn demo_scenario(first: &Path, calls: &[String], out: &Path) -> Result<PathBuf, String> {
+fn demo_scenario(first: &Path, calls: &[String], out: &Path) -> Result<PathBuf, CommandError> {
     let text = std::fs::read_to_string(first)
-        .map_err(|e| format!("cannot read {}: {e}", first.display()))?;
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", first.display()))?;
+        .map_err(|source| CommandError::ReadFile { path: first.to_path_buf(), source })?;
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|source| CommandError::Toml { path: first.to_path_buf(), source })?;
     if !calls.is_empty() {
         let mut list = Vec::new();
         for c in calls {
-            let (t, s) = c.split_once('/').ok_or_else(|| {
-                format!("--calls: {c:?} is not TRANSPORT/STRATEGY (e.g. webrtc/turn-tls)")
-            })?;
+            let (t, s) = c.split_once('/').ok_or_else(|| CommandError::CallSyntax(c.clone()))?;
             let mut call = toml::Table::new();
             call.insert("transport".into(), t.into());
             call.insert("strategy".into(), s.into());
@@ -108,7 +104,7 @@ fn demo_scenario(first: &Path, calls: &[String], out: &Path) -> Result<PathBuf, 
         table.insert("calls".into(), toml::Value::Array(list));
     }
     let Some(toml::Value::Array(list)) = table.get_mut("calls") else {
-        return Err(format!("{} has no [[calls]]; give --calls", first.display()));
+        return Err(CommandError::NoCalls { path: first.to_path_buf() });
     };
     for c in list.iter_mut() {
         if let toml::Value::Table(c) = c {
@@ -123,9 +119,12 @@ fn demo_scenario(first: &Path, calls: &[String], out: &Path) -> Result<PathBuf, 
     }
     let name = first.file_stem().and_then(|s| s.to_str()).unwrap_or("demo");
     let path = out.join(format!("{name}.demo.toml"));
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let text = toml::to_string(&table).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::create_dir_all(out)
+        .map_err(|source| CommandError::OutputDir { dir: out.to_path_buf(), source })?;
+    // A TOML table read from a file always writes back.
+    let text = toml::to_string(&table).unwrap_or_default();
+    std::fs::write(&path, text)
+        .map_err(|source| CommandError::WriteFile { path: path.clone(), source })?;
     Ok(path)
 }
 
@@ -262,9 +261,13 @@ impl Session {
     }
 }
 
-fn start(sc: &Scenario, opts: &DemoOpts, tx: &mpsc::Sender<Update>) -> Result<Session, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find callwall: {e}"))?;
-    let (ctl_w, ctl_r) = UnixStream::pair().map_err(|e| e.to_string())?;
+fn start(
+    sc: &Scenario,
+    opts: &DemoOpts,
+    tx: &mpsc::Sender<Update>,
+) -> Result<Session, CommandError> {
+    let exe = std::env::current_exe().map_err(CommandError::Executable)?;
+    let (ctl_w, ctl_r) = UnixStream::pair().map_err(CommandError::ControlChannel)?;
     let ids = call_ids(sc);
     let _ = tx.send(Update::Calls(ids.iter().map(|(_, l)| l.clone()).collect()));
     let feed = LiveFeed {
@@ -361,9 +364,9 @@ pub fn demo(args: DemoArgs, transports: Transports) -> ExitCode {
     }
 }
 
-fn demo_inner(args: DemoArgs, transports: Transports) -> Result<ExitCode, String> {
+fn demo_inner(args: DemoArgs, transports: Transports) -> Result<ExitCode, CommandError> {
     use std::io::IsTerminal;
-    callwall_netns::sandbox::check_environment().map_err(|e| e.to_string())?;
+    callwall_netns::sandbox::check_environment()?;
     let mut audio_run = args.audio.resolve()?;
     callwall_harness::audio::prepare(&mut audio_run, &args.out)?;
     let DemoArgs { scenarios, calls, out, topology_dir, seconds, audio: _ } = args;
@@ -376,17 +379,18 @@ fn demo_inner(args: DemoArgs, transports: Transports) -> Result<ExitCode, String
     let catalog = Catalog { transports: callwall_harness::plan::catalog_of(&(opts.transports)()) };
     let mut policies = Vec::new();
     for f in &files {
-        Scenario::load(f, &opts.topology_dir, &catalog).map_err(|e| e.to_string())?;
+        Scenario::load(f, &opts.topology_dir, &catalog)?;
         policies.push(f.canonicalize().unwrap_or_else(|_| f.clone()));
     }
     let path = demo_scenario(&files[0], &opts.calls, &opts.out)?;
-    let sc = Scenario::load(&path, &opts.topology_dir, &catalog).map_err(|e| e.to_string())?;
+    let sc = Scenario::load(&path, &opts.topology_dir, &catalog)?;
     let n: usize = sc.calls.iter().map(|c| c.count as usize).sum();
     if !(1..=MAX_CALLS).contains(&n) {
-        return Err(format!(
-            "the demo shows 1 to {MAX_CALLS} calls, {} has {n}; choose them with --calls",
-            files[0].display()
-        ));
+        return Err(CommandError::DemoCallCount {
+            path: files[0].clone(),
+            calls: n,
+            max: MAX_CALLS,
+        });
     }
     let mut state = DemoState::new(sc.name.clone(), policies);
     let quit_signal = Arc::new(AtomicBool::new(false));
@@ -453,7 +457,7 @@ fn demo_inner(args: DemoArgs, transports: Transports) -> Result<ExitCode, String
                 !over() && on_command(st, &session, cmd, &mut restart)
             });
             stop_clock.store(true, Ordering::SeqCst);
-            r.map_err(|e| format!("the terminal view failed: {e}"))?;
+            r.map_err(CommandError::Terminal)?;
         } else {
             let mut last: Option<u32> = None;
             let mut marks = 0usize;

@@ -8,13 +8,17 @@ use std::process::ExitCode;
 use callwall_scenario::{Catalog, Scenario};
 
 use crate::args::{Dirs, Transports};
+use crate::error::CommandError;
 
 /// The scenario files to use: `given` (a directory stands for its `*.toml` in name order), or
 /// every `*.toml` of `scenario_dir` when none is given.
-pub fn scenario_files(given: &[PathBuf], scenario_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn scenario_files(
+    given: &[PathBuf],
+    scenario_dir: &Path,
+) -> Result<Vec<PathBuf>, CommandError> {
     if given.is_empty() {
         return toml_files_in(scenario_dir)
-            .map_err(|e| format!("{e}; run from the repository root or pass --scenario-dir"));
+            .map_err(|e| CommandError::DefaultScenarioDir(Box::new(e)));
     }
     // A directory stands for the scenario files (*.toml) in it, in name order.
     let mut files = Vec::new();
@@ -28,16 +32,16 @@ pub fn scenario_files(given: &[PathBuf], scenario_dir: &Path) -> Result<Vec<Path
     Ok(files)
 }
 
-fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn toml_files_in(dir: &Path) -> Result<Vec<PathBuf>, CommandError> {
     let rd = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read scenario directory {}: {e}", dir.display()))?;
+        .map_err(|source| CommandError::ReadScenarioDir { dir: dir.to_path_buf(), source })?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("no scenario files (*.toml) in {}", dir.display()));
+        return Err(CommandError::NoScenarioFiles { dir: dir.to_path_buf() });
     }
     Ok(files)
 }
@@ -54,7 +58,7 @@ pub fn load_all(
     files: &[PathBuf],
     dirs: &Dirs,
     transports: Transports,
-) -> Result<Vec<Scenario>, Vec<String>> {
+) -> Result<Vec<Scenario>, Vec<CommandError>> {
     let cat = catalog(transports);
     let transports = transports();
     let mut ok = Vec::new();
@@ -65,15 +69,16 @@ pub fn load_all(
             // honour (`callwall_transport::check_bypass`), before anything starts.
             Ok(s) => {
                 match callwall_apps::listing::check_scenario(&s, &dirs.app_dir, &cat.transports)
+                    .map_err(CommandError::AppProfile)
                     .and_then(|()| {
                         callwall_scenario::bypass::check_bypasses(&s, &transports)
-                            .map_err(|e| e.to_string())
+                            .map_err(CommandError::from)
                     }) {
                     Ok(()) => ok.push(s),
                     Err(e) => errs.push(e),
                 }
             }
-            Err(e) => errs.push(e.to_string()),
+            Err(e) => errs.push(e.into()),
         }
     }
     if errs.is_empty() {

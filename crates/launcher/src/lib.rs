@@ -20,6 +20,7 @@
 
 pub mod args;
 pub mod demo;
+pub mod error;
 pub mod files;
 pub mod launch;
 pub mod listing;
@@ -33,6 +34,7 @@ pub mod suite;
 
 pub use args::{AudioArgs, Dirs, Transports};
 pub use demo::DemoArgs;
+pub use error::CommandError;
 pub use merge::MergeArgs;
 pub use output::OutputArgs;
 pub use report::{DiffArgs, ReportArgs};

@@ -13,48 +13,86 @@ use callwall_results::{Results, RunResult};
 
 use crate::output::{self, Judge, OutputArgs};
 
+/// Why documents cannot be merged (each names the files and says what to do).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    #[error("no results files given")]
+    NoFiles,
+    #[error("{file} has results schema version {version}, {first} has {first_version}: merge files written by the same callwall")]
+    SchemaVersion { file: String, version: u32, first: String, first_version: u32 },
+    #[error("{file} was written by callwall {version}, {first} by {first_version}: run every shard with the same build")]
+    CallwallVersion { file: String, version: String, first: String, first_version: String },
+    #[error(
+        "some files are shards (run --shard) and some are not: merge the shards of one matrix"
+    )]
+    MixedShards,
+    #[error("{file} is shard {index}/{count}, but {first} is of {first_count} shards: merge the shards of one matrix")]
+    ShardCount { file: String, index: u32, count: u32, first: String, first_count: u32 },
+    #[error("{file} and {other} are both shard {index}/{count}")]
+    DuplicateShard { file: String, other: String, index: u32, count: u32 },
+    #[error("shard(s) {} missing: pass every shard's results file", shard_list(missing, *count))]
+    MissingShards { missing: Vec<u32>, count: u32 },
+    #[error("scenario {scenario} (repeat {}) is in both {other} and {file}: each run may be merged once", repeat + 1)]
+    DuplicateRun { scenario: String, repeat: u32, other: String, file: String },
+}
+
+fn shard_list(missing: &[u32], count: u32) -> String {
+    missing.iter().map(|k| format!("{k}/{count}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Joins documents (`(file name, document)`); `Err` says which files conflict and how.
-pub fn merge(docs: &[(String, Results)]) -> Result<Results, String> {
+pub fn merge(docs: &[(String, Results)]) -> Result<Results, MergeError> {
     let Some((first_name, first)) = docs.first() else {
-        return Err("no results files given".into());
+        return Err(MergeError::NoFiles);
     };
     for (name, d) in docs {
         if d.schema_version != first.schema_version {
-            return Err(format!(
-                "{name} has results schema version {}, {first_name} has {}: merge files written by the same callwall",
-                d.schema_version, first.schema_version
-            ));
+            return Err(MergeError::SchemaVersion {
+                file: name.clone(),
+                version: d.schema_version,
+                first: first_name.clone(),
+                first_version: first.schema_version,
+            });
         }
         if d.callwall_version != first.callwall_version {
-            return Err(format!(
-                "{name} was written by callwall {}, {first_name} by {}: run every shard with the same build",
-                d.callwall_version, first.callwall_version
-            ));
+            return Err(MergeError::CallwallVersion {
+                file: name.clone(),
+                version: d.callwall_version.clone(),
+                first: first_name.clone(),
+                first_version: first.callwall_version.clone(),
+            });
         }
     }
     // Shards: all or none say which shard they are; then each of 1..N once.
     let shards: Vec<_> = docs.iter().filter_map(|(n, d)| d.shard.map(|s| (n, s))).collect();
     if !shards.is_empty() {
         if shards.len() != docs.len() {
-            return Err("some files are shards (run --shard) and some are not: merge the shards of one matrix".into());
+            return Err(MergeError::MixedShards);
         }
         let count = shards[0].1.count;
         let mut seen: BTreeMap<u32, &String> = BTreeMap::new();
         for (n, s) in &shards {
             if s.count != count {
-                return Err(format!("{n} is shard {}/{}, but {} is of {count} shards: merge the shards of one matrix", s.index, s.count, shards[0].0));
+                return Err(MergeError::ShardCount {
+                    file: (*n).clone(),
+                    index: s.index,
+                    count: s.count,
+                    first: shards[0].0.clone(),
+                    first_count: count,
+                });
             }
             if let Some(other) = seen.insert(s.index, n) {
-                return Err(format!("{n} and {other} are both shard {}/{count}", s.index));
+                return Err(MergeError::DuplicateShard {
+                    file: (*n).clone(),
+                    other: other.clone(),
+                    index: s.index,
+                    count,
+                });
             }
         }
-        let missing: Vec<String> =
-            (1..=count).filter(|k| !seen.contains_key(k)).map(|k| format!("{k}/{count}")).collect();
+        let missing: Vec<u32> = (1..=count).filter(|k| !seen.contains_key(k)).collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "shard(s) {} missing: pass every shard's results file",
-                missing.join(", ")
-            ));
+            return Err(MergeError::MissingShards { missing, count });
         }
     }
     let mut runs: Vec<(&String, &RunResult)> = Vec::new();
@@ -62,11 +100,12 @@ pub fn merge(docs: &[(String, Results)]) -> Result<Results, String> {
     for (name, d) in docs {
         for r in &d.runs {
             if let Some(other) = at.insert((r.scenario.as_str(), r.repeat), name) {
-                return Err(format!(
-                    "scenario {} (repeat {}) is in both {other} and {name}: each run may be merged once",
-                    r.scenario,
-                    r.repeat + 1
-                ));
+                return Err(MergeError::DuplicateRun {
+                    scenario: r.scenario.clone(),
+                    repeat: r.repeat,
+                    other: other.clone(),
+                    file: name.clone(),
+                });
             }
             runs.push((name, r));
         }
@@ -156,23 +195,32 @@ mod tests {
         let e =
             merge(&[("a".into(), doc(&[("x", 0)], None)), ("b".into(), doc(&[("x", 0)], None))])
                 .unwrap_err();
-        assert!(e.contains("scenario x (repeat 1) is in both a and b"), "{e}");
+        assert!(
+            matches!(&e, MergeError::DuplicateRun { scenario, repeat: 0, other, file }
+            if scenario == "x" && other == "a" && file == "b"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("scenario x (repeat 1) is in both a and b"), "{e}");
         let e =
             merge(&[("a".into(), doc(&[], Some((1, 3)))), ("b".into(), doc(&[], Some((3, 3))))])
                 .unwrap_err();
-        assert!(e.contains("shard(s) 2/3 missing"), "{e}");
+        assert_eq!(e, MergeError::MissingShards { missing: vec![2], count: 3 });
+        assert!(e.to_string().contains("shard(s) 2/3 missing"), "{e}");
         let e =
             merge(&[("a".into(), doc(&[], Some((1, 2)))), ("b".into(), doc(&[], Some((1, 2))))])
                 .unwrap_err();
-        assert!(e.contains("both shard 1/2"), "{e}");
+        assert!(matches!(e, MergeError::DuplicateShard { index: 1, count: 2, .. }), "{e:?}");
+        let e = merge(&[("a".into(), doc(&[], Some((1, 2)))), ("b".into(), doc(&[], None))])
+            .unwrap_err();
+        assert_eq!(e, MergeError::MixedShards);
         let mut old = doc(&[], None);
         old.callwall_version = "0.0.9".into();
         let e = merge(&[("a".into(), doc(&[], None)), ("b".into(), old)]).unwrap_err();
-        assert!(e.contains("same build"), "{e}");
+        assert!(matches!(e, MergeError::CallwallVersion { .. }), "{e:?}");
         let mut v = doc(&[], None);
         v.schema_version = 1;
-        assert!(merge(&[("a".into(), doc(&[], None)), ("b".into(), v)])
-            .unwrap_err()
-            .contains("schema version"));
+        let e = merge(&[("a".into(), doc(&[], None)), ("b".into(), v)]).unwrap_err();
+        assert!(matches!(e, MergeError::SchemaVersion { version: 1, .. }), "{e:?}");
+        assert_eq!(merge(&[]).unwrap_err(), MergeError::NoFiles);
     }
 }

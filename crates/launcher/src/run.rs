@@ -13,6 +13,7 @@ use clap::Args;
 use callwall_harness::PlanOptions;
 
 use crate::args::{AudioArgs, Dirs, Transports};
+use crate::error::CommandError;
 use crate::output::OutputArgs;
 use crate::shard::Shard;
 
@@ -78,11 +79,11 @@ pub fn run(args: RunArgs, transports: Transports) -> ExitCode {
     }
 }
 
-fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<String>> {
-    let one = |e: String| vec![e];
-    callwall_netns::sandbox::check_environment().map_err(|e| one(e.to_string()))?;
+fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<CommandError>> {
+    let one = |e: CommandError| vec![e];
+    callwall_netns::sandbox::check_environment().map_err(|e| one(e.into()))?;
     // The censor reads CALLWALL_CENSOR_BRIDGE inside the sandbox; a bad value stops here.
-    callwall_harness::roles::bridge_options_from_env().map_err(|e| one(e.to_string()))?;
+    callwall_harness::roles::bridge_options_from_env().map_err(|e| one(e.into()))?;
     let files =
         crate::files::scenario_files(&opts.scenarios, &opts.dirs.scenario_dir).map_err(one)?;
     let mut scenarios = crate::files::load_all(&files, &opts.dirs, transports)?;
@@ -92,30 +93,29 @@ fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<St
     if !opts.transport.is_empty() {
         let known = crate::files::catalog(transports).transports;
         if let Some(t) = opts.transport.iter().find(|t| !known.contains_key(*t)) {
-            let names = known.keys().cloned().collect::<Vec<_>>().join(", ");
-            return Err(one(format!("unknown transport {t:?}; use one of {names}")));
+            let known = known.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(one(CommandError::UnknownTransport { name: t.clone(), known }));
         }
         scenarios.retain(|s| s.calls.iter().any(|c| opts.transport.contains(&c.transport)));
     }
     if scenarios.is_empty() {
-        return Err(one("no scenario left to run after --filter/--transport".into()));
+        return Err(one(CommandError::NothingToRun));
     }
     if opts.repeat == 0 || opts.repeat > 100 {
-        return Err(one("--repeat takes 1 to 100".into()));
+        return Err(one(CommandError::Repeat));
     }
     if opts.retries > 10 {
-        return Err(one("--retries takes 0 to 10".into()));
+        return Err(one(CommandError::Retries));
     }
-    let mut audio = opts.audio.resolve().map_err(one)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| one(format!("cannot find the callwall executable: {e}")))?;
+    let mut audio = opts.audio.resolve().map_err(|e| one(e.into()))?;
+    let exe = std::env::current_exe().map_err(|e| one(CommandError::Executable(e)))?;
     let control =
         crate::demo::control_source(opts.control.as_deref(), scenarios.len(), opts.repeat)
             .map_err(one)?;
     std::fs::create_dir_all(&opts.out)
-        .map_err(|e| one(format!("cannot create output directory {}: {e}", opts.out.display())))?;
+        .map_err(|source| one(CommandError::OutputDir { dir: opts.out.clone(), source }))?;
     let out_root = opts.out.canonicalize().unwrap_or_else(|_| opts.out.clone());
-    callwall_harness::audio::prepare(&mut audio, &out_root).map_err(one)?;
+    callwall_harness::audio::prepare(&mut audio, &out_root).map_err(|e| one(e.into()))?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -6,39 +6,26 @@
 //! when some call of the run uses that transport; it listens on every reflector port and says
 //! `ready` on stdout once all are bound. Its counters go to `reflector.log`.
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::time::Instant;
 
 use callwall_netns::Network;
 use callwall_scenario::Scenario;
 
+use crate::process::Service;
 use crate::relay::RELAY_HOST;
 use crate::HarnessError;
 
-/// How long the reflector gets to bind its ports.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A running reflector; dropping it kills the process.
+/// A running reflector.
 pub struct Reflector {
-    child: Child,
+    service: Service,
 }
 
 impl Reflector {
-    /// Stops the reflector.
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Reflector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops the reflector (it keeps no state worth a report: its counters are in its log).
+    pub fn stop(self) {
+        let _ = self.service.finish(Instant::now());
     }
 }
 
@@ -62,38 +49,8 @@ pub fn maybe_start(
     let mut cmd =
         network.command(RELAY_HOST, exe).map_err(|e| HarnessError::Setup(e.to_string()))?;
     cmd.arg("__reflector").arg("--listen").arg(ip.to_string());
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-    match out.map(|d| std::fs::File::create(d.join("reflector.log"))) {
-        Some(Ok(f)) => {
-            cmd.stderr(Stdio::from(f));
-        }
-        _ => {
-            cmd.stderr(Stdio::null());
-        }
-    }
-    let mut child =
-        cmd.spawn().map_err(|e| HarnessError::Setup(format!("cannot start the reflector: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| HarnessError::Setup("the reflector has no stdout".into()))?;
-    let reflector = Reflector { child };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut first = String::new();
-        let ok = r.read_line(&mut first).is_ok() && first.starts_with("ready");
-        let _ = tx.send(ok);
-        // Keep reading so the reflector never blocks on a full pipe.
-        let _ = std::io::copy(&mut r, &mut std::io::sink());
-    });
-    match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(true) => Ok(Some(reflector)),
-        Ok(false) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(HarnessError::Setup(
-            "the reflector exited before it was ready; see reflector.log".into(),
-        )),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(HarnessError::Setup(format!(
-            "the reflector did not bind its ports within {READY_TIMEOUT:?}; see reflector.log"
-        ))),
-    }
+    let log = out.map(|d| d.join("reflector.log"));
+    let service = Service::spawn("the reflector", cmd, log.as_deref(), true)?;
+    service.wait_ready()?;
+    Ok(Some(Reflector { service }))
 }

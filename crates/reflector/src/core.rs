@@ -243,6 +243,25 @@ mod tests {
         assert_eq!(binding_request_id(&binding_request(id)[..19]), None);
     }
 
+    /// Today's bytes on the wire, pinned: the reflector's answers to a Binding request from an
+    /// IPv4 and an IPv6 address, and the request a client sends.
+    #[test]
+    fn response_bytes_are_pinned() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let id = *b"callwall-id1";
+        let mut r = Reflector::new();
+        let mut got = vec![hex(&binding_request(id))];
+        for from in [a("10.1.0.2:40000"), a("[fd00:1::2]:40001")] {
+            r.handle(Instant::now(), from, &binding_request(id));
+            got.push(hex(&r.poll_transmit().unwrap().1));
+        }
+        let want: &[&str] = &[];
+        if want.is_empty() {
+            panic!("PIN\n{}", got.join("\n"));
+        }
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn tagged_datagrams_are_relayed_between_two_peers() {
         let mut r = Reflector::new();

@@ -255,10 +255,11 @@ mod tests {
             r.handle(Instant::now(), from, &binding_request(id));
             got.push(hex(&r.poll_transmit().unwrap().1));
         }
-        let want: &[&str] = &[];
-        if want.is_empty() {
-            panic!("PIN\n{}", got.join("\n"));
-        }
+        let want: &[&str] = &[
+            "000100002112a44263616c6c77616c6c2d696431",
+            "0101000c2112a44263616c6c77616c6c2d696431002000080001bd522b13a440",
+            "010100182112a44263616c6c77616c6c2d696431002000140002bd53dc12a44363616c6c77616c6c2d696433",
+        ];
         assert_eq!(got, want);
     }
 

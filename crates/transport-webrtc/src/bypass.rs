@@ -30,6 +30,8 @@ use webrtc::runtime::{
 
 use callwall_transport::bypass::Decoy;
 use callwall_transport::{Role, TransportError};
+use callwall_wire::dns;
+use callwall_wire::stun::StunRepr;
 
 use rtc::dtls::cipher_suite::CipherSuiteId;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
@@ -47,56 +49,28 @@ pub fn honoured(strategy: &str) -> &'static [&'static str] {
 // ---------------------------------------------------------------------------------------------
 // Decoy datagrams
 
-/// The decoy datagram's bytes for a call: `seed` and `role` make it repeatable per call.
+/// The name a `dns` decoy asks for (type A, class IN, recursion desired).
+const DNS_DECOY_NAME: &str = "yandex.ru";
+
+/// The decoy datagram's bytes for a call: `seed` and `role` make it repeatable per call. The
+/// `dns` and `stun` decoys are written by `callwall_wire`'s codecs: a recursive A query
+/// ([`dns::Query`]) and a Binding request with FINGERPRINT ([`StunRepr`]).
 pub fn decoy_payload(kind: Decoy, seed: u64, role: Role) -> Vec<u8> {
     let mut rng =
         SplitMix(seed ^ 0x6465_636f_795f_6279 ^ if role == Role::Caller { 0 } else { 0x5555_5555 });
     match kind {
         Decoy::Random => (0..8).flat_map(|_| rng.next().to_be_bytes()).collect(),
-        Decoy::Dns => dns_query(rng.next() as u16, "yandex.ru"),
+        Decoy::Dns => {
+            let name = dns::Name::from_dotted(DNS_DECOY_NAME).expect("a valid name");
+            dns::Query::a(rng.next() as u16, name).to_bytes()
+        }
         Decoy::Stun => {
             let mut tid = [0u8; 12];
             tid[..8].copy_from_slice(&rng.next().to_be_bytes());
             tid[8..].copy_from_slice(&(rng.next() as u32).to_be_bytes());
-            stun_binding_request(tid)
+            StunRepr { fingerprint: true, ..StunRepr::binding_request(tid) }.to_bytes()
         }
     }
-}
-
-/// A DNS query (RFC 1035 §4.1): one question, `name` IN A, recursion desired.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(17 + name.len() + 2);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-/// A STUN Binding request (RFC 8489 §5, §14.7) with only a FINGERPRINT attribute.
-fn stun_binding_request(tid: [u8; 12]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(28);
-    m.extend_from_slice(&[0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
-    m.extend_from_slice(&tid);
-    let crc = crc32(&m) ^ 0x5354_554e;
-    m.extend_from_slice(&[0x80, 0x28, 0x00, 0x04]);
-    m.extend_from_slice(&crc.to_be_bytes());
-    m
-}
-
-/// CRC-32 (ISO-HDLC, the one STUN's FINGERPRINT uses).
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for b in data {
-        c ^= u32::from(*b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
-        }
-    }
-    !c
 }
 
 struct SplitMix(u64);
@@ -545,8 +519,9 @@ mod tests {
         let m = callwall_wire::stun::parse_datagram(&stun).expect("a stun message");
         assert_eq!((m.class, m.method), (callwall_wire::stun::StunClass::Request, 1));
         assert!(m.fingerprint().is_some_and(|f| f.is_valid()), "a valid fingerprint");
-        let dns = decoy_payload(Decoy::Dns, 7, Role::Caller);
-        assert!(callwall_wire::dns::looks_like_dns(&dns), "{dns:?}");
+        let d = decoy_payload(Decoy::Dns, 7, Role::Caller);
+        let q = dns::Query::parse(&d).expect("a dns query");
+        assert_eq!(q.name.to_string(), DNS_DECOY_NAME);
         let r = decoy_payload(Decoy::Random, 7, Role::Caller);
         assert_eq!(r.len(), 64);
         assert_eq!(r, decoy_payload(Decoy::Random, 7, Role::Caller));
@@ -588,11 +563,6 @@ mod tests {
             "42 Callee Stun 000100082112a4429c8cf3bde907fd45752998c880280004c3a93b08",
         ];
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn crc32_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
     }
 
     /// The decoy is the first datagram the remote gets, once per destination, and the real

@@ -12,6 +12,8 @@
 //!
 //! Not modelled: authentication of tags, encryption, the reflector's own keepalives and
 //! statistics packets, peer-to-peer upgrade. Tags idle for [`IDLE`] are forgotten.
+//!
+//! STUN is read and written with `callwall_wire::stun` ([`StunRepr`] for the answer).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -42,8 +42,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let b: IpAddr = "10.2.0.2".parse().unwrap();
     let m1 = [2, 0, 0, 0, 0, 1];
     let m2 = [2, 0, 0, 0, 0, 2];
-    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[7; 12]);
+    let stun = callwall_wire::stun::StunRepr::binding_request([7; 12]).to_bytes();
     let mut dtls = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 60, 1, 0, 0, 48];
     dtls.extend_from_slice(&[0xab; 60]);
     let mut quic = vec![0xc3, 0, 0, 0, 1, 8];

@@ -86,11 +86,10 @@ impl Digest {
     }
 }
 
-/// A STUN Binding request (RFC 8489: type 0x0001, no attributes, magic cookie).
+/// A STUN Binding request (RFC 8489: no attributes), transaction id `id`, `id + 1`, ...
 fn stun_binding(id: u8) -> Vec<u8> {
-    let mut p = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    p.extend((0..12).map(|i| id.wrapping_add(i)));
-    p
+    let tid = std::array::from_fn(|i| id.wrapping_add(i as u8));
+    callwall_wire::stun::StunRepr::binding_request(tid).to_bytes()
 }
 
 /// Mixed-traffic datagram `seq` of `stream`: random-looking bytes no classifier claims.

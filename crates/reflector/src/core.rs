@@ -12,23 +12,21 @@
 //!
 //! Not modelled: authentication of tags, encryption, the reflector's own keepalives and
 //! statistics packets, peer-to-peer upgrade. Tags idle for [`IDLE`] are forgotten.
+//!
+//! STUN is read and written with `callwall_wire::stun` ([`StunRepr`] for the answer).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// STUN magic cookie (RFC 8489 §5).
-pub const MAGIC_COOKIE: u32 = 0x2112_A442;
+use callwall_wire::stun::{self, method, StunClass, StunRepr};
+
 /// Length of the call tag that starts every relayed datagram.
 pub const TAG_LEN: usize = 16;
 /// Tags with no traffic this long are forgotten.
 pub const IDLE: Duration = Duration::from_secs(60);
 /// Most tags held at once; new tags beyond it are refused (counted).
 pub const MAX_TAGS: usize = 4096;
-
-const BINDING_REQUEST: u16 = 0x0001;
-const BINDING_SUCCESS: u16 = 0x0101;
-const ATTR_XOR_MAPPED_ADDRESS: u16 = 0x0020;
 
 /// A call tag.
 pub type Tag = [u8; TAG_LEN];
@@ -59,94 +57,21 @@ pub struct Reflector {
     pub counters: Counters,
 }
 
-/// A STUN Binding request's transaction id, if `b` is one (RFC 8489 §5, §6.3).
+/// A STUN Binding request's transaction id, if `b` is exactly one (RFC 8489 §5, §6.3): the
+/// datagrams the reflector answers.
 pub fn binding_request_id(b: &[u8]) -> Option<[u8; 12]> {
-    if b.len() < 20 || b[0] & 0xC0 != 0 {
-        return None;
-    }
-    let typ = u16::from_be_bytes([b[0], b[1]]);
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    let cookie = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-    if typ != BINDING_REQUEST
-        || cookie != MAGIC_COOKIE
-        || !len.is_multiple_of(4)
-        || 20 + len != b.len()
-    {
-        return None;
-    }
-    let mut id = [0u8; 12];
-    id.copy_from_slice(&b[8..20]);
-    Some(id)
+    let m = stun::parse_datagram(b).ok()?;
+    let binding = m.has_cookie && m.class == StunClass::Request && m.method == method::BINDING;
+    binding.then(|| m.transaction_id.try_into().ok()).flatten()
 }
 
-/// A Binding request with transaction id `id` (no attributes).
-pub fn binding_request(id: [u8; 12]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(20);
-    m.extend_from_slice(&BINDING_REQUEST.to_be_bytes());
-    m.extend_from_slice(&0u16.to_be_bytes());
-    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
-    m.extend_from_slice(&id);
-    m
-}
-
-/// A Binding success response to `id` naming `mapped` in XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
-pub fn binding_success(id: [u8; 12], mapped: SocketAddr) -> Vec<u8> {
-    let cookie = MAGIC_COOKIE.to_be_bytes();
-    let xport = mapped.port() ^ (MAGIC_COOKIE >> 16) as u16;
-    let (family, xaddr): (u8, Vec<u8>) = match mapped.ip() {
-        IpAddr::V4(a) => (1, a.octets().iter().zip(cookie).map(|(b, c)| b ^ c).collect()),
-        IpAddr::V6(a) => {
-            let key: Vec<u8> = cookie.iter().chain(id.iter()).copied().collect();
-            (2, a.octets().iter().zip(key).map(|(b, k)| b ^ k).collect())
-        }
-    };
-    let value_len = 4 + xaddr.len();
-    let mut m = Vec::with_capacity(20 + 4 + value_len);
-    m.extend_from_slice(&BINDING_SUCCESS.to_be_bytes());
-    m.extend_from_slice(&((4 + value_len) as u16).to_be_bytes());
-    m.extend_from_slice(&cookie);
-    m.extend_from_slice(&id);
-    m.extend_from_slice(&ATTR_XOR_MAPPED_ADDRESS.to_be_bytes());
-    m.extend_from_slice(&(value_len as u16).to_be_bytes());
-    m.extend_from_slice(&[0, family]);
-    m.extend_from_slice(&xport.to_be_bytes());
-    m.extend_from_slice(&xaddr);
-    m
-}
-
-/// The mapped address in a Binding success response to `id`, if `b` is one.
-pub fn parse_binding_success(b: &[u8], id: [u8; 12]) -> Option<SocketAddr> {
-    if b.len() < 20 || u16::from_be_bytes([b[0], b[1]]) != BINDING_SUCCESS || b[8..20] != id {
-        return None;
-    }
-    let cookie = MAGIC_COOKIE.to_be_bytes();
-    let mut at = 20;
-    while at + 4 <= b.len() {
-        let typ = u16::from_be_bytes([b[at], b[at + 1]]);
-        let len = u16::from_be_bytes([b[at + 2], b[at + 3]]) as usize;
-        let v = b.get(at + 4..at + 4 + len)?;
-        if typ == ATTR_XOR_MAPPED_ADDRESS && v.len() >= 8 {
-            let port = u16::from_be_bytes([v[2], v[3]]) ^ (MAGIC_COOKIE >> 16) as u16;
-            let ip = match (v[1], v.len()) {
-                (1, 8) => {
-                    let o: Vec<u8> = v[4..8].iter().zip(cookie).map(|(b, c)| b ^ c).collect();
-                    IpAddr::from([o[0], o[1], o[2], o[3]])
-                }
-                (2, 20) => {
-                    let key: Vec<u8> = cookie.iter().chain(id.iter()).copied().collect();
-                    let mut o = [0u8; 16];
-                    for (i, (b, k)) in v[4..20].iter().zip(key).enumerate() {
-                        o[i] = b ^ k;
-                    }
-                    IpAddr::from(o)
-                }
-                _ => return None,
-            };
-            return Some(SocketAddr::new(ip, port));
-        }
-        at += 4 + len.div_ceil(4) * 4;
-    }
-    None
+/// The mapped address in a Binding success response to `id` (RFC 8489 §14.2), if `b` is one.
+pub fn mapped_address(b: &[u8], id: [u8; 12]) -> Option<SocketAddr> {
+    let m = stun::parse(b).ok()?;
+    let answers = m.class == StunClass::SuccessResponse
+        && m.method == method::BINDING
+        && m.transaction_id == id;
+    m.xor_mapped_address().filter(|_| answers)
 }
 
 impl Reflector {
@@ -159,7 +84,7 @@ impl Reflector {
         self.expire(now);
         if let Some(id) = binding_request_id(datagram) {
             self.counters.stun_answered += 1;
-            self.out.push((from, binding_success(id, from)));
+            self.out.push((from, StunRepr::binding_success(id, from).to_bytes()));
             return;
         }
         let Some(tag) = datagram.get(..TAG_LEN).and_then(|t| <Tag>::try_from(t).ok()) else {
@@ -224,6 +149,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn binding_request(id: [u8; 12]) -> Vec<u8> {
+        StunRepr::binding_request(id).to_bytes()
+    }
+
     #[test]
     fn stun_binding_is_answered_with_the_mapped_address() {
         let mut r = Reflector::new();
@@ -232,8 +161,8 @@ mod tests {
             r.handle(Instant::now(), from, &binding_request(id));
             let (to, resp) = r.poll_transmit().unwrap();
             assert_eq!(to, from);
-            assert_eq!(parse_binding_success(&resp, id), Some(from));
-            assert_eq!(parse_binding_success(&resp, [8; 12]), None);
+            assert_eq!(mapped_address(&resp, id), Some(from));
+            assert_eq!(mapped_address(&resp, [8; 12]), None);
         }
         assert_eq!(r.counters.stun_answered, 2);
         // A request with a wrong cookie or length is not STUN.
@@ -241,6 +170,26 @@ mod tests {
         bad[4] ^= 1;
         assert_eq!(binding_request_id(&bad), None);
         assert_eq!(binding_request_id(&binding_request(id)[..19]), None);
+    }
+
+    /// Today's bytes on the wire, pinned: the reflector's answers to a Binding request from an
+    /// IPv4 and an IPv6 address, and the request a client sends.
+    #[test]
+    fn response_bytes_are_pinned() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let id = *b"callwall-id1";
+        let mut r = Reflector::new();
+        let mut got = vec![hex(&binding_request(id))];
+        for from in [a("10.1.0.2:40000"), a("[fd00:1::2]:40001")] {
+            r.handle(Instant::now(), from, &binding_request(id));
+            got.push(hex(&r.poll_transmit().unwrap().1));
+        }
+        let want: &[&str] = &[
+            "000100002112a44263616c6c77616c6c2d696431",
+            "0101000c2112a44263616c6c77616c6c2d696431002000080001bd522b13a440",
+            "010100182112a44263616c6c77616c6c2d696431002000140002bd53dc12a44363616c6c77616c6c2d696433",
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -273,10 +222,10 @@ mod tests {
             for fill in [0u8, 0xff, 0x21] {
                 let mut b = vec![fill; len];
                 if len >= 8 {
-                    b[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+                    b[4..8].copy_from_slice(&stun::MAGIC_COOKIE.to_be_bytes());
                 }
                 r.handle(Instant::now(), a("10.0.0.1:1"), &b);
-                let _ = parse_binding_success(&b, [0; 12]);
+                let _ = mapped_address(&b, [0; 12]);
             }
         }
     }

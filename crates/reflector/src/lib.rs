@@ -22,7 +22,8 @@
 //!
 //! # Bypasses
 //! Strategy `udp` honours two [`callwall_transport::Bypass`] keys, applied by the caller (the
-//! peer behind the censor) only; [`udp_bypass`] builds what goes on the wire:
+//! peer behind the censor) only; [`callwall_transport::bypass::udp`] builds what goes on the
+//! wire:
 //! - `decoy`: one datagram (`random` 64 bytes, a `dns` query or a `stun` Binding request with
 //!   FINGERPRINT) from the call's own socket to the reflector before the STUN Binding request,
 //!   so the flow's first packet is not STUN. The reflector answers a STUN decoy (the caller
@@ -39,7 +40,6 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
-pub mod udp_bypass;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -50,9 +50,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use callwall_transport::bypass::udp;
 use callwall_transport::{
     check_bypass, check_strategy, CallContext, MediaLink, Role, TransportError, VoiceTransport,
 };
+use callwall_wire::stun::StunRepr;
 use rand::SeedableRng;
 
 use crate::core::{Counters, Reflector, Tag, TAG_LEN};
@@ -205,12 +207,8 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
         ctx.seed ^ u64::from_be_bytes(call_tag(&ctx.call_id)[..8].try_into().unwrap_or_default()),
     );
-    let socket = udp_bypass::bind_source_tokio(
-        ctx.local_ip,
-        reflector.port(),
-        bypass.source_port,
-        &mut rng,
-    )?;
+    let socket =
+        udp::bind_source_tokio(ctx.local_ip, reflector.port(), bypass.source_port, &mut rng)?;
     socket
         .connect(reflector)
         .await
@@ -218,14 +216,14 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
     let mut buf = vec![0u8; 65_536];
     // 0. The decoy, once, before the STUN request: the flow's first packet is not STUN.
     if let Some(kind) = bypass.decoy {
-        let decoy = udp_bypass::decoy_datagram(kind, &mut rng);
+        let decoy = udp::decoy_datagram(kind, &mut rng);
         socket.send(&decoy).await.map_err(|e| TransportError::io("sending the decoy", e))?;
     }
 
     // 1. STUN Binding request, repeated until answered (RFC 8489 §6.2.1 retransmits too).
     let mut id = [0u8; 12];
     id.copy_from_slice(&call_tag(&format!("{}/{:?}/stun", ctx.call_id, ctx.role))[..12]);
-    let request = core::binding_request(id);
+    let request = StunRepr::binding_request(id).to_bytes();
     let mapped = loop {
         if Instant::now() >= deadline {
             return Err(TransportError::Timeout(
@@ -236,7 +234,7 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
         let _ = socket.send(&request).await;
         let wait = (Instant::now() + RETRY).min(deadline);
         if let Ok(Ok(n)) = tokio::time::timeout_at(wait, socket.recv(&mut buf)).await {
-            if let Some(m) = core::parse_binding_success(&buf[..n], id) {
+            if let Some(m) = core::mapped_address(&buf[..n], id) {
                 break m;
             }
         }

@@ -46,7 +46,7 @@
 //! The caller applies them; the callee reads the same options, so both sides agree on the
 //! framing. Sources are in `/work/shared/censorship-catalog.md` (and `docs/bypasses.md`).
 //! - `decoy` (`udp`, `udp-wg`, `udp-obfs`): one datagram (`random` 64 bytes, a `dns` query, a
-//!   `stun` Binding request with FINGERPRINT; built by `callwall_reflector::udp_bypass`) from
+//!   `stun` Binding request with FINGERPRINT; built by `callwall_transport::bypass::udp`) from
 //!   the call's own socket to the callee's address and port, before the first initiation. The
 //!   callee does not decode it and counts it as malformed. Source: catalog, "Known
 //!   circumvention" and "Russia after August 2025" (a fake first packet beat the call
@@ -93,8 +93,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callwall_reflector::udp_bypass;
-use callwall_transport::bypass::{Bypass, SourcePort};
+use callwall_transport::bypass::{udp, Bypass, SourcePort};
 use callwall_transport::signal::Client;
 use callwall_transport::{
     check_bypass, check_strategy, CallContext, MediaLink, TransportError, VoiceTransport,
@@ -431,8 +430,7 @@ async fn dial_udp(
 ) -> Result<MediaLink, TransportError> {
     let mut rng = call_rng(ctx);
     let bypass = &ctx.options.bypass;
-    let sock =
-        udp_bypass::bind_source_tokio(ctx.local_ip, to.port(), bypass.source_port, &mut rng)?;
+    let sock = udp::bind_source_tokio(ctx.local_ip, to.port(), bypass.source_port, &mut rng)?;
     let local = sock.local_addr().map_err(|e| TransportError::io("reading the udp address", e))?;
     let framing = kind.framing(callee_public, bypass);
     let init = Initiator::start(callee_public)?;
@@ -442,7 +440,7 @@ async fn dial_udp(
     let mut last_error: Option<String> = None;
     // The decoy goes once, before the first handshake message, from this same socket.
     if let Some(d) = bypass.decoy {
-        let bytes = udp_bypass::decoy_datagram(d, &mut rng);
+        let bytes = udp::decoy_datagram(d, &mut rng);
         if let Err(e) = sock.send_to(&bytes, to).await {
             last_error = Some(format!("send decoy: {e}"));
         }
@@ -611,7 +609,7 @@ impl Pump {
                 _ = tokio::time::sleep_until(next_hop) => {
                     let Some(h) = hop.as_ref() else { next_hop = far; continue };
                     next_hop = Instant::now() + h.every;
-                    match udp_bypass::bind_source_tokio(
+                    match udp::bind_source_tokio(
                         h.ip,
                         self.peer.port(),
                         h.source_port,

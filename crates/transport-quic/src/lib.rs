@@ -28,7 +28,7 @@
 //! caller applies them (the callee's quinn accepts what they produce). Sources are in
 //! `/work/shared/censorship-catalog.md` (and `docs/bypasses.md`).
 //! - `decoy`: one datagram (`random` 64 bytes, a `dns` query, a `stun` Binding request with
-//!   FINGERPRINT; `callwall_reflector::udp_bypass`) from the caller's socket to the callee's
+//!   FINGERPRINT; `callwall_transport::bypass::udp`) from the caller's socket to the callee's
 //!   address and port before quinn's first Initial. The callee's quinn drops it (too short
 //!   for an Initial, no connection for its ids). Source: catalog, GFW QUIC SNI ("bypassed by
 //!   a random datagram first" [M]) and QUIC 2022 (TSPU: "if a flow's first packet is not QUIC,
@@ -74,8 +74,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use callwall_reflector::udp_bypass;
-use callwall_transport::bypass::{Bypass, QuicVersion};
+use callwall_transport::bypass::{udp, Bypass, QuicVersion};
 use callwall_transport::signal::{Client, SignalError};
 use callwall_transport::{
     check_bypass, check_strategy, CallContext, MediaLink, TransportError, VoiceTransport,
@@ -428,10 +427,9 @@ async fn dial(
     let remote = SocketAddr::new(offer.addr, offer.port);
     let bypass = &ctx.options.bypass;
     let mut rng = bypass_rng(ctx);
-    let socket =
-        udp_bypass::bind_source(ctx.local_ip, remote.port(), bypass.source_port, &mut rng)?;
+    let socket = udp::bind_source(ctx.local_ip, remote.port(), bypass.source_port, &mut rng)?;
     if let Some(kind) = bypass.decoy {
-        let decoy = udp_bypass::decoy_datagram(kind, &mut rng);
+        let decoy = udp::decoy_datagram(kind, &mut rng);
         socket.send_to(&decoy, remote).map_err(|e| TransportError::io("sending the decoy", e))?;
     }
     let runtime = quinn::default_runtime()

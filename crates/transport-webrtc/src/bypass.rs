@@ -30,6 +30,8 @@ use webrtc::runtime::{
 
 use callwall_transport::bypass::Decoy;
 use callwall_transport::{Role, TransportError};
+use callwall_wire::dns;
+use callwall_wire::stun::StunRepr;
 
 use rtc::dtls::cipher_suite::CipherSuiteId;
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
@@ -47,56 +49,28 @@ pub fn honoured(strategy: &str) -> &'static [&'static str] {
 // ---------------------------------------------------------------------------------------------
 // Decoy datagrams
 
-/// The decoy datagram's bytes for a call: `seed` and `role` make it repeatable per call.
+/// The name a `dns` decoy asks for (type A, class IN, recursion desired).
+const DNS_DECOY_NAME: &str = "yandex.ru";
+
+/// The decoy datagram's bytes for a call: `seed` and `role` make it repeatable per call. The
+/// `dns` and `stun` decoys are written by `callwall_wire`'s codecs: a recursive A query
+/// ([`dns::Query`]) and a Binding request with FINGERPRINT ([`StunRepr`]).
 pub fn decoy_payload(kind: Decoy, seed: u64, role: Role) -> Vec<u8> {
     let mut rng =
         SplitMix(seed ^ 0x6465_636f_795f_6279 ^ if role == Role::Caller { 0 } else { 0x5555_5555 });
     match kind {
         Decoy::Random => (0..8).flat_map(|_| rng.next().to_be_bytes()).collect(),
-        Decoy::Dns => dns_query(rng.next() as u16, "yandex.ru"),
+        Decoy::Dns => {
+            let name = dns::Name::from_dotted(DNS_DECOY_NAME).expect("a valid name");
+            dns::Query::a(rng.next() as u16, name).to_bytes()
+        }
         Decoy::Stun => {
             let mut tid = [0u8; 12];
             tid[..8].copy_from_slice(&rng.next().to_be_bytes());
             tid[8..].copy_from_slice(&(rng.next() as u32).to_be_bytes());
-            stun_binding_request(tid)
+            StunRepr { fingerprint: true, ..StunRepr::binding_request(tid) }.to_bytes()
         }
     }
-}
-
-/// A DNS query (RFC 1035 §4.1): one question, `name` IN A, recursion desired.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = Vec::with_capacity(17 + name.len() + 2);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.extend_from_slice(&[0, 0, 1, 0, 1]);
-    q
-}
-
-/// A STUN Binding request (RFC 8489 §5, §14.7) with only a FINGERPRINT attribute.
-fn stun_binding_request(tid: [u8; 12]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(28);
-    m.extend_from_slice(&[0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42]);
-    m.extend_from_slice(&tid);
-    let crc = crc32(&m) ^ 0x5354_554e;
-    m.extend_from_slice(&[0x80, 0x28, 0x00, 0x04]);
-    m.extend_from_slice(&crc.to_be_bytes());
-    m
-}
-
-/// CRC-32 (ISO-HDLC, the one STUN's FINGERPRINT uses).
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xffff_ffffu32;
-    for b in data {
-        c ^= u32::from(*b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xedb8_8320 } else { c >> 1 };
-        }
-    }
-    !c
 }
 
 struct SplitMix(u64);
@@ -545,8 +519,9 @@ mod tests {
         let m = callwall_wire::stun::parse_datagram(&stun).expect("a stun message");
         assert_eq!((m.class, m.method), (callwall_wire::stun::StunClass::Request, 1));
         assert!(m.fingerprint().is_some_and(|f| f.is_valid()), "a valid fingerprint");
-        let dns = decoy_payload(Decoy::Dns, 7, Role::Caller);
-        assert!(callwall_wire::dns::looks_like_dns(&dns), "{dns:?}");
+        let d = decoy_payload(Decoy::Dns, 7, Role::Caller);
+        let q = dns::Query::parse(&d).expect("a dns query");
+        assert_eq!(q.name.to_string(), DNS_DECOY_NAME);
         let r = decoy_payload(Decoy::Random, 7, Role::Caller);
         assert_eq!(r.len(), 64);
         assert_eq!(r, decoy_payload(Decoy::Random, 7, Role::Caller));
@@ -554,9 +529,40 @@ mod tests {
         assert_ne!(r, decoy_payload(Decoy::Random, 7, Role::Callee));
     }
 
+    /// Today's bytes on the wire, pinned: each decoy kind for a few seeds and both roles.
     #[test]
-    fn crc32_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    fn decoy_bytes_are_pinned() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut got = Vec::new();
+        for seed in [0u64, 7, 42] {
+            for role in [Role::Caller, Role::Callee] {
+                for kind in [Decoy::Random, Decoy::Dns, Decoy::Stun] {
+                    let d = decoy_payload(kind, seed, role);
+                    got.push(format!("{seed} {role:?} {kind:?} {}", hex(&d)));
+                }
+            }
+        }
+        let want: &[&str] = &[
+            "0 Caller Random 0512458b2df0374bdc6cc82b4a6cf3cb4b2348a63267718f27317bc11780d4c2926eb0329eea9da6b90e77907a5ac0ab9a95e0c92e24e971a75f4f966ce517ad",
+            "0 Caller Dns 374b010000010000000000000679616e6465780272750000010001",
+            "0 Caller Stun 000100082112a4420512458b2df0374b4a6cf3cb80280004f61291d2",
+            "0 Callee Random 809f28852b554155aa71e5438e95c097aa655123fe44d213cf346b08c2a2630086f1e11f3cfa1ea82f4c4799ddb3773146858137694246c22ecfc99fc0afcf10",
+            "0 Callee Dns 4155010000010000000000000679616e6465780272750000010001",
+            "0 Callee Stun 000100082112a442809f28852b5541558e95c097802800045a03de78",
+            "7 Caller Random 27ebc341108f60eda64543c0f77726f0e162db9feee2874b848bfdd8abafbe9478b4a15a98b7fe1f903ef6af8e3c125ce84175e7c64bc466efb5a2ccf49102fc",
+            "7 Caller Dns 60ed010000010000000000000679616e6465780272750000010001",
+            "7 Caller Stun 000100082112a44227ebc341108f60edf77726f0802800046e4fcb73",
+            "7 Callee Random 8149097fed736ec499a4dacb4439e6ffa3762a8319a2578c4f886313c43e2dd7045f0563b9356c751560503fc0ff9b0c4248079bcfbd064f9f1e0752b0d48184",
+            "7 Callee Dns 6ec4010000010000000000000679616e6465780272750000010001",
+            "7 Callee Stun 000100082112a4428149097fed736ec44439e6ff80280004c616aa78",
+            "42 Caller Random 6f8af50f8ec9a4341249f94529db7910e1e08d4b442aabe8d97bead60f7e553a69a9078498bb173f441320e8e39bc01e145824f2a7a28e85e2186e22eef4e11d",
+            "42 Caller Dns a434010000010000000000000679616e6465780272750000010001",
+            "42 Caller Stun 000100082112a4426f8af50f8ec9a43429db791080280004224a0728",
+            "42 Callee Random 9c8cf3bde907fd45fa8c34fb752998c80315cfb981beb38d077d58c9096ed7716737d1eb605665ae4caf0434e80ea4228003881754e6b7f914dc07ba4f93338d",
+            "42 Callee Dns fd45010000010000000000000679616e6465780272750000010001",
+            "42 Callee Stun 000100082112a4429c8cf3bde907fd45752998c880280004c3a93b08",
+        ];
+        assert_eq!(got, want);
     }
 
     /// The decoy is the first datagram the remote gets, once per destination, and the real

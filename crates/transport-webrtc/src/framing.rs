@@ -9,7 +9,10 @@
 //!   multiple of four bytes"; the padding is not counted in the length field (RFC 8656 §12.5).
 //!
 //! [`frame_for_stream`] turns one datagram into its stream form; [`Deframer`] splits a stream
-//! back into datagrams. Neither allocates more than one message, reads a clock or panics.
+//! back into datagrams. Neither allocates more than one message, reads a clock or panics. The
+//! demultiplexing, header sizes and ChannelData padding are `callwall_wire::stun`'s.
+
+use callwall_wire::stun::{self, ChannelData, Demux, CHANNEL_DATA_HEADER_LEN};
 
 /// Why bytes could not be framed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,12 +33,10 @@ enum Kind {
 }
 
 fn kind(first: u8) -> Result<Kind, FramingError> {
-    match first {
-        // RFC 8489 §5: the most significant two bits of every STUN message are zero.
-        0x00..=0x03 => Ok(Kind::Stun),
-        // RFC 8656 §12: channel numbers 0x4000 through 0x4FFF.
-        0x40..=0x4F => Ok(Kind::ChannelData),
-        other => Err(FramingError::UnknownMessage(other)),
+    match stun::demux(first) {
+        Demux::Stun => Ok(Kind::Stun),
+        Demux::ChannelData => Ok(Kind::ChannelData),
+        _ => Err(FramingError::UnknownMessage(first)),
     }
 }
 
@@ -52,11 +53,11 @@ fn sizes(header: &[u8]) -> Result<(usize, usize), FramingError> {
             if !len.is_multiple_of(4) {
                 return Err(FramingError::BadStunLength(len));
             }
-            let total = 20 + usize::from(len);
+            let total = stun::HEADER_LEN + usize::from(len);
             Ok((total, total))
         }
         Kind::ChannelData => {
-            let total = 4 + usize::from(len);
+            let total = CHANNEL_DATA_HEADER_LEN + usize::from(len);
             Ok((total, total.next_multiple_of(4)))
         }
     }
@@ -67,12 +68,16 @@ fn sizes(header: &[u8]) -> Result<(usize, usize), FramingError> {
 /// that length.
 pub fn frame_for_stream(datagram: &[u8]) -> Result<Vec<u8>, FramingError> {
     let (message, on_stream) = sizes(datagram)?;
-    if datagram.len() < message {
-        return Err(FramingError::Truncated(datagram.len()));
-    }
+    let message = datagram.get(..message).ok_or(FramingError::Truncated(datagram.len()))?;
     let mut out = Vec::with_capacity(on_stream);
-    out.extend_from_slice(&datagram[..message]);
-    out.resize(on_stream, 0);
+    match kind(message[0])? {
+        Kind::Stun => out.extend_from_slice(message),
+        Kind::ChannelData => {
+            let channel = u16::from_be_bytes([message[0], message[1]]);
+            let data = &message[CHANNEL_DATA_HEADER_LEN..];
+            ChannelData { channel, data }.emit(&mut out, true);
+        }
+    }
     Ok(out)
 }
 
@@ -127,6 +132,15 @@ mod tests {
         [0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
     /// ChannelData on channel 0x4001 with a 5-byte payload, unpadded as over UDP.
     const CHANNEL_5: [u8; 9] = [0x40, 0x01, 0x00, 0x05, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE];
+
+    #[test]
+    fn test_messages_are_what_the_wire_codec_writes() {
+        let binding =
+            callwall_wire::stun::StunRepr::binding_request(BINDING[8..].try_into().unwrap());
+        assert_eq!(binding.to_bytes(), BINDING);
+        let cd = ChannelData { channel: 0x4001, data: &CHANNEL_5[4..] };
+        assert_eq!(cd.to_bytes(false), CHANNEL_5);
+    }
 
     #[test]
     fn stun_goes_unchanged() {

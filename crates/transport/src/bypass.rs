@@ -21,7 +21,12 @@
 //! or `""` for none) and `printable_prefix` (against the fully-encrypted-traffic test), both on
 //! [`crate::StrategyOptions`].
 //!
+//! [`udp`] builds what the UDP transports (`reflector`, `noise`, `quic`) put on the wire for
+//! `decoy` and `source_port`.
+//!
 //! [`VoiceTransport::bypasses`]: crate::VoiceTransport::bypasses
+
+pub mod udp;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,9 @@
 //! other peer and hands back a [`MediaLink`], a pair of channels carrying opaque voice frames.
 //! The voice model ([`voice`]) drives the link for the call's duration, and the metrics module
 //! ([`metrics`]) turns the two peers' [`PeerReport`]s into loss, jitter, delay, gaps, a MOS and
-//! a [`Verdict`].
+//! a [`Verdict`]. The bypasses a call may apply are [`bypass`]; what the UDP transports put on
+//! the wire for them (decoy datagram, source port) is [`bypass::udp`], whose messages are
+//! written by `callwall_wire`'s codecs.
 //!
 //! Guarantees: every wait in a transport is bounded by the context's deadlines; a transport
 //! never reads a clock other than the shared system clock used for one-way delay. It does not

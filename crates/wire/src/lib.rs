@@ -5,17 +5,23 @@
 //! `fuzz/` at the repository root has a cargo-fuzz target per parser). Unknown codes are data,
 //! not errors. Each check cites the RFC section it implements.
 //!
+//! Where callwall also writes a format, its builder lives beside the parser, smoltcp's
+//! `Repr::parse`/`emit` style: [`stun::StunRepr`] and [`stun::ChannelData::emit`] for STUN and
+//! TURN ChannelData, [`dns::Query`] for DNS queries. Builders append to a `Vec<u8>`; a
+//! round-trip property test and the fuzz targets check that parsing what they emit gives back
+//! the same value. No other crate encodes these formats by hand.
+//!
 //! | module | detects |
 //! | --- | --- |
 //! | [`packet`] | Ethernet (one VLAN tag), IPv4, IPv6 (extension headers), UDP, TCP |
-//! | [`stun`] | STUN (RFC 8489) and classic STUN (RFC 3489), attributes, FINGERPRINT check, TURN ChannelData (RFC 8656), RFC 7983 first-byte demux |
+//! | [`stun`] | STUN (RFC 8489) and classic STUN (RFC 3489), attributes, FINGERPRINT check, TURN ChannelData (RFC 8656), RFC 7983 first-byte demux; builders [`stun::StunRepr`], [`stun::ChannelData::emit`] |
 //! | [`dtls`] | DTLS 1.0/1.2 records, handshake header, ClientHello/ServerHello, ClientHello fingerprint, bounded [`dtls::HelloReassembler`] for fragmented hellos |
 //! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same; [`rtp::RtpEvidence`] across packets |
 //! | [`quic`] | long headers (v1, v2, VN), Initial decryption (RFC 9001, RFC 9369), CRYPTO reassembly, ClientHello |
 //! | [`tls`] | TLS records, ClientHello SNI/ALPN/fields, fingerprint, reassembly across TCP segments |
 //! | [`wireguard`] | WireGuard message shapes and the transport counter |
 //! | [`fet`] | the GFW's fully-encrypted-traffic test (Wu et al. 2023) with the exemption that applied |
-//! | [`dns`] | a DNS message with one question (UDP, TCP) |
+//! | [`dns`] | a DNS message with one question (UDP, TCP); the [`dns::Query`] codec |
 //! | [`label`] | [`Label`] names used by scenarios and the [`Labels`] bit-set |
 //! | [`inspect`] | [`classify_datagram`], [`classify_segment`], and the bounded per-flow [`FlowInspector`] |
 //! | [`pcap`] | pcap/pcapng reader in memory and streaming from any `Read` in bounded memory (Ethernet, raw IP, SLL, SLL2, BSD loopback), pcap writer |

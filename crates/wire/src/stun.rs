@@ -3,6 +3,12 @@
 //!
 //! [`parse`] checks the header and walks every attribute once; accessors then read typed
 //! attributes from the checked message. Unknown methods and attribute types are data, not errors.
+//!
+//! The codec (smoltcp's `Repr` style): [`StunRepr`] is the small typed value of a message as
+//! callwall writes it (class, method, transaction id, USERNAME, XOR-MAPPED-ADDRESS,
+//! FINGERPRINT); [`StunRepr::parse`] reads it from a checked message and [`StunRepr::emit`]
+//! writes it. [`ChannelData::emit`] writes a TURN ChannelData message. Parsing then emitting
+//! gives back the same value (round-trip tests and the `stun` fuzz target hold them together).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -126,6 +132,8 @@ pub enum StunError {
     BadAttribute,
     /// More bytes follow the message than padding allows (datagram check only).
     TrailingBytes,
+    /// FINGERPRINT does not match the message, or is not the last attribute ([`StunRepr`] only).
+    BadFingerprint,
 }
 
 impl fmt::Display for StunError {
@@ -137,6 +145,7 @@ impl fmt::Display for StunError {
             StunError::WrongCookie => "wrong magic cookie",
             StunError::BadAttribute => "stun attribute runs past the message",
             StunError::TrailingBytes => "bytes after the stun message",
+            StunError::BadFingerprint => "stun fingerprint does not match the message",
         })
     }
 }
@@ -194,15 +203,7 @@ pub fn parse(buf: &[u8]) -> Result<StunMessage<'_>, StunError> {
     if !has_cookie && !matches!(message_type, 0x0001 | 0x0101 | 0x0111 | 0x0002 | 0x0102 | 0x0112) {
         return Err(StunError::WrongCookie);
     }
-    // RFC 8489 section 5: C1 is bit 8 and C0 bit 4 of the type; the method is the other 12 bits.
-    let class = match ((message_type >> 7) & 2) | ((message_type >> 4) & 1) {
-        0 => StunClass::Request,
-        1 => StunClass::Indication,
-        2 => StunClass::SuccessResponse,
-        _ => StunClass::ErrorResponse,
-    };
-    let method =
-        (message_type & 0x000f) | ((message_type >> 1) & 0x0070) | ((message_type >> 2) & 0x0f80);
+    let (class, method) = split_message_type(message_type);
     let msg = StunMessage {
         raw,
         message_type,
@@ -219,6 +220,31 @@ pub fn parse(buf: &[u8]) -> Result<StunMessage<'_>, StunError> {
         pos = next;
     }
     Ok(msg)
+}
+
+/// The class and method of a message type (RFC 8489 section 5: C1 is bit 8 and C0 bit 4 of the
+/// type; the method is the other 12 bits).
+const fn split_message_type(message_type: u16) -> (StunClass, u16) {
+    let class = match ((message_type >> 7) & 2) | ((message_type >> 4) & 1) {
+        0 => StunClass::Request,
+        1 => StunClass::Indication,
+        2 => StunClass::SuccessResponse,
+        _ => StunClass::ErrorResponse,
+    };
+    let method =
+        (message_type & 0x000f) | ((message_type >> 1) & 0x0070) | ((message_type >> 2) & 0x0f80);
+    (class, method)
+}
+
+/// The message type of a class and a 12-bit method: the inverse of [`split_message_type`].
+const fn join_message_type(class: StunClass, method: u16) -> u16 {
+    let c = match class {
+        StunClass::Request => 0x0000,
+        StunClass::Indication => 0x0010,
+        StunClass::SuccessResponse => 0x0100,
+        StunClass::ErrorResponse => 0x0110,
+    };
+    (method & 0x000f) | ((method & 0x0070) << 1) | ((method & 0x0f80) << 2) | c
 }
 
 /// Parses a UDP payload that must be exactly one STUN message (RFC 8489 section 6.2.1: over UDP a
@@ -321,26 +347,16 @@ impl<'a> StunMessage<'a> {
             return None;
         }
         let v = self.attribute(typ)?.value;
-        let cookie = MAGIC_COOKIE.to_be_bytes();
+        let key = xor_key(self.transaction_id.try_into().ok()?);
         let port = u16::from_be_bytes([*v.get(2)?, *v.get(3)?]) ^ (MAGIC_COOKIE >> 16) as u16;
         let ip = match *v.get(1)? {
-            0x01 => {
-                let a = v.get(4..8)?;
-                IpAddr::V4(Ipv4Addr::new(
-                    a[0] ^ cookie[0],
-                    a[1] ^ cookie[1],
-                    a[2] ^ cookie[2],
-                    a[3] ^ cookie[3],
-                ))
+            FAMILY_IPV4 => {
+                let a: [u8; 4] = v.get(4..8)?.try_into().ok()?;
+                IpAddr::V4(Ipv4Addr::from(xor_with(a, &key)))
             }
-            0x02 => {
-                let a = v.get(4..20)?;
-                let mut o = [0u8; 16];
-                for (i, b) in o.iter_mut().enumerate() {
-                    let k = if i < 4 { cookie[i] } else { self.transaction_id[i - 4] };
-                    *b = a[i] ^ k;
-                }
-                IpAddr::V6(Ipv6Addr::from(o))
+            FAMILY_IPV6 => {
+                let a: [u8; 16] = v.get(4..20)?.try_into().ok()?;
+                IpAddr::V6(Ipv6Addr::from(xor_with(a, &key)))
             }
             _ => return None,
         };
@@ -414,6 +430,172 @@ impl Default for Crc32 {
     }
 }
 
+/// Address families of the XOR address attributes (RFC 8489 section 14.1).
+const FAMILY_IPV4: u8 = 0x01;
+const FAMILY_IPV6: u8 = 0x02;
+
+/// What an XOR address attribute's address is XORed with (RFC 8489 section 14.2): the magic
+/// cookie, then (IPv6 only) the transaction id.
+fn xor_key(transaction_id: [u8; 12]) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..4].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    key[4..].copy_from_slice(&transaction_id);
+    key
+}
+
+fn xor_with<const N: usize>(mut a: [u8; N], key: &[u8; 16]) -> [u8; N] {
+    for (b, k) in a.iter_mut().zip(key) {
+        *b ^= k;
+    }
+    a
+}
+
+/// A STUN message as callwall writes it (RFC 8489 sections 5 and 14): the typed value beside the
+/// checked [`StunMessage`] view.
+///
+/// [`StunRepr::emit`] writes the header with the magic cookie, then USERNAME,
+/// XOR-MAPPED-ADDRESS and FINGERPRINT in that order, each when set, values padded with zeros to
+/// a multiple of 4 (RFC 8489 section 14). [`StunRepr::parse`] reads the first attribute of each
+/// of those types and passes over the others, so `parse(emit(r)) == r` for every `r`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StunRepr<'a> {
+    pub class: StunClass,
+    /// The 12-bit method (see [`method`]); higher bits are not written.
+    pub method: u16,
+    pub transaction_id: [u8; 12],
+    /// USERNAME (RFC 8489 section 14.3).
+    pub username: Option<&'a [u8]>,
+    /// XOR-MAPPED-ADDRESS (RFC 8489 section 14.2).
+    pub xor_mapped_address: Option<SocketAddr>,
+    /// FINGERPRINT (RFC 8489 section 14.7), always the last attribute.
+    pub fingerprint: bool,
+}
+
+impl<'a> StunRepr<'a> {
+    /// A Binding request with no attributes (RFC 8489 section 6.3).
+    pub const fn binding_request(transaction_id: [u8; 12]) -> Self {
+        StunRepr {
+            class: StunClass::Request,
+            method: method::BINDING,
+            transaction_id,
+            username: None,
+            xor_mapped_address: None,
+            fingerprint: false,
+        }
+    }
+
+    /// A Binding success response naming `mapped` in XOR-MAPPED-ADDRESS (RFC 8489 section
+    /// 6.3.1.1).
+    pub const fn binding_success(transaction_id: [u8; 12], mapped: SocketAddr) -> Self {
+        StunRepr {
+            class: StunClass::SuccessResponse,
+            xor_mapped_address: Some(mapped),
+            ..StunRepr::binding_request(transaction_id)
+        }
+    }
+
+    /// Reads the typed value of a checked message. A classic RFC 3489 message has no cookie and
+    /// a 16-byte transaction id: [`StunError::WrongCookie`]. An XOR-MAPPED-ADDRESS that does not
+    /// decode is [`StunError::BadAttribute`]; a FINGERPRINT that does not match or is not last,
+    /// [`StunError::BadFingerprint`].
+    pub fn parse(m: &StunMessage<'a>) -> Result<Self, StunError> {
+        let transaction_id = <[u8; 12]>::try_from(m.transaction_id)
+            .ok()
+            .filter(|_| m.has_cookie)
+            .ok_or(StunError::WrongCookie)?;
+        let xor_mapped_address = match m.attribute(attr::XOR_MAPPED_ADDRESS) {
+            None => None,
+            Some(_) => Some(m.xor_mapped_address().ok_or(StunError::BadAttribute)?),
+        };
+        let fingerprint = match m.fingerprint() {
+            None => false,
+            Some(f) if f.is_valid() && f.last => true,
+            Some(_) => return Err(StunError::BadFingerprint),
+        };
+        Ok(StunRepr {
+            class: m.class,
+            method: m.method,
+            transaction_id,
+            username: m.username(),
+            xor_mapped_address,
+            fingerprint,
+        })
+    }
+
+    /// Bytes of the attributes (header excluded), padding included.
+    fn attributes_len(&self) -> usize {
+        let username = self.username.map_or(0, |u| 4 + u.len().next_multiple_of(4));
+        let address = match self.xor_mapped_address {
+            None => 0,
+            Some(SocketAddr::V4(_)) => 4 + 8,
+            Some(SocketAddr::V6(_)) => 4 + 20,
+        };
+        username + address + if self.fingerprint { 8 } else { 0 }
+    }
+
+    /// Bytes [`StunRepr::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.attributes_len()
+    }
+
+    /// Appends the message to `out`.
+    ///
+    /// # Panics
+    /// When the attributes do not fit the 16-bit length field (a USERNAME near 64 KiB).
+    pub fn emit(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        let length = u16::try_from(self.attributes_len()).expect("stun attributes over 64 KiB");
+        out.reserve(self.buffer_len());
+        out.extend_from_slice(&join_message_type(self.class, self.method).to_be_bytes());
+        // RFC 8489 section 14.7: the length already counts FINGERPRINT when its CRC is computed.
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
+        out.extend_from_slice(&self.transaction_id);
+        if let Some(u) = self.username {
+            emit_attribute(out, attr::USERNAME, u);
+        }
+        if let Some(a) = self.xor_mapped_address {
+            let key = xor_key(self.transaction_id);
+            let port = a.port() ^ (MAGIC_COOKIE >> 16) as u16;
+            let mut v = [0u8; 20];
+            v[2..4].copy_from_slice(&port.to_be_bytes());
+            let len = match a.ip() {
+                IpAddr::V4(ip) => {
+                    v[1] = FAMILY_IPV4;
+                    v[4..8].copy_from_slice(&xor_with(ip.octets(), &key));
+                    8
+                }
+                IpAddr::V6(ip) => {
+                    v[1] = FAMILY_IPV6;
+                    v[4..20].copy_from_slice(&xor_with(ip.octets(), &key));
+                    20
+                }
+            };
+            emit_attribute(out, attr::XOR_MAPPED_ADDRESS, &v[..len]);
+        }
+        if self.fingerprint {
+            let crc = Crc32::checksum(&out[start..]) ^ FINGERPRINT_XOR;
+            emit_attribute(out, attr::FINGERPRINT, &crc.to_be_bytes());
+        }
+    }
+
+    /// The message as a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buffer_len());
+        self.emit(&mut out);
+        out
+    }
+}
+
+/// One attribute: type, length, value, zero padding to a multiple of 4 (RFC 8489 section 14).
+/// The caller keeps `value` under 64 KiB (the message's own length is checked first).
+fn emit_attribute(out: &mut Vec<u8>, typ: u16, value: &[u8]) {
+    out.extend_from_slice(&typ.to_be_bytes());
+    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    out.extend_from_slice(value);
+    out.resize(out.len() + (value.len().next_multiple_of(4) - value.len()), 0);
+}
+
 /// A TURN ChannelData message (RFC 8656 section 12.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelData<'a> {
@@ -436,6 +618,44 @@ pub fn parse_channel_data(buf: &[u8]) -> Option<ChannelData<'_>> {
         return None;
     }
     Some(ChannelData { channel, data })
+}
+
+/// Bytes of a ChannelData header: channel number and length (RFC 8656 section 12.4).
+pub const CHANNEL_DATA_HEADER_LEN: usize = 4;
+
+impl ChannelData<'_> {
+    /// Bytes [`ChannelData::emit`] writes: header, data and, over a stream, the padding.
+    pub fn buffer_len(&self, padded: bool) -> usize {
+        let len = CHANNEL_DATA_HEADER_LEN + self.data.len();
+        if padded {
+            len.next_multiple_of(4)
+        } else {
+            len
+        }
+    }
+
+    /// Appends the message to `out`: channel number, length, data, and when `padded` zeros up to
+    /// a multiple of 4, as a TCP or TLS stream requires (RFC 8656 section 12.5; over UDP the
+    /// padding is optional and callwall leaves it out). The length field never counts the
+    /// padding.
+    ///
+    /// # Panics
+    /// When `data` is over 65535 bytes (the length field cannot say it).
+    pub fn emit(&self, out: &mut Vec<u8>, padded: bool) {
+        let len = u16::try_from(self.data.len()).expect("channeldata over 64 KiB");
+        let end = out.len() + self.buffer_len(padded);
+        out.extend_from_slice(&self.channel.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(self.data);
+        out.resize(end, 0);
+    }
+
+    /// The message as a new buffer (see [`ChannelData::emit`]).
+    pub fn to_bytes(&self, padded: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buffer_len(padded));
+        self.emit(&mut out, padded);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -599,6 +819,90 @@ pub(crate) mod tests {
         assert_eq!(Crc32::checksum(b"123456789"), 0xCBF4_3926);
     }
 
+    /// The attribute at `offset` in RFC 5769's responses, as the encoder writes it.
+    #[test]
+    fn emitted_xor_mapped_address_matches_rfc5769() {
+        for (vector, attr_len) in [(rfc5769_ipv4_response(), 12), (rfc5769_ipv6_response(), 24)] {
+            let m = parse_datagram(&vector).unwrap();
+            let r = StunRepr::parse(&m).unwrap();
+            let tid: [u8; 12] = m.transaction_id.try_into().unwrap();
+            let mapped = m.xor_mapped_address().unwrap();
+            assert_eq!(
+                r,
+                StunRepr { fingerprint: true, ..StunRepr::binding_success(tid, mapped) },
+                "SOFTWARE and MESSAGE-INTEGRITY are passed over"
+            );
+            let out = StunRepr::binding_success(tid, mapped).to_bytes();
+            let at = m.attribute(attr::XOR_MAPPED_ADDRESS).unwrap().offset;
+            assert_eq!(&out[HEADER_LEN..], &vector[at..at + attr_len]);
+            assert_eq!(&out[..2], &[0x01, 0x01], "binding success response");
+            assert_eq!(usize::from(u16::from_be_bytes([out[2], out[3]])), attr_len);
+        }
+    }
+
+    #[test]
+    fn emitted_binding_request_with_fingerprint_and_username() {
+        let tid = *b"0123456789ab";
+        let r = StunRepr { fingerprint: true, ..StunRepr::binding_request(tid) };
+        let b = r.to_bytes();
+        assert_eq!(b.len(), r.buffer_len());
+        assert_eq!(&b[..20], &hex("00010008 2112a442 303132333435363738396162")[..]);
+        assert_eq!(&b[20..24], &[0x80, 0x28, 0, 4]);
+        let crc = u32::from_be_bytes(b[24..28].try_into().unwrap());
+        assert_eq!(crc ^ FINGERPRINT_XOR, Crc32::checksum(&b[..20]));
+        let m = parse_datagram(&b).unwrap();
+        assert!(m.fingerprint().unwrap().is_valid());
+        assert_eq!(StunRepr::parse(&m), Ok(r));
+        // USERNAME is padded with zeros; the length field counts the padding.
+        let r = StunRepr { username: Some(b"wa-user"), ..StunRepr::binding_request(tid) };
+        let b = r.to_bytes();
+        assert_eq!(&b[2..4], &[0, 12]);
+        assert_eq!(&b[20..], b"\x00\x06\x00\x07wa-user\x00");
+        assert_eq!(StunRepr::parse(&parse_datagram(&b).unwrap()), Ok(r));
+    }
+
+    #[test]
+    fn repr_refuses_what_it_cannot_say() {
+        // A classic message has a 16-byte transaction id.
+        let mut b = vec![0x00, 0x01, 0x00, 0x00];
+        b.extend_from_slice(&[0x5a; 16]);
+        assert_eq!(StunRepr::parse(&parse(&b).unwrap()), Err(StunError::WrongCookie));
+        // A corrupted fingerprint.
+        let mut b = rfc5769_request();
+        b[30] ^= 1;
+        assert_eq!(StunRepr::parse(&parse(&b).unwrap()), Err(StunError::BadFingerprint));
+        // An XOR-MAPPED-ADDRESS of an unknown family.
+        let mut b = rfc5769_ipv4_response();
+        b[41] = 3;
+        assert_eq!(StunRepr::parse(&parse(&b).unwrap()), Err(StunError::BadAttribute));
+    }
+
+    #[test]
+    fn channel_data_emits_with_and_without_padding() {
+        let cd = ChannelData { channel: 0x4001, data: &[1, 2, 3] };
+        assert_eq!(cd.to_bytes(false), vec![0x40, 0x01, 0x00, 0x03, 1, 2, 3]);
+        assert_eq!(cd.to_bytes(true), vec![0x40, 0x01, 0x00, 0x03, 1, 2, 3, 0]);
+        for padded in [false, true] {
+            assert_eq!(parse_channel_data(&cd.to_bytes(padded)), Some(cd));
+        }
+    }
+
+    fn any_class() -> impl Strategy<Value = StunClass> {
+        prop_oneof![
+            Just(StunClass::Request),
+            Just(StunClass::Indication),
+            Just(StunClass::SuccessResponse),
+            Just(StunClass::ErrorResponse),
+        ]
+    }
+
+    fn any_addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>()).prop_map(|(a, p)| SocketAddr::new(a.into(), p)),
+            (any::<[u8; 16]>(), any::<u16>()).prop_map(|(a, p)| SocketAddr::new(a.into(), p)),
+        ]
+    }
+
     proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
@@ -606,6 +910,42 @@ pub(crate) mod tests {
                 let _ = (m.username(), m.fingerprint(), m.xor_mapped_address(), m.attributes().count());
             }
             let _ = parse_channel_data(&bytes);
+        }
+
+        #[test]
+        fn repr_round_trips(
+            class in any_class(),
+            method in 0u16..0x1000,
+            tid in any::<[u8; 12]>(),
+            username in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+            xor_mapped_address in proptest::option::of(any_addr()),
+            fingerprint in any::<bool>(),
+        ) {
+            let r = StunRepr {
+                class,
+                method,
+                transaction_id: tid,
+                username: username.as_deref(),
+                xor_mapped_address,
+                fingerprint,
+            };
+            let b = r.to_bytes();
+            prop_assert_eq!(b.len(), r.buffer_len());
+            let m = parse_datagram(&b).unwrap();
+            prop_assert_eq!((m.class, m.method), (class, method));
+            prop_assert_eq!(StunRepr::parse(&m), Ok(r));
+        }
+
+        #[test]
+        fn channel_data_round_trips(
+            channel in 0x4000u16..=0x4fff,
+            data in proptest::collection::vec(any::<u8>(), 0..100),
+            padded in any::<bool>(),
+        ) {
+            let cd = ChannelData { channel, data: &data };
+            let b = cd.to_bytes(padded);
+            prop_assert_eq!(b.len(), cd.buffer_len(padded));
+            prop_assert_eq!(parse_channel_data(&b), Some(cd));
         }
 
         #[test]

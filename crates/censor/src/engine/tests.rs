@@ -5,6 +5,7 @@ use super::*;
 use crate::policy::raw;
 use callwall_wire::packet::build;
 use callwall_wire::packet::TcpInfo;
+use callwall_wire::stun::StunRepr;
 use proptest::prelude::*;
 use std::net::IpAddr;
 
@@ -467,11 +468,9 @@ fn stun_attributes_and_per_direction_bytes_match() {
         "#,
         1,
     );
-    // A STUN Binding request with USERNAME "wa-user" (RFC 8489: type 0x0006, padded).
-    let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[9; 12]);
-    stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x07]);
-    stun.extend_from_slice(b"wa-user\0");
+    // A STUN Binding request with USERNAME "wa-user" (RFC 8489: padded to 8).
+    let stun = StunRepr { username: Some(b"wa-user"), ..StunRepr::binding_request([9; 12]) };
+    let stun = stun.to_bytes();
     assert_eq!(stun.len(), 32);
     // 32 bytes so far: below min_client_bytes.
     assert_eq!(
@@ -558,8 +557,7 @@ fn first_packet_sni_is_defeated_by_record_splitting_reassembly_is_not() {
 #[test]
 fn inspect_packets_zero_skips_classification() {
     let mut e = engine("inspect_packets = 0", 1);
-    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-    stun.extend_from_slice(&[9; 12]);
+    let stun = StunRepr::binding_request([9; 12]).to_bytes();
     e.handle_frame(0, Dir::Up, &up_udp(4000, "10.3.0.2", 3478, &stun));
     assert!(e.flows.values().all(|f| f.inspector.is_none()));
     let raw: raw::Policy = toml::from_str(

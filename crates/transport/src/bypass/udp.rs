@@ -1,15 +1,11 @@
 //! UDP bypasses shared by callwall's UDP transports (`reflector`, `noise`, `quic`): the decoy
-//! first datagram and the choice of the caller's source port ([`callwall_transport::bypass`]).
+//! first datagram and the choice of the caller's source port ([`super::Bypass`]).
 //!
-//! It lives here because the reflector is the smallest of the three crates; nothing in it is
-//! reflector-specific, and it only depends on `callwall-transport`, `rand` and std, so it can
-//! move into `callwall_transport::bypass` unchanged.
-//!
-//! What goes on the wire:
+//! What goes on the wire (the messages are written by `callwall_wire`'s codecs):
 //! - [`decoy_datagram`]: `random` is 64 bytes from the call's seeded generator; `dns` is an
-//!   RFC 1035 query (recursion desired, one question, type A, class IN) for an ordinary name;
-//!   `stun` is an RFC 8489 Binding request (magic cookie, random transaction id) with a
-//!   FINGERPRINT attribute (section 14.7: CRC-32 of the message XOR 0x5354554e).
+//!   RFC 1035 query (recursion desired, one question, type A, class IN) for an ordinary name
+//!   ([`dns::Query`]); `stun` is an RFC 8489 Binding request (magic cookie, random transaction
+//!   id) with a FINGERPRINT attribute ([`StunRepr`]).
 //! - [`bind_source`]: `below-server` binds a port drawn from `[server/2, server - 1]`,
 //!   `above-server` one from `[server + 1, 65535]`, both from the call's seeded generator, trying
 //!   the next draw when a port is taken.
@@ -17,17 +13,15 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 
-use callwall_transport::bypass::{Decoy, SourcePort};
-use callwall_transport::TransportError;
+use callwall_wire::dns;
+use callwall_wire::stun::StunRepr;
 use rand::{Rng, RngCore};
+
+use super::{Decoy, SourcePort};
+use crate::TransportError;
 
 /// Bytes of a `random` decoy.
 pub const RANDOM_DECOY_LEN: usize = 64;
-/// STUN magic cookie (RFC 8489 section 5).
-const MAGIC_COOKIE: u32 = 0x2112_A442;
-/// FINGERPRINT attribute type and XOR value (RFC 8489 section 14.7).
-const ATTR_FINGERPRINT: u16 = 0x8028;
-const FINGERPRINT_XOR: u32 = 0x5354_554e;
 /// Names a DNS decoy asks for: ordinary, widely resolved names.
 const DNS_NAMES: &[&str] = &["www.example.com", "www.wikipedia.org", "yandex.ru", "vk.com"];
 /// How many seeded draws [`bind_source`] tries before giving up.
@@ -46,49 +40,20 @@ pub fn decoy_datagram(kind: Decoy, rng: &mut dyn RngCore) -> Vec<u8> {
     }
 }
 
-/// RFC 1035 section 4.1: header (id, flags RD, QDCOUNT 1), QNAME, QTYPE A, QCLASS IN.
+/// A recursive type-A query for one of [`DNS_NAMES`]: the name is the first draw, the id the
+/// second.
 fn dns_query(rng: &mut dyn RngCore) -> Vec<u8> {
     let name = DNS_NAMES[(rng.next_u32() as usize) % DNS_NAMES.len()];
-    let mut m = Vec::with_capacity(40);
-    m.extend_from_slice(&(rng.next_u32() as u16).to_be_bytes());
-    m.extend_from_slice(&0x0100u16.to_be_bytes()); // standard query, recursion desired
-    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.split('.') {
-        m.push(label.len() as u8);
-        m.extend_from_slice(label.as_bytes());
-    }
-    m.push(0);
-    m.extend_from_slice(&[0, 1, 0, 1]);
-    m
+    let id = rng.next_u32() as u16;
+    let name = dns::Name::from_dotted(name).expect("DNS_NAMES are valid names");
+    dns::Query::a(id, name).to_bytes()
 }
 
-/// RFC 8489 section 5 and 14.7: a Binding request whose only attribute is FINGERPRINT.
+/// A Binding request whose only attribute is FINGERPRINT; the transaction id is 12 drawn bytes.
 fn stun_binding_with_fingerprint(rng: &mut dyn RngCore) -> Vec<u8> {
-    let mut m = Vec::with_capacity(28);
-    m.extend_from_slice(&0x0001u16.to_be_bytes());
-    // The length counts the FINGERPRINT attribute (8 bytes) before the CRC is computed.
-    m.extend_from_slice(&8u16.to_be_bytes());
-    m.extend_from_slice(&MAGIC_COOKIE.to_be_bytes());
     let mut id = [0u8; 12];
     rng.fill_bytes(&mut id);
-    m.extend_from_slice(&id);
-    let crc = crc32(&m) ^ FINGERPRINT_XOR;
-    m.extend_from_slice(&ATTR_FINGERPRINT.to_be_bytes());
-    m.extend_from_slice(&4u16.to_be_bytes());
-    m.extend_from_slice(&crc.to_be_bytes());
-    m
-}
-
-/// CRC-32 (ISO 3309 / ITU-T V.42, reflected polynomial 0xEDB88320), as STUN's FINGERPRINT uses.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+    StunRepr { fingerprint: true, ..StunRepr::binding_request(id) }.to_bytes()
 }
 
 /// The source ports `choice` allows against a server on `server_port`.
@@ -172,25 +137,58 @@ mod tests {
     }
 
     #[test]
-    fn crc32_check_value() {
-        // The standard check value of CRC-32/ISO-HDLC.
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-    }
-
-    #[test]
     fn decoys_have_their_shapes() {
         let r = decoy_datagram(Decoy::Random, &mut rng());
         assert_eq!(r.len(), RANDOM_DECOY_LEN);
         assert_eq!(r, decoy_datagram(Decoy::Random, &mut rng()), "seeded");
         let s = decoy_datagram(Decoy::Stun, &mut rng());
         assert_eq!(s.len(), 28);
-        assert!(crate::core::binding_request_id(&s).is_some(), "a well-formed binding request");
-        assert_eq!(&s[20..24], &[0x80, 0x28, 0, 4]);
-        let crc = u32::from_be_bytes(s[24..28].try_into().unwrap());
-        assert_eq!(crc ^ FINGERPRINT_XOR, crc32(&s[..20]));
+        let m = callwall_wire::stun::parse_datagram(&s).expect("a stun message");
+        let r = StunRepr::parse(&m).expect("a valid fingerprint");
+        assert_eq!(
+            r,
+            StunRepr { fingerprint: true, ..StunRepr::binding_request(r.transaction_id) }
+        );
         let d = decoy_datagram(Decoy::Dns, &mut rng());
-        assert_eq!(&d[2..6], &[1, 0, 0, 1]);
-        assert_eq!(&d[d.len() - 4..], &[0, 1, 0, 1]);
+        let q = dns::Query::parse(&d).expect("a dns query");
+        assert!(DNS_NAMES.contains(&q.name.to_string().as_str()), "{q:?}");
+        assert_eq!(q, dns::Query::a(q.id, q.name));
+        for name in DNS_NAMES {
+            assert!(dns::Name::from_dotted(name).is_ok(), "{name}");
+        }
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// Today's bytes on the wire, pinned: each decoy kind for a few seeds, and the generator's
+    /// next draw after it (so a change in the number or order of draws shows too).
+    #[test]
+    fn decoy_bytes_are_pinned() {
+        let mut got = Vec::new();
+        for seed in [0u64, 1, 3, 42] {
+            for kind in [Decoy::Random, Decoy::Dns, Decoy::Stun] {
+                let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let d = decoy_datagram(kind, &mut r);
+                got.push(format!("{seed} {kind:?} {} next={:016x}", hex(&d), r.next_u64()));
+            }
+        }
+        let want: &[&str] = &[
+            "0 Random 6c3b9aa767f785b537c0d8ba5fa54677e6a6e281320dfbb27c889b8fa460670f7946023267660de1bdb07e94cb14ae8c3c922e6a9d5338d4ba68d3d27d1c78ef next=cdc4a23a7e88e660",
+            "0 Dns f7670100000100000000000003777777076578616d706c6503636f6d0000010001 next=7746a55fbad8c037",
+            "0 Stun 000100082112a4426c3b9aa767f785b537c0d8ba80280004b15e0f05 next=81e2a6e67746a55f",
+            "1 Random b10da48cea4c09676b8e0efcd806941465060736032bb898420d0863dca72538e5cb1bd553f29f485820e2e9368deab5178aff7ee0df09768e48c5b5423f1427 next=dff1a71b0ab16013",
+            "1 Dns 4cea01000001000000000000037777770977696b697065646961036f72670000010001 next=149406d8fc0e8e6b",
+            "1 Stun 000100082112a442b10da48cea4c09676b8e0efc802800040605f18a next=36070665149406d8",
+            "3 Random 5de9bc1bb4cb7a9f9cf991a32230d014b44274ea5464a352f089a8cccc48691555f4c9c748d9929834a06b4c97e548cf113cda4ffa344e34e40569afdcd41038 next=4987bed19234ffc4",
+            "3 Dns cbb401000001000000000000037777770977696b697065646961036f72670000010001 next=14d03022a391f99c",
+            "3 Stun 000100082112a4425de9bc1bb4cb7a9f9cf991a380280004f9165a2d next=ea7442b414d03022",
+            "42 Random a15b5d39b5bf90ae88917925c63f45f38c53b6c508b7716d52671658f9b29aa0b042b6bcd849e1499e825da45bb463261413875001bfdb4e8428122a0d9bcacd next=c5708f62a0ce0c00",
+            "42 Dns bfb501000001000000000000037777770977696b697065646961036f72670000010001 next=f3453fc625799188",
+            "42 Stun 000100082112a442a15b5d39b5bf90ae88917925802800043f81aa45 next=c5b6538cf3453fc6",
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -110,6 +110,12 @@ fn benches(c: &mut Criterion) {
     one("rtp_header", &rtp_pkt, &|p| {
         black_box(rtp::parse_rtp(p));
     });
+    // RR with one report block and SDES with a 16-character CNAME, walked whole.
+    let rtcp_pkt = hex("81c90007 00000007 3a1b2c4d 00000000 000046e1 00000111 09f36432 00024a79
+                        81ca0006 00000007 0110 63772d62 656e6368 2d636e61 6d652121 0000");
+    one("rtcp_prove_compound", &rtcp_pkt, &|p| {
+        black_box(rtp::prove_rtcp(p));
+    });
     one("wireguard_shape", &wg, &|p| {
         black_box(wireguard::parse(p));
     });

@@ -144,7 +144,8 @@ pub struct FlowFacts {
 ///
 /// `rtp` and `rtcp` here only say that the header parses: a quarter of all random payloads
 /// start in the RTP range. [`FlowInspector`] keeps them only with evidence across packets
-/// ([`rtp::RtpEvidence`]).
+/// ([`rtp::RtpEvidence`]), or `rtcp` where the datagram's structure proves it
+/// ([`rtp::prove_rtcp`]).
 pub fn classify_datagram(payload: &[u8]) -> Labels {
     let Some(&first) = payload.first() else { return Labels::EMPTY };
     let mut l = Labels::EMPTY;
@@ -444,7 +445,10 @@ impl FlowInspector {
         l
     }
 
-    /// Keeps `rtp`/`rtcp` in `l` only when the flow shows evidence across packets.
+    /// Keeps `rtp`/`rtcp` in `l` only when the flow shows evidence across packets, or, for
+    /// `rtcp`, when the datagram's own structure proves it ([`rtp::prove_rtcp`]: a compound
+    /// packet walked whole, RFC 3550 sections 6.1 and 6.4; or SRTCP's clear header and
+    /// trailer, RFC 3711 section 3.4).
     fn rtp_evidence(&mut self, mut l: Labels, payload: &[u8]) -> Labels {
         if l.contains(Label::Rtp) {
             let ok = rtp::parse_rtp(payload).is_some_and(|h| self.rtp.observe_rtp(&h));
@@ -453,8 +457,8 @@ impl FlowInspector {
             }
         }
         if l.contains(Label::Rtcp) {
-            let ok = rtp::parse_rtcp(payload).is_some_and(|h| self.rtp.observe_rtcp(&h));
-            if !ok {
+            let seen = rtp::parse_rtcp(payload).is_some_and(|h| self.rtp.observe_rtcp(&h));
+            if !seen && rtp::prove_rtcp(payload).is_none() {
                 l.remove(Label::Rtcp);
             }
         }
@@ -1057,6 +1061,36 @@ mod tests {
     fn real_webrtc_media_is_rtp() {
         let f = capture_facts("webrtc-direct.pcap");
         assert!(f.labels.contains(Label::Rtp), "{}", f.labels);
+    }
+
+    /// Issue 24: a flow that is one RTCP datagram is `rtcp` when the datagram's structure
+    /// proves it, with no RTP before it and no second packet of the sender.
+    #[test]
+    fn one_proven_rtcp_datagram_is_rtcp() {
+        // An SR with no report blocks and an SDES CNAME "cw" (RFC 3550 sections 6.4.1, 6.5).
+        let sr_sdes = [
+            0x80, 200, 0, 6, 0, 0, 0, 7, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0xc0, 0, 0, 0, 1, 0,
+            0, 0, 0xa0, 0x81, 202, 0, 3, 0, 0, 0, 7, 1, 2, b'c', b'w', 0, 0, 0, 0,
+        ];
+        // The same SR's clear 8 bytes protected as SRTCP (AES_CM_128_HMAC_SHA1_80): 20
+        // encrypted bytes of the SR and 16 of the SDES, then E flag and index 1, then a 10-byte
+        // tag.
+        let mut srtcp = sr_sdes[..8].to_vec();
+        srtcp.extend_from_slice(&[0x5c; 36]);
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+        srtcp.extend_from_slice(&[0xa7; 10]);
+        for (what, dg) in [("rtcp", &sr_sdes[..]), ("srtcp", &srtcp)] {
+            let mut fi = FlowInspector::new();
+            let f = fi.observe(Proto::Udp, Dir::ClientToServer, dg);
+            assert_eq!(f.packet_labels, Label::Rtcp.into(), "{what}");
+        }
+        // A first header that parses, with junk after its packet: no proof, and the first
+        // packet of its sender, so no label (the cross-packet rule is unchanged).
+        let mut junk = sr_sdes[..28].to_vec();
+        junk.extend_from_slice(&[0x11; 9]);
+        let mut fi = FlowInspector::new();
+        assert!(fi.observe(Proto::Udp, Dir::ClientToServer, &junk).labels.is_empty());
+        assert!(fi.observe(Proto::Udp, Dir::ClientToServer, &junk).labels.contains(Label::Rtcp));
     }
 
     proptest! {

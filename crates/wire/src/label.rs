@@ -45,7 +45,8 @@ labels! {
     DtlsServerHello = 5, "dtls-server-hello";
     /// An RTP (or SRTP) packet (RFC 3550).
     Rtp = 6, "rtp";
-    /// An RTCP (or SRTCP) packet (RFC 3550, demultiplexed per RFC 5761).
+    /// An RTCP (or SRTCP) packet (RFC 3550, demultiplexed per RFC 5761): proven by one datagram's
+    /// structure ([`crate::rtp::prove_rtcp`]) or by evidence across packets.
     Rtcp = 7, "rtcp";
     /// A QUIC packet: a long header of a known version, or a short header on a QUIC flow.
     Quic = 8, "quic";

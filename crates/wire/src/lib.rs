@@ -16,7 +16,7 @@
 //! | [`packet`] | Ethernet (one VLAN tag), IPv4, IPv6 (extension headers), UDP, TCP |
 //! | [`stun`] | STUN (RFC 8489) and classic STUN (RFC 3489), attributes, FINGERPRINT check, TURN ChannelData (RFC 8656), RFC 7983 first-byte demux; builders [`stun::StunRepr`], [`stun::ChannelData::emit`] |
 //! | [`dtls`] | DTLS 1.0/1.2 records, handshake header, ClientHello/ServerHello, ClientHello fingerprint, bounded [`dtls::HelloReassembler`] for fragmented hellos |
-//! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same; [`rtp::RtpEvidence`] across packets |
+//! | [`rtp`] | RTP and RTCP headers (RFC 3550, RFC 5761 demux); SRTP/SRTCP look the same; [`rtp::RtpEvidence`] across packets; [`rtp::prove_rtcp`] from one datagram's structure |
 //! | [`quic`] | long headers (v1, v2, VN), Initial decryption (RFC 9001, RFC 9369), CRYPTO reassembly, ClientHello |
 //! | [`tls`] | TLS records, ClientHello SNI/ALPN/fields, fingerprint, reassembly across TCP segments |
 //! | [`wireguard`] | WireGuard message shapes and the transport counter |

@@ -129,3 +129,41 @@ fn chromium_dtls_hello_in_two_fragments_has_one_fingerprint() {
     let webrtc_rs = webrtc_rs[0].0.dtls_fingerprint.clone().unwrap();
     assert!(fp != openssl && fp != webrtc_rs && openssl != webrtc_rs);
 }
+
+/// Issue 24: one datagram whose structure proves RTCP (`rtp::prove_rtcp`) is labelled `rtcp` at
+/// once. The committed captures of real stacks carry no RTCP (each is cut to its first frames or
+/// seconds, before a first RTCP interval): no datagram of theirs may be proven RTCP and no flow
+/// may gain the label.
+#[test]
+fn captures_of_real_stacks_gain_no_rtcp() {
+    let captures = [
+        "chromium-webrtc.pcap",
+        "dtls-openssl.pcapng",
+        "quic-aioquic.pcap",
+        "tls-openssl.pcap",
+        "../../../tests/data/captures/noise-udp-wg.pcap",
+        "../../../tests/data/captures/quic-443.pcap",
+        "../../../tests/data/captures/quic-split.pcap",
+        "../../../tests/data/captures/quic.pcap",
+        "../../../tests/data/captures/webrtc-direct.pcap",
+        "../../../tests/data/captures/webrtc-turn-tcp.pcap",
+        "../../../tests/data/captures/webrtc-turn-tls.pcap",
+    ];
+    let mut datagrams = 0;
+    for name in captures {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        let file = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let mut scratch = Vec::new();
+        for rec in PcapReader::new(&file).unwrap() {
+            let rec = rec.unwrap();
+            let Ok(frame) = pcap::parse_frame(&rec, &mut scratch) else { continue };
+            let Some(L4::Udp(t)) = frame.ip.map(|ip| ip.l4) else { continue };
+            datagrams += 1;
+            assert_eq!(callwall_wire::rtp::prove_rtcp(t.payload), None, "{name}");
+        }
+        for (f, _) in udp_flows(name) {
+            assert!(!f.labels.contains(Label::Rtcp), "{name}: {}", f.labels);
+        }
+    }
+    assert!(datagrams > 500, "{datagrams} datagrams read");
+}

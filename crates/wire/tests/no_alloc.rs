@@ -52,6 +52,8 @@ fn parse_paths_do_not_allocate() {
     rtp_pkt.extend_from_slice(&[0x5a; 60]);
     let mut wg = vec![1, 0, 0, 0];
     wg.resize(148, 9);
+    // RR with no blocks and SDES CNAME "cw": a compound walked whole.
+    let rtcp_pkt = hex("80c90001 00000007 81ca0003 00000007 01026377 00000000");
     let mut fi = FlowInspector::new();
 
     let (n, ok) = allocations(|| {
@@ -61,6 +63,7 @@ fn parse_paths_do_not_allocate() {
         ok &= !classify_datagram(&rtp_pkt).is_empty();
         ok &= wireguard::parse(&wg).is_some();
         ok &= rtp::parse_rtp(&rtp_pkt).is_some();
+        ok &= rtp::prove_rtcp(&rtcp_pkt).is_some() && rtp::prove_rtcp(&quic_pkt).is_none();
         ok &= fet::fet(&quic_pkt).is_some();
         let mut scratch = [0u8; quic::SCRATCH_LEN];
         let opened = quic::decrypt_initial(&quic_pkt, &mut scratch);

@@ -54,6 +54,7 @@ pub fn load_all(
             // Then the app profiles it names, and every bypass against what its strategies
             // honour (`callwall_transport::check_bypass`), before anything starts.
             Ok(s) => match callwall_apps::listing::check_scenario(&s, app_dir, &cat.transports)
+                .map_err(|e| e.to_string())
                 .and_then(|()| {
                     callwall_scenario::bypass::check_bypasses(&s, transports)
                         .map_err(|e| e.to_string())

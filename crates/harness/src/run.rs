@@ -290,7 +290,11 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
                     caller_ip: caller_addr,
                     callee_ip,
                     signal: signal_addr,
-                    seed: seed ^ (u64::from(copy) << 32),
+                    seed: callwall_units::seed::derive(
+                        seed,
+                        callwall_units::seed::Purpose::Placement,
+                        copy.into(),
+                    ),
                     connect_timeout: call.connect_timeout.as_std(),
                     duration: call.duration.as_std(),
                     media_port: peers.media_port.wrapping_add(copy as u16),
@@ -310,7 +314,11 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
                 relay: relay.as_ref().map(|r| r.info.clone()),
                 options: call.options.clone(),
                 connect_timeout: call.connect_timeout.as_std(),
-                seed: seed ^ (u64::from(copy) << 32),
+                seed: callwall_units::seed::derive(
+                    seed,
+                    callwall_units::seed::Purpose::Placement,
+                    copy.into(),
+                ),
             };
             let spec = |role: Role, ip: IpAddr| PeerSpec {
                 transport: call.transport.clone(),

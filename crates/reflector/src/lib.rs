@@ -202,9 +202,11 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
         Role::Caller => ctx.options.bypass.clone(),
         Role::Callee => Default::default(),
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-        ctx.seed ^ u64::from_be_bytes(call_tag(&ctx.call_id)[..8].try_into().unwrap_or_default()),
-    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(callwall_units::seed::derive(
+        ctx.seed,
+        callwall_units::seed::Purpose::ReflectorBypass,
+        callwall_units::seed::name_index(&ctx.call_id),
+    ));
     let socket = udp_bypass::bind_source_tokio(
         ctx.local_ip,
         reflector.port(),

@@ -49,8 +49,11 @@ pub fn honoured(strategy: &str) -> &'static [&'static str] {
 
 /// The decoy datagram's bytes for a call: `seed` and `role` make it repeatable per call.
 pub fn decoy_payload(kind: Decoy, seed: u64, role: Role) -> Vec<u8> {
-    let mut rng =
-        SplitMix(seed ^ 0x6465_636f_795f_6279 ^ if role == Role::Caller { 0 } else { 0x5555_5555 });
+    let mut rng = SplitMix(callwall_units::seed::derive(
+        seed,
+        callwall_units::seed::Purpose::Decoy,
+        crate::role_index(role),
+    ));
     match kind {
         Decoy::Random => (0..8).flat_map(|_| rng.next().to_be_bytes()).collect(),
         Decoy::Dns => dns_query(rng.next() as u16, "yandex.ru"),

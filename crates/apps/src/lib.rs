@@ -498,11 +498,21 @@ pub fn load_dir(dir: &Path) -> Result<Vec<AppProfile>, AppError> {
     paths.iter().map(|p| AppProfile::load(p)).collect()
 }
 
+/// An app name that no profile has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown app {name:?}; use one of {}", known.join(", "))]
+pub struct UnknownApp {
+    /// The name asked for.
+    pub name: String,
+    /// The names the profiles have.
+    pub known: Vec<String>,
+}
+
 /// Finds `name` among `profiles`, or says which exist.
-pub fn find<'a>(profiles: &'a [AppProfile], name: &str) -> Result<&'a AppProfile, String> {
-    profiles.iter().find(|p| p.name == name).ok_or_else(|| {
-        let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-        format!("unknown app {name:?}; use one of {}", known.join(", "))
+pub fn find<'a>(profiles: &'a [AppProfile], name: &str) -> Result<&'a AppProfile, UnknownApp> {
+    profiles.iter().find(|p| p.name == name).ok_or_else(|| UnknownApp {
+        name: name.to_string(),
+        known: profiles.iter().map(|p| p.name.clone()).collect(),
     })
 }
 
@@ -542,7 +552,13 @@ mod tests {
         assert!(tg.steps(false, false).iter().all(|s| s.when.is_none()));
         let signal = find(&all, "signal-like").unwrap();
         assert_eq!(signal.default_options(), (false, true));
-        assert!(find(&all, "nope").unwrap_err().contains("max-like"));
+        assert_eq!(
+            find(&all, "nope").unwrap_err(),
+            UnknownApp {
+                name: "nope".into(),
+                known: names.iter().map(|n| n.to_string()).collect()
+            }
+        );
     }
 
     fn load(text: &str) -> Result<AppProfile, AppError> {

@@ -1,7 +1,7 @@
 //! `callwall apps`, the `ice` line of `callwall transports`, and the check of every call's
 //! `app =` against the app profiles (`apps/*.toml`, or `--app-dir`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::{AppProfile, Sourced};
@@ -102,6 +102,39 @@ pub fn ice_line(summary: Option<&str>) {
     }
 }
 
+/// The call an [`AppCheckError`] is about: the scenario file, the call's line and index, and
+/// the app it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRef {
+    pub file: PathBuf,
+    pub line: usize,
+    pub call: usize,
+    pub app: String,
+}
+
+/// Why a scenario's calls do not fit the app profiles ([`check_scenario`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppCheckError {
+    /// A profile did not load.
+    #[error(transparent)]
+    Profile(#[from] crate::AppError),
+    /// A call names an app no profile has (said on the call's line).
+    #[error(transparent)]
+    Scenario(#[from] callwall_scenario::ScenarioError),
+    /// An app no profile has.
+    #[error(transparent)]
+    Unknown(#[from] crate::UnknownApp),
+    /// The profile's hosts or steps are not in this scenario or build.
+    #[error("{}:{}: key `calls[{}].app`: app {:?} does not fit this scenario: {source}", at.file.display(), at.line, at.call, at.app)]
+    DoesNotFit { at: CallRef, source: Box<crate::AppError> },
+    /// The call's transport is in no step of the profile (`steps` as `transport/strategy`).
+    #[error("{}:{}: key `calls[{}].transport`: app {:?} has no step over {transport:?}; use one of its steps ({})", at.file.display(), at.line, at.call, at.app, steps.join(", "))]
+    NoStepOver { at: CallRef, transport: String, steps: Vec<String> },
+    /// The call's strategy is not a step of the profile (`step` as `transport/strategy`).
+    #[error("{}:{}: key `calls[{}].strategy`: app {:?} has no step {step}; use one of its steps ({}) or auto", at.file.display(), at.line, at.call, at.app, steps.join(", "))]
+    NoStep { at: CallRef, step: String, steps: Vec<String> },
+}
+
 /// Checks every call's `app` of `sc`: the profile exists and loads, its hosts are in the
 /// scenario's topology, its steps are transports this build offers, and the call's own
 /// transport and strategies are steps of the profile (or `auto`). Errors name the scenario
@@ -110,41 +143,36 @@ pub fn check_scenario(
     sc: &Scenario,
     app_dir: &Path,
     catalog: &std::collections::BTreeMap<String, Vec<String>>,
-) -> Result<(), String> {
+) -> Result<(), AppCheckError> {
     if sc.calls.iter().all(|c| c.app.is_none()) {
         return Ok(());
     }
-    let profiles = crate::load_dir(app_dir).map_err(|e| e.to_string())?;
+    let profiles = crate::load_dir(app_dir)?;
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    sc.check_apps(&names).map_err(|e| e.to_string())?;
+    sc.check_apps(&names)?;
     for (i, c) in sc.calls.iter().enumerate() {
         let Some(app) = &c.app else { continue };
         let p = crate::find(&profiles, app)?;
-        let at = format!("{}:{}: key `calls[{i}].app`", sc.path.display(), c.line);
+        let at = || CallRef { file: sc.path.clone(), line: c.line, call: i, app: app.clone() };
         p.check(catalog, |h| sc.topology.host(h).is_some())
-            .map_err(|e| format!("{at}: app {app:?} does not fit this scenario: {e}"))?;
+            .map_err(|e| AppCheckError::DoesNotFit { at: at(), source: Box::new(e) })?;
         let steps: Vec<(&str, &str)> =
             p.call.fallback.iter().map(|s| (s.transport.as_str(), s.strategy.as_str())).collect();
+        let listed = || steps.iter().map(|(t, s)| format!("{t}/{s}")).collect::<Vec<_>>();
         if !steps.iter().any(|(t, _)| *t == c.transport) {
-            return Err(format!(
-                "{}:{}: key `calls[{i}].transport`: app {app:?} has no step over {:?}; use one \
-                 of its steps ({})",
-                sc.path.display(),
-                c.line,
-                c.transport,
-                steps.iter().map(|(t, s)| format!("{t}/{s}")).collect::<Vec<_>>().join(", ")
-            ));
+            return Err(AppCheckError::NoStepOver {
+                at: at(),
+                transport: c.transport.clone(),
+                steps: listed(),
+            });
         }
         for s in &c.strategies {
             if s != "auto" && !steps.contains(&(c.transport.as_str(), s.as_str())) {
-                return Err(format!(
-                    "{}:{}: key `calls[{i}].strategy`: app {app:?} has no step {}/{s}; use one \
-                     of its steps ({}) or auto",
-                    sc.path.display(),
-                    c.line,
-                    c.transport,
-                    steps.iter().map(|(t, s)| format!("{t}/{s}")).collect::<Vec<_>>().join(", ")
-                ));
+                return Err(AppCheckError::NoStep {
+                    at: at(),
+                    step: format!("{}/{s}", c.transport),
+                    steps: listed(),
+                });
             }
         }
     }

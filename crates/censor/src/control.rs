@@ -42,6 +42,30 @@ impl std::fmt::Display for RuleRef {
     }
 }
 
+/// A command named a rule the policy does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRule {
+    /// The rule as the command named it.
+    pub rule: RuleRef,
+    /// The policy's rules, in order, by name.
+    pub rules: Vec<String>,
+}
+
+impl std::fmt::Display for UnknownRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rule = &self.rule;
+        let n = self.rules.len();
+        if n == 0 {
+            return write!(f, "no rule {rule}: the policy has no rules (swap in another policy)");
+        }
+        let names: Vec<String> =
+            self.rules.iter().enumerate().map(|(i, r)| format!("{} {r}", i + 1)).collect();
+        write!(f, "no rule {rule}: use a number from 1 to {n} or a name ({})", names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownRule {}
+
 /// A control command: one JSON object per line, `cmd` naming it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]

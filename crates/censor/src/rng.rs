@@ -13,11 +13,14 @@
 //! A to B:443 is 0, the next 1, ...). Flows of the same tuple that start at the same moment may
 //! swap ordinals; every other flow keeps its identity from run to run.
 //!
-//! The mixing is SplitMix64's finalizer applied over the words of the key (a keyed hash, not a
-//! cryptographic one): every output bit depends on every input bit, and outputs of adjacent
+//! The mixing is SplitMix64's finalizer ([`callwall_units::seed::mix`]) applied over the words
+//! of the key (a keyed hash, not a cryptographic one): every output bit depends on every input bit, and outputs of adjacent
 //! counters are uncorrelated for simulation purposes (the tests check rates and independence).
 
 use std::net::IpAddr;
+
+// SplitMix64's output function, the one mixer of the workspace (it also derives sub-seeds).
+use callwall_units::seed::mix;
 
 /// What a draw decides; part of the key so that two decisions on the same packet are
 /// independent.
@@ -68,14 +71,6 @@ fn ip_word(ip: IpAddr, half: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[half * 8..half * 8 + 8]);
     u64::from_be_bytes(w)
-}
-
-/// SplitMix64's output function (Steele, Lea, Flood 2014): a bijective 64-bit mixer.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Where a draw sits: everything but the seed.

@@ -375,7 +375,11 @@ fn place_calls(
             let callee_ip = address(network, &call.callee)?;
             copy += 1;
             let call_id = format!("{}-{}", sanitize(&name), copy);
-            let seed = plan.seed ^ (u64::from(copy) << 32);
+            let seed = callwall_units::seed::derive(
+                plan.seed,
+                callwall_units::seed::Purpose::Placement,
+                copy.into(),
+            );
             if let Some(peers) = &call.peer {
                 let spec = crate::external::ExternalCallSpec {
                     name: &name,

@@ -14,9 +14,8 @@ pub enum CommandError {
     DefaultScenarioDir(Box<CommandError>),
     #[error(transparent)]
     Scenario(#[from] callwall_scenario::ScenarioError),
-    /// A call names an app profile that cannot be used (the apps crate's message).
-    #[error("{0}")]
-    AppProfile(String),
+    #[error(transparent)]
+    AppProfile(#[from] callwall_apps::listing::AppCheckError),
     #[error(transparent)]
     Environment(#[from] callwall_netns::NetnsError),
     #[error(transparent)]

@@ -25,7 +25,7 @@ pub enum NetnsError {
         /// The request.
         op: String,
         /// What was wrong.
-        reason: String,
+        reason: ReplyDefect,
     },
     /// A system call other than netlink failed.
     #[error("{op} failed: {source}")]
@@ -56,7 +56,7 @@ pub enum NetnsError {
     #[error("cannot create namespaces: {reason}; run as root, or enable unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1`, `sysctl -w user.max_user_namespaces=15000`, and on Ubuntu `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`)")]
     Environment {
         /// What failed.
-        reason: String,
+        reason: EnvironmentProblem,
     },
     /// Reading a topology file failed.
     #[error("cannot read topology file {path}: {source}")]
@@ -91,6 +91,49 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What was wrong with a netlink exchange ([`NetnsError::MalformedReply`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyDefect {
+    /// The kernel took fewer bytes than the request had.
+    #[error("short send")]
+    ShortSend,
+    /// The reply did not fit the receive buffer.
+    #[error("reply of {0} bytes truncated")]
+    Truncated(usize),
+    /// A message header's length is below the header or past the datagram.
+    #[error("bad message length {0}")]
+    BadLength(usize),
+    /// An `NLMSG_ERROR` too short for its error code.
+    #[error("short error message")]
+    ShortError,
+    /// An `RTM_NEWLINK` reply too short for its `ifinfomsg`.
+    #[error("short ifinfomsg")]
+    ShortIfinfomsg,
+    /// The kernel sent nothing back.
+    #[error("no reply")]
+    NoReply,
+    /// An interface just created is not in the dump.
+    #[error("interface {0} missing after creation")]
+    MissingInterface(String),
+}
+
+/// Why this process cannot create the sandbox's namespaces ([`NetnsError::Environment`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EnvironmentProblem {
+    /// Root, but `unshare` was refused (the errno).
+    #[error("unshare(CLONE_NEWNET|CLONE_NEWPID) as root failed: {} (missing CAP_SYS_ADMIN? in a container, give it that capability)", io::Error::from_raw_os_error(*.0))]
+    RootUnshare(i32),
+    /// Not root, and a sysctl forbids user namespaces (which one, as `name is 0`).
+    #[error("not root and {0}")]
+    UserNamespacesOff(&'static str),
+    /// Not root, and `unshare(CLONE_NEWUSER)` was refused (the errno).
+    #[error("not root and unshare(CLONE_NEWUSER) failed: {}", io::Error::from_raw_os_error(*.0))]
+    UserUnshare(i32),
+    /// The probe process could not be forked.
+    #[error("cannot fork a probe process: {0}")]
+    Fork(std::sync::Arc<io::Error>),
 }
 
 impl NetnsError {

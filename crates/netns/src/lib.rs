@@ -38,7 +38,7 @@ pub mod sandbox;
 mod sys;
 pub mod topology;
 
-pub use error::NetnsError;
+pub use error::{EnvironmentProblem, NetnsError, ReplyDefect};
 pub use netns::{current_inode, current_links, in_initial_netns, Netns};
 pub use network::{Host, Interface, Network};
 pub use sandbox::{

@@ -209,7 +209,7 @@ impl Network {
                 let info = links.iter().find(|l| l.name == ispec.name).ok_or_else(|| {
                     NetnsError::MalformedReply {
                         op: format!("dump links of {}", spec.name),
-                        reason: format!("interface {} missing after creation", ispec.name),
+                        reason: crate::ReplyDefect::MissingInterface(ispec.name.clone()),
                     }
                 })?;
                 if info.flags & IFF_UP == 0 {

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output};
 use std::sync::OnceLock;
 
-use crate::error::NetnsError;
+use crate::error::{EnvironmentProblem, NetnsError};
 use crate::sys;
 
 /// How we can create namespaces.
@@ -62,24 +62,21 @@ impl SandboxOptions {
 /// checks the user-namespace sysctls and probes `unshare(CLONE_NEWUSER|...)`. The result
 /// is cached for the life of the process.
 pub fn check_environment() -> Result<Privilege, NetnsError> {
-    static CACHE: OnceLock<Result<Privilege, String>> = OnceLock::new();
+    static CACHE: OnceLock<Result<Privilege, EnvironmentProblem>> = OnceLock::new();
     CACHE
         .get_or_init(probe_environment)
         .clone()
         .map_err(|reason| NetnsError::Environment { reason })
 }
 
-fn probe_environment() -> Result<Privilege, String> {
+fn probe_environment() -> Result<Privilege, EnvironmentProblem> {
     let (uid, _) = sys::ids();
     let base = libc::CLONE_NEWNET | libc::CLONE_NEWPID;
     if uid == 0 {
         return match sys::probe_unshare(base) {
             Ok(0) => Ok(Privilege::Root),
-            Ok(errno) => Err(format!(
-                "unshare(CLONE_NEWNET|CLONE_NEWPID) as root failed: {} (missing CAP_SYS_ADMIN? in a container, give it that capability)",
-                io::Error::from_raw_os_error(errno)
-            )),
-            Err(e) => Err(format!("cannot fork a probe process: {e}")),
+            Ok(errno) => Err(EnvironmentProblem::RootUnshare(errno)),
+            Err(e) => Err(EnvironmentProblem::Fork(e.into())),
         };
     }
     for (path, hint) in [
@@ -87,16 +84,13 @@ fn probe_environment() -> Result<Privilege, String> {
         ("/proc/sys/user/max_user_namespaces", "user.max_user_namespaces is 0"),
     ] {
         if std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "0") {
-            return Err(format!("not root and {hint}"));
+            return Err(EnvironmentProblem::UserNamespacesOff(hint));
         }
     }
     match sys::probe_unshare(base | libc::CLONE_NEWUSER) {
         Ok(0) => Ok(Privilege::UserNamespaces),
-        Ok(errno) => Err(format!(
-            "not root and unshare(CLONE_NEWUSER) failed: {}",
-            io::Error::from_raw_os_error(errno)
-        )),
-        Err(e) => Err(format!("cannot fork a probe process: {e}")),
+        Ok(errno) => Err(EnvironmentProblem::UserUnshare(errno)),
+        Err(e) => Err(EnvironmentProblem::Fork(e.into())),
     }
 }
 

@@ -335,7 +335,7 @@ impl Topology {
                 for (ai, a) in end.addrs.iter().enumerate() {
                     let key = format!("links[{li}].{side}.addrs[{ai}]");
                     let c: Cidr = Cidr::parse_with_prefix(a.get_ref())
-                        .map_err(|m: String| cx.at(a, &key, m))?;
+                        .map_err(|m| cx.at(a, &key, m.to_string()))?;
                     if !c.in_allowed_range() {
                         return Err(cx.at(
                             a,
@@ -443,7 +443,7 @@ impl Topology {
             for (side, end) in [("a", &l.a), ("b", &l.b)] {
                 for (ai, a) in end.addrs.iter().enumerate() {
                     let c: Cidr = Cidr::parse_with_prefix(a.get_ref())
-                        .map_err(|m: String| cx.at(a, "addrs", m))?;
+                        .map_err(|m| cx.at(a, "addrs", m.to_string()))?;
                     if let Some((o, _)) = subnets.iter().find(|(o, s)| *s != seg && o.overlaps(&c))
                     {
                         return Err(cx.at(
@@ -477,7 +477,7 @@ impl Topology {
             let to = if r.to.get_ref() == "default" {
                 None
             } else {
-                let c: Cidr = Cidr::parse_with_prefix(r.to.get_ref()).map_err(|m: String| {
+                let c: Cidr = Cidr::parse_with_prefix(r.to.get_ref()).map_err(|m| {
                     cx.at(&r.to, format!("routes[{ri}].to"), format!("{m}; or write \"default\""))
                 })?;
                 if !c.in_allowed_range() {

@@ -660,7 +660,7 @@ impl Inside {
         if !given.is_empty() {
             let nets = given
                 .iter()
-                .map(|s| s.parse::<Cidr>().map_err(OfflineError::Inside))
+                .map(|s| s.parse::<Cidr>().map_err(|e| OfflineError::Inside(e.to_string())))
                 .collect::<Result<_, _>>()?;
             return Ok(Inside { nets, except: Vec::new() });
         }

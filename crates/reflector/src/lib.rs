@@ -138,18 +138,15 @@ async fn serve_socket(socket: UdpSocket, core: Arc<Mutex<Reflector>>) {
     }
 }
 
-/// The call tag of `call_id` (both peers derive the same one; splitmix64 over FNV-1a).
+/// The call tag of `call_id` (both peers derive the same one): the SplitMix64 stream that
+/// starts at the FNV-1a hash of the call id.
 pub fn call_tag(call_id: &str) -> Tag {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in call_id.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
+    use callwall_units::seed::{mix, name_index};
+    let h = name_index(call_id);
     let mut tag = [0u8; TAG_LEN];
     for (i, chunk) in tag.chunks_mut(8).enumerate() {
-        let mut z = h.wrapping_add((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        chunk.copy_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+        let z = h.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        chunk.copy_from_slice(&mix(z).to_be_bytes());
     }
     tag
 }
@@ -204,9 +201,11 @@ async fn connect(ctx: &CallContext) -> Result<MediaLink, TransportError> {
         Role::Caller => ctx.options.bypass.clone(),
         Role::Callee => Default::default(),
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-        ctx.seed ^ u64::from_be_bytes(call_tag(&ctx.call_id)[..8].try_into().unwrap_or_default()),
-    );
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(callwall_units::seed::derive(
+        ctx.seed,
+        callwall_units::seed::Purpose::ReflectorBypass,
+        callwall_units::seed::name_index(&ctx.call_id),
+    ));
     let socket =
         udp::bind_source_tokio(ctx.local_ip, reflector.port(), bypass.source_port, &mut rng)?;
     socket
@@ -300,5 +299,15 @@ impl Drop for Tasks {
         for t in &self.0 {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn call_tag_is_pinned() {
+        // Both peers and older builds must agree on a call's tag.
+        let hex: String = super::call_tag("call-1").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "ed406901f270e088ba49c831b9f25f11");
     }
 }

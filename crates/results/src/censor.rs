@@ -54,17 +54,23 @@ impl fmt::Display for Proto {
     }
 }
 
+/// A protocol name that is none of `udp`, `tcp`, `icmp`, `icmpv6` or `ipN`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol {0:?}: expected udp, tcp, icmp, icmpv6 or ipN")]
+pub struct UnknownProto(pub String);
+
 impl FromStr for Proto {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Proto, String> {
+    type Err = UnknownProto;
+    fn from_str(s: &str) -> Result<Proto, UnknownProto> {
         Ok(Proto(match s {
             "udp" => 17,
             "tcp" => 6,
             "icmp" => 1,
             "icmpv6" => 58,
-            _ => s.strip_prefix("ip").and_then(|n| n.parse().ok()).ok_or_else(|| {
-                format!("unknown protocol {s:?}: expected udp, tcp, icmp, icmpv6 or ipN")
-            })?,
+            _ => s
+                .strip_prefix("ip")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| UnknownProto(s.to_string()))?,
         }))
     }
 }
@@ -409,7 +415,7 @@ mod tests {
         for p in [1u8, 6, 17, 47, 58] {
             assert_eq!(Proto(p).name().parse::<Proto>().unwrap(), Proto(p));
         }
-        assert!("foo".parse::<Proto>().is_err());
+        assert_eq!("foo".parse::<Proto>(), Err(UnknownProto("foo".into())));
         for o in Outcome::ALL {
             let j = serde_json::to_string(&o).unwrap();
             assert_eq!(j, format!("\"{}\"", o.as_str()));

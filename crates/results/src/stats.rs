@@ -21,17 +21,15 @@ pub struct ShareRange {
 
 impl ShareRange {
     /// Parses `"70-100%"`, `"70%-100%"` or a single `"100%"`; the `%` is required.
-    pub fn parse(s: &str) -> Result<ShareRange, String> {
-        let bad = || {
-            format!("{s:?} is not a share: write a percentage or a range of them, like \"70-100%\" or \"0%\"")
-        };
+    pub fn parse(s: &str) -> Result<ShareRange, ShareError> {
+        let bad = || ShareError::NotAShare(s.to_string());
         let t = s.trim();
         let Some(t) = t.strip_suffix('%') else { return Err(bad()) };
-        let num = |x: &str| -> Result<f64, String> {
+        let num = |x: &str| -> Result<f64, ShareError> {
             let x = x.trim().trim_end_matches('%').trim();
             let v: f64 = x.parse().map_err(|_| bad())?;
             if !(0.0..=100.0).contains(&v) || !v.is_finite() {
-                return Err(format!("{s:?}: a share is between 0% and 100%"));
+                return Err(ShareError::OutOfRange(s.to_string()));
             }
             Ok(v)
         };
@@ -43,7 +41,7 @@ impl ShareRange {
             }
         };
         if r.lo > r.hi {
-            return Err(format!("{s:?}: the lower share is above the upper; write it low-high"));
+            return Err(ShareError::Reversed(s.to_string()));
         }
         Ok(r)
     }
@@ -64,26 +62,48 @@ impl std::fmt::Display for ShareRange {
     }
 }
 
+/// Why a share was rejected (each variant holds the share as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShareError {
+    #[error(
+        "{0:?} is not a share: write a percentage or a range of them, like \"70-100%\" or \"0%\""
+    )]
+    NotAShare(String),
+    #[error("{0:?}: a share is between 0% and 100%")]
+    OutOfRange(String),
+    #[error("{0:?}: the lower share is above the upper; write it low-high")]
+    Reversed(String),
+}
+
+/// Why a set of expected shares cannot be met by any distribution.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnsatisfiableShares {
+    #[error("no verdict listed: name at least one verdict with its share")]
+    Empty,
+    /// The lower bounds' sum, in percent.
+    #[error("the lower shares add up to {0}%, more than 100%: no distribution can meet them")]
+    LowerAbove100(f64),
+    /// The upper bounds' sum, in percent.
+    #[error("the upper shares add up to {0}%, less than 100%: list every verdict that may occur")]
+    UpperBelow100(f64),
+}
+
 /// The expected share of each verdict; verdicts not listed are expected at 0 %.
 pub type Shares = BTreeMap<Verdict, ShareRange>;
 
 /// Checks that expected shares can be met at all: the lower bounds add up to at most 100 % and
 /// the upper bounds to at least 100 %. `Err` says what to change.
-pub fn check_satisfiable(shares: &Shares) -> Result<(), String> {
+pub fn check_satisfiable(shares: &Shares) -> Result<(), UnsatisfiableShares> {
     if shares.is_empty() {
-        return Err("no verdict listed: name at least one verdict with its share".into());
+        return Err(UnsatisfiableShares::Empty);
     }
     let lo: f64 = shares.values().map(|r| r.lo).sum();
     let hi: f64 = shares.values().map(|r| r.hi).sum();
     if lo > 100.0 + 1e-9 {
-        return Err(format!(
-            "the lower shares add up to {lo}%, more than 100%: no distribution can meet them"
-        ));
+        return Err(UnsatisfiableShares::LowerAbove100(lo));
     }
     if hi < 100.0 - 1e-9 {
-        return Err(format!(
-            "the upper shares add up to {hi}%, less than 100%: list every verdict that may occur"
-        ));
+        return Err(UnsatisfiableShares::UpperBelow100(hi));
     }
     Ok(())
 }
@@ -188,9 +208,12 @@ mod tests {
         assert_eq!(ShareRange::parse("70%-100%").unwrap(), ShareRange { lo: 70.0, hi: 100.0 });
         assert_eq!(ShareRange::parse(" 0% ").unwrap(), ShareRange { lo: 0.0, hi: 0.0 });
         assert_eq!(ShareRange::parse("12.5-30%").unwrap(), ShareRange { lo: 12.5, hi: 30.0 });
-        for bad in ["70-100", "abc%", "-5%", "50-120%", "80-20%", "", "%", "NaN%"] {
-            assert!(ShareRange::parse(bad).is_err(), "{bad:?} accepted");
+        for bad in ["70-100", "abc%", "-5%", "", "%"] {
+            assert_eq!(ShareRange::parse(bad), Err(ShareError::NotAShare(bad.into())), "{bad:?}");
         }
+        assert_eq!(ShareRange::parse("50-120%"), Err(ShareError::OutOfRange("50-120%".into())));
+        assert_eq!(ShareRange::parse("NaN%"), Err(ShareError::OutOfRange("NaN%".into())));
+        assert_eq!(ShareRange::parse("80-20%"), Err(ShareError::Reversed("80-20%".into())));
         assert_eq!(ShareRange::parse("0-30%").unwrap().to_string(), "0-30%");
         assert_eq!(ShareRange::parse("100%").unwrap().to_string(), "100%");
     }
@@ -198,13 +221,15 @@ mod tests {
     #[test]
     fn satisfiable_shares_only() {
         assert!(check_satisfiable(&shares(&[(Connected, "70-100%"), (Degraded, "0-30%")])).is_ok());
-        assert!(check_satisfiable(&shares(&[(Connected, "80-100%"), (Degraded, "30-40%")]))
-            .unwrap_err()
-            .contains("lower shares"));
-        assert!(check_satisfiable(&shares(&[(Connected, "0-50%")]))
-            .unwrap_err()
-            .contains("upper shares"));
-        assert!(check_satisfiable(&Shares::new()).is_err());
+        assert_eq!(
+            check_satisfiable(&shares(&[(Connected, "80-100%"), (Degraded, "30-40%")])),
+            Err(UnsatisfiableShares::LowerAbove100(110.0))
+        );
+        assert_eq!(
+            check_satisfiable(&shares(&[(Connected, "0-50%")])),
+            Err(UnsatisfiableShares::UpperBelow100(50.0))
+        );
+        assert_eq!(check_satisfiable(&Shares::new()), Err(UnsatisfiableShares::Empty));
     }
 
     #[test]

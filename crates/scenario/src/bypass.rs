@@ -102,9 +102,22 @@ pub fn label_of(transport: &str, strategies: &[String], o: &StrategyOptions) -> 
     l
 }
 
+/// Why an `as_of` date was rejected (each variant holds the date as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("as_of = {0:?}: write a date as YYYY-MM-DD, e.g. \"2025-09-28\"")]
+    Format(String),
+    #[error("as_of = {0:?}: the year must be 1990 to 2100")]
+    Year(String),
+    #[error("as_of = {0:?}: the month must be 01 to 12")]
+    Month(String),
+    #[error("as_of = {date:?}: that month has days 01 to {days:02}")]
+    Day { date: String, days: u32 },
+}
+
 /// Validates `YYYY-MM-DD` (a real calendar date, years 1990-2100).
-pub fn validate_date(s: &str) -> Result<String, String> {
-    let bad = || format!("as_of = {s:?}: write a date as YYYY-MM-DD, e.g. \"2025-09-28\"");
+pub fn validate_date(s: &str) -> Result<String, DateError> {
+    let bad = || DateError::Format(s.to_string());
     let parts: Vec<&str> = s.split('-').collect();
     let [y, m, d] = parts.as_slice() else { return Err(bad()) };
     if y.len() != 4 || m.len() != 2 || d.len() != 2 {
@@ -114,7 +127,7 @@ pub fn validate_date(s: &str) -> Result<String, String> {
         |t: &str| t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse::<u32>().ok()).flatten();
     let (Some(y), Some(m), Some(d)) = (num(y), num(m), num(d)) else { return Err(bad()) };
     if !(1990..=2100).contains(&y) {
-        return Err(format!("as_of = {s:?}: the year must be 1990 to 2100"));
+        return Err(DateError::Year(s.to_string()));
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
@@ -122,10 +135,10 @@ pub fn validate_date(s: &str) -> Result<String, String> {
         4 | 6 | 9 | 11 => 30,
         2 if leap => 29,
         2 => 28,
-        _ => return Err(format!("as_of = {s:?}: the month must be 01 to 12")),
+        _ => return Err(DateError::Month(s.to_string())),
     };
     if d == 0 || d > days {
-        return Err(format!("as_of = {s:?}: that month has days 01 to {days:02}"));
+        return Err(DateError::Day { date: s.to_string(), days });
     }
     Ok(s.to_string())
 }
@@ -144,7 +157,7 @@ pub(crate) fn validate_calls(
         .collect();
     for (i, (rc, c)) in raw_calls.iter().zip(calls.iter_mut()).enumerate() {
         let rc = rc.get_ref();
-        c.options.bypass.validate().map_err(|m| (i, "options", m))?;
+        c.options.bypass.validate().map_err(|m| (i, "options", m.to_string()))?;
         for (k, v) in [
             ("cite", &rc.cite),
             ("prediction", &rc.prediction),
@@ -296,17 +309,22 @@ mod tests {
     fn dates_are_real_calendar_dates() {
         assert_eq!(validate_date("2025-09-28").unwrap(), "2025-09-28");
         assert!(validate_date("2024-02-29").is_ok());
-        for bad in [
-            "2025-02-29",
-            "2025-13-01",
-            "2025-9-28",
-            "28.09.2025",
-            "2025-04-31",
-            "1899-01-01",
-            "2025-00-10",
+        let s = |d: &str| d.to_string();
+        for (bad, e) in [
+            ("2025-02-29", DateError::Day { date: s("2025-02-29"), days: 28 }),
+            ("2025-13-01", DateError::Month(s("2025-13-01"))),
+            ("2025-9-28", DateError::Format(s("2025-9-28"))),
+            ("28.09.2025", DateError::Format(s("28.09.2025"))),
+            ("2025-04-31", DateError::Day { date: s("2025-04-31"), days: 30 }),
+            ("1899-01-01", DateError::Year(s("1899-01-01"))),
+            ("2025-00-10", DateError::Month(s("2025-00-10"))),
         ] {
-            assert!(validate_date(bad).is_err(), "{bad}");
+            assert_eq!(validate_date(bad), Err(e), "{bad}");
         }
+        assert_eq!(
+            DateError::Day { date: s("2025-02-29"), days: 28 }.to_string(),
+            "as_of = \"2025-02-29\": that month has days 01 to 28"
+        );
     }
 
     #[test]

@@ -175,7 +175,12 @@ pub mod raw {
         }
     }
 
-    pub(crate) fn parse_verdict(s: &str) -> Result<Verdict, String> {
+    /// A verdict name that is none of the six.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("unknown verdict {0:?}: use connected, degraded, cut, blocked, no-signalling or error, or a list of them")]
+    pub struct UnknownVerdict(pub String);
+
+    pub(crate) fn parse_verdict(s: &str) -> Result<Verdict, UnknownVerdict> {
         match s {
             "connected" => Ok(Verdict::Connected),
             "degraded" => Ok(Verdict::Degraded),
@@ -183,7 +188,7 @@ pub mod raw {
             "blocked" => Ok(Verdict::Blocked),
             "no-signalling" => Ok(Verdict::NoSignalling),
             "error" => Ok(Verdict::Error),
-            _ => Err(format!("unknown verdict {s:?}: use connected, degraded, cut, blocked, no-signalling or error, or a list of them")),
+            _ => Err(UnknownVerdict(s.to_string())),
         }
     }
 
@@ -427,7 +432,7 @@ impl Scenario {
             None => (defaults::TOPOLOGY.to_string(), None),
         };
         let topology_path = resolve_topology(&topo_ref, path, topology_dir)
-            .map_err(|m| err(topo_line, Some("topology"), m))?;
+            .map_err(|m| err(topo_line, Some("topology"), m.to_string()))?;
         let topology = Topology::from_file(&topology_path)
             .map_err(|e| err(topo_line, Some("topology"), format!("{e}")))?;
         let hosts = host_map(&topology);
@@ -599,10 +604,9 @@ impl Scenario {
         }
         // Dated censor version and the bypass matrix.
         let as_of = match &raw.as_of {
-            Some(d) => Some(
-                bypass::validate_date(d.get_ref())
-                    .map_err(|m| err(Some(line_of(text, d.span().start)), Some("as_of"), m))?,
-            ),
+            Some(d) => Some(bypass::validate_date(d.get_ref()).map_err(|m| {
+                err(Some(line_of(text, d.span().start)), Some("as_of"), m.to_string())
+            })?),
             None => None,
         };
         bypass::validate_calls(&raw.calls, &mut calls).map_err(|(i, k, m)| {
@@ -703,26 +707,33 @@ pub fn valid_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
 }
 
-fn resolve_topology(r: &str, scenario: &Path, dir: &Path) -> Result<PathBuf, String> {
+/// Why a scenario's `topology` names no topology file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyRefError {
+    /// A bare name that cannot be a file name.
+    #[error("invalid topology name {name:?}: name a file in {} or give a path ending in .toml", dir.display())]
+    InvalidName { name: String, dir: PathBuf },
+    /// The file it names does not exist.
+    #[error("topology file {} not found; name one of the files in {}", path.display(), dir.display())]
+    NotFound { path: PathBuf, dir: PathBuf },
+}
+
+fn resolve_topology(r: &str, scenario: &Path, dir: &Path) -> Result<PathBuf, TopologyRefError> {
     let candidate = if r.ends_with(".toml") || r.contains('/') {
         scenario.parent().unwrap_or(Path::new(".")).join(r)
     } else {
         if !valid_name(r) {
-            return Err(format!(
-                "invalid topology name {r:?}: name a file in {} or give a path ending in .toml",
-                dir.display()
-            ));
+            return Err(TopologyRefError::InvalidName {
+                name: r.to_string(),
+                dir: dir.to_path_buf(),
+            });
         }
         dir.join(format!("{r}.toml"))
     };
     if candidate.is_file() {
         Ok(candidate)
     } else {
-        Err(format!(
-            "topology file {} not found; name one of the files in {}",
-            candidate.display(),
-            dir.display()
-        ))
+        Err(TopologyRefError::NotFound { path: candidate, dir: dir.to_path_buf() })
     }
 }
 

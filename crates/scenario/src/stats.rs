@@ -106,7 +106,7 @@ pub(crate) fn validate(
         ));
     }
     if let Some(s) = &shares {
-        callwall_results::stats::check_satisfiable(s).map_err(|m| ("expect", m))?;
+        callwall_results::stats::check_satisfiable(s).map_err(|m| ("expect", m.to_string()))?;
     }
     Ok((n, shares))
 }

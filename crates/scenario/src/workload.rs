@@ -214,7 +214,10 @@ pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Worklo
             key: format!("workloads[{i}].{k}"),
             message,
         };
-        let kind: Kind = w.kind.parse().map_err(|m| bad("kind", m))?;
+        let kind: Kind = w
+            .kind
+            .parse()
+            .map_err(|m: callwall_workload::UnknownKind| bad("kind", m.to_string()))?;
         // Keys of other kinds are mistakes, not silently ignored.
         let given: [(&str, bool, &[Kind]); 11] = [
             ("count", w.count.is_some(), &[Kind::Message]),

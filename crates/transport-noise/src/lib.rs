@@ -230,15 +230,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// A per-call, per-role RNG from the scenario seed (indices, padding, obfuscation prefixes).
 fn call_rng(ctx: &CallContext) -> ChaCha8Rng {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the call id
-    for b in ctx.call_id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    use callwall_units::seed::{derive, name_index, Purpose};
     let role = match ctx.role {
         callwall_transport::Role::Caller => 1,
         callwall_transport::Role::Callee => 2,
     };
-    ChaCha8Rng::seed_from_u64(ctx.seed ^ h ^ role)
+    let index = name_index(&ctx.call_id).wrapping_add(role);
+    ChaCha8Rng::seed_from_u64(derive(ctx.seed, Purpose::NoiseCall, index))
 }
 
 fn callee_key(ctx: &CallContext) -> String {

@@ -322,8 +322,9 @@ async fn answer(
     plan: &Plan,
     deadline: &Deadline,
 ) -> Result<MediaLink, TransportError> {
-    let cert = tls::CallCertificate::generate(&plan.sni).map_err(TransportError::Other)?;
-    let tls = tls::server_config(&cert, &plan.alpn).map_err(TransportError::Other)?;
+    let other = |e: tls::TlsError| TransportError::Other(e.to_string());
+    let cert = tls::CallCertificate::generate(&plan.sni).map_err(other)?;
+    let tls = tls::server_config(&cert, &plan.alpn).map_err(other)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(tls))
         .map_err(|e| TransportError::Other(format!("quic server config: {e}")))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -416,7 +417,8 @@ async fn dial(
     }
 
     let alpns = tls::alpn_list(&plan.alpn, plan.split, ctx.seed, &plan.sni);
-    let tls = tls::client_config(pinned, alpns).map_err(TransportError::Other)?;
+    let tls =
+        tls::client_config(pinned, alpns).map_err(|e| TransportError::Other(e.to_string()))?;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls))
         .map_err(|e| TransportError::Other(format!("quic client config: {e}")))?;
     let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -464,11 +466,12 @@ async fn dial(
 
 /// The seeded generator of the caller's bypass choices (source port, decoy bytes), per call.
 fn bypass_rng(ctx: &CallContext) -> rand_chacha::ChaCha8Rng {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the call id
-    for b in ctx.call_id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    rand_chacha::ChaCha8Rng::seed_from_u64(ctx.seed ^ h)
+    use callwall_units::seed::{derive, name_index, Purpose};
+    rand_chacha::ChaCha8Rng::seed_from_u64(derive(
+        ctx.seed,
+        Purpose::QuicBypass,
+        name_index(&ctx.call_id),
+    ))
 }
 
 #[cfg(test)]

@@ -45,11 +45,24 @@ impl std::fmt::Debug for CallCertificate {
     }
 }
 
+/// Why a certificate or a TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot make a certificate for {name:?}: {source}")]
+    Certificate { name: String, source: rcgen::Error },
+    #[error("tls server config: {0}")]
+    ServerConfig(rustls::Error),
+    #[error("tls server certificate: {0}")]
+    ServerCertificate(rustls::Error),
+    #[error("tls client config: {0}")]
+    ClientConfig(rustls::Error),
+}
+
 impl CallCertificate {
     /// Generates an ECDSA P-256 certificate naming `name` (a DNS name or an IP address).
-    pub fn generate(name: &str) -> Result<CallCertificate, String> {
+    pub fn generate(name: &str) -> Result<CallCertificate, TlsError> {
         let certified = rcgen::generate_simple_self_signed(vec![name.to_string()])
-            .map_err(|e| format!("cannot make a certificate for {name:?}: {e}"))?;
+            .map_err(|source| TlsError::Certificate { name: name.to_string(), source })?;
         let cert = certified.cert.der().clone();
         let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
         let sha256 = sha256(&cert);
@@ -83,13 +96,13 @@ pub fn parse_sha256_hex(s: &str) -> Option<[u8; 32]> {
 }
 
 /// The server side: presents `cert`, accepts only `alpn`, no client authentication.
-pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| format!("tls server config: {e}"))?
+        .map_err(TlsError::ServerConfig)?
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.clone()], PrivateKeyDer::Pkcs8(cert.key.clone_key()))
-        .map_err(|e| format!("tls server certificate: {e}"))?;
+        .map_err(TlsError::ServerCertificate)?;
     config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     Ok(config)
 }
@@ -99,12 +112,12 @@ pub fn server_config(cert: &CallCertificate, alpn: &str) -> Result<rustls::Serve
 pub fn client_config(
     pinned: [u8; 32],
     alpns: Vec<Vec<u8>>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(callwall_tls_pin::PinnedServerCert::new(pinned, &provider));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| format!("tls client config: {e}"))?
+        .map_err(TlsError::ClientConfig)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();

@@ -56,8 +56,11 @@ const DNS_DECOY_NAME: &str = "yandex.ru";
 /// `dns` and `stun` decoys are written by `callwall_wire`'s codecs: a recursive A query
 /// ([`dns::Query`]) and a Binding request with FINGERPRINT ([`StunRepr`]).
 pub fn decoy_payload(kind: Decoy, seed: u64, role: Role) -> Vec<u8> {
-    let mut rng =
-        SplitMix(seed ^ 0x6465_636f_795f_6279 ^ if role == Role::Caller { 0 } else { 0x5555_5555 });
+    let mut rng = SplitMix(callwall_units::seed::derive(
+        seed,
+        callwall_units::seed::Purpose::Decoy,
+        crate::role_index(role),
+    ));
     match kind {
         Decoy::Random => (0..8).flat_map(|_| rng.next().to_be_bytes()).collect(),
         Decoy::Dns => {

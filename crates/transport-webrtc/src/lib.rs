@@ -238,6 +238,7 @@ use callwall_transport::signal::Client;
 use callwall_transport::{
     check_strategy, CallContext, MediaLink, RelayInfo, Role, TransportError, VoiceTransport,
 };
+use callwall_units::seed::Purpose;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
@@ -824,14 +825,18 @@ fn opus_codec() -> RTCRtpCodec {
     }
 }
 
-/// A 32-bit value from the scenario seed, distinct per role and purpose (splitmix64).
-fn seeded(seed: u64, role: Role, purpose: u64) -> u32 {
-    let mut z = seed
-        .wrapping_add(purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(if role == Role::Caller { 1 } else { 2 });
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as u32
+/// A 32-bit value from the scenario seed, distinct per role and purpose.
+fn seeded(seed: u64, role: Role, purpose: Purpose) -> u32 {
+    callwall_units::seed::derive(seed, purpose, role_index(role)) as u32
+}
+
+/// The role as a sub-seed index (caller 1, callee 2).
+pub(crate) fn role_index(role: Role) -> u64 {
+    if role == Role::Caller {
+        1
+    } else {
+        2
+    }
 }
 
 async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, TransportError> {
@@ -930,7 +935,7 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
         tap,
     };
 
-    let ssrc = seeded(ctx.seed, role, 1);
+    let ssrc = seeded(ctx.seed, role, Purpose::RtpSsrc);
     let stream_id = format!("callwall-{}", ctx.call_id);
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         stream_id,
@@ -1026,8 +1031,8 @@ async fn call(ctx: &CallContext, s: Strategy, role: Role) -> Result<MediaLink, T
     let mut writer = RtpWriter {
         track,
         ssrc,
-        seq: seeded(ctx.seed, role, 2) as u16,
-        ts0: seeded(ctx.seed, role, 3),
+        seq: seeded(ctx.seed, role, Purpose::RtpSequence) as u16,
+        ts0: seeded(ctx.seed, role, Purpose::RtpTimestamp),
         start: Instant::now(),
         marker: false,
     };
@@ -1431,9 +1436,11 @@ mod tests {
 
     #[test]
     fn seeded_values_differ_by_role_and_repeat_by_seed() {
-        assert_eq!(seeded(7, Role::Caller, 1), seeded(7, Role::Caller, 1));
-        assert_ne!(seeded(7, Role::Caller, 1), seeded(7, Role::Callee, 1));
-        assert_ne!(seeded(7, Role::Caller, 1), seeded(8, Role::Caller, 1));
+        let ssrc = Purpose::RtpSsrc;
+        assert_eq!(seeded(7, Role::Caller, ssrc), seeded(7, Role::Caller, ssrc));
+        assert_ne!(seeded(7, Role::Caller, ssrc), seeded(7, Role::Callee, ssrc));
+        assert_ne!(seeded(7, Role::Caller, ssrc), seeded(8, Role::Caller, ssrc));
+        assert_ne!(seeded(7, Role::Caller, ssrc), seeded(7, Role::Caller, Purpose::RtpTimestamp));
     }
 
     #[test]

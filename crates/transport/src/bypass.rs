@@ -178,28 +178,25 @@ impl Bypass {
     }
 
     /// Checks values that are wrong whatever the transport (ranges); the message names the key.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BypassError> {
         if let Some(n) = self.quic_split {
             if !(2..=8).contains(&n) {
-                return Err(format!("bypass.quic_split = {n}: use 2 to 8 Initial packets"));
+                return Err(BypassError::QuicSplit(n));
             }
         }
         for (key, v) in [("tls_record", self.tls_record), ("tcp_segment", self.tcp_segment)] {
             if v == Some(0) {
-                return Err(format!("bypass.{key} = 0: use a size of at least 1 byte"));
+                return Err(BypassError::ZeroSize(key));
             }
         }
         if let Some(d) = self.port_hop {
             if d.as_std() < std::time::Duration::from_millis(100) {
-                return Err(format!("bypass.port_hop = {d}: hop at most every 100ms"));
+                return Err(BypassError::PortHop(d));
             }
         }
         if let Some(j) = self.junk {
             if j.count == 0 || j.count > 128 || j.min > j.max || j.max > 1280 {
-                return Err(format!(
-                    "bypass.junk = {{ count = {}, min = {}, max = {} }}: count 1-128, min <= max <= 1280",
-                    j.count, j.min, j.max
-                ));
+                return Err(BypassError::Junk(j));
             }
         }
         if let Some(h) = self.wg_headers {
@@ -207,18 +204,37 @@ impl Bypass {
             s.sort_unstable();
             s.dedup();
             if s.len() != 4 || h.iter().any(|&v| v <= 4) {
-                return Err(format!(
-                    "bypass.wg_headers = {h:?}: four distinct values, each above 4 (1-4 are WireGuard's own)"
-                ));
+                return Err(BypassError::WgHeaders(h));
             }
         }
         if let Some([s1, s2]) = self.wg_padding {
             if s1 > 1000 || s2 > 1000 {
-                return Err(format!("bypass.wg_padding = [{s1}, {s2}]: at most 1000 bytes each"));
+                return Err(BypassError::WgPadding([s1, s2]));
             }
         }
         Ok(())
     }
+}
+
+/// A bypass value out of range, whatever the transport ([`Bypass::validate`]); the message
+/// names the key and the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BypassError {
+    #[error("bypass.quic_split = {0}: use 2 to 8 Initial packets")]
+    QuicSplit(u8),
+    /// `tls_record` or `tcp_segment` (the key) set to 0.
+    #[error("bypass.{0} = 0: use a size of at least 1 byte")]
+    ZeroSize(&'static str),
+    #[error("bypass.port_hop = {0}: hop at most every 100ms")]
+    PortHop(callwall_units::Duration),
+    #[error("bypass.junk = {{ count = {}, min = {}, max = {} }}: count 1-128, min <= max <= 1280", .0.count, .0.min, .0.max)]
+    Junk(Junk),
+    #[error(
+        "bypass.wg_headers = {0:?}: four distinct values, each above 4 (1-4 are WireGuard's own)"
+    )]
+    WgHeaders([u32; 4]),
+    #[error("bypass.wg_padding = [{}, {}]: at most 1000 bytes each", .0[0], .0[1])]
+    WgPadding([u16; 2]),
 }
 
 /// Refuses a call whose bypass sets a key its strategy does not honour (see the module docs),
@@ -229,7 +245,7 @@ pub fn check_bypass(
     strategy: &str,
     bypass: &Bypass,
 ) -> Result<(), TransportError> {
-    bypass.validate().map_err(TransportError::Bypass)?;
+    bypass.validate().map_err(|e| TransportError::Bypass(e.to_string()))?;
     let honoured = t.bypasses(strategy);
     for key in bypass.keys() {
         if !honoured.contains(&key) {
@@ -271,9 +287,20 @@ mod tests {
         assert!(serde_json::from_str::<Bypass>(r#"{"decoy":"random","dcoy":1}"#).is_err());
         assert!(serde_json::from_str::<Bypass>(r#"{"decoy":"quic"}"#).is_err());
         let bad = |j: &str| serde_json::from_str::<Bypass>(j).unwrap().validate().unwrap_err();
-        assert!(bad(r#"{"quic_split":1}"#).contains("quic_split"));
-        assert!(bad(r#"{"wg_headers":[1,2,3,4]}"#).contains("above 4"));
-        assert!(bad(r#"{"junk":{"count":3,"min":80,"max":40}}"#).contains("min <= max"));
-        assert!(bad(r#"{"port_hop":"10ms"}"#).contains("100ms"));
+        assert_eq!(bad(r#"{"quic_split":1}"#), BypassError::QuicSplit(1));
+        assert_eq!(bad(r#"{"wg_headers":[1,2,3,4]}"#), BypassError::WgHeaders([1, 2, 3, 4]));
+        assert_eq!(
+            bad(r#"{"junk":{"count":3,"min":80,"max":40}}"#),
+            BypassError::Junk(Junk { count: 3, min: 80, max: 40 })
+        );
+        assert_eq!(bad(r#"{"port_hop":"10ms"}"#), BypassError::PortHop("10ms".parse().unwrap()));
+        assert_eq!(
+            bad(r#"{"tls_record":0}"#).to_string(),
+            "bypass.tls_record = 0: use a size of at least 1 byte"
+        );
+        assert_eq!(
+            bad(r#"{"junk":{"count":3,"min":80,"max":40}}"#).to_string(),
+            "bypass.junk = { count = 3, min = 80, max = 40 }: count 1-128, min <= max <= 1280"
+        );
     }
 }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::signal::Client;
 use crate::voice::{self, unix_ns_now, Arrival, VoiceModel};
 use crate::{CallContext, Role, VoiceTransport};
+use callwall_units::seed::Purpose;
 
 /// How long a peer keeps listening after its own media end, for frames still in flight and for
 /// a peer that connected a little later.
@@ -361,7 +362,7 @@ pub(crate) async fn watch(
 pub(crate) fn attempt_ctx(spec: &PeerSpec, i: usize) -> CallContext {
     let mut ctx = spec.ctx.clone();
     ctx.call_id = format!("{}/{i}", spec.ctx.call_id);
-    ctx.seed = spec.ctx.seed.wrapping_add(i as u64);
+    ctx.seed = callwall_units::seed::derive(spec.ctx.seed, Purpose::Attempt, i as u64);
     ctx
 }
 

@@ -156,8 +156,24 @@ pub(crate) async fn run_caller(
 }
 
 enum Event {
-    Answered(Result<MediaLink, String>),
-    Won(Result<usize, String>),
+    Answered(Result<MediaLink, RaceError>),
+    Won(Result<usize, RaceError>),
+}
+
+/// Why a callee's attempt, or its wait for the caller's pick, failed; its text goes to the
+/// attempt's `error` in the report.
+#[derive(Debug, thiserror::Error)]
+enum RaceError {
+    #[error("signalling: {0}")]
+    Signalling(crate::signal::SignalError),
+    #[error("{0}")]
+    Transport(crate::TransportError),
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("bad won key: {0}")]
+    BadWonKey(std::num::ParseIntError),
+    #[error("the caller picked attempt {picked} of {of}")]
+    PickOutOfRange { picked: usize, of: usize },
 }
 
 pub(crate) async fn run_callee(
@@ -187,11 +203,11 @@ pub(crate) async fn run_callee(
                 let r = async {
                     let s = watch(spec, &attempt_key(spec, i), wait)
                         .await
-                        .map_err(|e| format!("signalling: {e}"))?;
+                        .map_err(RaceError::Signalling)?;
                     match tokio::time::timeout(own_timeout, t.answer(ctx, &s)).await {
                         Ok(Ok(l)) => Ok(l),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("timed out after {own_timeout:?}")),
+                        Ok(Err(e)) => Err(RaceError::Transport(e)),
+                        Err(_) => Err(RaceError::TimedOut(own_timeout)),
                     }
                 };
                 Event::Answered(r.await)
@@ -200,17 +216,17 @@ pub(crate) async fn run_callee(
         })
         .collect();
     futs.push(Some(Box::pin(async move {
-        let r = watch(spec, &won_key(spec), wait).await.map_err(|e| format!("signalling: {e}"));
-        Event::Won(r.and_then(|v| v.parse::<usize>().map_err(|e| format!("bad won key: {e}"))))
+        let r = watch(spec, &won_key(spec), wait).await.map_err(RaceError::Signalling);
+        Event::Won(r.and_then(|v| v.parse::<usize>().map_err(RaceError::BadWonKey)))
     })));
-    let mut results: Vec<Option<Result<MediaLink, String>>> = (0..n).map(|_| None).collect();
+    let mut results: Vec<Option<Result<MediaLink, RaceError>>> = (0..n).map(|_| None).collect();
     let mut elapsed: Vec<f64> = vec![0.0; n];
     let mut won: Option<usize> = None;
     let mut won_error = None;
     loop {
         if let Some(w) = won {
             if w >= n {
-                won_error = Some(format!("the caller picked attempt {w} of {n}"));
+                won_error = Some(RaceError::PickOutOfRange { picked: w, of: n });
                 break;
             }
             if results[w].is_some() {
@@ -256,7 +272,7 @@ pub(crate) async fn run_callee(
                 strategy,
                 ok: false,
                 elapsed_ms: elapsed[i],
-                error: Some(e),
+                error: Some(e.to_string()),
                 signalling: false,
             },
             (None, _) => Attempt {
@@ -264,7 +280,9 @@ pub(crate) async fn run_callee(
                 ok: false,
                 elapsed_ms: ms_since(start),
                 error: Some(
-                    won_error.clone().unwrap_or_else(|| "abandoned: another attempt won".into()),
+                    won_error
+                        .as_ref()
+                        .map_or_else(|| "abandoned: another attempt won".into(), |e| e.to_string()),
                 ),
                 signalling: false,
             },

@@ -83,27 +83,43 @@ impl Cidr {
 
     /// Parses `address/prefix` with the prefix required (an interface address or a route), e.g.
     /// `10.1.0.2/24`.
-    pub fn parse_with_prefix(s: &str) -> Result<Cidr, String> {
-        let (a, l) = s.split_once('/').ok_or_else(|| {
-            format!("{s:?} is not a CIDR; write it as address/prefix, e.g. 10.1.0.2/24")
-        })?;
-        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
-        let prefix_len: u8 = l.parse().map_err(|_| format!("{l:?} is not a prefix length"))?;
+    pub fn parse_with_prefix(s: &str) -> Result<Cidr, CidrError> {
+        let (a, l) = s.split_once('/').ok_or_else(|| CidrError::NoPrefix(s.to_string()))?;
+        let addr: IpAddr = a.parse().map_err(|_| CidrError::NotAnAddress(a.to_string()))?;
+        let prefix_len: u8 = l.parse().map_err(|_| CidrError::NotAPrefix(l.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if prefix_len > max {
-            return Err(format!("prefix length {prefix_len} is more than {max}"));
+            return Err(CidrError::PrefixTooLong { prefix_len, max });
         }
         Ok(Cidr { addr, prefix_len })
     }
 }
 
+/// Why an address or CIDR was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// [`Cidr::parse_with_prefix`]: no `/prefix`.
+    #[error("{0:?} is not a CIDR; write it as address/prefix, e.g. 10.1.0.2/24")]
+    NoPrefix(String),
+    /// [`Cidr::parse_with_prefix`]: the part before `/` is not an IP address.
+    #[error("{0:?} is not an IP address")]
+    NotAnAddress(String),
+    /// [`Cidr::parse_with_prefix`]: the part after `/` is not a number.
+    #[error("{0:?} is not a prefix length")]
+    NotAPrefix(String),
+    /// [`Cidr::parse_with_prefix`]: the prefix is longer than the address.
+    #[error("prefix length {prefix_len} is more than {max}")]
+    PrefixTooLong { prefix_len: u8, max: u8 },
+    /// [`Cidr::from_str`](std::str::FromStr): neither an IP nor a CIDR.
+    #[error("invalid address {0:?}: write an IP (\"10.3.0.2\") or a CIDR (\"10.3.0.0/24\", \"fd00:3::/64\")")]
+    Invalid(String),
+}
+
 /// Parses an IP (`"10.3.0.2"`, a single address) or a CIDR (`"10.3.0.0/24"`, `"fd00:3::/64"`).
 impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid address {s:?}: write an IP (\"10.3.0.2\") or a CIDR (\"10.3.0.0/24\", \"fd00:3::/64\")")
-        };
+    type Err = CidrError;
+    fn from_str(s: &str) -> Result<Self, CidrError> {
+        let bad = || CidrError::Invalid(s.to_string());
         let (a, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l.parse::<u8>().map_err(|_| bad())?)),
             None => (s, None),
@@ -147,8 +163,15 @@ mod tests {
         assert!(!c.contains("10.4.0.1".parse().unwrap()));
         assert!(!c.contains("fd00::1".parse().unwrap()));
         assert_eq!("10.3.0.2".parse::<Cidr>().unwrap().prefix_len, 32);
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!(Cidr::parse_with_prefix("10.1.0.2").is_err());
+        assert_eq!("10.0.0.0/33".parse::<Cidr>(), Err(CidrError::Invalid("10.0.0.0/33".into())));
+        assert_eq!(
+            Cidr::parse_with_prefix("10.1.0.2"),
+            Err(CidrError::NoPrefix("10.1.0.2".into()))
+        );
+        assert_eq!(
+            Cidr::parse_with_prefix("10.1.0.2/40"),
+            Err(CidrError::PrefixTooLong { prefix_len: 40, max: 32 })
+        );
         let a = Cidr::parse_with_prefix("10.1.0.2/24").unwrap();
         assert_eq!(a.network().to_string(), "10.1.0.0");
         assert!(a.overlaps(&"10.1.0.0/16".parse().unwrap()));

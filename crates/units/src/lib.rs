@@ -9,10 +9,14 @@
 //!
 //! [`Cidr`] (an address with a prefix length) lives here too: it is the one address-range
 //! type of the workspace, used by the topology (`netns`) and the censor policy alike.
+//!
+//! [`seed::derive`] is the one function that derives a random stream's seed from the
+//! scenario's seed.
 #![forbid(unsafe_code)]
 
 mod cidr;
-pub use cidr::Cidr;
+pub use cidr::{Cidr, CidrError};
+pub mod seed;
 
 use std::fmt;
 use std::str::FromStr;

@@ -59,12 +59,15 @@ impl fmt::Display for Kind {
     }
 }
 
+/// A workload kind name that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workload kind {0:?}; use message, voice-note, web or video")]
+pub struct UnknownKind(pub String);
+
 impl FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            format!("unknown workload kind {s:?}; use message, voice-note, web or video")
-        })
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownKind(s.to_string()))
     }
 }
 
@@ -96,14 +99,19 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// A workload verdict name that is none of `ok`, `degraded` or `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workload verdict {0:?}: use ok, degraded or failed")]
+pub struct UnknownOutcome(pub String);
+
 impl FromStr for Outcome {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownOutcome;
+    fn from_str(s: &str) -> Result<Self, UnknownOutcome> {
         match s {
             "ok" => Ok(Outcome::Ok),
             "degraded" => Ok(Outcome::Degraded),
             "failed" => Ok(Outcome::Failed),
-            _ => Err(format!("unknown workload verdict {s:?}: use ok, degraded or failed")),
+            _ => Err(UnknownOutcome(s.to_string())),
         }
     }
 }
@@ -426,9 +434,10 @@ mod tests {
             assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
-        assert!("voicenote".parse::<Kind>().unwrap_err().contains("voice-note"));
+        assert_eq!("voicenote".parse::<Kind>(), Err(UnknownKind("voicenote".into())));
+        assert!(UnknownKind("x".into()).to_string().contains("voice-note"));
         assert_eq!("degraded".parse::<Outcome>(), Ok(Outcome::Degraded));
-        assert!("blocked".parse::<Outcome>().is_err());
+        assert_eq!("blocked".parse::<Outcome>(), Err(UnknownOutcome("blocked".into())));
     }
 
     #[test]

@@ -10,24 +10,30 @@ impl Engine {
     /// Applies one control command at `now_ns` and says what it did. `load` turns a `swap`'s
     /// path into a compiled policy (the I/O adapter reads the scenario file); its error is
     /// passed back in the response. A failed command changes nothing.
-    pub fn control(
+    pub fn control<E: std::fmt::Display>(
         &mut self,
         now_ns: u64,
         cmd: &crate::control::Command,
-        load: &mut dyn FnMut(&std::path::Path) -> Result<Policy, String>,
+        load: &mut dyn FnMut(&std::path::Path) -> Result<Policy, E>,
     ) -> crate::control::Response {
         use crate::control::{Change, Command, Response};
-        let result: Result<Option<Change>, String> = match cmd {
+        let mut switch =
+            |rule, on| self.set_rule_enabled(now_ns, rule, on).map_err(|e| e.to_string());
+        // The response carries the error as text (the control protocol's answer is JSON).
+        let result = match cmd {
             Command::Status => Ok(None),
-            Command::Enable { rule } => self.set_rule_enabled(now_ns, rule, Some(true)),
-            Command::Disable { rule } => self.set_rule_enabled(now_ns, rule, Some(false)),
-            Command::Toggle { rule } => self.set_rule_enabled(now_ns, rule, None),
-            Command::Swap { policy } => load(policy).map(|p| {
-                let source = policy.display().to_string();
-                let rules = p.rules.len();
-                self.swap_policy(now_ns, p, &source);
-                Some(Change::PolicySwap { source, rules })
-            }),
+            Command::Enable { rule } => switch(rule, Some(true)),
+            Command::Disable { rule } => switch(rule, Some(false)),
+            Command::Toggle { rule } => switch(rule, None),
+            Command::Swap { policy } => match load(policy) {
+                Ok(p) => {
+                    let source = policy.display().to_string();
+                    let rules = p.rules.len();
+                    self.swap_policy(now_ns, p, &source);
+                    Ok(Some(Change::PolicySwap { source, rules }))
+                }
+                Err(e) => Err(e.to_string()),
+            },
         };
         let (ok, error, change) = match result {
             Ok(c) => (true, None, c),
@@ -37,29 +43,19 @@ impl Engine {
     }
 
     /// The 0-based index of a rule, or an error naming the rules there are.
-    pub fn rule_index(&self, rule: &crate::control::RuleRef) -> Result<usize, String> {
+    pub fn rule_index(
+        &self,
+        rule: &crate::control::RuleRef,
+    ) -> Result<usize, crate::control::UnknownRule> {
         use crate::control::RuleRef;
         let n = self.policy.rules.len();
         let found = match rule {
             RuleRef::Index(i) => i.checked_sub(1).filter(|&i| i < n),
             RuleRef::Name(name) => self.policy.rules.iter().position(|r| &r.name == name),
         };
-        found.ok_or_else(|| {
-            let names: Vec<String> = self
-                .policy
-                .rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| format!("{} {}", i + 1, r.name))
-                .collect();
-            if n == 0 {
-                format!("no rule {rule}: the policy has no rules (swap in another policy)")
-            } else {
-                format!(
-                    "no rule {rule}: use a number from 1 to {n} or a name ({})",
-                    names.join(", ")
-                )
-            }
+        found.ok_or_else(|| crate::control::UnknownRule {
+            rule: rule.clone(),
+            rules: self.policy.rules.iter().map(|r| r.name.clone()).collect(),
         })
     }
 
@@ -76,7 +72,7 @@ impl Engine {
         now_ns: u64,
         rule: &crate::control::RuleRef,
         on: Option<bool>,
-    ) -> Result<Option<crate::control::Change>, String> {
+    ) -> Result<Option<crate::control::Change>, crate::control::UnknownRule> {
         use crate::control::Change;
         let i = self.rule_index(rule)?;
         let was = self.rule_enabled(i);

@@ -662,7 +662,10 @@ fn disabling_a_rule_lets_the_next_one_decide_and_is_logged() {
 fn unknown_rules_are_errors_that_change_nothing() {
     use crate::control::{Command, RuleRef};
     let mut e = engine(TWO_RULES, 1);
+    let two = vec!["drop-udp-9000".to_string(), "delay-udp".to_string()];
     for rule in [RuleRef::Index(3), RuleRef::Name("nope".into())] {
+        let unknown = crate::control::UnknownRule { rule: rule.clone(), rules: two.clone() };
+        assert_eq!(e.rule_index(&rule), Err(unknown));
         let r = e.control(0, &Command::Toggle { rule }, &mut no_load);
         assert!(!r.ok);
         let msg = r.error.unwrap();
@@ -715,7 +718,7 @@ fn swapping_the_policy_keeps_flows_and_carries_counters_by_name() {
     let new = Policy::compile(&raw, &|_| None).unwrap();
     let mut load = |p: &std::path::Path| {
         assert_eq!(p, std::path::Path::new("scenarios/other.toml"));
-        Ok(new.clone())
+        Ok::<_, String>(new.clone())
     };
     let r = e.control(5 * MS, &Command::Swap { policy: "scenarios/other.toml".into() }, &mut load);
     assert!(r.ok);
@@ -776,7 +779,7 @@ fn pass_rules_count_each_flow_once_without_rule_state() {
         let raw: raw::Policy = toml::from_str(&policy).unwrap();
         Policy::compile(&raw, &|_| None).unwrap()
     };
-    let mut load = |_: &std::path::Path| Ok(swapped.clone());
+    let mut load = |_: &std::path::Path| Ok::<_, String>(swapped.clone());
     let r =
         e.control(3 * MS, &crate::control::Command::Swap { policy: "same.toml".into() }, &mut load);
     assert!(r.ok);

@@ -142,7 +142,7 @@ fn compile_addrs(
                 }
             }
         } else {
-            out.push(item.parse::<Cidr>().map_err(|m| (key.to_string(), m))?);
+            out.push(item.parse::<Cidr>().map_err(|m| (key.to_string(), m.to_string()))?);
         }
     }
     Ok(Some(out))
@@ -175,7 +175,7 @@ fn compile_names(
         return Err((key.into(), "empty list; remove the key or name at least one pattern".into()));
     }
     list.iter()
-        .map(|s| NamePattern::parse(s).map_err(|m| (key.to_string(), m)))
+        .map(|s| NamePattern::parse(s).map_err(|m| (key.to_string(), m.to_string())))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }

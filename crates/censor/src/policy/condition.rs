@@ -22,18 +22,29 @@ pub enum NamePattern {
     Substring(String),
 }
 
+/// Why a host-name pattern was rejected (each variant holds the pattern, lowercased).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamePatternError {
+    /// Empty, or only stars.
+    #[error("invalid name pattern {0:?}: write \"example.com\", \"*.example.com\" or \"*twimg*\"")]
+    Empty(String),
+    /// A star in the middle.
+    #[error("invalid name pattern {0:?}: '*' may only start or surround a pattern")]
+    MisplacedStar(String),
+}
+
 impl NamePattern {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, NamePatternError> {
         let s = s.to_ascii_lowercase();
         if s.is_empty() || s == "*" || s == "**" {
-            return Err(format!("invalid name pattern {s:?}: write \"example.com\", \"*.example.com\" or \"*twimg*\""));
+            return Err(NamePatternError::Empty(s));
         }
         if s.len() > 2 && s.starts_with('*') && s.ends_with('*') {
             Ok(NamePattern::Substring(s[1..s.len() - 1].to_string()))
         } else if let Some(rest) = s.strip_prefix('*') {
             Ok(NamePattern::Suffix(rest.to_string()))
         } else if s.contains('*') {
-            Err(format!("invalid name pattern {s:?}: '*' may only start or surround a pattern"))
+            Err(NamePatternError::MisplacedStar(s))
         } else {
             Ok(NamePattern::Exact(s))
         }

@@ -19,8 +19,8 @@ mod tests;
 
 pub use action::{Action, GeParams};
 pub use callwall_units::Cidr;
-pub use condition::{Condition, Match, NamePattern, Subject};
-pub use raw::{DirMatch, MalformedPolicy, NamedAction, ProtoMatch};
+pub use condition::{Condition, Match, NamePattern, NamePatternError, Subject};
+pub use raw::{BadPort, DirMatch, MalformedPolicy, NamedAction, ProtoMatch, UnknownAction};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]

@@ -306,8 +306,13 @@ impl PortList {
     }
 }
 
-fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("invalid port {s:?}: write \"443\" or \"596-599\" (0-65535)");
+/// A port or port range that is not `"443"` or `"596-599"` within 0-65535, low to high.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid port {0:?}: write \"443\" or \"596-599\" (0-65535)")]
+pub struct BadPort(pub String);
+
+fn parse_range(s: &str) -> Result<(u16, u16), BadPort> {
+    let bad = || BadPort(s.to_string());
     let (lo, hi) = match s.split_once('-') {
         Some((a, b)) => (a.trim(), b.trim()),
         None => (s.trim(), s.trim()),
@@ -383,16 +388,19 @@ impl NamedAction {
     }
 }
 
+/// An action name that is none of `pass`, `drop` or `reject`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?}: use \"pass\", \"drop\", \"reject\" or a table such as {{ police = \"128kbit\", loss = \"5%\" }}")]
+pub struct UnknownAction(pub String);
+
 impl FromStr for NamedAction {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> Result<Self, UnknownAction> {
         match s {
             "pass" => Ok(NamedAction::Pass),
             "drop" => Ok(NamedAction::Drop),
             "reject" => Ok(NamedAction::Reject),
-            _ => Err(format!(
-                "unknown action {s:?}: use \"pass\", \"drop\", \"reject\" or a table such as {{ police = \"128kbit\", loss = \"5%\" }}"
-            )),
+            _ => Err(UnknownAction(s.to_string())),
         }
     }
 }

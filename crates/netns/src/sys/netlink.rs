@@ -18,7 +18,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::error::NetnsError;
+use crate::error::{NetnsError, ReplyDefect};
 
 // <linux/netlink.h>
 const NLMSG_HDRLEN: usize = 16;
@@ -386,7 +386,7 @@ impl NetlinkSocket {
                 if n as usize != buf.len() {
                     return Err(NetnsError::MalformedReply {
                         op: op.to_string(),
-                        reason: "short send".into(),
+                        reason: ReplyDefect::ShortSend,
                     });
                 }
                 return Ok(());
@@ -415,7 +415,7 @@ impl NetlinkSocket {
                 if n > self.buf.len() {
                     return Err(NetnsError::MalformedReply {
                         op: op.to_string(),
-                        reason: format!("reply of {n} bytes truncated"),
+                        reason: ReplyDefect::Truncated(n),
                     });
                 }
                 return Ok(n);
@@ -539,7 +539,7 @@ impl NetlinkSocket {
         req.attr_str(IFLA_IFNAME, name);
         let op = format!("get link {name}");
         let payloads = self.query(RTM_GETLINK, 0, &req.buf, RTM_NEWLINK, &op)?;
-        let p = payloads.first().ok_or_else(|| malformed(&op, "no reply".into()))?;
+        let p = payloads.first().ok_or_else(|| malformed(&op, ReplyDefect::NoReply))?;
         parse_link(p).map_err(|reason| malformed(&op, reason))
     }
 }
@@ -550,7 +550,7 @@ impl AsRawFd for NetlinkSocket {
     }
 }
 
-fn malformed(op: &str, reason: String) -> NetnsError {
+fn malformed(op: &str, reason: ReplyDefect) -> NetnsError {
     NetnsError::MalformedReply { op: op.to_string(), reason }
 }
 
@@ -579,7 +579,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 impl<'a> Iterator for Messages<'a> {
-    type Item = Result<Msg<'a>, String>;
+    type Item = Result<Msg<'a>, ReplyDefect>;
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.len() < NLMSG_HDRLEN {
             return None;
@@ -588,7 +588,7 @@ impl<'a> Iterator for Messages<'a> {
         let len = u32_at(b, 0)? as usize;
         if len < NLMSG_HDRLEN || len > b.len() {
             self.buf = &[];
-            return Some(Err(format!("bad message length {len}")));
+            return Some(Err(ReplyDefect::BadLength(len)));
         }
         let msg = Msg {
             ty: u16_at(b, 4)?,
@@ -618,8 +618,7 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 
 /// `NLMSG_ERROR`: `Ok(None)` for an ACK, `Ok(Some(err))` for an error.
 fn parse_error(msg: &Msg<'_>, op: &str) -> Result<Option<NetnsError>, NetnsError> {
-    let code =
-        u32_at(msg.payload, 0).ok_or_else(|| malformed(op, "short error message".into()))? as i32;
+    let code = u32_at(msg.payload, 0).ok_or_else(|| malformed(op, ReplyDefect::ShortError))? as i32;
     if code == 0 {
         return Ok(None);
     }
@@ -642,12 +641,12 @@ fn parse_error(msg: &Msg<'_>, op: &str) -> Result<Option<NetnsError>, NetnsError
     }))
 }
 
-fn parse_link(p: &[u8]) -> Result<LinkInfo, String> {
+fn parse_link(p: &[u8]) -> Result<LinkInfo, ReplyDefect> {
     if p.len() < 16 {
-        return Err("short ifinfomsg".into());
+        return Err(ReplyDefect::ShortIfinfomsg);
     }
-    let index = u32_at(p, 4).ok_or("short ifinfomsg")?;
-    let flags = u32_at(p, 8).ok_or("short ifinfomsg")?;
+    let index = u32_at(p, 4).ok_or(ReplyDefect::ShortIfinfomsg)?;
+    let flags = u32_at(p, 8).ok_or(ReplyDefect::ShortIfinfomsg)?;
     let mut name = String::new();
     let mut mac = [0u8; 6];
     for (ty, data) in attrs(&p[16..]) {

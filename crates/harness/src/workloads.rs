@@ -27,9 +27,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callwall_netns::Network;
+use callwall_results::{HttpProto, WorkloadCause};
 use callwall_scenario::workload::Workload;
 use callwall_scenario::Scenario;
-use callwall_workload::{Figures, Kind, Params, WorkloadReport};
+use callwall_workload::{Kind, Params, WorkloadReport};
 use callwall_workload_net::{dns::Zone, ClientSpec, RunCa, ServerConfig, ServerRole, DNS_PORT};
 
 use crate::result::WorkloadResult;
@@ -244,18 +245,18 @@ pub fn collect(sc: &Scenario, clients: Vec<Client>) -> Vec<WorkloadResult> {
                 Some(Ok(r)) => result_of(w, &r),
                 _ => WorkloadResult {
                     name: w.name.clone(),
-                    kind: w.kind().as_str().to_string(),
+                    kind: w.kind(),
                     app: w.app.clone(),
                     host_name: w.host_name.clone(),
                     proto: proto_of(&w.params),
-                    outcome: "failed".into(),
-                    expected: expected_of(w),
+                    outcome: callwall_workload::Outcome::Failed,
+                    expected: w.expect.iter().copied().collect(),
                     met: w.expect.contains(&callwall_workload::Outcome::Failed),
-                    figures: BTreeMap::new(),
-                    reason: format!(
-                        "the workload client gave no report ({status}); see workload.{}.log",
-                        crate::run::sanitize(&w.name)
-                    ),
+                    figures: None,
+                    reason: Some(WorkloadCause::NoReport {
+                        status,
+                        log: format!("workload.{}.log", crate::run::sanitize(&w.name)),
+                    }),
                     elapsed_ms: 0.0,
                 },
             }
@@ -272,50 +273,33 @@ impl Servers {
     }
 }
 
-fn expected_of(w: &Workload) -> String {
-    w.expect.iter().map(|o| o.as_str()).collect::<Vec<_>>().join("|")
-}
-
-fn proto_of(p: &Params) -> String {
+fn proto_of(p: &Params) -> Option<HttpProto> {
     match p {
-        Params::Web(p) => p.proto.as_str().to_string(),
-        Params::Video(p) => p.proto.as_str().to_string(),
-        _ => String::new(),
+        Params::Web(p) => Some(p.proto),
+        Params::Video(p) => Some(p.proto),
+        _ => None,
     }
 }
 
 /// A client's report as a run's workload result.
 pub fn result_of(w: &Workload, r: &WorkloadReport) -> WorkloadResult {
-    let mut figures = BTreeMap::new();
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&r.figures) {
-        for (k, v) in m {
-            let x = match v {
-                serde_json::Value::Number(n) => n.as_f64(),
-                serde_json::Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
-                _ => None,
-            };
-            if let Some(x) = x {
-                figures.insert(k, x);
-            }
+    let reason = match &r.error {
+        Some(e) if !e.is_empty() => Some(WorkloadCause::ClientError { error: e.clone() }),
+        _ if r.outcome != callwall_workload::Outcome::Ok => {
+            Some(WorkloadCause::Thresholds { outcome: r.outcome })
         }
-    }
-    if let (Figures::Message(f), Params::Message(p)) = (&r.figures, &w.params) {
-        figures.insert("delivered_pct".into(), 100.0 * f.delivered_fraction(p.count));
-    }
-    let mut reason = r.error.clone().unwrap_or_default();
-    if reason.is_empty() && r.outcome != callwall_workload::Outcome::Ok {
-        reason = format!("{} by the thresholds", r.outcome.as_str());
-    }
+        _ => None,
+    };
     WorkloadResult {
         name: w.name.clone(),
-        kind: w.kind().as_str().to_string(),
+        kind: w.kind(),
         app: w.app.clone(),
         host_name: w.host_name.clone(),
         proto: proto_of(&w.params),
-        outcome: r.outcome.as_str().to_string(),
-        expected: expected_of(w),
+        outcome: r.outcome,
+        expected: w.expect.iter().copied().collect(),
         met: w.expect.contains(&r.outcome),
-        figures,
+        figures: Some(r.figures.clone()),
         reason,
         elapsed_ms: r.elapsed_ms,
     }

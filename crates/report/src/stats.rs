@@ -156,7 +156,7 @@ mod tests {
         };
         let mut c = call("webrtc-direct#1", Degraded);
         c.met = true;
-        c.expected = "degraded|blocked".into();
+        c.expected = [Degraded, Blocked].into_iter().collect();
         let mut r = run("net-lossy", vec![c]);
         r.distributions.push(judge("webrtc-direct", "webrtc", "direct", &verdicts, &shares));
         doc(vec![r])

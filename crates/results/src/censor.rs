@@ -346,16 +346,17 @@ impl BridgeStats {
     /// Why frames may have been lost in the censor rather than on the network, for a call's
     /// reason or the report; `None` when the kernel dropped nothing at the censor.
     pub fn overload_note(&self) -> Option<String> {
+        self.overload().map(|o| o.to_string())
+    }
+
+    /// The kernel drops at the censor's sockets, when there were any.
+    pub fn overload(&self) -> Option<crate::cause::Overload> {
         let dropped = self.kernel_dropped();
         if dropped == 0 {
             return None;
         }
         let seen = self.kernel_frames[0] + self.kernel_frames[1];
-        let share = if seen > 0 { 100.0 * dropped as f64 / seen as f64 } else { 0.0 };
-        Some(format!(
-            "censor overloaded: the kernel dropped {dropped} of {seen} frames ({share:.1} %) \
-             at the censor's packet sockets before the censor read them"
-        ))
+        Some(crate::cause::Overload { dropped, seen })
     }
 }
 

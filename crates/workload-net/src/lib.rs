@@ -201,7 +201,9 @@ pub fn workload_for(params: &Params) -> Box<dyn Workload> {
 /// All-zero figures of a kind: what a workload that never reached its server measured.
 pub fn empty_figures(params: &Params) -> Figures {
     match params {
-        Params::Message(_) => Figures::Message(MessageFigures::default()),
+        Params::Message(p) => {
+            Figures::Message(MessageFigures { count: p.count, ..Default::default() })
+        }
         Params::VoiceNote(p) => {
             Figures::VoiceNote(VoiceNoteFigures { bytes: p.size(), ..Default::default() })
         }

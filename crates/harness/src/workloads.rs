@@ -27,10 +27,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callwall_netns::Network;
-use callwall_results::{HttpProto, WorkloadCause};
+use callwall_results::WorkloadCause;
 use callwall_scenario::workload::Workload;
 use callwall_scenario::Scenario;
-use callwall_workload::{Kind, Params, WorkloadReport};
+use callwall_workload::WorkloadReport;
 use callwall_workload_net::{dns::Zone, ClientSpec, RunCa, ServerConfig, ServerRole, DNS_PORT};
 
 use crate::result::WorkloadResult;
@@ -91,13 +91,6 @@ fn spawn_with_stdin(
     Ok(s)
 }
 
-fn role_of(kind: Kind) -> ServerRole {
-    match kind {
-        Kind::Message => ServerRole::Message,
-        Kind::VoiceNote | Kind::Web | Kind::Video => ServerRole::Http,
-    }
-}
-
 /// Starts the DNS server and the workload servers; `None` when the scenario has neither
 /// workloads nor a `[dns]` table. `log` names a log file for a process.
 pub fn start_servers(
@@ -141,7 +134,7 @@ pub fn start_servers(
     // One server per (host, port), naming every host name served there.
     let mut groups: BTreeMap<(String, u16), (ServerRole, Vec<String>)> = BTreeMap::new();
     for w in &sc.workloads {
-        let role = role_of(w.kind());
+        let role = ServerRole::serving(w.kind());
         let e = groups.entry((w.server.clone(), w.port)).or_insert((role, Vec::new()));
         if e.0 != role {
             return Err(setup(format!(
@@ -248,7 +241,7 @@ pub fn collect(sc: &Scenario, clients: Vec<Client>) -> Vec<WorkloadResult> {
                     kind: w.kind(),
                     app: w.app.clone(),
                     host_name: w.host_name.clone(),
-                    proto: proto_of(&w.params),
+                    proto: w.params.proto(),
                     outcome: callwall_workload::Outcome::Failed,
                     expected: w.expect.iter().copied().collect(),
                     met: w.expect.contains(&callwall_workload::Outcome::Failed),
@@ -273,14 +266,6 @@ impl Servers {
     }
 }
 
-fn proto_of(p: &Params) -> Option<HttpProto> {
-    match p {
-        Params::Web(p) => Some(p.proto),
-        Params::Video(p) => Some(p.proto),
-        _ => None,
-    }
-}
-
 /// A client's report as a run's workload result.
 pub fn result_of(w: &Workload, r: &WorkloadReport) -> WorkloadResult {
     let reason = match &r.error {
@@ -295,7 +280,7 @@ pub fn result_of(w: &Workload, r: &WorkloadReport) -> WorkloadResult {
         kind: w.kind(),
         app: w.app.clone(),
         host_name: w.host_name.clone(),
-        proto: proto_of(&w.params),
+        proto: w.params.proto(),
         outcome: r.outcome,
         expected: w.expect.iter().copied().collect(),
         met: w.expect.contains(&r.outcome),

@@ -106,6 +106,16 @@ pub enum ServerRole {
     Dns,
 }
 
+impl ServerRole {
+    /// The role of the server a kind's client talks to.
+    pub fn serving(kind: Kind) -> ServerRole {
+        match kind {
+            Kind::Message => ServerRole::Message,
+            Kind::VoiceNote | Kind::Web | Kind::Video => ServerRole::Http,
+        }
+    }
+}
+
 /// What a server process is told to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerConfig {

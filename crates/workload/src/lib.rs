@@ -149,6 +149,15 @@ impl Params {
         }
     }
 
+    /// How HTTP is carried, for the kinds that use HTTP over TCP or QUIC (web, video).
+    pub fn proto(&self) -> Option<HttpProto> {
+        match self {
+            Params::Web(p) => Some(p.proto),
+            Params::Video(p) => Some(p.proto),
+            Params::Message(_) | Params::VoiceNote(_) => None,
+        }
+    }
+
     /// The defaults of a kind.
     pub fn default_for(kind: Kind) -> Params {
         match kind {

@@ -7,6 +7,7 @@
 //! | a call's `reason`, `metrics.reason`, `attempts[].reason`: a sentence | `{"cause": "text", "text": <the sentence>}` |
 //! | a workload's `reason`: a sentence or `""` | `{"cause": "text", "text": ...}`, or absent |
 //! | a workload's `proto`: `"https"`, `"h3"` or `""` | the same, absent for `""` |
+//! | a distribution's `missed`: sentences | `{"miss": "text", "text": <the sentence>}` each |
 //! | a workload's `figures`: `{name: number}` (booleans as 0/1) | its kind's figures, `{"kind": ..., ...}`; absent when the map was empty |
 //!
 //! The sentences are kept word for word, so every renderer shows the same text as before.
@@ -46,6 +47,17 @@ pub fn from_v2(doc: &mut Value) -> Result<(), UpgradeError> {
                 if let Some(Value::Array(attempts)) = call.get_mut("attempts") {
                     for a in attempts.iter_mut().filter_map(Value::as_object_mut) {
                         text_reason(a, false);
+                    }
+                }
+            }
+        }
+        if let Some(Value::Array(dists)) = run.get_mut("distributions") {
+            for d in dists.iter_mut().filter_map(Value::as_object_mut) {
+                if let Some(Value::Array(missed)) = d.get_mut("missed") {
+                    for m in missed.iter_mut() {
+                        if let Value::String(t) = m {
+                            *m = serde_json::json!({ "miss": "text", "text": t });
+                        }
                     }
                 }
             }

@@ -91,3 +91,25 @@ fn the_current_version_round_trips_and_a_broken_old_file_names_the_place() {
     let msg = e.to_string();
     assert!(msg.contains("runs[0].calls[0].expected") && msg.contains("re-run"), "{msg}");
 }
+
+#[test]
+fn a_version_2_distribution_keeps_its_missed_sentences() {
+    let mut doc: serde_json::Value = serde_json::from_str(V2).unwrap();
+    doc["runs"][0]["distributions"] = serde_json::json!([{
+        "call": "lossy", "transport": "webrtc", "strategy": "direct", "repeats": 4,
+        "counts": { "degraded": 2, "blocked": 2 },
+        "expected": { "degraded": { "lo": 70.0, "hi": 100.0 } },
+        "met": false, "missed": ["degraded 50% (expected 70-100%)", "blocked 50% (expected 0%)"],
+    }]);
+    let doc = parse_results(&doc.to_string()).unwrap();
+    let d = &doc.runs[0].distributions[0];
+    assert_eq!(
+        d.missed,
+        [
+            callwall_results::stats::Miss::Text { text: "degraded 50% (expected 70-100%)".into() },
+            callwall_results::stats::Miss::Text { text: "blocked 50% (expected 0%)".into() },
+        ]
+    );
+    assert!(callwall_report::markdown(&doc)
+        .contains("**no:** degraded 50% (expected 70-100%), blocked 50% (expected 0%)"));
+}

@@ -350,11 +350,11 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         }
         o.push_str("</tbody></table>\n");
     }
-    if let Some(note) = r.censor.bridge.overload_note() {
+    if let Some(note) = r.censor.bridge.overload() {
         let _ = writeln!(
             o,
             "<p class=\"run-error\"><strong>The censor did not keep up:</strong> {}; calls lost these frames in the censor, not on the network.</p>",
-            escape(&note)
+            escape(&note.to_string())
         );
     }
     crate::control::list(o, &r.censor.control);

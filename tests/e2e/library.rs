@@ -31,7 +31,9 @@ fn every_scenario_meets_its_expectations() {
                     c["name"].as_str().unwrap_or("?"),
                     c["verdict"],
                     c["expected"],
-                    c["reason"].as_str().unwrap_or("")
+                    serde_json::from_value::<callwall_results::Reason>(c["reason"].clone())
+                        .map(|r| r.to_string())
+                        .unwrap_or_default()
                 ));
             }
         }

@@ -42,8 +42,11 @@ fn workloads_beside_the_baseline_calls_leave_their_verdicts_alone() {
         assert_eq!(w["met"], true);
     }
     let chat = w.iter().find(|w| w["name"] == "chat").unwrap();
-    assert_eq!(chat["figures"]["delivered_pct"], 100.0);
-    assert!(chat["figures"]["latency_p50_ms"].as_f64().is_some(), "{chat}");
+    let figures: callwall_results::Figures =
+        serde_json::from_value(chat["figures"].clone()).expect("typed figures");
+    let callwall_results::Figures::Message(m) = figures else { panic!("{chat}") };
+    assert_eq!(m.delivered_pct(), 100.0);
+    assert!(m.latency_p50_ms.is_some(), "{chat}");
     assert_eq!(code, 0, "{}", dump(&out, &v));
     // The table shows the "what still works" matrix.
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -98,7 +101,13 @@ expect = "ok"
     let w = workloads(&v);
     let removed = w.iter().find(|w| w["name"] == "removed").unwrap();
     assert_eq!(removed["outcome"], "failed", "{}", dump(&out, &v));
-    assert!(removed["reason"].as_str().unwrap_or("").contains("dns"), "{removed}");
+    let reason: callwall_results::WorkloadCause =
+        serde_json::from_value(removed["reason"].clone()).expect("a typed reason");
+    assert!(
+        matches!(&reason, callwall_results::WorkloadCause::ClientError { error }
+            if error.starts_with("dns")),
+        "{removed}"
+    );
     let kept = w.iter().find(|w| w["name"] == "kept").unwrap();
     assert_eq!(kept["outcome"], "ok", "{}", dump(&out, &v));
     assert_eq!(code, 0, "{}", dump(&out, &v));

@@ -104,9 +104,9 @@ mod tests {
     fn result(name: &str, addr: &str, v: Verdict, setup: f64, mos: f64) -> CallResult {
         serde_json::from_value(serde_json::json!({
             "name": name, "transport": "quic", "strategy": "quic-443", "requested": ["quic-443"],
-            "verdict": v, "expected": "connected", "met": true, "setup_ms": setup,
+            "verdict": v, "expected": ["connected"], "met": true, "setup_ms": setup,
             "loss_pct": 0.0, "jitter_ms": 0.0, "one_way_delay_ms": 0.0, "longest_gap_ms": 0.0,
-            "mos": mos, "reason": "", "caller_addr": addr,
+            "mos": mos, "reason": { "cause": "text", "text": "" }, "caller_addr": addr,
             "metrics": callwall_results::CallMetrics::default(),
         }))
         .unwrap()

@@ -219,7 +219,7 @@ impl ExternalPlaced {
 /// An external call's verdict and what its result shows.
 pub struct ExternalVerdict {
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: callwall_results::Cause,
     pub metrics: CallMetrics,
     pub external: ExternalCall,
 }
@@ -457,10 +457,11 @@ pub fn call_result(
     view: Option<&NetworkView>,
 ) -> CallResult {
     let v = finished.judge(view);
-    let mut reason = v.reason;
-    if let (Some(r), true) = (&rule, v.verdict != Verdict::Connected) {
-        reason = format!("{reason} (censor rule {r:?})");
-    }
+    let reason = crate::result::Reason {
+        cause: v.reason,
+        rule: rule.clone().filter(|_| v.verdict != Verdict::Connected),
+        overload: None,
+    };
     let m = v.metrics;
     CallResult {
         name,
@@ -468,7 +469,7 @@ pub fn call_result(
         strategy: m.strategy.clone().unwrap_or_else(|| call.strategies.join(",")),
         requested: call.strategies.clone(),
         verdict: v.verdict,
-        expected: call.expect.iter().map(|v| v.as_str()).collect::<Vec<_>>().join("|"),
+        expected: call.expect.iter().copied().collect(),
         met: call.expect.contains(&v.verdict),
         setup_ms: m.setup_ms,
         loss_pct: m.loss_pct,

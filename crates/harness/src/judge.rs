@@ -70,20 +70,19 @@ fn builtin(
     let rule = censor.deciding_rule(caller_addr);
     let verdict = metrics.verdict;
     let strategy = metrics.strategy.clone().unwrap_or_else(|| call.strategies.join(","));
-    let mut reason = metrics.reason.clone();
-    if let (Some(r), true) = (&rule, verdict != Verdict::Connected) {
-        reason = format!("{reason} (censor rule {r:?})");
-    }
-    if let (Some(note), true) = (censor.bridge.overload_note(), verdict != Verdict::Connected) {
-        reason = format!("{reason}; {note}");
-    }
+    let not_connected = verdict != Verdict::Connected;
+    let reason = crate::result::Reason {
+        cause: metrics.reason.clone(),
+        rule: rule.clone().filter(|_| not_connected),
+        overload: censor.bridge.overload().filter(|_| not_connected),
+    };
     CallResult {
         name,
         transport: call.transport.clone(),
         strategy,
         requested: call.strategies.clone(),
         verdict,
-        expected: call.expect.iter().map(|v| v.as_str()).collect::<Vec<_>>().join("|"),
+        expected: call.expect.iter().copied().collect(),
         met: call.expect.contains(&verdict),
         setup_ms: metrics.setup_ms,
         loss_pct: metrics.loss_pct,

@@ -27,9 +27,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callwall_netns::Network;
+use callwall_results::WorkloadCause;
 use callwall_scenario::workload::Workload;
 use callwall_scenario::Scenario;
-use callwall_workload::{Figures, Kind, Params, WorkloadReport};
+use callwall_workload::WorkloadReport;
 use callwall_workload_net::{dns::Zone, ClientSpec, RunCa, ServerConfig, ServerRole, DNS_PORT};
 
 use crate::plan::CLIENT_GRACE;
@@ -78,13 +79,6 @@ fn spawn_with_stdin(
     Ok(s)
 }
 
-fn role_of(kind: Kind) -> ServerRole {
-    match kind {
-        Kind::Message => ServerRole::Message,
-        Kind::VoiceNote | Kind::Web | Kind::Video => ServerRole::Http,
-    }
-}
-
 /// Starts the DNS server and the workload servers; `None` when the scenario has neither
 /// workloads nor a `[dns]` table. `log` names a log file for a process.
 pub fn start_servers(
@@ -128,7 +122,7 @@ pub fn start_servers(
     // One server per (host, port), naming every host name served there.
     let mut groups: BTreeMap<(String, u16), (ServerRole, Vec<String>)> = BTreeMap::new();
     for w in &sc.workloads {
-        let role = role_of(w.kind());
+        let role = ServerRole::serving(w.kind());
         let e = groups.entry((w.server.clone(), w.port)).or_insert((role, Vec::new()));
         if e.0 != role {
             return Err(setup(format!(
@@ -232,18 +226,18 @@ pub fn collect(sc: &Scenario, clients: Vec<Client>) -> Vec<WorkloadResult> {
                 Some(Ok(r)) => result_of(w, &r),
                 _ => WorkloadResult {
                     name: w.name.clone(),
-                    kind: w.kind().as_str().to_string(),
+                    kind: w.kind(),
                     app: w.app.clone(),
                     host_name: w.host_name.clone(),
-                    proto: proto_of(&w.params),
-                    outcome: "failed".into(),
-                    expected: expected_of(w),
+                    proto: w.params.proto(),
+                    outcome: callwall_workload::Outcome::Failed,
+                    expected: w.expect.iter().copied().collect(),
                     met: w.expect.contains(&callwall_workload::Outcome::Failed),
-                    figures: BTreeMap::new(),
-                    reason: format!(
-                        "the workload client gave no report ({status}); see workload.{}.log",
-                        sanitize(&w.name)
-                    ),
+                    figures: None,
+                    reason: Some(WorkloadCause::NoReport {
+                        status,
+                        log: format!("workload.{}.log", sanitize(&w.name)),
+                    }),
                     elapsed_ms: 0.0,
                 },
             }
@@ -260,50 +254,25 @@ impl Servers {
     }
 }
 
-fn expected_of(w: &Workload) -> String {
-    w.expect.iter().map(|o| o.as_str()).collect::<Vec<_>>().join("|")
-}
-
-fn proto_of(p: &Params) -> String {
-    match p {
-        Params::Web(p) => p.proto.as_str().to_string(),
-        Params::Video(p) => p.proto.as_str().to_string(),
-        _ => String::new(),
-    }
-}
-
 /// A client's report as a run's workload result.
 pub fn result_of(w: &Workload, r: &WorkloadReport) -> WorkloadResult {
-    let mut figures = BTreeMap::new();
-    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&r.figures) {
-        for (k, v) in m {
-            let x = match v {
-                serde_json::Value::Number(n) => n.as_f64(),
-                serde_json::Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
-                _ => None,
-            };
-            if let Some(x) = x {
-                figures.insert(k, x);
-            }
+    let reason = match &r.error {
+        Some(e) if !e.is_empty() => Some(WorkloadCause::ClientError { error: e.clone() }),
+        _ if r.outcome != callwall_workload::Outcome::Ok => {
+            Some(WorkloadCause::Thresholds { outcome: r.outcome })
         }
-    }
-    if let (Figures::Message(f), Params::Message(p)) = (&r.figures, &w.params) {
-        figures.insert("delivered_pct".into(), 100.0 * f.delivered_fraction(p.count));
-    }
-    let mut reason = r.error.clone().unwrap_or_default();
-    if reason.is_empty() && r.outcome != callwall_workload::Outcome::Ok {
-        reason = format!("{} by the thresholds", r.outcome.as_str());
-    }
+        _ => None,
+    };
     WorkloadResult {
         name: w.name.clone(),
-        kind: w.kind().as_str().to_string(),
+        kind: w.kind(),
         app: w.app.clone(),
         host_name: w.host_name.clone(),
-        proto: proto_of(&w.params),
-        outcome: r.outcome.as_str().to_string(),
-        expected: expected_of(w),
+        proto: w.params.proto(),
+        outcome: r.outcome,
+        expected: w.expect.iter().copied().collect(),
         met: w.expect.contains(&r.outcome),
-        figures,
+        figures: Some(r.figures.clone()),
         reason,
         elapsed_ms: r.elapsed_ms,
     }

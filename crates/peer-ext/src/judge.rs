@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use callwall_results::judge;
+use callwall_results::{judge, Cause, Direction, Problem};
 use callwall_transport::{metrics, CallMetrics, Role, Thresholds, Verdict, VoiceModel};
 use serde::Serialize;
 
@@ -104,7 +104,7 @@ pub struct NetworkDirection {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NetworkJudgement {
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Cause,
     /// Always [`NETWORK_NOTE`].
     pub note: &'static str,
     pub up: NetworkDirection,
@@ -121,45 +121,45 @@ pub fn judge_from_network(
     let down = direction(obs, &obs.down, th, nth);
     let verdict = judge::worse(up.verdict, down.verdict);
     let reason = match verdict {
-        Verdict::Blocked => {
-            let which = match (up.verdict == Verdict::Blocked, down.verdict == Verdict::Blocked) {
-                (true, true) => "either direction",
-                (true, false) => "caller→callee",
-                _ => "callee→caller",
-            };
-            format!(
-                "the censor saw no media in {which} (dropped {} up, {} down)",
-                up.dropped_packets, down.dropped_packets
-            )
-        }
+        Verdict::Blocked => Cause::NetworkBlocked {
+            missing: match (up.verdict == Verdict::Blocked, down.verdict == Verdict::Blocked) {
+                (true, true) => None,
+                (true, false) => Some(Direction::Up),
+                _ => Some(Direction::Down),
+            },
+            dropped_up: up.dropped_packets,
+            dropped_down: down.dropped_packets,
+        },
         Verdict::Cut => {
-            let (name, d) = if up.verdict == Verdict::Cut {
-                ("caller→callee", &up)
+            let (direction, d) = if up.verdict == Verdict::Cut {
+                (Direction::Up, &up)
             } else {
-                ("callee→caller", &down)
+                (Direction::Down, &down)
             };
-            format!(
-                "media {name} stopped {:.1} s before its expected end (dropped {})",
-                d.trailing_gap_ms / 1e3,
-                d.dropped_packets
-            )
+            Cause::NetworkCut {
+                direction,
+                trailing_gap_ms: d.trailing_gap_ms,
+                dropped: d.dropped_packets,
+            }
         }
         Verdict::Degraded => {
-            let mut p = Vec::new();
-            for (name, d) in [("caller→callee", &up), ("callee→caller", &down)] {
+            let mut problems = Vec::new();
+            for (direction, d) in [(Direction::Up, &up), (Direction::Down, &down)] {
                 if d.drop_pct > th.degraded_loss_pct {
-                    p.push(format!("the censor dropped {:.1} % {name}", d.drop_pct));
+                    problems.push(Problem::Dropped { direction, drop_pct: d.drop_pct });
                 }
                 if d.longest_gap_ms > th.degraded_gap_ms {
-                    p.push(format!("a {:.1} s gap {name}", d.longest_gap_ms / 1e3));
+                    problems.push(Problem::NetworkGap { direction, gap_ms: d.longest_gap_ms });
                 }
             }
-            format!("media flowed both ways but {}", p.join(", "))
+            Cause::NetworkDegraded { problems }
         }
-        _ => format!(
-            "media flowed both ways: {:.0} / {:.0} kbit/s, drops {:.1} % / {:.1} %",
-            up.rate_kbit, down.rate_kbit, up.drop_pct, down.drop_pct
-        ),
+        _ => Cause::NetworkConnected {
+            up_kbit: up.rate_kbit,
+            down_kbit: down.rate_kbit,
+            up_drop_pct: up.drop_pct,
+            down_drop_pct: down.drop_pct,
+        },
     };
     NetworkJudgement { verdict, reason, note: NETWORK_NOTE, up, down }
 }
@@ -250,7 +250,7 @@ fn direction(
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExternalJudgement {
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Cause,
     /// Set when the verdict was judged from the network.
     pub note: Option<&'static str>,
     /// The full figures, when both peers reported frames.
@@ -287,7 +287,7 @@ pub fn judge_external(
             PeerOutcome::Ran { .. } => None,
         })
         .collect();
-    let error = |reason: String| ExternalJudgement {
+    let error = |reason: Cause| ExternalJudgement {
         verdict: Verdict::Error,
         reason,
         note: None,
@@ -295,11 +295,11 @@ pub fn judge_external(
         network: None,
     };
     if !failed.is_empty() {
-        return error(failed.join("; "));
+        return error(Cause::PeerFailed { errors: failed });
     }
     let (PeerOutcome::Ran { report: a, .. }, PeerOutcome::Ran { report: b, .. }) = (caller, callee)
     else {
-        return error("unreachable: both peers ran".into());
+        return error(Cause::Text { text: "unreachable: both peers ran".into() });
     };
     if a.reports_frames() && b.reports_frames() {
         let ra = a.to_peer_report(
@@ -326,11 +326,7 @@ pub fn judge_external(
         };
     }
     let Some(obs) = network else {
-        return error(
-            "the peers reported no frames and the censor's view of the call is missing; \
-             have the peers write \"sent\" and frame lines (docs/peers.md)"
-                .into(),
-        );
+        return error(Cause::NoFramesNoView);
     };
     let mut obs = obs.clone();
     obs.connected_unix_ns = [a.connected_unix_ns, b.connected_unix_ns, obs.connected_unix_ns]
@@ -398,7 +394,11 @@ mod tests {
     fn one_way_or_handshake_only_is_blocked() {
         let j = judge(&obs(voice(0.5, 8.5), vec![Bin::default(); 100]));
         assert_eq!(j.verdict, Verdict::Blocked);
-        assert!(j.reason.contains("callee→caller"), "{}", j.reason);
+        assert!(
+            matches!(j.reason, Cause::NetworkBlocked { missing: Some(Direction::Down), .. }),
+            "{}",
+            j.reason
+        );
         // A handshake burst and sparse keepalives are not media.
         let mut up = vec![Bin::default(); 100];
         up[0] = Bin { forwarded_packets: 6, forwarded_bytes: 2000, dropped_packets: 0 };
@@ -409,8 +409,10 @@ mod tests {
         down[0].forwarded_packets = 3;
         let j = judge(&obs(up, down));
         assert_eq!(j.verdict, Verdict::Blocked, "{}", j.reason);
-        assert!(j.reason.contains("either direction"), "{}", j.reason);
-        assert!(j.reason.contains("dropped 0 up, 500 down"), "{}", j.reason);
+        assert_eq!(
+            j.reason,
+            Cause::NetworkBlocked { missing: None, dropped_up: 0, dropped_down: 500 }
+        );
     }
 
     #[test]
@@ -425,7 +427,9 @@ mod tests {
         let j = judge(&obs(voice(0.5, 8.5), down));
         assert_eq!(j.verdict, Verdict::Degraded, "{}", j.reason);
         assert!((j.down.longest_gap_ms - 1500.0).abs() < 1.0);
-        assert!(j.reason.contains("dropped") && j.reason.contains("gap"), "{}", j.reason);
+        let Cause::NetworkDegraded { problems } = &j.reason else { panic!("{}", j.reason) };
+        assert!(problems.iter().any(|p| matches!(p, Problem::Dropped { .. })), "{problems:?}");
+        assert!(problems.iter().any(|p| matches!(p, Problem::NetworkGap { .. })), "{problems:?}");
     }
 
     #[test]
@@ -493,11 +497,16 @@ mod tests {
         }
         let j = judge(obs(voice(0.5, 8.5), lossy));
         assert_eq!(j.verdict, Verdict::Degraded, "{}", j.reason);
-        assert!(j.reason.contains("dropped"), "{}", j.reason);
+        let Cause::NetworkDegraded { problems } = &j.reason else { panic!("{}", j.reason) };
+        assert!(problems.iter().any(|p| matches!(p, Problem::Dropped { .. })), "{problems:?}");
         let j =
             judge(obs(vec![Bin { dropped_packets: 5, ..Bin::default() }; 100], voice(0.5, 8.5)));
         assert_eq!(j.verdict, Verdict::Blocked, "{}", j.reason);
-        assert!(j.reason.contains("caller→callee"), "{}", j.reason);
+        assert!(
+            matches!(j.reason, Cause::NetworkBlocked { missing: Some(Direction::Up), .. }),
+            "{}",
+            j.reason
+        );
     }
 
     #[test]
@@ -511,7 +520,8 @@ mod tests {
             &NetworkThresholds::default(),
         );
         assert_eq!(j.verdict, Verdict::Error);
-        assert!(j.reason.starts_with("caller: ") && j.reason.contains("boom"), "{}", j.reason);
+        let Cause::PeerFailed { errors } = &j.reason else { panic!("{}", j.reason) };
+        assert!(errors[0].starts_with("caller: ") && errors[0].contains("boom"), "{errors:?}");
     }
 
     #[test]

@@ -10,7 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use callwall_results::{Results, RunResult, Verdict, WorkloadResult};
+use callwall_results::workload::{
+    MessageFigures, VideoFigures, VoiceNoteFigures, WebFigures, WorkloadKind, WorkloadOutcome,
+};
+use callwall_results::{Figures, Results, RunResult, Verdict, WorkloadResult};
 use serde::Serialize;
 
 use crate::html::escape;
@@ -45,12 +48,117 @@ fn of_verdict(v: Verdict) -> Works {
     }
 }
 
-fn of_outcome(o: &str) -> Works {
+fn of_outcome(o: WorkloadOutcome) -> Works {
     match o {
-        "ok" => Works::Works,
-        "degraded" => Works::Degraded,
-        _ => Works::Broken,
+        WorkloadOutcome::Ok => Works::Works,
+        WorkloadOutcome::Degraded => Works::Degraded,
+        WorkloadOutcome::Failed => Works::Broken,
     }
+}
+
+/// The matrix's activity for a kind: `message`, `voice note`, `web`, `video`.
+pub fn activity(kind: WorkloadKind) -> &'static str {
+    match kind {
+        WorkloadKind::Message => "message",
+        WorkloadKind::VoiceNote => "voice note",
+        WorkloadKind::Web => "web",
+        WorkloadKind::Video => "video",
+    }
+}
+
+/// The figures of a kind by name, in name order, booleans as 0/1 and unknown values left out
+/// (the JUnit output lists them).
+pub fn figure_pairs(f: &Figures) -> Vec<(&'static str, f64)> {
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let mut v: Vec<(&'static str, Option<f64>)> = match f {
+        Figures::Message(m) => vec![
+            ("sent_up", Some(f64::from(m.sent_up))),
+            ("delivered_up", Some(f64::from(m.delivered_up))),
+            ("sent_down", Some(f64::from(m.sent_down))),
+            ("delivered_down", Some(f64::from(m.delivered_down))),
+            ("latency_p50_ms", m.latency_p50_ms),
+            ("latency_p95_ms", m.latency_p95_ms),
+            ("connect_ms", m.connect_ms),
+            ("delivered_pct", Some(m.delivered_pct())),
+        ],
+        Figures::VoiceNote(n) => vec![
+            ("bytes", Some(n.bytes as f64)),
+            ("uploaded", Some(b(n.uploaded))),
+            ("downloaded", Some(b(n.downloaded))),
+            ("intact", Some(b(n.intact))),
+            ("upload_ms", n.upload_ms),
+            ("download_ms", n.download_ms),
+            ("goodput_kbit", n.goodput_kbit),
+        ],
+        Figures::Web(w) => vec![
+            ("page_ok", Some(b(w.page_ok))),
+            ("objects", Some(f64::from(w.objects))),
+            ("objects_ok", Some(f64::from(w.objects_ok))),
+            ("failed_objects", Some(f64::from(w.failed_objects))),
+            ("complete_ms", w.complete_ms),
+            ("bytes", Some(w.bytes as f64)),
+        ],
+        Figures::Video(d) => vec![
+            ("target_kbit", Some(d.target_kbit)),
+            ("chunks", Some(f64::from(d.chunks))),
+            ("chunks_ok", Some(f64::from(d.chunks_ok))),
+            ("throughput_kbit", d.throughput_kbit),
+            ("startup_ms", d.startup_ms),
+            ("stalls", Some(f64::from(d.stalls))),
+            ("stall_ms", Some(d.stall_ms)),
+            ("keeps_up", Some(b(d.keeps_up))),
+        ],
+    };
+    v.sort_by_key(|p| p.0);
+    v.into_iter().filter_map(|(k, x)| x.map(|x| (k, x))).collect()
+}
+
+/// One short line of the figures that matter for the kind.
+pub fn summary(w: &WorkloadResult) -> String {
+    let mut parts = Vec::new();
+    match &w.figures {
+        Some(Figures::Message(m)) => {
+            let MessageFigures { latency_p50_ms, latency_p95_ms, .. } = m;
+            parts.push(format!("{:.0}% delivered", m.delivered_pct()));
+            if let Some(l) = latency_p50_ms {
+                parts.push(format!("p50 {l:.1} ms"));
+            }
+            if let Some(l) = latency_p95_ms {
+                parts.push(format!("p95 {l:.1} ms"));
+            }
+        }
+        Some(Figures::VoiceNote(VoiceNoteFigures {
+            upload_ms, download_ms, goodput_kbit, ..
+        })) => {
+            if let Some(u) = upload_ms {
+                parts.push(format!("up {u:.0} ms"));
+            }
+            if let Some(d) = download_ms {
+                parts.push(format!("down {d:.0} ms"));
+            }
+            if let Some(g) = goodput_kbit {
+                parts.push(format!("{g:.0} kbit/s"));
+            }
+        }
+        Some(Figures::Web(WebFigures { objects, objects_ok, complete_ms, .. })) => {
+            parts.push(format!("{objects_ok}/{objects} objects"));
+            if let Some(c) = complete_ms {
+                parts.push(format!("{c:.0} ms"));
+            }
+        }
+        Some(Figures::Video(VideoFigures { throughput_kbit, stalls, .. })) => {
+            if let Some(t) = throughput_kbit {
+                parts.push(format!("{t:.0} kbit/s"));
+            }
+            parts.push(format!("{stalls} stalls"));
+        }
+        None => {}
+    }
+    parts.join(", ")
+}
+
+fn reason(w: &WorkloadResult) -> String {
+    w.reason.as_ref().map(|r| r.to_string()).unwrap_or_default()
 }
 
 /// One cell: every call or workload of that activity and app/transport.
@@ -123,10 +231,10 @@ pub fn matrix(r: &RunResult) -> Option<Matrix> {
     }
     for w in &r.workloads {
         add_col(&w.app, &mut columns);
-        let activity = ACTIVITIES.iter().find(|a| **a == w.activity()).copied().unwrap_or("web");
+        let activity = activity(w.kind);
         cells.entry((activity, w.app.clone())).or_default().entries.push((
-            w.outcome.clone(),
-            of_outcome(&w.outcome),
+            w.outcome.to_string(),
+            of_outcome(w.outcome),
             w.met,
         ));
     }
@@ -182,12 +290,16 @@ pub fn text(doc: &Results) -> String {
                 "  {} {} ({} {}{}): {}{}{}",
                 if w.met { " " } else { "!" },
                 w.name,
-                w.activity(),
+                activity(w.kind),
                 w.host_name,
-                if w.proto.is_empty() { String::new() } else { format!(" over {}", w.proto) },
+                w.proto.map(|p| format!(" over {p}")).unwrap_or_default(),
                 w.outcome,
-                if w.met { String::new() } else { format!(" (expected {})", w.expected) },
-                match (w.summary(), w.reason.as_str()) {
+                if w.met {
+                    String::new()
+                } else {
+                    format!(" (expected {})", crate::one_of(&w.expected, "|"))
+                },
+                match (summary(w), reason(w).as_str()) {
                     (s, "") if s.is_empty() => String::new(),
                     (s, "") => format!("; {s}"),
                     (s, r) if s.is_empty() => format!("; {r}"),
@@ -241,14 +353,14 @@ pub fn markdown(doc: &Results) -> String {
                 o,
                 "| {} | {} | {} | {} | {} | {}{} | {} | {} |",
                 w.name,
-                w.activity(),
+                activity(w.kind),
                 w.app,
                 w.host_name,
                 w.outcome,
                 if w.met { "" } else { "**not met:** " },
-                w.expected.replace('|', " or "),
-                w.summary(),
-                w.reason.replace('|', "/")
+                crate::one_of(&w.expected, " or "),
+                summary(w),
+                reason(w).replace('|', "/")
             );
         }
     }
@@ -307,16 +419,19 @@ pub fn html(doc: &Results) -> String {
                 o,
                 "<li><b>{}</b> ({} {}): {}{}{}</li>",
                 escape(&w.name),
-                escape(w.activity()),
+                escape(activity(w.kind)),
                 escape(&w.host_name),
-                escape(&w.outcome),
+                escape(w.outcome.as_str()),
                 if w.met {
                     String::new()
                 } else {
-                    format!(" <span class=\"expect unmet\">expected {}</span>", escape(&w.expected))
+                    format!(
+                        " <span class=\"expect unmet\">expected {}</span>",
+                        escape(&crate::one_of(&w.expected, "|"))
+                    )
                 },
                 escape(
-                    &[w.summary(), w.reason.clone()]
+                    &[summary(w), reason(w)]
                         .iter()
                         .filter(|s| !s.is_empty())
                         .fold(String::new(), |acc, s| format!("{acc}; {s}"))
@@ -336,14 +451,20 @@ pub fn junit_cases(r: &RunResult, suite: &str) -> String {
         let _ = writeln!(
             o,
             "    <testcase classname=\"{suite}\" name=\"{}\" time=\"{:.3}\">",
-            escape(&format!("{} ({} {})", w.name, w.activity(), w.app)),
+            escape(&format!("{} ({} {})", w.name, activity(w.kind), w.app)),
             w.elapsed_ms / 1000.0
         );
         if !w.met {
-            let msg = format!("expected {}, got {}; {}", w.expected, w.outcome, w.reason);
+            let msg = format!(
+                "expected {}, got {}; {}",
+                crate::one_of(&w.expected, "|"),
+                w.outcome,
+                reason(w)
+            );
             let _ = writeln!(o, "      <failure message=\"{}\" type=\"workload\"/>", escape(&msg));
         }
-        let figs: Vec<String> = w.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let figs: Vec<String> =
+            w.figures.iter().flat_map(figure_pairs).map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(
             o,
             "      <system-out>{}</system-out>\n    </testcase>",
@@ -366,21 +487,13 @@ pub struct WorkloadChange {
     pub reason: String,
 }
 
-fn rank(o: &str) -> u8 {
-    match o {
-        "ok" => 0,
-        "degraded" => 1,
-        _ => 2,
-    }
-}
-
 fn index(doc: &Results) -> BTreeMap<(String, String), &WorkloadResult> {
     let mut m: BTreeMap<(String, String), &WorkloadResult> = BTreeMap::new();
     for r in &doc.runs {
         for w in &r.workloads {
             let key = (r.scenario.clone(), w.name.clone());
             // Repeats: the worst outcome counts.
-            if m.get(&key).is_none_or(|o| rank(&o.outcome) < rank(&w.outcome)) {
+            if m.get(&key).is_none_or(|o| o.outcome < w.outcome) {
                 m.insert(key, w);
             }
         }
@@ -404,10 +517,10 @@ pub fn changes(old: &Results, new: &Results) -> Vec<WorkloadChange> {
             Some(WorkloadChange {
                 scenario: k.0.clone(),
                 workload: k.1.clone(),
-                old: ow.map(|w| w.outcome.clone()),
-                new: nw.map(|w| w.outcome.clone()),
-                worse: matches!((ow, nw), (Some(a), Some(b)) if rank(&b.outcome) > rank(&a.outcome)),
-                reason: nw.map(|w| w.reason.clone()).unwrap_or_default(),
+                old: ow.map(|w| w.outcome.to_string()),
+                new: nw.map(|w| w.outcome.to_string()),
+                worse: matches!((ow, nw), (Some(a), Some(b)) if b.outcome > a.outcome),
+                reason: nw.map(|w| reason(w)).unwrap_or_default(),
             })
         })
         .collect();
@@ -444,15 +557,21 @@ mod tests {
     use crate::html::tests::{call, doc, run};
 
     fn wl(name: &str, kind: &str, app: &str, outcome: &str, expected: &str) -> WorkloadResult {
+        let outcome: WorkloadOutcome = outcome.parse().unwrap();
+        let expected: callwall_results::ExpectedOutcomes =
+            expected.split('|').map(|e| e.parse().unwrap()).collect();
         WorkloadResult {
             name: name.into(),
-            kind: kind.into(),
+            kind: kind.parse().unwrap(),
             app: app.into(),
             host_name: format!("{app}.example"),
-            outcome: outcome.into(),
-            expected: expected.into(),
-            met: expected.split('|').any(|e| e == outcome),
-            ..Default::default()
+            proto: None,
+            outcome,
+            met: expected.contains(&outcome),
+            expected,
+            figures: None,
+            reason: None,
+            elapsed_ms: 0.0,
         }
     }
 
@@ -502,7 +621,7 @@ mod tests {
     fn a_workload_that_fails_is_a_regression() {
         let old = restricted();
         let mut new = restricted();
-        new.runs[0].workloads[0].outcome = "failed".into();
+        new.runs[0].workloads[0].outcome = WorkloadOutcome::Failed;
         let c = changes(&old, &new);
         assert_eq!(c.len(), 1);
         assert!(c[0].worse);

@@ -86,7 +86,7 @@ fn index(doc: &Results) -> (BTreeMap<CallKey, Seen>, BTreeMap<String, String>) {
             let key = CallKey { scenario: r.scenario.clone(), call: c.name.clone() };
             let worst = calls.get(&key).is_some_and(|s| s.verdict >= c.verdict);
             if !worst {
-                calls.insert(key, Seen { verdict: c.verdict, reason: c.reason.clone() });
+                calls.insert(key, Seen { verdict: c.verdict, reason: c.reason.to_string() });
             }
         }
     }

@@ -52,7 +52,7 @@ pub fn junit_elements(o: &mut String, c: &CallResult) {
     for a in c.attempts.iter().filter(|a| !a.met) {
         let msg = format!(
             "expected {}, got {}; deciding rule: {}; {}",
-            c.expected,
+            crate::one_of(&c.expected, "|"),
             a.verdict.as_str(),
             a.rule.as_deref().unwrap_or("none"),
             a.reason
@@ -88,7 +88,7 @@ mod tests {
         c.attempts.push(Attempt {
             verdict: Verdict::Blocked,
             met: false,
-            reason: "no media".into(),
+            reason: callwall_results::Cause::Text { text: "no media".into() }.into(),
             rule: Some("drop-udp".into()),
         });
         let mut r = run("baseline", vec![c]);

@@ -2,6 +2,7 @@
 //! resources) for people who did not write the scenario: a summary, a legend, the verdict
 //! matrix as a heat map and, per call, a timeline with the censor's actions marked.
 
+use crate::one_of;
 use callwall_results::metrics::Second;
 use callwall_results::{CallResult, DecisionEvent, Flow, Outcome, Results, RunResult, Verdict};
 use std::collections::BTreeMap;
@@ -266,7 +267,7 @@ fn matrix(o: &mut String, doc: &Results) {
                     if c.met {
                         String::new()
                     } else {
-                        format!(" <span class=\"unmet-mark\">✗</span><span class=\"exp\">expected {}</span>", escape(&c.expected.replace('|', " or ")))
+                        format!(" <span class=\"unmet-mark\">✗</span><span class=\"exp\">expected {}</span>", escape(&one_of(&c.expected, " or ")))
                     }
                 );
             }
@@ -284,7 +285,7 @@ fn matrix(o: &mut String, doc: &Results) {
 fn tooltip(c: &CallResult) -> String {
     let mut t = format!("{} ({}/{}): {}", c.name, c.transport, c.strategy, c.verdict);
     if !c.met {
-        let _ = write!(t, ", expected {} (NOT met)", c.expected.replace('|', " or "));
+        let _ = write!(t, ", expected {} (NOT met)", one_of(&c.expected, " or "));
     }
     let _ = write!(
         t,
@@ -297,8 +298,9 @@ fn tooltip(c: &CallResult) -> String {
     if let Some(rule) = &c.rule {
         let _ = write!(t, "\ncensor rule: {rule}");
     }
-    if !c.reason.is_empty() {
-        let _ = write!(t, "\n{}", c.reason);
+    let reason = c.reason.to_string();
+    if !reason.is_empty() {
+        let _ = write!(t, "\n{reason}");
     }
     t
 }
@@ -348,11 +350,11 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
         }
         o.push_str("</tbody></table>\n");
     }
-    if let Some(note) = r.censor.bridge.overload_note() {
+    if let Some(note) = r.censor.bridge.overload() {
         let _ = writeln!(
             o,
             "<p class=\"run-error\"><strong>The censor did not keep up:</strong> {}; calls lost these frames in the censor, not on the network.</p>",
-            escape(&note)
+            escape(&note.to_string())
         );
     }
     crate::control::list(o, &r.censor.control);
@@ -388,13 +390,17 @@ fn call_section(
         escape(&c.transport),
         escape(&c.strategy)
     );
-    let _ = writeln!(o, "<p class=\"reason\"><strong>Why:</strong> {}</p>", escape(&c.reason));
+    let _ = writeln!(
+        o,
+        "<p class=\"reason\"><strong>Why:</strong> {}</p>",
+        escape(&c.reason.to_string())
+    );
     crate::flaky::html_call(o, c);
     let _ = writeln!(
         o,
         "<p class=\"expect {}\">Expected: {} — {}</p>",
         if c.met { "met" } else { "unmet" },
-        escape(&c.expected.replace('|', " or ")),
+        escape(&one_of(&c.expected, " or ")),
         if c.met { "✓ as expected" } else { "✗ NOT as expected" }
     );
     let m = &c.metrics;
@@ -864,6 +870,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;margin:20px 0}
 pub(crate) mod tests {
     use super::*;
     use callwall_results::metrics::CallMetrics;
+    use callwall_results::Cause;
     use callwall_results::{Artifacts, CensorResult, Endpoint};
 
     /// A call as the JSON of a run has it (fields added later with defaults stay optional).
@@ -874,7 +881,7 @@ pub(crate) mod tests {
             "strategy": "udp",
             "requested": ["udp"],
             "verdict": v,
-            "expected": "connected",
+            "expected": ["connected"],
             "met": v == Verdict::Connected,
             "setup_ms": 100.0,
             "loss_pct": 0.0,
@@ -882,7 +889,7 @@ pub(crate) mod tests {
             "one_way_delay_ms": 2.0,
             "longest_gap_ms": 40.0,
             "mos": 4.38,
-            "reason": format!("{name} reason"),
+            "reason": { "cause": "text", "text": format!("{name} reason") },
             "caller_addr": "10.1.0.100",
             "metrics": CallMetrics::default(),
         }))
@@ -955,9 +962,8 @@ pub(crate) mod tests {
     fn escapes_everything_from_the_results() {
         let evil = "<script>alert(1)</script>\"'&";
         let mut c = call(evil, Verdict::Blocked);
-        c.reason = "<img src=x onerror=alert(2)>".into();
+        c.reason = Cause::Text { text: "<img src=x onerror=alert(2)>".into() }.into();
         c.transport = "<b>t</b>".into();
-        c.expected = "connected|\"><svg onload=alert(3)>".into();
         c.rule = Some("<i>rule</i>".into());
         let mut r = run(evil, vec![c]);
         r.description = "</title><script>x</script>".into();

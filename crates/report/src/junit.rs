@@ -63,7 +63,7 @@ pub fn junit(doc: &Results) -> String {
             if !c.met {
                 let msg = format!(
                     "expected {}, got {}; deciding rule: {}; {}",
-                    c.expected,
+                    crate::one_of(&c.expected, "|"),
                     c.verdict.as_str(),
                     c.rule.as_deref().unwrap_or("none"),
                     c.reason

@@ -56,6 +56,7 @@ pub mod load;
 pub mod markdown;
 pub mod stats;
 pub mod table;
+pub mod upgrade;
 
 pub use callwall_results::Results;
 pub use junit::junit;
@@ -66,6 +67,14 @@ pub use table::{agreement, table};
 pub fn json(doc: &Results) -> String {
     // Serializing plain data with string keys cannot fail.
     serde_json::to_string_pretty(doc).expect("results serialize")
+}
+
+/// The accepted outcomes in words, joined by `sep` (`connected or degraded`).
+pub(crate) fn one_of<T: Ord + Copy + std::fmt::Display>(
+    e: &callwall_results::OneOf<T>,
+    sep: &str,
+) -> String {
+    e.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(sep)
 }
 
 /// Milliseconds without decimals, `-` when unknown.

@@ -28,7 +28,7 @@ pub fn markdown(doc: &Results) -> String {
                 c.verdict.as_str(),
                 crate::flaky::mark(c),
                 if c.met { "" } else { "**not met:** " },
-                c.expected.replace('|', " or "),
+                crate::one_of(&c.expected, " or "),
                 opt_ms(c.setup_ms),
                 c.loss_pct,
                 c.jitter_ms,

@@ -9,6 +9,11 @@ use callwall_results::{Results, RunResult};
 
 use crate::html::escape;
 
+/// `blocked 40% (expected 0-30%), ...`: why a distribution missed.
+fn missed_text(d: &Distribution) -> String {
+    d.missed.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Distributions that missed their shares, over the whole document.
 pub fn missed(doc: &Results) -> usize {
     doc.runs.iter().flat_map(|r| &r.distributions).filter(|d| !d.met).count()
@@ -22,7 +27,7 @@ fn line(d: &Distribution) -> String {
         d.repeats,
         d.counts_text(),
         d.expected_text(),
-        if d.met { String::new() } else { format!("; NOT met: {}", d.missed.join(", ")) }
+        if d.met { String::new() } else { format!("; NOT met: {}", missed_text(d)) }
     )
 }
 
@@ -75,7 +80,7 @@ pub fn markdown_section(doc: &Results) -> String {
                 d.repeats,
                 d.counts_text(),
                 d.expected_text(),
-                if d.met { "yes".to_string() } else { format!("**no:** {}", d.missed.join(", ")) }
+                if d.met { "yes".to_string() } else { format!("**no:** {}", missed_text(d)) }
             );
         }
     }
@@ -102,7 +107,7 @@ pub fn junit_cases(o: &mut String, suite: &str, r: &RunResult) {
                     "verdicts {}; expected {}; missed: {}",
                     d.counts_text(),
                     d.expected_text(),
-                    d.missed.join(", ")
+                    missed_text(d)
                 ))
             );
         }
@@ -130,7 +135,7 @@ pub fn html_run(o: &mut String, r: &RunResult) {
             escape(&d.strategy),
             d.repeats,
             escape(&d.expected_text()),
-            if d.met { "✓".to_string() } else { format!("✗ {}", escape(&d.missed.join(", "))) }
+            if d.met { "✓".to_string() } else { format!("✗ {}", escape(&missed_text(d))) }
         );
     }
     o.push_str("</tbody></table>\n");
@@ -156,7 +161,7 @@ mod tests {
         };
         let mut c = call("webrtc-direct#1", Degraded);
         c.met = true;
-        c.expected = "degraded|blocked".into();
+        c.expected = [Degraded, Blocked].into_iter().collect();
         let mut r = run("net-lossy", vec![c]);
         r.distributions.push(judge("webrtc-direct", "webrtc", "direct", &verdicts, &shares));
         doc(vec![r])

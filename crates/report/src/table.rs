@@ -63,7 +63,7 @@ pub fn table(doc: &Results, color: bool) -> String {
                     format!("{} ({}/{})", c.name, c.transport, c.strategy)
                 },
                 format!("{}{}", verdict_str(c.verdict), crate::flaky::mark(c)),
-                format!("{}{}", if c.met { "" } else { "!" }, c.expected),
+                format!("{}{}", if c.met { "" } else { "!" }, crate::one_of(&c.expected, "|")),
                 opt_ms(c.setup_ms),
                 format!("{:.1}", c.loss_pct),
                 format!("{:.1}", c.jitter_ms),

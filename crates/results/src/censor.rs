@@ -349,19 +349,15 @@ impl BridgeStats {
         self.kernel_drops[0] + self.kernel_drops[1]
     }
 
-    /// Why frames may have been lost in the censor rather than on the network, for a call's
-    /// reason or the report; `None` when the kernel dropped nothing at the censor.
-    pub fn overload_note(&self) -> Option<String> {
+    /// Why frames may have been lost in the censor rather than on the network (a call's
+    /// reason and the report show it); `None` when the kernel dropped nothing at the censor.
+    pub fn overload(&self) -> Option<crate::cause::Overload> {
         let dropped = self.kernel_dropped();
         if dropped == 0 {
             return None;
         }
         let seen = self.kernel_frames[0] + self.kernel_frames[1];
-        let share = if seen > 0 { 100.0 * dropped as f64 / seen as f64 } else { 0.0 };
-        Some(format!(
-            "censor overloaded: the kernel dropped {dropped} of {seen} frames ({share:.1} %) \
-             at the censor's packet sockets before the censor read them"
-        ))
+        Some(crate::cause::Overload { dropped, seen })
     }
 }
 
@@ -375,11 +371,10 @@ mod tests {
             serde_json::from_str(r#"{"received":[1,2],"sent":[1,2],"send_errors":0,"oversize":0}"#)
                 .unwrap();
         assert_eq!(old, BridgeStats { received: [1, 2], sent: [1, 2], ..Default::default() });
-        assert_eq!(old.overload_note(), None);
+        assert_eq!(old.overload(), None);
         assert!(!serde_json::to_string(&old).unwrap().contains("kernel"));
         let b = BridgeStats { kernel_frames: [600, 400], kernel_drops: [0, 5], ..old };
-        let note = b.overload_note().unwrap();
-        assert!(note.contains("dropped 5 of 1000 frames (0.5 %)"), "{note}");
+        assert_eq!(b.overload(), Some(crate::cause::Overload { dropped: 5, seen: 1000 }));
         let back: BridgeStats = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
         assert_eq!(back, b);
     }

@@ -36,9 +36,9 @@ mod tests {
             .map(|(n, v)| {
                 serde_json::json!({
                     "name": n, "transport": "noise", "strategy": "udp", "requested": ["udp"],
-                    "verdict": v, "expected": "connected", "met": *v == Verdict::Connected,
+                    "verdict": v, "expected": ["connected"], "met": *v == Verdict::Connected,
                     "setup_ms": null, "loss_pct": 0.0, "jitter_ms": 0.0, "one_way_delay_ms": 0.0,
-                    "longest_gap_ms": 0.0, "mos": 1.0, "reason": "r", "caller_addr": "10.1.0.128",
+                    "longest_gap_ms": 0.0, "mos": 1.0, "reason": {"cause": "text", "text": "r"}, "caller_addr": "10.1.0.128",
                     "metrics": crate::CallMetrics::default(),
                 })
             })

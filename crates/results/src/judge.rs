@@ -21,6 +21,7 @@
 //! ([`judge_direction`]), and external calls judged from the network (crates/peer-ext) feed it
 //! the censor's view (media seen or not, the censor's drops as the loss, no MOS).
 
+use crate::cause::{Cause, Direction, Problem};
 use crate::metrics::{DirectionMetrics, Thresholds, Verdict};
 
 /// What the judge needs to know about a call besides its figures.
@@ -40,11 +41,11 @@ pub struct CallInputs<'a> {
     pub strategy: Option<&'a str>,
 }
 
-/// A verdict and the sentence that explains it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verdict and its cause (whose `Display` is the sentence that explains it).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Cause,
 }
 
 /// What one direction's verdict is decided from, whoever observed it.
@@ -100,21 +101,21 @@ pub fn judge_direction(m: &DirectionMetrics, th: &Thresholds) -> Verdict {
     verdict_of(&Observed::from(m), th)
 }
 
-/// What pushed a direction to `degraded`, one phrase per crossed limit.
-pub fn direction_problems(name: &str, m: &DirectionMetrics, th: &Thresholds) -> Vec<String> {
+/// What pushed a direction to `degraded`, one problem per crossed limit.
+pub fn direction_problems(
+    direction: Direction,
+    m: &DirectionMetrics,
+    th: &Thresholds,
+) -> Vec<Problem> {
     let mut v = Vec::new();
     if m.loss_pct > th.degraded_loss_pct {
-        v.push(format!("{name} loss {:.1} % > {} %", m.loss_pct, th.degraded_loss_pct));
+        v.push(Problem::Loss { direction, loss_pct: m.loss_pct, limit_pct: th.degraded_loss_pct });
     }
     if m.mos < th.degraded_mos {
-        v.push(format!("{name} MOS {:.2} < {}", m.mos, th.degraded_mos));
+        v.push(Problem::Mos { direction, mos: m.mos, limit: th.degraded_mos });
     }
     if m.longest_gap_ms > th.degraded_gap_ms {
-        v.push(format!(
-            "{name} gap of {:.1} s > {:.1} s",
-            m.longest_gap_ms / 1e3,
-            th.degraded_gap_ms / 1e3
-        ));
+        v.push(Problem::Gap { direction, gap_ms: m.longest_gap_ms, limit_ms: th.degraded_gap_ms });
     }
     v
 }
@@ -123,56 +124,56 @@ pub fn direction_problems(name: &str, m: &DirectionMetrics, th: &Thresholds) -> 
 pub fn judge(c: &CallInputs<'_>, th: &Thresholds) -> Judgement {
     let (up, down) = (c.up, c.down);
     let (vu, vd) = (judge_direction(up, th), judge_direction(down, th));
-    let via = c.strategy.map(|s| format!(" via {s}")).unwrap_or_default();
+    let via = c.strategy.map(str::to_string);
     let no_media = up.frames_received == 0 && down.frames_received == 0;
     if !c.peer_errors.is_empty() {
-        return Judgement { verdict: Verdict::Error, reason: c.peer_errors.join("; ") };
+        return Judgement {
+            verdict: Verdict::Error,
+            reason: Cause::PeerFailed { errors: c.peer_errors.to_vec() },
+        };
     }
     if no_media && !c.signalling_failures.is_empty() {
         return Judgement {
             verdict: Verdict::NoSignalling,
-            reason: format!(
-                "the call could not be set up: signalling could not get through ({})",
-                c.signalling_failures.join("; ")
-            ),
+            reason: Cause::NoSignalling { failures: c.signalling_failures.to_vec() },
         };
     }
     let verdict = worse(vu, vd);
     let reason = match verdict {
         Verdict::Blocked => {
             if no_media {
-                format!("no media arrived in either direction; {}", c.attempts)
+                Cause::NoMedia { attempts: c.attempts.to_string() }
             } else if up.frames_received == 0 {
-                format!("no media arrived caller→callee (one-way audio{via})")
+                Cause::OneWay { missing: Direction::Up, via }
             } else {
-                format!("no media arrived callee→caller (one-way audio{via})")
+                Cause::OneWay { missing: Direction::Down, via }
             }
         }
         Verdict::Cut => {
-            let (name, m) = if vu == Verdict::Cut {
-                ("caller→callee", up)
-            } else {
-                ("callee→caller", down)
-            };
-            format!(
-                "media {name}{via} stopped {:.1} s before the sender's end after {} frames",
-                m.trailing_gap_ms / 1e3,
-                m.frames_received
-            )
+            let (direction, m) =
+                if vu == Verdict::Cut { (Direction::Up, up) } else { (Direction::Down, down) };
+            Cause::Cut {
+                direction,
+                via,
+                trailing_gap_ms: m.trailing_gap_ms,
+                frames_received: m.frames_received,
+            }
         }
         Verdict::Degraded => {
-            let mut p = direction_problems("caller→callee", up, th);
-            p.extend(direction_problems("callee→caller", down, th));
-            format!("media flowed{via} but {}", p.join(", "))
+            let mut problems = direction_problems(Direction::Up, up, th);
+            problems.extend(direction_problems(Direction::Down, down, th));
+            Cause::Degraded { via, problems }
         }
-        Verdict::Connected => format!(
-            "media flowed both ways{via}: loss {:.1} % / {:.1} %, MOS {:.2}",
-            up.loss_pct,
-            down.loss_pct,
-            up.mos.min(down.mos)
-        ),
+        Verdict::Connected => Cause::Connected {
+            via,
+            up_loss_pct: up.loss_pct,
+            down_loss_pct: down.loss_pct,
+            mos: up.mos.min(down.mos),
+        },
         // Not reachable from directions, which are never judged no-signalling or error.
-        Verdict::NoSignalling | Verdict::Error => "a peer failed".into(),
+        Verdict::NoSignalling | Verdict::Error => {
+            Cause::PeerFailed { errors: vec!["a peer failed".into()] }
+        }
     };
     Judgement { verdict, reason }
 }
@@ -212,7 +213,11 @@ mod tests {
     fn connected() {
         let j = call(&good(), &good());
         assert_eq!(j.verdict, Verdict::Connected, "{}", j.reason);
-        assert!(j.reason.contains("via udp"), "{}", j.reason);
+        assert!(
+            matches!(&j.reason, Cause::Connected { via: Some(v), .. } if v == "udp"),
+            "{:?}",
+            j.reason
+        );
     }
 
     #[test]
@@ -233,7 +238,14 @@ mod tests {
             assert_eq!(judge_direction(&past, &th), Verdict::Degraded, "past {limit}");
             let j = call(&good(), &past);
             assert_eq!(j.verdict, Verdict::Degraded);
-            assert!(j.reason.starts_with("media flowed via udp but callee→caller"), "{}", j.reason);
+            let Cause::Degraded { via, problems } = &j.reason else { panic!("{:?}", j.reason) };
+            assert_eq!(via.as_deref(), Some("udp"));
+            assert!(problems.iter().all(|p| matches!(
+                p,
+                Problem::Loss { direction: Direction::Down, .. }
+                    | Problem::Mos { direction: Direction::Down, .. }
+                    | Problem::Gap { direction: Direction::Down, .. }
+            )));
         }
     }
 
@@ -248,7 +260,16 @@ mod tests {
         assert_eq!(judge_direction(&m, &th), Verdict::Cut);
         let j = call(&m, &good());
         assert_eq!(j.verdict, Verdict::Cut);
-        assert!(j.reason.starts_with("media caller→callee via udp stopped 3.0 s"), "{}", j.reason);
+        assert_eq!(
+            j.reason,
+            Cause::Cut {
+                direction: Direction::Up,
+                via: Some("udp".into()),
+                trailing_gap_ms: m.trailing_gap_ms,
+                frames_received: 500
+            }
+        );
+        assert!(j.reason.to_string().starts_with("media caller→callee via udp stopped 3.0 s"));
     }
 
     #[test]
@@ -257,10 +278,15 @@ mod tests {
         let none = DirectionMetrics { frames_received: 0, ..none };
         let j = call(&good(), &none);
         assert_eq!(j.verdict, Verdict::Blocked);
-        assert!(j.reason.contains("callee→caller (one-way audio via udp)"), "{}", j.reason);
+        assert_eq!(j.reason, Cause::OneWay { missing: Direction::Down, via: Some("udp".into()) });
+        assert_eq!(j.reason.to_string(), "no media arrived callee→caller (one-way audio via udp)");
         let j = call(&none, &none);
         assert_eq!(j.verdict, Verdict::Blocked);
-        assert_eq!(j.reason, "no media arrived in either direction; tried udp connected");
+        assert_eq!(j.reason, Cause::NoMedia { attempts: "tried udp connected".into() });
+        assert_eq!(
+            j.reason.to_string(),
+            "no media arrived in either direction; tried udp connected"
+        );
         // A single frame is not blocked.
         let one = DirectionMetrics { frames_received: 1, ..none };
         assert_ne!(judge_direction(&one, &Thresholds::default()), Verdict::Blocked);
@@ -280,7 +306,7 @@ mod tests {
         };
         let j = judge(&inputs(&none, &none), &Thresholds::default());
         assert_eq!(j.verdict, Verdict::NoSignalling);
-        assert!(j.reason.contains("signal server did not answer"), "{}", j.reason);
+        assert_eq!(j.reason, Cause::NoSignalling { failures: sig.to_vec() });
         // Media in one direction: signalling evidently got through.
         let j = judge(&inputs(&good(), &none), &Thresholds::default());
         assert_eq!(j.verdict, Verdict::Blocked);
@@ -301,7 +327,8 @@ mod tests {
             },
             &Thresholds::default(),
         );
-        assert_eq!(j, Judgement { verdict: Verdict::Error, reason: errs[0].clone() });
+        let reason = Cause::PeerFailed { errors: errs.to_vec() };
+        assert_eq!(j, Judgement { verdict: Verdict::Error, reason });
     }
 
     #[test]

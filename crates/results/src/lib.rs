@@ -13,7 +13,9 @@
 
 pub mod audio;
 pub mod bypass;
+pub mod cause;
 pub mod censor;
+pub mod expect;
 pub mod external;
 pub mod flaky;
 pub mod ice;
@@ -26,20 +28,26 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use cause::{Cause, Direction, Overload, Problem, Reason};
 pub use censor::{
     deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
+pub use expect::{ExpectedOutcomes, ExpectedVerdicts, OneOf};
 pub use external::{
     ExternalCall, ExternalNetwork, ExternalPeerResult, ExternalReportSummary,
     NetworkDirectionResult,
 };
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
-pub use workload::WorkloadResult;
+pub use workload::{
+    Figures, HttpProto, WorkloadCause, WorkloadKind, WorkloadOutcome, WorkloadResult,
+};
 
 /// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a
-/// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// typed flow (`proto`, `client` and `server` endpoints) and a typed `outcome`. Version 3:
+/// expectations are lists of names, reasons are typed causes, a workload's figures are its
+/// kind's typed figures (`callwall-report` converts version 2 files when it loads them).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The top-level JSON document of `callwall run --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,8 +243,8 @@ pub struct CallResult {
     pub strategy: String,
     pub requested: Vec<String>,
     pub verdict: Verdict,
-    /// The expected verdicts joined by `|`.
-    pub expected: String,
+    /// The verdicts the scenario accepts.
+    pub expected: ExpectedVerdicts,
     /// Whether `verdict` is one of the expected ones.
     pub met: bool,
     pub setup_ms: Option<f64>,
@@ -248,8 +256,8 @@ pub struct CallResult {
     /// The censor rule that hit this call's packets hardest, if any did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// A sentence saying why the verdict is what it is.
-    pub reason: String,
+    /// Why the verdict is what it is (its `Display` is the sentence).
+    pub reason: Reason,
     /// The caller's address for this call (each call gets its own, for attribution).
     pub caller_addr: IpAddr,
     /// CPU each peer process used, when known.
@@ -285,7 +293,7 @@ pub struct CallResult {
 pub struct Attempt {
     pub verdict: Verdict,
     pub met: bool,
-    pub reason: String,
+    pub reason: Reason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
 }

@@ -131,8 +131,8 @@ pub struct Second {
 pub struct CallMetrics {
     /// The worst of both directions, or `error` if a peer reported an error.
     pub verdict: Verdict,
-    /// One sentence saying why.
-    pub reason: String,
+    /// Why (its `Display` is the sentence).
+    pub reason: crate::cause::Cause,
     /// From the caller's first dial to its connected strategy's success.
     pub setup_ms: Option<f64>,
     /// The strategy that connected.

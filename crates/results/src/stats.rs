@@ -124,9 +124,38 @@ pub struct Distribution {
     pub expected: Shares,
     /// Whether every verdict's share is in its range.
     pub met: bool,
-    /// The verdicts whose share missed, with the share seen, e.g. `blocked 40% (expected 0-30%)`.
+    /// The verdicts whose share missed, with the share seen (shown as
+    /// `blocked 40% (expected 0-30%)`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missed: Vec<String>,
+    pub missed: Vec<Miss>,
+}
+
+/// Why a distribution missed its shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "miss", rename_all = "kebab-case")]
+pub enum Miss {
+    /// No repeat gave a verdict.
+    NoVerdict,
+    /// A verdict's share out of its range (`expected`: `None` when the verdict was not
+    /// listed, so expected at 0 %).
+    Share { verdict: Verdict, share_pct: f64, expected: Option<ShareRange> },
+    /// A miss read from an older results file, as it was written.
+    Text { text: String },
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Miss::NoVerdict => f.write_str("no repeat gave a verdict"),
+            Miss::Share { verdict, share_pct, expected: Some(r) } => {
+                write!(f, "{verdict} {share_pct:.0}% (expected {r})")
+            }
+            Miss::Share { verdict, share_pct, expected: None } => {
+                write!(f, "{verdict} {share_pct:.0}% (expected 0%)")
+            }
+            Miss::Text { text } => f.write_str(text),
+        }
+    }
 }
 
 impl Distribution {
@@ -168,17 +197,17 @@ pub fn judge(
     };
     let mut missed = Vec::new();
     if n == 0 {
-        missed.push("no repeat gave a verdict".to_string());
+        missed.push(Miss::NoVerdict);
     }
     for (v, r) in expected {
         let s = share(v);
         if n > 0 && !r.contains(s) {
-            missed.push(format!("{v} {s:.0}% (expected {r})"));
+            missed.push(Miss::Share { verdict: *v, share_pct: s, expected: Some(*r) });
         }
     }
     for (v, k) in &counts {
         if !expected.contains_key(v) && *k > 0 {
-            missed.push(format!("{v} {:.0}% (expected 0%)", share(v)));
+            missed.push(Miss::Share { verdict: *v, share_pct: share(v), expected: None });
         }
     }
     Distribution {
@@ -254,13 +283,33 @@ mod tests {
         v.extend([Blocked; 4]);
         let d = judge("c", "t", "s", &v, &exp);
         assert!(!d.met);
-        assert_eq!(d.missed, ["degraded 60% (expected 70-100%)", "blocked 40% (expected 0-30%)"]);
+        let range = |lo, hi| Some(ShareRange { lo, hi });
+        assert_eq!(
+            d.missed,
+            [
+                Miss::Share {
+                    verdict: Verdict::Degraded,
+                    share_pct: 60.0,
+                    expected: range(70.0, 100.0)
+                },
+                Miss::Share {
+                    verdict: Verdict::Blocked,
+                    share_pct: 40.0,
+                    expected: range(0.0, 30.0)
+                },
+            ]
+        );
+        assert_eq!(d.missed[1].to_string(), "blocked 40% (expected 0-30%)");
         // An error is never absorbed by the shares of other verdicts.
         let mut v = vec![Degraded; 9];
         v.push(Error);
         let d = judge("c", "t", "s", &v, &exp);
         assert!(!d.met);
-        assert_eq!(d.missed, ["error 10% (expected 0%)"]);
+        assert_eq!(
+            d.missed,
+            [Miss::Share { verdict: Verdict::Error, share_pct: 10.0, expected: None }]
+        );
+        assert_eq!(d.missed[0].to_string(), "error 10% (expected 0%)");
         // No repeats at all is a miss, not a vacuous pass.
         assert!(!judge("c", "t", "s", &[], &exp).met);
     }

@@ -1,97 +1,318 @@
 //! A workload's result: an activity beside the calls (a message exchange, a voice note, a web
 //! page, a video) with its outcome, what the scenario expected and its figures.
 //!
-//! Kinds and outcomes are kept as their lowercase names (`message`, `voice-note`, `web`,
-//! `video`; `ok`, `degraded`, `failed`) so this crate stays free of the workload model.
+//! The kinds, outcomes, protocols and per-kind figures are defined here, once: the workload
+//! clients (`callwall-workload-net`) measure into these [`Figures`], the harness stores them
+//! unchanged in a [`WorkloadResult`], and `callwall-report` turns them into text. Adding a kind
+//! adds a [`WorkloadKind`] variant and its figures struct here.
 
-use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// One workload of a run.
+use crate::expect::ExpectedOutcomes;
+
+/// The kinds of activity, as written in scenario files and results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// Text messages both ways over one persistent WebSocket-over-TLS connection.
+    Message,
+    /// An Opus-sized recording uploaded over HTTPS and downloaded again.
+    VoiceNote,
+    /// A page plus N objects (map tiles) over HTTPS/TCP or HTTP/3.
+    Web,
+    /// Chunked streaming at a target bitrate over HTTPS/TCP or HTTP/3.
+    Video,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 4] =
+        [WorkloadKind::Message, WorkloadKind::VoiceNote, WorkloadKind::Web, WorkloadKind::Video];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Message => "message",
+            WorkloadKind::VoiceNote => "voice-note",
+            WorkloadKind::Web => "web",
+            WorkloadKind::Video => "video",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload kind name that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workload kind {0:?}; use message, voice-note, web or video")]
+pub struct UnknownKind(pub String);
+
+impl FromStr for WorkloadKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        WorkloadKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// The verdict of one workload, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadOutcome {
+    /// Worked as a person would expect.
+    Ok,
+    /// Worked, but slowly or partly (late messages, failed tiles, video stalls).
+    Degraded,
+    /// Did not work (nothing delivered, name not resolved, connection refused or frozen).
+    Failed,
+}
+
+impl WorkloadOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadOutcome::Ok => "ok",
+            WorkloadOutcome::Degraded => "degraded",
+            WorkloadOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload verdict name that is none of `ok`, `degraded` or `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown workload verdict {0:?}: use ok, degraded or failed")]
+pub struct UnknownOutcome(pub String);
+
+impl FromStr for WorkloadOutcome {
+    type Err = UnknownOutcome;
+    fn from_str(s: &str) -> Result<Self, UnknownOutcome> {
+        match s {
+            "ok" => Ok(WorkloadOutcome::Ok),
+            "degraded" => Ok(WorkloadOutcome::Degraded),
+            "failed" => Ok(WorkloadOutcome::Failed),
+            _ => Err(UnknownOutcome(s.to_string())),
+        }
+    }
+}
+
+/// How HTTP is carried for web and video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpProto {
+    /// HTTP/1.1 over TLS over TCP (port 443).
+    #[default]
+    Https,
+    /// HTTP/3 over QUIC (UDP port 443).
+    H3,
+}
+
+impl HttpProto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpProto::Https => "https",
+            HttpProto::H3 => "h3",
+        }
+    }
+}
+
+impl fmt::Display for HttpProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a message client measured. Latencies are from timestamps on the shared clock.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageFigures {
+    /// Messages each side was to send (the scenario's `count`).
+    #[serde(default)]
+    pub count: u32,
+    /// Messages the client sent, and how many of them the server received (by receipt).
+    pub sent_up: u32,
+    pub delivered_up: u32,
+    /// Messages the server sent, and how many of them reached the client.
+    pub sent_down: u32,
+    pub delivered_down: u32,
+    /// Delivery latency over both directions, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    /// TCP + TLS + WebSocket handshake, milliseconds; `None` when it never completed.
+    pub connect_ms: Option<f64>,
+}
+
+impl MessageFigures {
+    /// Delivered over expected, both directions (expected = `count` each way).
+    pub fn delivered_fraction(&self, count: u32) -> f64 {
+        if count == 0 {
+            return 1.0;
+        }
+        f64::from(self.delivered_up + self.delivered_down) / (2.0 * f64::from(count))
+    }
+
+    /// Delivered over expected ([`MessageFigures::count`] each way), percent.
+    pub fn delivered_pct(&self) -> f64 {
+        100.0 * self.delivered_fraction(self.count)
+    }
+}
+
+/// What a voice-note client measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VoiceNoteFigures {
+    pub bytes: u64,
+    pub uploaded: bool,
+    pub downloaded: bool,
+    /// The downloaded bytes equal the uploaded ones.
+    pub intact: bool,
+    pub upload_ms: Option<f64>,
+    pub download_ms: Option<f64>,
+    /// Bytes x 8 over upload + download time, kbit/s.
+    pub goodput_kbit: Option<f64>,
+}
+
+/// What a web client measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebFigures {
+    pub proto: HttpProto,
+    pub page_ok: bool,
+    pub objects: u32,
+    pub objects_ok: u32,
+    pub failed_objects: u32,
+    /// From the first connection attempt to the last object, milliseconds; `None` when
+    /// the page or any object failed.
+    pub complete_ms: Option<f64>,
+    pub bytes: u64,
+}
+
+/// What a video client measured. Playback starts when the first chunk has arrived; a stall
+/// is a moment the player had played everything it had and the next chunk was still missing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoFigures {
+    pub proto: HttpProto,
+    pub target_kbit: f64,
+    pub chunks: u32,
+    pub chunks_ok: u32,
+    /// Bytes received x 8 over the time spent receiving, kbit/s.
+    pub throughput_kbit: Option<f64>,
+    pub startup_ms: Option<f64>,
+    pub stalls: u32,
+    pub stall_ms: f64,
+    /// Every chunk arrived and the stream never stalled.
+    pub keeps_up: bool,
+}
+
+/// One kind's figures, tagged with the kind (`{"kind": "message", "sent_up": 20, ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Figures {
+    Message(MessageFigures),
+    VoiceNote(VoiceNoteFigures),
+    Web(WebFigures),
+    Video(VideoFigures),
+}
+
+impl Figures {
+    pub fn kind(&self) -> WorkloadKind {
+        match self {
+            Figures::Message(_) => WorkloadKind::Message,
+            Figures::VoiceNote(_) => WorkloadKind::VoiceNote,
+            Figures::Web(_) => WorkloadKind::Web,
+            Figures::Video(_) => WorkloadKind::Video,
+        }
+    }
+}
+
+/// Why a workload's outcome is what it is (absent when it is `ok` without an error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "kebab-case")]
+pub enum WorkloadCause {
+    /// The first error the client met (`dns: ... nxdomain`, `timeout: ...`).
+    ClientError { error: String },
+    /// No error, but the figures missed the thresholds of `ok`.
+    Thresholds { outcome: WorkloadOutcome },
+    /// The client process ended without a report: how it ended, and its log file.
+    NoReport { status: String, log: String },
+    /// A reason read from an older results file, as it was written.
+    Text { text: String },
+}
+
+impl fmt::Display for WorkloadCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkloadCause::ClientError { error } => f.write_str(error),
+            WorkloadCause::Thresholds { outcome } => write!(f, "{outcome} by the thresholds"),
+            WorkloadCause::NoReport { status, log } => {
+                write!(f, "the workload client gave no report ({status}); see {log}")
+            }
+            WorkloadCause::Text { text } => f.write_str(text),
+        }
+    }
+}
+
+/// One workload of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkloadResult {
     pub name: String,
-    /// `message`, `voice-note`, `web` or `video`.
-    pub kind: String,
+    pub kind: WorkloadKind,
     /// The app or label the "what still works" matrix shows (`whatsapp`, `osm`, `youtube`).
     pub app: String,
     /// The name resolved through the run's DNS and sent as SNI.
     #[serde(default)]
     pub host_name: String,
-    /// `http/1.1` or `h3` for web and video; empty otherwise.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub proto: String,
-    /// `ok`, `degraded` or `failed`.
-    pub outcome: String,
-    /// The accepted outcomes, `|`-separated.
-    pub expected: String,
+    /// How HTTP was carried, for web and video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<HttpProto>,
+    pub outcome: WorkloadOutcome,
+    /// The accepted outcomes.
+    pub expected: ExpectedOutcomes,
     pub met: bool,
-    /// Named figures (`latency_p50_ms`, `delivered_pct`, `throughput_kbit`, ...).
-    #[serde(default)]
-    pub figures: BTreeMap<String, f64>,
-    /// The first error the client met, or why the outcome is not `ok`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
+    /// What the client measured (its `kind` is this workload's); absent when the client gave
+    /// no report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<Figures>,
+    /// Why the outcome is not `ok`, or the first error the client met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<WorkloadCause>,
     /// Milliseconds the workload ran.
     #[serde(default)]
     pub elapsed_ms: f64,
 }
 
-impl WorkloadResult {
-    /// The matrix's activity for this kind: `message`, `voice note`, `web`, `video`.
-    pub fn activity(&self) -> &str {
-        match self.kind.as_str() {
-            "voice-note" => "voice note",
-            k => k,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_outcomes_round_trip_their_names() {
+        for k in WorkloadKind::ALL {
+            assert_eq!(k.as_str().parse::<WorkloadKind>(), Ok(k));
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
+        assert!("voicenote".parse::<WorkloadKind>().unwrap_err().contains("voice-note"));
+        assert_eq!("degraded".parse::<WorkloadOutcome>(), Ok(WorkloadOutcome::Degraded));
+        assert!("blocked".parse::<WorkloadOutcome>().is_err());
+        assert_eq!(serde_json::to_string(&HttpProto::H3).unwrap(), "\"h3\"");
     }
 
-    /// One short line of the figures that matter for the kind.
-    pub fn summary(&self) -> String {
-        let f = |k: &str| self.figures.get(k).copied();
-        let mut parts = Vec::new();
-        match self.kind.as_str() {
-            "message" => {
-                if let Some(d) = f("delivered_pct") {
-                    parts.push(format!("{d:.0}% delivered"));
-                }
-                if let Some(l) = f("latency_p50_ms") {
-                    parts.push(format!("p50 {l:.1} ms"));
-                }
-                if let Some(l) = f("latency_p95_ms") {
-                    parts.push(format!("p95 {l:.1} ms"));
-                }
-            }
-            "voice-note" => {
-                if let Some(u) = f("upload_ms") {
-                    parts.push(format!("up {u:.0} ms"));
-                }
-                if let Some(d) = f("download_ms") {
-                    parts.push(format!("down {d:.0} ms"));
-                }
-                if let Some(g) = f("goodput_kbit") {
-                    parts.push(format!("{g:.0} kbit/s"));
-                }
-            }
-            "web" => {
-                if let (Some(ok), Some(n)) = (f("objects_ok"), f("objects")) {
-                    parts.push(format!("{ok:.0}/{n:.0} objects"));
-                }
-                if let Some(c) = f("complete_ms") {
-                    parts.push(format!("{c:.0} ms"));
-                }
-            }
-            "video" => {
-                if let Some(t) = f("throughput_kbit") {
-                    parts.push(format!("{t:.0} kbit/s"));
-                }
-                if let Some(s) = f("stalls") {
-                    parts.push(format!("{s:.0} stalls"));
-                }
-            }
-            _ => {}
-        }
-        parts.join(", ")
+    #[test]
+    fn causes_read_as_before() {
+        let c = WorkloadCause::Thresholds { outcome: WorkloadOutcome::Degraded };
+        assert_eq!(c.to_string(), "degraded by the thresholds");
+        let c = WorkloadCause::NoReport { status: "exit 1".into(), log: "workload.a.log".into() };
+        assert_eq!(
+            c.to_string(),
+            "the workload client gave no report (exit 1); see workload.a.log"
+        );
     }
 }

@@ -211,7 +211,8 @@ async fn nothing_answers_is_blocked() {
     let callee = callwall_transport::PeerReport::new(Role::Callee, "noise");
     let m = analyze(&ra, &callee, &Thresholds::default());
     assert_eq!(m.verdict, Verdict::Blocked, "{}", m.reason);
-    assert!(m.reason.contains("udp failed"), "{}", m.reason);
+    let callwall_transport::Cause::NoMedia { attempts } = &m.reason else { panic!("{}", m.reason) };
+    assert!(attempts.contains("udp failed"), "{attempts}");
     server.abort();
 }
 

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use bypass::{check_bypass, Bypass, BypassError};
+pub use callwall_results::Cause;
 pub use metrics::{analyze, CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use peer::{run_peer, Attempt, PeerReport, PeerSpec};
 pub use relay_needs::{relay_needs_of, RelayNeeds};

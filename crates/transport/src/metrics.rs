@@ -554,6 +554,7 @@ mod tests {
     use super::*;
     use crate::peer::{Attempt, PeerReport};
     use crate::Role;
+    use callwall_results::{Cause, Direction, Problem};
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
@@ -723,7 +724,12 @@ mod tests {
         assert!(close(m.down.loss_pct, 4.0, 1e-9));
         assert_eq!(m.verdict, Verdict::Degraded);
         assert_eq!(m.up.verdict, Verdict::Connected);
-        assert!(m.reason.contains("callee→caller loss 4.0 %"), "{}", m.reason);
+        let Cause::Degraded { problems, .. } = &m.reason else { panic!("{}", m.reason) };
+        assert!(
+            matches!(problems[..], [Problem::Loss { direction: Direction::Down, loss_pct, .. }]
+                if close(loss_pct, 4.0, 1e-9)),
+            "{problems:?}"
+        );
         assert!(m.timeline[3].down_loss_pct.unwrap() > 0.0);
     }
 
@@ -734,7 +740,8 @@ mod tests {
         assert_eq!(m.loss_pct, 0.0);
         assert!(m.mos < 3.6, "{}", m.mos);
         assert_eq!(m.verdict, Verdict::Degraded);
-        assert!(m.reason.contains("MOS"), "{}", m.reason);
+        let Cause::Degraded { problems, .. } = &m.reason else { panic!("{}", m.reason) };
+        assert!(problems.iter().any(|p| matches!(p, Problem::Mos { .. })), "{problems:?}");
         // 150 ms is fine.
         let m = call(10, 150, |_| false, |_| false);
         assert_eq!(m.verdict, Verdict::Connected, "{} {}", m.reason, m.mos);
@@ -759,7 +766,7 @@ mod tests {
         assert_eq!(m.verdict, Verdict::Cut, "{}", m.reason);
         assert_eq!(m.down.verdict, Verdict::Cut);
         assert!(close(m.down.trailing_gap_ms, 5020.0, 0.01), "{}", m.down.trailing_gap_ms);
-        assert!(m.reason.contains("callee→caller"), "{}", m.reason);
+        assert!(matches!(m.reason, Cause::Cut { direction: Direction::Down, .. }), "{}", m.reason);
         // Stopping 2 s before the end is a degraded call, not a cut.
         let m = call(10, 20, |_| false, |s| s >= 400);
         assert_eq!(m.verdict, Verdict::Degraded, "{}", m.reason);
@@ -787,11 +794,12 @@ mod tests {
         assert_eq!(m.mos, 1.0);
         assert_eq!(m.loss_pct, 100.0);
         assert_eq!(m.setup_ms, None);
-        assert!(m.reason.contains("udp failed (timed out)"), "{}", m.reason);
+        let Cause::NoMedia { attempts } = &m.reason else { panic!("{}", m.reason) };
+        assert!(attempts.contains("udp failed (timed out)"), "{attempts}");
         // One-way audio is blocked too.
         let m = call(5, 20, |_| true, |_| false);
         assert_eq!(m.verdict, Verdict::Blocked);
-        assert!(m.reason.contains("one-way"), "{}", m.reason);
+        assert!(matches!(m.reason, Cause::OneWay { .. }), "{}", m.reason);
     }
 
     #[test]
@@ -809,7 +817,7 @@ mod tests {
         let b = PeerReport::new(Role::Callee, "webrtc");
         let m = analyze(&a, &b, &Thresholds::default());
         assert_eq!(m.verdict, Verdict::NoSignalling, "{}", m.reason);
-        assert!(m.reason.contains("signalling could not get through"), "{}", m.reason);
+        assert!(matches!(m.reason, Cause::NoSignalling { .. }), "{}", m.reason);
         assert_eq!(serde_json::to_string(&m.verdict).unwrap(), "\"no-signalling\"");
         // The caller could not put its attempt: the same, from the peer's own failure.
         let mut a = PeerReport::new(Role::Caller, "noise");
@@ -828,7 +836,8 @@ mod tests {
         a.error = Some("signal server unreachable".into());
         let m = analyze(&a, &b, &Thresholds::default());
         assert_eq!(m.verdict, Verdict::Error);
-        assert!(m.reason.contains("caller failed: signal server unreachable"));
+        let Cause::PeerFailed { errors } = &m.reason else { panic!("{}", m.reason) };
+        assert_eq!(errors, &["caller failed: signal server unreachable".to_string()]);
         // An empty report (a crashed peer) does not panic.
         let m = analyze(&PeerReport::default(), &PeerReport::default(), &Thresholds::default());
         assert_eq!(m.verdict, Verdict::Blocked);

@@ -750,7 +750,7 @@ mod tests {
         assert!(f.contains("signal server"), "{f:?}");
         let m = crate::metrics::analyze(&r, &r, &crate::metrics::Thresholds::default());
         assert_eq!(m.verdict, crate::Verdict::NoSignalling, "{}", m.reason);
-        assert!(m.reason.contains("signalling could not get through"), "{}", m.reason);
+        assert!(matches!(m.reason, callwall_results::Cause::NoSignalling { .. }), "{}", m.reason);
     }
 
     #[test]

@@ -106,6 +106,16 @@ pub enum ServerRole {
     Dns,
 }
 
+impl ServerRole {
+    /// The role of the server a kind's client talks to.
+    pub fn serving(kind: Kind) -> ServerRole {
+        match kind {
+            Kind::Message => ServerRole::Message,
+            Kind::VoiceNote | Kind::Web | Kind::Video => ServerRole::Http,
+        }
+    }
+}
+
 /// What a server process is told to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerConfig {
@@ -201,7 +211,9 @@ pub fn workload_for(params: &Params) -> Box<dyn Workload> {
 /// All-zero figures of a kind: what a workload that never reached its server measured.
 pub fn empty_figures(params: &Params) -> Figures {
     match params {
-        Params::Message(_) => Figures::Message(MessageFigures::default()),
+        Params::Message(p) => {
+            Figures::Message(MessageFigures { count: p.count, ..Default::default() })
+        }
         Params::VoiceNote(p) => {
             Figures::VoiceNote(VoiceNoteFigures { bytes: p.size(), ..Default::default() })
         }

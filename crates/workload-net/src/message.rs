@@ -124,7 +124,7 @@ impl Workload for MessageClient {
     }
 
     async fn run(&self, target: &Target) -> Measured {
-        let mut f = MessageFigures::default();
+        let mut f = MessageFigures { count: self.0.count, ..Default::default() };
         let error = chat(&self.0, target, &mut f).await.err();
         Measured { figures: Figures::Message(f), error }
     }

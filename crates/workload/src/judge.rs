@@ -119,6 +119,7 @@ mod tests {
 
     fn msg(up: u32, down: u32, p95: Option<f64>) -> Figures {
         Figures::Message(MessageFigures {
+            count: 20,
             sent_up: 20,
             delivered_up: up,
             sent_down: 20,

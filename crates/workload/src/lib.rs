@@ -4,7 +4,7 @@
 //! ([`Kind::Message`]), a recorded voice note sent through a media host ([`Kind::VoiceNote`]),
 //! a web page with map tiles ([`Kind::Web`]) or a chunked video stream ([`Kind::Video`]). This
 //! crate is the model only: the parameters of each kind ([`Params`], with unit newtypes and
-//! the accepted ranges in [`limits`]), the figures a client measures ([`Figures`]), the report
+//! the accepted ranges in [`limits`]), the figures a client measures ([`Figures`], defined in `callwall-results`), the report
 //! a client process prints ([`WorkloadReport`]) and the pure verdict rule ([`judge`]) with every
 //! threshold in one documented place ([`Thresholds`]). The real clients and servers live in
 //! `callwall-workload-net`; scenario files describe workloads through `callwall-scenario`.
@@ -18,123 +18,17 @@
 pub mod judge;
 pub mod limits;
 
-use std::fmt;
-use std::str::FromStr;
-
 use callwall_units::{Bytes, Duration, Rate};
 use serde::{Deserialize, Serialize};
 
 pub use judge::{judge, Thresholds};
 
-/// The kinds of activity, as written in scenario files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// Text messages both ways over one persistent WebSocket-over-TLS connection.
-    Message,
-    /// An Opus-sized recording uploaded over HTTPS and downloaded again.
-    VoiceNote,
-    /// A page plus N objects (map tiles) over HTTPS/TCP or HTTP/3.
-    Web,
-    /// Chunked streaming at a target bitrate over HTTPS/TCP or HTTP/3.
-    Video,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Message, Kind::VoiceNote, Kind::Web, Kind::Video];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Message => "message",
-            Kind::VoiceNote => "voice-note",
-            Kind::Web => "web",
-            Kind::Video => "video",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A workload kind name that is none of the four.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload kind {0:?}; use message, voice-note, web or video")]
-pub struct UnknownKind(pub String);
-
-impl FromStr for Kind {
-    type Err = UnknownKind;
-    fn from_str(s: &str) -> Result<Self, UnknownKind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownKind(s.to_string()))
-    }
-}
-
-/// The verdict of one workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Worked as a person would expect.
-    Ok,
-    /// Worked, but slowly or partly (late messages, failed tiles, video stalls).
-    Degraded,
-    /// Did not work (nothing delivered, name not resolved, connection refused or frozen).
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Degraded => "degraded",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A workload verdict name that is none of `ok`, `degraded` or `failed`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workload verdict {0:?}: use ok, degraded or failed")]
-pub struct UnknownOutcome(pub String);
-
-impl FromStr for Outcome {
-    type Err = UnknownOutcome;
-    fn from_str(s: &str) -> Result<Self, UnknownOutcome> {
-        match s {
-            "ok" => Ok(Outcome::Ok),
-            "degraded" => Ok(Outcome::Degraded),
-            "failed" => Ok(Outcome::Failed),
-            _ => Err(UnknownOutcome(s.to_string())),
-        }
-    }
-}
-
-/// How HTTP is carried for web and video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HttpProto {
-    /// HTTP/1.1 over TLS over TCP (port 443).
-    #[default]
-    Https,
-    /// HTTP/3 over QUIC (UDP port 443).
-    H3,
-}
-
-impl HttpProto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpProto::Https => "https",
-            HttpProto::H3 => "h3",
-        }
-    }
-}
+/// The kinds, outcomes, protocols and figures of workloads are the results model's, so a
+/// client's figures are stored unchanged in a run's results.
+pub use callwall_results::workload::{
+    Figures, HttpProto, MessageFigures, UnknownKind, UnknownOutcome, VideoFigures,
+    VoiceNoteFigures, WebFigures, WorkloadKind as Kind, WorkloadOutcome as Outcome,
+};
 
 /// Parameters of a chat session. Both sides send `count` messages of `size` bytes every
 /// `interval`; each message is acknowledged by a delivery receipt.
@@ -255,6 +149,15 @@ impl Params {
         }
     }
 
+    /// How HTTP is carried, for the kinds that use HTTP over TCP or QUIC (web, video).
+    pub fn proto(&self) -> Option<HttpProto> {
+        match self {
+            Params::Web(p) => Some(p.proto),
+            Params::Video(p) => Some(p.proto),
+            Params::Message(_) | Params::VoiceNote(_) => None,
+        }
+    }
+
     /// The defaults of a kind.
     pub fn default_for(kind: Kind) -> Params {
         match kind {
@@ -308,87 +211,6 @@ pub struct ParamError {
     /// The offending key (`count`, `size`, ...).
     pub key: &'static str,
     pub message: String,
-}
-
-/// What a message client measured. Latencies are from timestamps on the shared clock.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MessageFigures {
-    /// Messages the client sent, and how many of them the server received (by receipt).
-    pub sent_up: u32,
-    pub delivered_up: u32,
-    /// Messages the server sent, and how many of them reached the client.
-    pub sent_down: u32,
-    pub delivered_down: u32,
-    /// Delivery latency over both directions, milliseconds.
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p95_ms: Option<f64>,
-    /// TCP + TLS + WebSocket handshake, milliseconds; `None` when it never completed.
-    pub connect_ms: Option<f64>,
-}
-
-impl MessageFigures {
-    /// Delivered over expected, both directions (expected = `count` each way).
-    pub fn delivered_fraction(&self, count: u32) -> f64 {
-        if count == 0 {
-            return 1.0;
-        }
-        f64::from(self.delivered_up + self.delivered_down) / (2.0 * f64::from(count))
-    }
-}
-
-/// What a voice-note client measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VoiceNoteFigures {
-    pub bytes: u64,
-    pub uploaded: bool,
-    pub downloaded: bool,
-    /// The downloaded bytes equal the uploaded ones.
-    pub intact: bool,
-    pub upload_ms: Option<f64>,
-    pub download_ms: Option<f64>,
-    /// Bytes x 8 over upload + download time, kbit/s.
-    pub goodput_kbit: Option<f64>,
-}
-
-/// What a web client measured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WebFigures {
-    pub proto: HttpProto,
-    pub page_ok: bool,
-    pub objects: u32,
-    pub objects_ok: u32,
-    pub failed_objects: u32,
-    /// From the first connection attempt to the last object, milliseconds; `None` when
-    /// the page or any object failed.
-    pub complete_ms: Option<f64>,
-    pub bytes: u64,
-}
-
-/// What a video client measured. Playback starts when the first chunk has arrived; a stall
-/// is a moment the player had played everything it had and the next chunk was still missing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VideoFigures {
-    pub proto: HttpProto,
-    pub target_kbit: f64,
-    pub chunks: u32,
-    pub chunks_ok: u32,
-    /// Bytes received x 8 over the time spent receiving, kbit/s.
-    pub throughput_kbit: Option<f64>,
-    pub startup_ms: Option<f64>,
-    pub stalls: u32,
-    pub stall_ms: f64,
-    /// Every chunk arrived and the stream never stalled.
-    pub keeps_up: bool,
-}
-
-/// One kind's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Figures {
-    Message(MessageFigures),
-    VoiceNote(VoiceNoteFigures),
-    Web(WebFigures),
-    Video(VideoFigures),
 }
 
 /// What a workload client prints as one JSON object on stdout when it ends.
@@ -486,6 +308,7 @@ mod tests {
             resolved: vec!["10.5.0.2".parse().unwrap()],
             outcome: Outcome::Ok,
             figures: Figures::Message(MessageFigures {
+                count: 2,
                 sent_up: 2,
                 delivered_up: 2,
                 sent_down: 2,

@@ -299,9 +299,10 @@ mod tests {
             assert_eq!(k.as_str().parse::<WorkloadKind>(), Ok(k));
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
-        assert!("voicenote".parse::<WorkloadKind>().unwrap_err().contains("voice-note"));
+        assert_eq!("voicenote".parse::<WorkloadKind>(), Err(UnknownKind("voicenote".into())));
+        assert!(UnknownKind("x".into()).to_string().contains("voice-note"));
         assert_eq!("degraded".parse::<WorkloadOutcome>(), Ok(WorkloadOutcome::Degraded));
-        assert!("blocked".parse::<WorkloadOutcome>().is_err());
+        assert_eq!("blocked".parse::<WorkloadOutcome>(), Err(UnknownOutcome("blocked".into())));
         assert_eq!(serde_json::to_string(&HttpProto::H3).unwrap(), "\"h3\"");
     }
 

@@ -251,18 +251,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_and_outcomes_round_trip_their_names() {
-        for k in Kind::ALL {
-            assert_eq!(k.as_str().parse::<Kind>(), Ok(k));
-            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
-        }
-        assert_eq!("voicenote".parse::<Kind>(), Err(UnknownKind("voicenote".into())));
-        assert!(UnknownKind("x".into()).to_string().contains("voice-note"));
-        assert_eq!("degraded".parse::<Outcome>(), Ok(Outcome::Degraded));
-        assert_eq!("blocked".parse::<Outcome>(), Err(UnknownOutcome("blocked".into())));
-    }
-
-    #[test]
     fn sizes_follow_from_bitrates() {
         assert_eq!(VoiceNoteParams::default().size(), 90_000);
         let v = VideoParams {

@@ -140,7 +140,8 @@ pub struct FlowFacts {
 }
 
 /// Labels of one UDP payload, with no flow state. Cheap: one branch on the first byte (RFC
-/// 7983), then the one parser it points to; DNS is tried only when nothing else matched.
+/// 7983), then the one parser it points to; DNS is tried only when nothing else matched or
+/// only an RTP header parsed (a DNS id in the RTP range).
 ///
 /// `rtp` and `rtcp` here only say that the header parses: a quarter of all random payloads
 /// start in the RTP range. [`FlowInspector`] keeps them only with evidence across packets
@@ -193,7 +194,11 @@ pub fn classify_datagram(payload: &[u8]) -> Labels {
             }
         }
     }
-    if l.is_empty() && dns::looks_like_dns(payload) {
+    // A DNS message's id is random (RFC 5452 section 9.2), so a quarter of real queries start
+    // in the RTP range and parse as an RTP header too: that parse is no evidence (see above),
+    // so DNS is tried there as well, and both labels stand until the flow decides.
+    let header_only = l.is_empty() || l == Labels::EMPTY.with(Label::Rtp);
+    if header_only && dns::looks_like_dns(payload) {
         l.insert(Label::Dns);
     }
     l
@@ -1061,6 +1066,25 @@ mod tests {
     fn real_webrtc_media_is_rtp() {
         let f = capture_facts("webrtc-direct.pcap");
         assert!(f.labels.contains(Label::Rtp), "{}", f.labels);
+    }
+
+    /// A DNS query whose random id starts in the RTP range (0x80-0xbf: a quarter of real
+    /// resolvers' queries) is still DNS; the RTP header parse it also passes is dropped by the
+    /// flow for want of evidence.
+    #[test]
+    fn a_dns_query_with_an_id_in_the_rtp_range_is_dns() {
+        for id in [0x8123u16, 0xbfff, 0x1234] {
+            let q = crate::dns::Query::a(id, crate::dns::Name::from_dotted("example.org").unwrap())
+                .to_bytes();
+            assert!(classify_datagram(&q).contains(Label::Dns), "id {id:#06x}");
+            let mut fi = FlowInspector::new();
+            let f = fi.observe(Proto::Udp, Dir::ClientToServer, &q);
+            assert!(f.labels.contains(Label::Dns), "id {id:#06x}: {}", f.labels);
+            assert!(!f.labels.contains(Label::Rtp), "id {id:#06x}: {}", f.labels);
+        }
+        // Real RTP is not taken for DNS: its header words are no DNS question.
+        let f = capture_facts("webrtc-direct.pcap");
+        assert!(!f.labels.contains(Label::Dns), "{}", f.labels);
     }
 
     /// Issue 24: a flow that is one RTCP datagram is `rtcp` when the datagram's structure

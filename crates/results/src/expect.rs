@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Verdict;
-use crate::workload::WorkloadOutcome;
 
 /// A set of accepted outcomes, in their severity order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,8 +15,6 @@ pub struct OneOf<T: Ord>(BTreeSet<T>);
 
 /// The verdicts a call may end with.
 pub type ExpectedVerdicts = OneOf<Verdict>;
-/// The outcomes a workload may end with.
-pub type ExpectedOutcomes = OneOf<WorkloadOutcome>;
 
 impl<T: Ord> Default for OneOf<T> {
     fn default() -> Self {

@@ -33,14 +33,15 @@ pub use censor::{
     deciding_rule, BridgeStats, CensorReport, ControlChange, ControlEvent, DecisionEvent, Endpoint,
     EngineStats, Flow, HostRuleCounters, InsideReport, Outcome, Proto, RuleCounters, RuleReport,
 };
-pub use expect::{ExpectedOutcomes, ExpectedVerdicts, OneOf};
+pub use expect::{ExpectedVerdicts, OneOf};
 pub use external::{
     ExternalCall, ExternalNetwork, ExternalPeerResult, ExternalReportSummary,
     NetworkDirectionResult,
 };
 pub use metrics::{CallMetrics, DirectionMetrics, Second, Thresholds, Verdict};
 pub use workload::{
-    Figures, HttpProto, WorkloadCause, WorkloadKind, WorkloadOutcome, WorkloadResult,
+    ExpectedOutcomes, Figures, HttpProto, WorkloadCause, WorkloadKind, WorkloadOutcome,
+    WorkloadResult,
 };
 
 /// Bumped on any incompatible change of the JSON layout. Version 2: censor events carry a

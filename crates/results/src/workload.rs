@@ -11,7 +11,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::expect::ExpectedOutcomes;
+use crate::expect::OneOf;
+
+/// The outcomes a workload may end with.
+pub type ExpectedOutcomes = OneOf<WorkloadOutcome>;
 
 /// The kinds of activity, as written in scenario files and results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

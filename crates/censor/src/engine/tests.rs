@@ -117,7 +117,7 @@ fn police_limits_the_rate_per_direction() {
         [[rules]]
         name = "throttle"
         match = { proto = "udp" }
-        action = { police = "80kbit" }
+        action = { police = "80kbit", burst = "1500B" }
         "#,
         1,
     );

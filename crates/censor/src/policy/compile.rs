@@ -257,6 +257,22 @@ fn dir_of(d: DirMatch) -> Option<Dir> {
     }
 }
 
+/// How much of the rate the default `burst` holds: 100 ms, a typical round trip from a
+/// censored network to a foreign server, so that a TCP flow through the bucket can keep a
+/// bandwidth-delay product in flight and get about the policed rate (what the catalog's
+/// measured throttles report; docs/scenarios.md, "Policing").
+pub const DEFAULT_BURST_NS: u64 = 100_000_000;
+/// The smallest default `burst`: four full-size (1500-byte) IP packets, so that at low rates
+/// a TCP flow's back-to-back segments (an ACK releasing two or three) fit.
+pub const MIN_DEFAULT_BURST: u64 = 4 * 1500;
+
+/// The default depth in bytes of a `police` bucket for `bytes_per_sec`: [`DEFAULT_BURST_NS`]
+/// worth of the rate, at least [`MIN_DEFAULT_BURST`].
+pub fn default_burst(bytes_per_sec: u64) -> u64 {
+    let at_rate = (u128::from(bytes_per_sec) * u128::from(DEFAULT_BURST_NS) / 1_000_000_000) as u64;
+    at_rate.max(MIN_DEFAULT_BURST)
+}
+
 fn compile_action(a: &raw::ActionTable) -> Result<Action, KeyErr> {
     let e = |k: &str, m: &str| Err((k.to_string(), m.to_string()));
     let blocks = a.drop || a.reject;
@@ -295,8 +311,8 @@ fn compile_action(a: &raw::ActionTable) -> Result<Action, KeyErr> {
         return e("loss", "choose one of loss and burst_loss");
     }
     let police = a.police.map(|r| {
-        let depth = a.burst.map_or(1500, |b| b.get().max(1));
-        (r.bytes_per_sec().max(1), depth)
+        let rate = r.bytes_per_sec().max(1);
+        (rate, a.burst.map_or_else(|| default_burst(rate), |b| b.get().max(1)))
     });
     let burst_loss = a.burst_loss.map(|g| GeParams {
         p: g.p.as_fraction(),

@@ -211,7 +211,8 @@ pub struct ActionTable {
     /// Police each direction of each matched flow to this rate (token bucket; excess dropped).
     #[serde(default)]
     pub police: Option<Rate>,
-    /// Token bucket depth for `police` (default 1500B: no burst, like TSPU).
+    /// Token bucket depth for `police` (default: 100 ms of the rate, at least 6000 B; see
+    /// [`crate::policy::default_burst`]).
     #[serde(default)]
     pub burst: Option<Bytes>,
     /// Random independent loss.

@@ -40,7 +40,8 @@ fn compiles_a_chain() {
     // One condition per key written; `proto = "udp"` first, in key order.
     assert_eq!(m.conditions.len(), 3);
     assert!(matches!(m.conditions[0], Condition::Proto(ProtoMatch::Udp)));
-    assert_eq!(p.rules[0].action.police, Some((8000, 1500)));
+    // 64 kbit/s = 8000 B/s: 100 ms of it is 800 B, under the 6000 B floor.
+    assert_eq!(p.rules[0].action.police, Some((8000, 6000)));
     assert_eq!(p.rules[0].action.summary(), "loss 10% + police 64kbit");
     assert_eq!(p.rules[1].active_from_ns, 5_000_000_000);
     assert!(p.rules[1].action.drop);
@@ -233,4 +234,31 @@ fn keys_of_lists_exactly_what_deny_unknown_fields_accepts() {
     assert_eq!(raw::keys_of::<raw::Window>(), ["from", "until"]);
     // Not a struct: nothing to list.
     assert!(raw::keys_of::<raw::Action>().is_empty());
+}
+
+#[test]
+fn default_burst_is_100ms_of_the_rate_with_a_floor_of_four_packets() {
+    use crate::policy::default_burst;
+    // 64 kbit/s and 128 kbit/s: the floor.
+    assert_eq!(default_burst(8_000), 6_000);
+    assert_eq!(default_burst(16_000), 6_000);
+    // 480 kbit/s is where 100 ms reaches the floor.
+    assert_eq!(default_burst(60_000), 6_000);
+    assert_eq!(default_burst(60_010), 6_001);
+    // 1, 4, 8 Mbit/s: 100 ms of the rate.
+    assert_eq!(default_burst(125_000), 12_500);
+    assert_eq!(default_burst(500_000), 50_000);
+    assert_eq!(default_burst(1_000_000), 100_000);
+    // No overflow at absurd rates.
+    assert_eq!(default_burst(u64::MAX), u64::MAX / 10);
+    let with = |burst: &str| {
+        let p = parse(&format!(
+            "[[rules]]\nname = \"t\"\naction = {{ police = \"8mbit\"{burst} }}"
+        ))
+        .unwrap();
+        p.rules[0].action.police
+    };
+    assert_eq!(with(""), Some((1_000_000, 100_000)));
+    // An explicit burst wins, however small.
+    assert_eq!(with(", burst = \"1500B\""), Some((1_000_000, 1_500)));
 }

@@ -66,6 +66,7 @@ bench: bench-deps
 	$(CARGO) bench -p callwall-wire --bench classify -- --warm-up-time 1 --measurement-time 2
 	$(CARGO) bench -p callwall-workload-net --bench workloads
 	@if [ -f crates/harness/benches/bridge.rs ]; then $(CARGO) bench -p callwall-harness --bench bridge; fi
+	$(CARGO) bench -p callwall-harness --bench police
 	$(CARGO) bench -p callwall-audio --bench opus
 	$(CARGO) bench -p callwall-peer-ext --bench start
 	$(CARGO) bench --bench inspect

@@ -28,6 +28,9 @@ pub(super) struct Decision {
     pub(super) rule: Option<usize>,
     pub(super) verdict: Verdict,
     pub(super) outcome: Outcome,
+    /// For a held packet: how long the policer holds it before its `delay` starts (0 for
+    /// every other decision).
+    pub(super) wait_ns: u64,
 }
 
 impl Engine {
@@ -71,7 +74,8 @@ impl Engine {
             None => self.policy.default,
         };
         let state_idx = chosen.unwrap_or(rules_len);
-        let (verdict, outcome) = self.apply(key, state_idx, &action, p, ip_len);
-        Decision { rule: chosen, verdict, outcome }
+        let mut wait_ns = 0;
+        let (verdict, outcome) = self.apply(key, state_idx, &action, p, ip_len, &mut wait_ns);
+        Decision { rule: chosen, verdict, outcome, wait_ns }
     }
 }

@@ -31,6 +31,31 @@ pub(super) fn ge_bad_after(p: f64, r: f64, was_bad: bool, steps: u64) -> f64 {
     }
 }
 
+/// What the policer does with a packet of `len` bytes meeting a bucket of `tokens` bytes
+/// refilled at `rate` bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Police {
+    /// Enough tokens: it passes now.
+    Pass,
+    /// Too few tokens and no packet waiting (the bucket is not negative): it waits this many
+    /// ns for the tokens it lacks, the one packet the policer's queue holds (`tc tbf` with
+    /// `limit` one packet behaves the same way).
+    Wait(u64),
+    /// Too few tokens and a packet already waiting (the bucket is negative): dropped.
+    Drop,
+}
+
+/// The policer's decision for one packet (pure; see [`Police`]).
+pub(super) fn police(tokens: f64, len: f64, rate: f64) -> Police {
+    if len <= tokens {
+        Police::Pass
+    } else if tokens >= 0.0 && rate > 0.0 {
+        Police::Wait(((len - tokens) / rate * 1e9).ceil() as u64)
+    } else {
+        Police::Drop
+    }
+}
+
 impl Engine {
     /// Residual blocking: a client-to-server packet of flow `key` on a blocked 3-tuple is
     /// dropped (counted and logged here); an expired block is forgotten.
@@ -49,8 +74,12 @@ impl Engine {
             c.residual_dropped += 1;
             c.dropped += 1;
             self.attribute(src, rule, Verdict::Drop, len);
-            let d =
-                Decision { rule: Some(rule), verdict: Verdict::Drop, outcome: Outcome::Residual };
+            let d = Decision {
+                rule: Some(rule),
+                verdict: Verdict::Drop,
+                outcome: Outcome::Residual,
+                wait_ns: 0,
+            };
             self.log(now_ns, key, &d);
             return true;
         }
@@ -58,6 +87,8 @@ impl Engine {
         false
     }
 
+    /// Applies action `a` of `rule` to a packet of flow `key`; a packet the policer holds
+    /// gets `Verdict::Held`, `Outcome::Police` and its wait in `wait_ns`.
     pub(super) fn apply(
         &mut self,
         key: &FlowKey,
@@ -65,6 +96,7 @@ impl Engine {
         a: &Action,
         p: &PacketCtx,
         ip_len: u64,
+        wait_ns: &mut u64,
     ) -> (Verdict, Outcome) {
         if a.is_pass() {
             self.note_pass(key, rule, p.now_ns);
@@ -147,10 +179,18 @@ impl Engine {
             let dt = p.now_ns.saturating_sub(st.refilled_ns[i]) as f64 / 1e9;
             st.tokens[i] = (st.tokens[i] + dt * rate as f64).min(depth as f64);
             st.refilled_ns[i] = p.now_ns;
-            if (ip_len as f64) > st.tokens[i] {
-                return (Verdict::Drop, Outcome::Police);
+            match police(st.tokens[i], ip_len as f64, rate as f64) {
+                Police::Pass => st.tokens[i] -= ip_len as f64,
+                Police::Wait(ns) => {
+                    // The packet takes the tokens it lacks on credit: the bucket stays
+                    // negative until the packet leaves, and packets meeting a negative
+                    // bucket are dropped (the queue of one packet is full).
+                    st.tokens[i] -= ip_len as f64;
+                    *wait_ns = ns;
+                    return (Verdict::Held, Outcome::Police);
+                }
+                Police::Drop => return (Verdict::Drop, Outcome::Police),
             }
-            st.tokens[i] -= ip_len as f64;
         }
         // 7. Delay.
         if a.delay_ns > 0 || a.jitter_ns > 0 {

@@ -22,7 +22,9 @@
 //! 4. `freeze_after`: drop packets in the frozen direction once it carried that many bytes;
 //! 5. `loss` / `burst_loss`: random or Gilbert-Elliott loss, state per flow and direction (the
 //!    chain steps once per packet and once per [`GE_SLOT_NS`] of silence before it);
-//! 6. `police`: token bucket per flow and direction, excess dropped;
+//! 6. `police`: token bucket per flow and direction; a packet that does not fit waits for
+//!    the tokens it lacks if no other packet of that direction is waiting, else is dropped
+//!    (a queue of one packet, like `tc tbf` with `limit` one packet);
 //! 7. `delay` + `jitter`: the frame is held and released later;
 //! 8. otherwise forwarded.
 //!
@@ -278,7 +280,7 @@ impl Engine {
             None => &self.policy.default,
         };
         let jitter = rng::below(self.seed, draw, action.jitter_ns);
-        let release_ns = now_ns + action.delay_ns + jitter;
+        let release_ns = now_ns + d.wait_ns + action.delay_ns + jitter;
         if self.held.len() >= MAX_HELD {
             self.stats.hold_overflow += 1;
             let c = &mut self.counters[draw.rule];

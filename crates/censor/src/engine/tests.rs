@@ -124,24 +124,84 @@ fn police_limits_the_rate_per_direction() {
     let payload = [0u8; 172]; // 20 IP + 8 UDP + 172 = 200 bytes of IP
     let mut passed_up = 0;
     let mut passed_down = 0;
+    // Forwarded now or held for tokens (released later): both get through.
+    let through = |v| v != Verdict::Drop;
     for i in 0..1000u64 {
-        if e.handle_frame(i * 10 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, &payload))
-            == Verdict::Forward
+        if through(e.handle_frame(i * 10 * MS, Dir::Up, &up_udp(4000, "10.2.0.2", 5000, &payload)))
         {
             passed_up += 1;
         }
-        if e.handle_frame(
+        if through(e.handle_frame(
             i * 10 * MS + 5 * MS,
             Dir::Down,
             &down_udp("10.2.0.2", 5000, 4000, &payload),
-        ) == Verdict::Forward
-        {
+        )) {
             passed_down += 1;
         }
+        while e.poll_transmit(i * 10 * MS + 5 * MS).is_some() {}
     }
     // 10 s at 10 000 B/s = 100 000 B = 500 packets (+ the initial bucket).
     assert!((495..=510).contains(&passed_up), "up {passed_up}");
     assert!((495..=510).contains(&passed_down), "down {passed_down}");
+}
+
+#[test]
+fn police_holds_one_packet_for_its_missing_tokens_and_drops_the_rest() {
+    // 80 kbit/s = 10 000 B/s, a bucket of 1500 B; 1000-byte IP packets.
+    let mut e = engine(
+        r#"
+        [[rules]]
+        name = "throttle"
+        match = { proto = "udp" }
+        action = { police = "80kbit", burst = "1500B" }
+        [[rules]]
+        name = "throttle-delayed"
+        match = { proto = "tcp" }
+        action = { police = "80kbit", burst = "1500B", delay = "10ms" }
+        "#,
+        1,
+    );
+    let p = up_udp(4000, "10.2.0.2", 5000, &[0u8; 972]);
+    // The first fits (500 B left); the second lacks 500 B = 50 ms of tokens and waits; the
+    // third meets the bucket in debt (a packet is waiting) and is dropped.
+    assert_eq!(e.handle_frame(0, Dir::Up, &p), Verdict::Forward);
+    assert_eq!(e.handle_frame(0, Dir::Up, &p), Verdict::Held);
+    assert_eq!(e.handle_frame(MS, Dir::Up, &p), Verdict::Drop);
+    assert_eq!(e.poll_timeout(), Some(50 * MS));
+    assert!(e.poll_transmit(50 * MS - 1).is_none());
+    assert_eq!(e.poll_transmit(50 * MS).map(|t| t.frame), Some(p.clone()));
+    // Still dropped just before the waiting packet has paid its debt...
+    assert_eq!(e.handle_frame(49 * MS, Dir::Up, &p), Verdict::Drop);
+    // ...and at 100 ms the bucket holds 500 B again: the next packet waits 50 ms.
+    assert_eq!(e.handle_frame(100 * MS, Dir::Up, &p), Verdict::Held);
+    assert_eq!(e.poll_timeout(), Some(150 * MS));
+    // The other direction has its own bucket.
+    let d = down_udp("10.2.0.2", 5000, 4000, &[0u8; 972]);
+    assert_eq!(e.handle_frame(100 * MS, Dir::Down, &d), Verdict::Forward);
+    let c = &e.report().rules[0].counters;
+    assert_eq!((c.forwarded, c.delayed, c.dropped), (2, 2, 2));
+    assert_eq!(e.poll_transmit(150 * MS).map(|t| t.frame), Some(p));
+    // With a delay, the wait comes first and the delay after it.
+    let t = build::tcp(
+        CLIENT_MAC,
+        ROUTER_MAC,
+        (ip("10.1.0.2"), 4000),
+        (ip("10.2.0.2"), 443),
+        1,
+        1,
+        0x18,
+        &[0u8; 960],
+    );
+    assert_eq!(e.handle_frame(200 * MS, Dir::Up, &t), Verdict::Held);
+    assert_eq!(e.handle_frame(200 * MS, Dir::Up, &t), Verdict::Held);
+    let mut due = Vec::new();
+    for ms in 200..300 {
+        while e.poll_transmit(ms * MS).is_some() {
+            due.push(ms);
+        }
+    }
+    // The first leaves after the delay only; the second after 50 ms of wait plus the delay.
+    assert_eq!(due, [210, 260]);
 }
 
 #[test]

@@ -18,8 +18,8 @@ mod condition;
 mod tests;
 
 pub use action::{Action, GeParams};
-pub use compile::{default_burst, DEFAULT_BURST_NS, MIN_DEFAULT_BURST};
 pub use callwall_units::Cidr;
+pub use compile::{default_burst, DEFAULT_BURST_NS, MIN_DEFAULT_BURST};
 pub use condition::{Condition, Match, NamePattern, NamePatternError, Subject};
 pub use raw::{BadPort, DirMatch, MalformedPolicy, NamedAction, ProtoMatch, UnknownAction};
 

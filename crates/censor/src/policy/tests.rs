@@ -252,10 +252,9 @@ fn default_burst_is_100ms_of_the_rate_with_a_floor_of_four_packets() {
     // No overflow at absurd rates.
     assert_eq!(default_burst(u64::MAX), u64::MAX / 10);
     let with = |burst: &str| {
-        let p = parse(&format!(
-            "[[rules]]\nname = \"t\"\naction = {{ police = \"8mbit\"{burst} }}"
-        ))
-        .unwrap();
+        let p =
+            parse(&format!("[[rules]]\nname = \"t\"\naction = {{ police = \"8mbit\"{burst} }}"))
+                .unwrap();
         p.rules[0].action.police
     };
     assert_eq!(with(""), Some((1_000_000, 100_000)));

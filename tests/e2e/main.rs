@@ -5,6 +5,7 @@ mod apps;
 mod audio;
 mod bypass_tls;
 mod bypass_udp;
+mod calibration;
 mod classroom;
 mod common;
 mod external;

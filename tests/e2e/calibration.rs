@@ -23,6 +23,13 @@ name = "twitter-sni-police"
 match = { sni = ["*t.co*", "*twimg.com", "*twitter.com"] }
 action = { police = "140kbit" }
 
+# A scenario needs a call; this one carries no SNI, so the throttle never sees it.
+[[calls]]
+transport = "noise"
+strategy = "udp"
+duration = "2s"
+expect = "connected"
+
 [[workloads]]
 name = "images"
 kind = "web"
@@ -34,7 +41,8 @@ page_size = "30KB"
 objects = 3
 object_size = "20KB"
 timeout = "30s"
-expect = "ok"
+# Slow, not broken: 90 KB takes about 5 s, past the web workload's thresholds.
+expect = "degraded"
 "#;
 
 /// The policed rate, kbit/s.
@@ -56,7 +64,7 @@ fn a_tls_fetch_through_the_2021_twitter_throttle_gets_about_the_policed_rate() {
     std::fs::write(&p, TWITTER_2021).expect("write scenario");
     let (code, v, out) = run_scenarios(&[p.to_str().unwrap()], &[]);
     let w: &Value = &v["runs"][0]["workloads"][0];
-    assert_eq!(w["outcome"], "ok", "{}", dump(&out, &v));
+    assert_eq!(w["outcome"], "degraded", "{}", dump(&out, &v));
     let figures: callwall_results::Figures =
         serde_json::from_value(w["figures"].clone()).expect("typed figures");
     let callwall_results::Figures::Web(web) = figures else { panic!("not web figures: {w}") };
@@ -64,7 +72,11 @@ fn a_tls_fetch_through_the_2021_twitter_throttle_gets_about_the_policed_rate() {
     let ms = web.complete_ms.expect("a complete page has its time");
     let kbit = web.bytes as f64 * 8.0 / ms;
     let share = kbit / RATE_KBIT;
-    eprintln!("twitter-2021: {} B in {ms:.0} ms = {kbit:.1} kbit/s ({:.0} %)", web.bytes, share * 100.0);
+    eprintln!(
+        "twitter-2021: {} B in {ms:.0} ms = {kbit:.1} kbit/s ({:.0} %)",
+        web.bytes,
+        share * 100.0
+    );
     assert!(
         (MIN_SHARE..=MAX_SHARE).contains(&share),
         "goodput {kbit:.1} kbit/s is {:.0} % of the policed {RATE_KBIT} kbit/s, outside {:.0}-{:.0} %: {}",

@@ -208,7 +208,8 @@ pub struct ActionTable {
     /// Drop and inject TCP RST both ways, or ICMP port unreachable for UDP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reject: bool,
-    /// Police each direction of each matched flow to this rate (token bucket; excess dropped).
+    /// Police each direction of each matched flow to this rate (token bucket; a packet that
+    /// does not fit waits if no other packet of that direction waits, else is dropped).
     #[serde(default)]
     pub police: Option<Rate>,
     /// Token bucket depth for `police` (default: 100 ms of the rate, at least 6000 B; see

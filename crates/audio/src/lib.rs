@@ -13,7 +13,9 @@
 //!   with PLC for the rest.
 //! - [`quality`]: an audio quality figure from the sent and the received audio: wideband PESQ
 //!   (ITU-T P.862.2 MOS-LQO, 1.0 to 4.64) computed by the `pesq` crate 0.2.0, a clean-room
-//!   pure-Rust port of P.862/P.862.2 (see [`quality`] for how it was validated, and what was not).
+//!   pure-Rust port of P.862/P.862.2 (see [`quality`] for how it was validated, and what was not);
+//!   silence is never scored by PESQ (which rates it at the top): it gets the bottom of the
+//!   scale, 1.0, with its reason.
 //! - [`session`]: one peer's audio for a whole call (`callwall run --audio`): load and encode
 //!   the clip, be the call's [`VoiceMedia`](callwall_transport::voice::VoiceMedia), then play
 //!   out, score (windows of one clip length) and record (`--record`) what was heard.
@@ -32,7 +34,7 @@ pub mod session;
 pub use clip::{bundled_speech, Clip};
 pub use codec::{OpusDecoder, OpusEncoder, FRAME_SAMPLES, SAMPLE_RATE};
 pub use media::{CallAudio, Received, ReceiverStats};
-pub use quality::{pesq_wb, AudioQuality};
+pub use quality::{listen, pesq_wb, AudioQuality, Listening, MOS_LQO_FLOOR};
 pub use session::PeerAudio;
 
 use std::path::PathBuf;

@@ -5,8 +5,10 @@
 //! `seq % n` of the pre-encoded clip (the clip loops, so frame `seq` always holds the audio of
 //! `seq * 20 ms` into the looped clip); every incoming payload is kept with its stamps. After
 //! the call, [`CallAudio::finish`] plays the received frames out like a fixed jitter buffer:
-//! frame `seq` is played if it arrived no later than `playout_delay` after it was sent, and
-//! libopus conceals every frame that is missing, late or undecodable.
+//! frame `seq` is played if its one-way delay was no more than `playout_delay` above the
+//! lowest delay of the frames received (the rule of
+//! [`callwall_transport::voice::Playout`], the same the call meters count late frames with),
+//! and libopus conceals every frame that is missing, late or undecodable.
 //!
 //! The whole clip is encoded once up front (encoding and decoding a call-second costs about
 //! 1.5 % of a core, see `benches/opus.rs`), so sending a frame is a copy; decoding happens in
@@ -15,19 +17,20 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use callwall_transport::voice::{Arrival, VoiceMedia, PAYLOAD_OFFSET};
+use callwall_transport::voice::{Arrival, Playout, VoiceMedia, PAYLOAD_OFFSET};
 
 use crate::codec::{OpusDecoder, OpusEncoder, FRAME_SAMPLES};
 use crate::{AudioError, Clip};
 
-/// How long after its send time a frame may arrive and still be played (a fixed jitter buffer).
-pub const DEFAULT_PLAYOUT_DELAY: Duration = Duration::from_millis(200);
+/// How long past the path's base delay a frame may arrive and still be played (a fixed jitter
+/// buffer): the one deadline of callwall, [`callwall_transport::voice::PLAYOUT_DEADLINE`].
+pub const DEFAULT_PLAYOUT_DELAY: Duration = callwall_transport::voice::PLAYOUT_DEADLINE;
 
 /// One side's audio for a call. See the module docs.
 pub struct CallAudio {
     clip: Clip,
     packets: Vec<Vec<u8>>,
-    /// First arrival of each seq: its payload and how late it was (ns after its send time).
+    /// First arrival of each seq: its payload and its one-way delay (ns after its send time).
     got: HashMap<u32, (Vec<u8>, u64)>,
     duplicates: u64,
 }
@@ -49,7 +52,7 @@ pub struct ReceiverStats {
     pub played: u64,
     /// Never arrived.
     pub lost: u64,
-    /// Arrived after the playout deadline.
+    /// Arrived after the playout deadline (past the lowest delay of the frames received).
     pub late: u64,
     /// Arrived but libopus rejected the payload, or it carried none.
     pub undecodable: u64,
@@ -97,7 +100,7 @@ impl CallAudio {
     /// Plays out frame slots `0..frames` (the sender's `frames_sent`) as described in the
     /// module docs.
     pub fn finish(&self, frames: u64, playout_delay: Duration) -> Result<Received, AudioError> {
-        let deadline = u64::try_from(playout_delay.as_nanos()).unwrap_or(u64::MAX);
+        let playout = Playout::new(self.got.values().map(|(_, d)| *d), playout_delay);
         let mut dec = OpusDecoder::new()?;
         let mut stats = ReceiverStats { frames, duplicates: self.duplicates, ..Default::default() };
         let mut audio = Vec::with_capacity(frames as usize * FRAME_SAMPLES);
@@ -108,7 +111,7 @@ impl CallAudio {
                     stats.lost += 1;
                     None
                 }
-                Some((_, late)) if *late > deadline => {
+                Some((_, delay)) if !playout.on_time(*delay) => {
                     stats.late += 1;
                     None
                 }
@@ -147,8 +150,7 @@ impl VoiceMedia for CallAudio {
             self.duplicates += 1;
             return;
         }
-        let late = arrival.recv_unix_ns.saturating_sub(arrival.sent_unix_ns);
-        self.got.insert(arrival.seq, (payload.to_vec(), late));
+        self.got.insert(arrival.seq, (payload.to_vec(), arrival.delay_ns()));
     }
 
     fn restart(&mut self) {

@@ -12,7 +12,10 @@
 //! 0, so with the bundled clip every window is the whole sentence set; each full window is
 //! scored with wideband PESQ against the same slots of the looped clip, and the result is their
 //! mean and minimum. At most [`MAX_WINDOWS`] windows, evenly spread over a longer call, are
-//! scored (PESQ costs about a tenth of a second of CPU per second of speech).
+//! scored (PESQ costs about a tenth of a second of CPU per second of speech). A direction where
+//! no frame was played scores 1.0, the bottom of the scale, with the reason "nothing was
+//! played" and its frame counts; a silent window scores 1.0 too (see
+//! [`crate::quality::listen`]): silence never reaches PESQ, which would rate it at the top.
 //!
 //! Frame slots: the receiver does not know how many frames the other side sent; it plays slots
 //! `0..max(frames it sent itself, highest frame number received + 1)`. Both peers send for the
@@ -29,7 +32,7 @@ use callwall_transport::Role;
 use crate::clip::{bundled_speech, BUNDLED_NAME};
 use crate::codec::{OpusEncoder, COMPLEXITY, FRAME_SAMPLES};
 use crate::media::{CallAudio, DEFAULT_PLAYOUT_DELAY};
-use crate::quality::{pesq_wb, METRIC, METRIC_VERSION};
+use crate::quality::{listen, Listening, METRIC, METRIC_VERSION, MOS_LQO_FLOOR, NOTHING_HEARD};
 use crate::{AudioError, Clip};
 
 /// Longest scoring window (s).
@@ -183,6 +186,14 @@ impl PeerAudio {
             }
         };
         let s = received.stats;
+        if s.played == 0 {
+            d.mos_lqo = Some(MOS_LQO_FLOOR);
+            d.min_mos_lqo = Some(MOS_LQO_FLOOR);
+            d.floor_reason = Some(format!(
+                "nothing was played ({} of {} frames: {} lost, {} late, {} undecodable)",
+                s.played, s.frames, s.lost, s.late, s.undecodable
+            ));
+        }
         d.frames = s.frames;
         d.played = s.played;
         d.lost = s.lost;
@@ -191,10 +202,19 @@ impl PeerAudio {
         d.seconds = received.audio.seconds();
         let mut errors = Vec::new();
         match score(&received.sent.samples, &received.audio.samples, self.clip_frames) {
+            _ if s.played == 0 => {}
             Ok(w) if !w.is_empty() => {
                 d.windows = w.len() as u32;
-                d.mos_lqo = Some(w.iter().sum::<f64>() / w.len() as f64);
-                d.min_mos_lqo = w.iter().copied().reduce(f64::min);
+                let m: Vec<f64> = w.iter().map(|l| l.mos_lqo()).collect();
+                d.mos_lqo = Some(m.iter().sum::<f64>() / m.len() as f64);
+                d.min_mos_lqo = m.iter().copied().reduce(f64::min);
+                let silent = w.iter().filter(|l| **l == Listening::Silent).count();
+                if silent > 0 {
+                    d.floor_reason = Some(format!(
+                        "{silent} of {} windows: {NOTHING_HEARD}, scored {MOS_LQO_FLOOR:.1}",
+                        w.len()
+                    ));
+                }
             }
             Ok(_) => errors.push("the call was shorter than 1 s of audio: not scored".to_string()),
             Err(e) => errors.push(e.to_string()),
@@ -234,8 +254,12 @@ fn role_name(r: Role) -> &'static str {
     }
 }
 
-/// MOS-LQO of each scored window (see the module docs).
-pub fn score(sent: &[i16], received: &[i16], clip_frames: usize) -> Result<Vec<f64>, AudioError> {
+/// What was heard in each scored window (see the module docs).
+pub fn score(
+    sent: &[i16],
+    received: &[i16],
+    clip_frames: usize,
+) -> Result<Vec<Listening>, AudioError> {
     let win = clip_frames.clamp(FRAMES_PER_S, MAX_WINDOW_S * FRAMES_PER_S) * FRAME_SAMPLES;
     let n = sent.len().min(received.len());
     let count = n / win;
@@ -254,8 +278,8 @@ pub fn score(sent: &[i16], received: &[i16], clip_frames: usize) -> Result<Vec<f
     let mut out = Vec::new();
     let mut first_error = None;
     for r in ranges {
-        match pesq_wb(&sent[r.clone()], &received[r]) {
-            Ok(m) => out.push(f64::from(m)),
+        match listen(&sent[r.clone()], &received[r]) {
+            Ok(m) => out.push(m),
             Err(e) => first_error = first_error.or(Some(e)),
         }
     }
@@ -299,6 +323,24 @@ mod tests {
     }
 
     #[test]
+    fn a_direction_where_nothing_was_played_scores_the_floor_with_its_reason() {
+        let audio = PeerAudio::new(&AudioSpec::default(), 80).unwrap();
+        // The callee heard nothing of 500 frames: 300 never came, 200 came far too late.
+        let mut report = PeerReport::new(Role::Callee, "noise");
+        report.frames_sent = 500;
+        let mut a = audio;
+        let t = 1_000_000_000u64;
+        a.received(&Arrival { seq: 0, sent_unix_ns: t, recv_unix_ns: t + 1_000_000 }, &[]);
+        let d = a.finish(&report).up.unwrap();
+        assert_eq!(d.played, 0);
+        assert_eq!(d.mos_lqo, Some(1.0));
+        assert_eq!(d.min_mos_lqo, Some(1.0));
+        let why = d.floor_reason.unwrap();
+        assert!(why.starts_with("nothing was played (0 of 500 frames"), "{why}");
+        assert_eq!(d.error, None);
+    }
+
+    #[test]
     fn windows_are_one_clip_long() {
         let clip = bundled_speech();
         let frames = clip.samples.len().div_ceil(FRAME_SAMPLES);
@@ -306,7 +348,7 @@ mod tests {
         let sent = clip.looped(frames * FRAME_SAMPLES * 5 / 2);
         let w = score(&sent, &sent, frames).unwrap();
         assert_eq!(w.len(), 2);
-        assert!(w.iter().all(|&m| m > 4.0), "{w:?}");
+        assert!(w.iter().all(|m| m.mos_lqo() > 4.0), "{w:?}");
         // Shorter than a clip: scored whole; shorter than 1 s: not at all.
         assert_eq!(score(&sent[..48_000 * 3], &sent[..48_000 * 3], frames).unwrap().len(), 1);
         assert!(score(&sent[..24_000], &sent[..24_000], frames).unwrap().is_empty());

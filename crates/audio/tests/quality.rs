@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use callwall_audio::media::DEFAULT_PLAYOUT_DELAY;
-use callwall_audio::{bundled_speech, AudioQuality, CallAudio};
+use callwall_audio::{bundled_speech, listen, AudioQuality, CallAudio, Listening, MOS_LQO_FLOOR};
 use callwall_transport::voice::{drive_with, Arrival, VoiceMedia, VoiceModel};
 use callwall_transport::MediaLink;
 use rand::{Rng, SeedableRng};
@@ -49,6 +49,48 @@ fn clean_roundtrip_scores_high_and_ten_percent_loss_lowers_it() {
 fn silence_received_scores_lowest() {
     let q = deliver(|seq| seq < 10);
     assert!(q.pesq_mos_lqo < 2.0, "{}", q.pesq_mos_lqo);
+    assert!(!q.nothing_heard);
+}
+
+#[test]
+fn nothing_played_scores_the_bottom_of_the_scale_never_the_top() {
+    // No frame arrived: the decoder conceals every slot with silence. PESQ itself would rate
+    // that silence 4.64 (the top of the scale); what a listener heard was nothing.
+    let q = deliver(|_| false);
+    assert_eq!(q.played_fraction, 0.0);
+    assert!(q.nothing_heard);
+    assert_eq!(f64::from(q.pesq_mos_lqo), MOS_LQO_FLOOR);
+    // A silent recording scores the floor even when frames were counted as played (the guard
+    // is on the audio, not only on the counts).
+    let sent = bundled_speech().samples;
+    let silent = vec![0i16; sent.len()];
+    assert_eq!(listen(&sent, &silent).unwrap(), Listening::Silent);
+    assert_eq!(listen(&sent, &silent).unwrap().mos_lqo(), 1.0);
+}
+
+#[test]
+fn speech_then_silence_scores_clearly_below_full_speech() {
+    let frames = (bundled_speech().samples.len() / 960) as u32;
+    let full = deliver(|_| true);
+    let half = deliver(|seq| seq < frames / 2);
+    assert!(!half.nothing_heard);
+    assert!(
+        f64::from(half.pesq_mos_lqo) < f64::from(full.pesq_mos_lqo) - 1.0,
+        "half the speech then silence scores {} against {} for all of it",
+        half.pesq_mos_lqo,
+        full.pesq_mos_lqo
+    );
+}
+
+#[test]
+fn noise_instead_of_speech_scores_near_the_bottom() {
+    // White noise at about a quarter of full scale in place of the speech: heard, but nothing
+    // of what was said.
+    let sent = bundled_speech().samples;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let noise: Vec<i16> = (0..sent.len()).map(|_| rng.gen_range(-8000i16..8000)).collect();
+    let l = listen(&sent, &noise).unwrap();
+    assert!(matches!(l, Listening::Scored(m) if m < 1.5), "{l:?}");
 }
 
 #[tokio::test]

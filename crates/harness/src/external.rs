@@ -488,6 +488,7 @@ pub fn call_result(
         external: Some(v.external),
         bypass: None,
         audio: None,
+        app: call.app.clone(),
     }
 }
 

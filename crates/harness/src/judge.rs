@@ -101,6 +101,7 @@ fn builtin(
         external: None,
         bypass: None,
         audio: crate::audio::join(caller, callee),
+        app: call.app.clone(),
     }
 }
 

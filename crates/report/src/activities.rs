@@ -1,6 +1,10 @@
 //! "What still works": per scenario, a matrix of activity (call, message, voice note, web,
 //! video) × app or transport, from a run's calls and workloads, so a sentence like "calls are
-//! restricted, messages still work" reads straight off the page. Also the workload parts of
+//! restricted, messages still work" reads straight off the page. A call that carries an app
+//! profile (`app = "whatsapp-like"`) goes in the column of the app it stands for, the profile's
+//! name without its `-like` suffix ([`app_column`]), the same column as that app's workloads
+//! (`app = "whatsapp"`): one column reads "WhatsApp calls degraded, messages and voice notes
+//! fine". A call without an app goes in its transport's column. App columns come first. Also the workload parts of
 //! the other renderers: a detail table per run, JUnit test cases, and the workload outcomes
 //! `diff` compares.
 //!
@@ -203,10 +207,16 @@ impl Cell {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Matrix {
     pub scenario: String,
-    /// Apps and transports, calls' transports first.
+    /// Apps (see [`app_column`]) first, then the transports of calls without an app.
     pub columns: Vec<String>,
     /// One row per activity present, in [`ACTIVITIES`] order; `None` where nothing ran.
     pub rows: Vec<(String, Vec<Option<Cell>>)>,
+}
+
+/// The matrix column of an app: an app profile's name without its `-like` suffix
+/// (`whatsapp-like` stands for `whatsapp`), any other app name as it is.
+pub fn app_column(app: &str) -> &str {
+    app.strip_suffix("-like").filter(|s| !s.is_empty()).unwrap_or(app)
 }
 
 /// The "what still works" matrix of a run; `None` when the run has no workloads.
@@ -221,18 +231,28 @@ pub fn matrix(r: &RunResult) -> Option<Matrix> {
             columns.push(c.to_string());
         }
     };
+    // App columns first (calls' apps, then workloads'), then app-less calls' transports.
+    let call_col = |c: &callwall_results::CallResult| match &c.app {
+        Some(a) => app_column(a).to_string(),
+        None => c.transport.clone(),
+    };
+    for c in r.calls.iter().filter(|c| c.app.is_some()) {
+        add_col(&call_col(c), &mut columns);
+    }
+    for w in &r.workloads {
+        add_col(app_column(&w.app), &mut columns);
+    }
     for c in &r.calls {
-        add_col(&c.transport, &mut columns);
-        cells.entry(("call", c.transport.clone())).or_default().entries.push((
+        add_col(&call_col(c), &mut columns);
+        cells.entry(("call", call_col(c))).or_default().entries.push((
             c.verdict.as_str().to_string(),
             of_verdict(c.verdict),
             c.met,
         ));
     }
     for w in &r.workloads {
-        add_col(&w.app, &mut columns);
         let activity = activity(w.kind);
-        cells.entry((activity, w.app.clone())).or_default().entries.push((
+        cells.entry((activity, app_column(&w.app).to_string())).or_default().entries.push((
             w.outcome.to_string(),
             of_outcome(w.outcome),
             w.met,
@@ -601,6 +621,44 @@ mod tests {
         assert!(markdown(&d).contains("**not met:** failed"));
         assert!(html(&d).contains("id=\"activities\""));
         assert!(junit_cases(&d.runs[0], "ru").contains("type=\"workload\""));
+    }
+
+    #[test]
+    fn a_call_with_an_app_shares_its_column_with_that_apps_workloads() {
+        // The seed's sentence: WhatsApp calls restricted, WhatsApp messages and voice notes
+        // fine; a plain call stays in its transport's column.
+        let mut wa_call = call("whatsapp-like", Verdict::Degraded);
+        wa_call.app = Some("whatsapp-like".into());
+        wa_call.transport = "webrtc".into();
+        let mut tg_call = call("telegram-like-force-tcp", Verdict::Connected);
+        tg_call.app = Some("telegram-like".into());
+        tg_call.transport = "webrtc".into();
+        let mut r = run("ru", vec![call("plain", Verdict::Connected), wa_call, tg_call]);
+        r.workloads = vec![
+            wl("wa-text", "message", "whatsapp", "ok", "ok"),
+            wl("wa-note", "voice-note", "whatsapp", "ok", "ok"),
+            wl("tg-text", "message", "telegram", "ok", "ok"),
+        ];
+        let d = doc(vec![r]);
+        let m = matrix(&d.runs[0]).unwrap();
+        assert_eq!(m.columns, ["whatsapp", "telegram", "noise"]);
+        let cell = |row: &str, col: &str| {
+            let r = m.rows.iter().find(|r| r.0 == row).unwrap();
+            let c = m.columns.iter().position(|c| c == col).unwrap();
+            r.1[c].as_ref().map(|c| (c.text(), c.best()))
+        };
+        assert_eq!(cell("call", "whatsapp"), Some(("degraded".into(), Works::Degraded)));
+        assert_eq!(cell("message", "whatsapp"), Some(("ok".into(), Works::Works)));
+        assert_eq!(cell("voice note", "whatsapp"), Some(("ok".into(), Works::Works)));
+        assert_eq!(cell("call", "telegram"), Some(("connected".into(), Works::Works)));
+        assert_eq!(cell("call", "noise"), Some(("connected".into(), Works::Works)));
+        assert_eq!(cell("message", "noise"), None);
+        // The Markdown matrix has the app column with the three activities in it.
+        let md = markdown(&d);
+        assert!(md.contains("| whatsapp | telegram | noise |"), "{md}");
+        assert_eq!(app_column("whatsapp-like"), "whatsapp");
+        assert_eq!(app_column("osm"), "osm");
+        assert_eq!(app_column("-like"), "-like");
     }
 
     #[test]

@@ -37,6 +37,14 @@ fn metric_line(doc: &Results) -> Option<String> {
     ))
 }
 
+/// A direction's MOS-LQO, with ` (nothing heard)` when it is the floor for silence.
+fn lqo(d: Option<&AudioDirection>) -> String {
+    match d {
+        Some(d) if d.floor_reason.is_some() => format!("{} (nothing heard)", two(d.mos_lqo)),
+        d => two(d.and_then(|d| d.mos_lqo)),
+    }
+}
+
 fn dir_text(d: &Option<AudioDirection>) -> String {
     match d {
         None => "-".into(),
@@ -49,6 +57,9 @@ fn dir_text(d: &Option<AudioDirection>) -> String {
                 d.lost,
                 d.late
             );
+            if let Some(w) = &d.floor_reason {
+                let _ = write!(s, " [{w}]");
+            }
             if let Some(e) = &d.error {
                 let _ = write!(s, " [{e}]");
             }
@@ -103,14 +114,21 @@ pub fn markdown_section(doc: &Results) -> String {
                 r.scenario,
                 c.name,
                 c.mos,
-                two(a.up.as_ref().and_then(|d| d.mos_lqo)),
-                two(a.down.as_ref().and_then(|d| d.mos_lqo)),
+                lqo(a.up.as_ref()),
+                lqo(a.down.as_ref()),
                 played(&a.up),
                 played(&a.down)
             );
         }
     }
     o
+}
+
+fn floor_note(s: String, d: &AudioDirection) -> String {
+    match &d.floor_reason {
+        Some(w) => format!("{s} ({w})"),
+        None => s,
+    }
 }
 
 /// For HTML: a call's audio table. Nothing without `--audio`.
@@ -126,8 +144,8 @@ pub fn html_call(o: &mut String, c: &CallResult) {
          <tr><th>frames played / lost / late</th><td>{}</td><td>{}</td></tr>\
          <tr><th>recording</th><td>{}</td><td>{}</td></tr>\
          </tbody></table>\n<p class=\"meta\">{} by {} · clip {} · {} at {:.1} kbit/s. The E-model MOS above is computed from loss, delay and jitter; the audio MOS-LQO listens to the speech that arrived.</p>",
-        cell(&a.up, &|d| format!("{} / {}", two(d.mos_lqo), two(d.min_mos_lqo))),
-        cell(&a.down, &|d| format!("{} / {}", two(d.mos_lqo), two(d.min_mos_lqo))),
+        cell(&a.up, &|d| floor_note(format!("{} / {}", two(d.mos_lqo), two(d.min_mos_lqo)), d)),
+        cell(&a.down, &|d| floor_note(format!("{} / {}", two(d.mos_lqo), two(d.min_mos_lqo)), d)),
         cell(&a.up, &|d| format!("{} / {} / {}", d.played, d.lost, d.late)),
         cell(&a.down, &|d| format!("{} / {} / {}", d.played, d.lost, d.late)),
         cell(&a.up, &|d| d.recording.clone().or(d.error.clone()).unwrap_or_default()),
@@ -293,6 +311,26 @@ mod tests {
         let plain = doc(vec![run("net", vec![call("plain", Verdict::Connected)])]);
         assert!(!crate::table::table(&plain, false).contains("audio"));
         assert!(!crate::junit::junit(&plain).contains("<properties>"));
+    }
+
+    #[test]
+    fn a_direction_where_nothing_was_played_shows_the_floor_and_why_never_a_high_score() {
+        let mut c = with_audio("silent", 3.9, 1.0);
+        let down = c.audio.as_mut().unwrap().down.as_mut().unwrap();
+        (down.played, down.lost, down.late, down.min_mos_lqo) = (0, 10, 890, Some(1.0));
+        down.floor_reason =
+            Some("nothing was played (0 of 900 frames: 10 lost, 890 late, 0 undecodable)".into());
+        let d = doc(vec![run("net", vec![c])]);
+        let t = crate::table::table(&d, false);
+        assert!(t.contains("4.38/1.00"), "{t}");
+        assert!(
+            t.contains("down 1.00 (0 of 900 frames played, 10 lost, 890 late) [nothing was played"),
+            "{t}"
+        );
+        let md = crate::markdown::markdown(&d);
+        assert!(md.contains("| 3.90 | 1.00 (nothing heard) |"), "{md}");
+        let h = crate::html::html(&d);
+        assert!(h.contains("1.00 / 1.00 (nothing was played (0 of 900 frames"), "{h}");
     }
 
     #[test]

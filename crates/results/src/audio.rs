@@ -42,12 +42,19 @@ impl CallAudio {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AudioDirection {
     /// MOS-LQO of the received audio against the sent audio (mean over the scored windows);
-    /// `None` when it could not be scored (see `error`).
+    /// `None` when it could not be scored (see `error`). A window where nothing was heard
+    /// (no frame played, or silent audio) counts as 1.0, the bottom of the scale, never as
+    /// PESQ's score of silence (see `floor_reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mos_lqo: Option<f64>,
     /// The lowest window's MOS-LQO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_mos_lqo: Option<f64>,
+    /// Why `mos_lqo` holds the bottom of the scale without PESQ having scored (all or some of)
+    /// it: e.g. `nothing was played (0 of 400 frames: 0 lost, 400 late)`, or how many windows
+    /// were silent. `None` when every window was scored by PESQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_reason: Option<String>,
     /// How many windows (of at most one clip length, at most 12 s) were scored.
     #[serde(default)]
     pub windows: u32,

@@ -287,6 +287,9 @@ pub struct CallResult {
     /// With `--audio`: the speech sent and how each direction scored (see [`audio`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<audio::CallAudio>,
+    /// The app profile the call stands for (the scenario's `app =`, e.g. `whatsapp-like`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

@@ -91,7 +91,21 @@ pub struct DirectionMetrics {
     pub frames_received: u64,
     /// Frames received more than once.
     pub duplicates: u64,
+    /// Effective loss, percent of `frames_expected`: frames that were not played, whether
+    /// they never arrived or arrived after the playout deadline (`network_loss_pct` +
+    /// `late_pct`). The verdict and the E-model use it. Documents written before late frames
+    /// were counted (no `late_pct`) hold the network loss here.
     pub loss_pct: f64,
+    /// Distinct frames that arrived after the playout deadline (past the path's base delay),
+    /// so were never heard; `None` in documents from before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames_late: Option<u64>,
+    /// Frames that never arrived, percent of `frames_expected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_loss_pct: Option<f64>,
+    /// Frames that arrived late (`frames_late`), percent of `frames_expected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_pct: Option<f64>,
     /// RFC 3550 §6.4.1 interarrival jitter.
     pub jitter_ms: f64,
     /// Median one-way delay (0 when nothing arrived).
@@ -108,7 +122,7 @@ pub struct DirectionMetrics {
     pub burst_ratio: f64,
     /// G.107 transmission rating R.
     pub r_factor: f64,
-    /// MOS-CQE from R (1.0 when nothing arrived).
+    /// MOS-CQE from R (1.0 when no frame was played).
     pub mos: f64,
     pub verdict: Verdict,
 }
@@ -117,7 +131,8 @@ pub struct DirectionMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Second {
     pub t: u32,
-    /// Loss of the caller→callee frames sent in this second; `None` when none were sent.
+    /// Effective loss (never arrived or late) of the caller→callee frames sent in this second;
+    /// `None` when none were sent.
     pub up_loss_pct: Option<f64>,
     pub down_loss_pct: Option<f64>,
     /// Median one-way delay of the frames of both directions sent in this second.
@@ -139,8 +154,16 @@ pub struct CallMetrics {
     pub strategy: Option<String>,
     /// Strategies the caller tried.
     pub attempts: usize,
-    /// The worse direction's figures (max loss, jitter, delay, gap; min MOS).
+    /// The worse direction's figures (max loss, jitter, delay, gap; min MOS). `loss_pct` is the
+    /// effective loss (see [`DirectionMetrics::loss_pct`]).
     pub loss_pct: f64,
+    /// The worse direction's network loss and late share (each the max over the directions,
+    /// so they need not add up to `loss_pct`); `None` in documents from before late frames
+    /// were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_loss_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_pct: Option<f64>,
     pub jitter_ms: f64,
     pub one_way_delay_ms: f64,
     pub longest_gap_ms: f64,

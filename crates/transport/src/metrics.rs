@@ -9,24 +9,32 @@
 //! - **expected frames**: the frames S's clock produced, less those S sent after R had stopped
 //!   listening (R's `recv_end` minus the median delay); frame `seq` is taken to be sent at
 //!   `media_start + seq * interval` (the voice clock is steady, see [`crate::voice::drive`]).
-//! - **loss**: `1 - unique frames received / expected`, in percent; 100 % when S sent nothing.
+//! - **late frames**: frames received more than the playout deadline after the path's base
+//!   delay (see [`crate::voice::PLAYOUT_DEADLINE`] and [`Playout`]): a listener never hears them.
+//! - **loss** (`loss_pct`, the effective loss): `1 - frames played / expected`, in percent, a
+//!   frame being played when it arrived and was not late; 100 % when S sent nothing. It is the
+//!   loss the verdict, the E-model and the timeline use. Beside it, **network loss**
+//!   (`network_loss_pct`, `1 - unique frames received / expected`) and **late** (`late_pct`,
+//!   late frames / expected) add up to it.
 //! - **jitter**: RFC 3550 §6.4.1 interarrival jitter, `J += (|D(i-1,i)| - J) / 16` with
 //!   `D = (Rj - Ri) - (Sj - Si)` over the frames in order of arrival, S and R being the frame's
 //!   send stamp and receive time.
 //! - **one-way delay**: `recv - sent`, median and 95th percentile (nearest rank).
-//! - **longest gap**: the longest time R heard nothing while S was talking: between consecutive
+//! - **longest gap**: the longest time nothing reached R while S was talking (late frames
+//!   included: a gap is the network's silence): between consecutive
 //!   arrivals, from S's media start (shifted by the median delay) to the first arrival, and from
 //!   the last arrival to S's media end (shifted by the median delay, capped at R's `recv_end`).
 //!   The last of these is the **trailing gap**.
-//! - **MOS**: the ITU-T G.107 E-model (see [`emodel`]) from the median delay, the jitter, the loss
-//!   and the burstiness of the loss.
+//! - **MOS**: the ITU-T G.107 E-model (see [`emodel`]) from the median delay, the jitter, the
+//!   effective loss and the burstiness of the loss (late frames counted as lost); 1.0 when no
+//!   frame was played.
 //!
 //! Verdicts are decided by [`Thresholds`], the one place where the limits live.
 
 use std::collections::HashSet;
 
 use crate::peer::PeerReport;
-use crate::voice::Arrival;
+use crate::voice::{Arrival, Playout};
 
 pub use callwall_results::metrics::{
     CallMetrics, DirectionMetrics, Second, Thresholds, Verdict, MAX_TIMELINE_SECS,
@@ -39,8 +47,8 @@ struct DirWork {
     media_start: u64,
     interval_ns: u64,
     expected: u64,
-    /// First arrival per seq, in arrival order: (seq, delay_ns, running jitter in ms).
-    uniq: Vec<(u32, f64, f64)>,
+    /// First arrival per seq, in arrival order: (seq, delay_ms, running jitter in ms, played).
+    uniq: Vec<(u32, f64, f64, bool)>,
 }
 
 fn ns_to_ms(ns: u64) -> f64 {
@@ -135,11 +143,20 @@ fn direction(
     let max_seq_plus_1 = uniq.iter().map(|a| u64::from(a.seq) + 1).max().unwrap_or(0);
     expected = expected.max(max_seq_plus_1);
     let received = uniq.len() as u64;
-    let loss_pct = if expected == 0 {
-        100.0
-    } else {
-        100.0 * (expected - received.min(expected)) as f64 / expected as f64
+    // The playout rule: a frame later than the deadline past the base delay is not heard.
+    let playout = Playout::new(uniq.iter().map(|a| a.delay_ns()), crate::voice::PLAYOUT_DEADLINE);
+    let played = uniq.iter().filter(|a| playout.on_time(a.delay_ns())).count() as u64;
+    let late = received - played;
+    let pct = |n: u64| {
+        if expected == 0 {
+            100.0
+        } else {
+            100.0 * (expected - n.min(expected)) as f64 / expected as f64
+        }
     };
+    let loss_pct = pct(played);
+    let network_loss_pct = pct(received);
+    let late_pct = if expected == 0 { 0.0 } else { 100.0 * late as f64 / expected as f64 };
 
     // RFC 3550 §6.4.1 interarrival jitter, in order of arrival.
     let mut jitter_ns = 0.0f64;
@@ -154,7 +171,7 @@ fn direction(
             jitter_ns += (d.abs() - jitter_ns) / 16.0;
         }
         let delay = ns_to_ms(a.recv_unix_ns.saturating_sub(a.sent_unix_ns));
-        work_uniq.push((a.seq, delay, jitter_ns / MS));
+        work_uniq.push((a.seq, delay, jitter_ns / MS, playout.on_time(a.delay_ns())));
     }
     let jitter_ms = jitter_ns / MS;
 
@@ -175,16 +192,16 @@ fn direction(
         first_media_ms = Some(ns_to_ms(first.saturating_sub(t0)));
     }
 
-    // Loss pattern over the expected frames, for BurstR.
+    // Loss pattern (played or not) over the expected frames, for BurstR.
     let mut got = vec![false; usize::try_from(expected).unwrap_or(0).min(1 << 26)];
-    for a in &uniq {
+    for a in uniq.iter().filter(|a| playout.on_time(a.delay_ns())) {
         if let Some(slot) = got.get_mut(a.seq as usize) {
             *slot = true;
         }
     }
     let burst = burst_ratio(&got);
 
-    let (r_factor, mos) = if received == 0 {
+    let (r_factor, mos) = if played == 0 {
         (0.0, 1.0)
     } else {
         let r = emodel::r_factor(&emodel::Input {
@@ -202,6 +219,9 @@ fn direction(
         frames_received: received,
         duplicates,
         loss_pct,
+        frames_late: Some(late),
+        network_loss_pct: Some(network_loss_pct),
+        late_pct: Some(late_pct),
         jitter_ms,
         one_way_delay_ms: delay_med,
         one_way_delay_p95_ms: delay_p95,
@@ -223,7 +243,8 @@ fn timeline(up: &DirWork, down: &DirWork, t0: u64, end: u64) -> Vec<Second> {
     if secs == 0 {
         return Vec::new();
     }
-    // Per direction and second: expected, received, delays, last running jitter.
+    // Per direction and second: expected, played (received in time), delays, last running
+    // jitter.
     struct Bucket {
         expected: u64,
         received: u64,
@@ -248,9 +269,9 @@ fn timeline(up: &DirWork, down: &DirWork, t0: u64, end: u64) -> Vec<Second> {
                 None => {}
             }
         }
-        for &(seq, delay, jitter) in &w.uniq {
+        for &(seq, delay, jitter, played) in &w.uniq {
             if let Some(s) = sec_of(u64::from(seq)) {
-                b[s].received += 1;
+                b[s].received += u64::from(played);
                 b[s].delays.push(delay);
                 b[s].jitter = jitter;
             }
@@ -266,7 +287,7 @@ fn timeline(up: &DirWork, down: &DirWork, t0: u64, end: u64) -> Vec<Second> {
         if b.expected == 0 {
             return None;
         }
-        if b.received == 0 {
+        if b.received == 0 || b.delays.is_empty() {
             return Some(1.0);
         }
         let d = median(&mut b.delays);
@@ -366,6 +387,8 @@ pub fn analyze(caller: &PeerReport, callee: &PeerReport, th: &Thresholds) -> Cal
         strategy,
         attempts: caller.attempts.len(),
         loss_pct: up.loss_pct.max(down.loss_pct),
+        network_loss_pct: up.network_loss_pct.zip(down.network_loss_pct).map(|(a, b)| a.max(b)),
+        late_pct: up.late_pct.zip(down.late_pct).map(|(a, b)| a.max(b)),
         jitter_ms: up.jitter_ms.max(down.jitter_ms),
         one_way_delay_ms: up.one_way_delay_ms.max(down.one_way_delay_ms),
         longest_gap_ms: up.longest_gap_ms.max(down.longest_gap_ms),
@@ -879,6 +902,81 @@ mod tests {
         assert_eq!(m.up.loss_pct, 0.0);
         assert!(close(m.up.one_way_delay_ms, 25.0, 1e-9));
         assert!(close(m.up.one_way_delay_p95_ms, 30.0, 1e-9));
+    }
+
+    /// A call whose up frames take `delay_ns(seq)` one way (down: 20 ms, nothing lost).
+    fn call_with_delays(secs: u64, delay_ns: impl Fn(u32) -> u64) -> CallMetrics {
+        let mut a = peer(Role::Caller, secs);
+        let mut b = peer(Role::Callee, secs);
+        let iv = 20_000_000;
+        for seq in 0..a.frames_sent as u32 {
+            let sent = a.media_start_unix_ns + u64::from(seq) * iv;
+            b.arrivals.push(Arrival {
+                seq,
+                sent_unix_ns: sent,
+                recv_unix_ns: sent + delay_ns(seq),
+            });
+        }
+        // The receiver's order is the arrival order.
+        b.arrivals.sort_by_key(|a| a.recv_unix_ns);
+        deliver(&b.clone(), &mut a, 20, |_| false);
+        analyze(&a, &b, &Thresholds::default())
+    }
+
+    #[test]
+    fn late_frames_count_as_lost_and_a_frame_just_inside_the_deadline_is_played() {
+        let deadline = crate::voice::PLAYOUT_DEADLINE.as_nanos() as u64;
+        let base = 30_000_000;
+        // Every 10th frame arrives 1 ns past the deadline (10 % late), every 10th + 5 exactly
+        // at it (played): nothing is lost on the network.
+        let m = call_with_delays(10, |s| match s % 10 {
+            0 => base + deadline + 1,
+            5 => base + deadline,
+            _ => base,
+        });
+        assert_eq!(m.up.frames_received, 500);
+        assert_eq!(m.up.frames_late, Some(50));
+        assert_eq!(m.up.network_loss_pct, Some(0.0));
+        assert!(close(m.up.late_pct.unwrap(), 10.0, 1e-9), "{:?}", m.up.late_pct);
+        assert!(close(m.up.loss_pct, 10.0, 1e-9), "{}", m.up.loss_pct);
+        assert!(close(m.loss_pct, 10.0, 1e-9));
+        assert_eq!(m.network_loss_pct, Some(0.0));
+        assert!(close(m.late_pct.unwrap(), 10.0, 1e-9));
+        // The verdict and the E-model see the effective loss: degraded by loss, and the MOS is
+        // the E-model's for 10 % loss, not for a clean call.
+        assert_eq!(m.verdict, Verdict::Degraded, "{}", m.reason);
+        let Cause::Degraded { problems, .. } = &m.reason else { panic!("{}", m.reason) };
+        assert!(
+            problems.iter().any(|p| matches!(p, Problem::Loss { direction: Direction::Up, .. })),
+            "{problems:?}"
+        );
+        let clean = call_with_delays(10, |_| base);
+        assert!(m.up.mos < clean.up.mos - 0.5, "{} vs {}", m.up.mos, clean.up.mos);
+        // The timeline shows the late frames as loss too.
+        assert!(m.timeline[3].up_loss_pct.unwrap() > 5.0, "{:?}", m.timeline[3]);
+
+        // Every frame at most the deadline above the base: all played, connected.
+        let m = call_with_delays(10, |s| if s % 10 == 5 { base + deadline } else { base });
+        assert_eq!(m.up.frames_late, Some(0));
+        assert_eq!(m.up.loss_pct, 0.0);
+        assert_eq!(m.up.late_pct, Some(0.0));
+        assert_eq!(m.verdict, Verdict::Connected, "{}", m.reason);
+    }
+
+    #[test]
+    fn the_deadline_is_past_the_paths_base_delay_not_the_send_time() {
+        // A long path (400 ms one way) whose frames vary by 0-50 ms: every frame is heard, late,
+        // as a satellite call is, and the E-model marks the delay (not loss).
+        let m = call_with_delays(10, |s| 400_000_000 + u64::from(s % 6) * 10_000_000);
+        assert_eq!(m.up.frames_late, Some(0));
+        assert_eq!(m.up.loss_pct, 0.0);
+        assert!(m.up.mos < 3.6, "{}", m.up.mos);
+        // When no frame is played at all (every frame but the first far behind it), MOS 1.0.
+        let m = call_with_delays(10, |s| if s == 0 { 10_000_000 } else { 900_000_000 });
+        assert_eq!(m.up.frames_late, Some(499));
+        assert!(m.up.loss_pct > 99.0, "{}", m.up.loss_pct);
+        assert_eq!(m.up.verdict, Verdict::Degraded);
+        assert!(m.up.mos < 1.5, "{}", m.up.mos);
     }
 
     #[test]

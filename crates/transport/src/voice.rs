@@ -92,6 +92,52 @@ pub struct Arrival {
     pub recv_unix_ns: u64,
 }
 
+/// The playout deadline: how long after the path's earliest arrival a frame may come and still
+/// be played. The receiver is a fixed jitter buffer set on the lowest one-way delay of the
+/// frames it received (the path's base delay, which a real buffer settles on): frame `seq` is
+/// played if `recv - sent <= base + PLAYOUT_DEADLINE` and is **late** (concealed like a lost
+/// frame) otherwise. The one deadline of callwall: the call meters ([`crate::metrics`],
+/// [`crate::live`]) count late frames as lost with it, and the audio path (`callwall-audio`)
+/// plays out with it. 200 ms is the largest fixed buffer of common VoIP stacks; a longer
+/// buffer would add its own delay to every frame.
+pub const PLAYOUT_DEADLINE: Duration = Duration::from_millis(200);
+
+/// The playout rule of [`PLAYOUT_DEADLINE`] for one direction: pure, from the delays seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Playout {
+    /// The lowest one-way delay seen (ns); `u64::MAX` before any arrival.
+    pub base_delay_ns: u64,
+    /// How far past the base delay a frame may arrive (ns).
+    pub deadline_ns: u64,
+}
+
+impl Playout {
+    /// A buffer with `deadline` past the lowest delay of `delays_ns` (one-way delays in ns).
+    pub fn new(delays_ns: impl IntoIterator<Item = u64>, deadline: Duration) -> Playout {
+        Playout {
+            base_delay_ns: delays_ns.into_iter().min().unwrap_or(u64::MAX),
+            deadline_ns: u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// [`Playout::new`] over the arrivals' delays, with [`PLAYOUT_DEADLINE`].
+    pub fn of(arrivals: &[Arrival]) -> Playout {
+        Playout::new(arrivals.iter().map(Arrival::delay_ns), PLAYOUT_DEADLINE)
+    }
+
+    /// Whether a frame that took `delay_ns` one way is played (not late).
+    pub fn on_time(&self, delay_ns: u64) -> bool {
+        delay_ns <= self.base_delay_ns.saturating_add(self.deadline_ns)
+    }
+}
+
+impl Arrival {
+    /// One-way delay, `recv - sent` (0 if the stamps are reversed).
+    pub fn delay_ns(&self) -> u64 {
+        self.recv_unix_ns.saturating_sub(self.sent_unix_ns)
+    }
+}
+
 /// The decoded header of a voice frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {

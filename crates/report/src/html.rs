@@ -914,6 +914,8 @@ pub(crate) mod tests {
             distributions: Vec::new(),
             retries: 0,
             workloads: Vec::new(),
+            attempts: Vec::new(),
+            flaky: false,
         }
     }
 
@@ -922,7 +924,7 @@ pub(crate) mod tests {
             schema_version: callwall_results::SCHEMA_VERSION,
             callwall_version: "0.1.0".into(),
             runs,
-            shard: None,
+            ..Default::default()
         }
     }
 

@@ -189,6 +189,8 @@ impl RunPlan {
             distributions: Vec::new(),
             retries: 0,
             workloads: Vec::new(),
+            attempts: Vec::new(),
+            flaky: false,
         }
     }
 

@@ -52,6 +52,12 @@ pub enum CommandError {
     DemoCallCount { path: PathBuf, calls: usize, max: usize },
     #[error("cannot open the demo's control channel: {0}")]
     ControlChannel(std::io::Error),
+    #[error("missing capabilities {missing}: a run needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW; {hint}")]
+    Capabilities { missing: String, hint: &'static str },
+    #[error("{flag} {}: {why}", path.display())]
+    OutputPath { flag: &'static str, path: PathBuf, why: String },
+    #[error("scenario name {name:?} is used by both {} and {}: each scenario needs its own name (its output directory and results are keyed by it); rename one", first.display(), second.display())]
+    DuplicateName { name: String, first: PathBuf, second: PathBuf },
     #[error("the terminal view failed: {0}")]
     Terminal(std::io::Error),
 }

@@ -81,11 +81,30 @@ pub fn load_all(
             Err(e) => errs.push(e.into()),
         }
     }
+    errs.extend(duplicate_names(&ok));
     if errs.is_empty() {
         Ok(ok)
     } else {
         Err(errs)
     }
+}
+
+/// Scenarios that share a `name` (they would overwrite each other's output directory and
+/// results): one error per later file, naming the first.
+fn duplicate_names(scenarios: &[Scenario]) -> Vec<CommandError> {
+    let mut first: std::collections::BTreeMap<&str, &Path> = std::collections::BTreeMap::new();
+    let mut errs = Vec::new();
+    for s in scenarios {
+        if let Some(f) = first.insert(&s.name, &s.path) {
+            errs.push(CommandError::DuplicateName {
+                name: s.name.clone(),
+                first: f.to_path_buf(),
+                second: s.path.clone(),
+            });
+            first.insert(&s.name, f);
+        }
+    }
+    errs
 }
 
 /// `callwall check`: validates every file; 0 when all are valid, 2 otherwise (every error

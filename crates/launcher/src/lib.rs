@@ -26,6 +26,7 @@ pub mod launch;
 pub mod listing;
 pub mod merge;
 pub mod output;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -39,3 +40,11 @@ pub use merge::MergeArgs;
 pub use output::OutputArgs;
 pub use report::{DiffArgs, ReportArgs};
 pub use run::RunArgs;
+
+/// The commit this build is from (`git describe --always --tags`, `unknown` outside a git
+/// checkout; see `build.rs`).
+pub const COMMIT: &str = env!("CALLWALL_COMMIT");
+
+/// `callwall --version` and every results document's `callwall_version`: the package version
+/// and the commit, `0.1.0 (4ab9477ba7a4)`.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CALLWALL_COMMIT"), ")");

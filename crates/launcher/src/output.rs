@@ -55,6 +55,16 @@ impl Format {
         }
     }
 
+    /// The flag that asks for this format.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Format::Json => "--json",
+            Format::Junit => "--junit",
+            Format::Markdown => "--markdown",
+            Format::Html => "--html",
+        }
+    }
+
     /// The document rendered in this format (pure: `callwall-report`).
     pub fn render(self, doc: &Results) -> String {
         match self {
@@ -169,13 +179,46 @@ pub fn exit_status(doc: &Results, written: Written, judge: Judge) -> u8 {
                 doc.runs.iter().filter_map(|r| r.error.as_ref()).map(|e| e.kind.exit_code()).max();
             if worst_error == Some(2) {
                 2
-            } else if doc.runs.iter().all(RunResult::passed) && !interrupted {
+            } else if doc.runs.iter().all(RunResult::passed) && !interrupted && !doc.interrupted {
                 0
             } else {
                 1
             }
         }
     }
+}
+
+/// The last line of `run` and `merge`: the exit code and why, in words. A run that passed only
+/// on a retry exits 0 (the convention of Maven Surefire and cargo-nextest: a flaky pass is a
+/// pass) but says so here, and in every output.
+pub fn verdict_line(doc: &Results, written: Written, judge: Judge) -> String {
+    let code = exit_status(doc, written, judge);
+    let flaky = doc.runs.iter().filter(|r| r.flaky).count();
+    let flaky_words = match flaky {
+        0 => String::new(),
+        n => format!("; {n} run(s) FLAKY (something missed, then met its expectation on a retry)"),
+    };
+    let why = if written == Written::SomeFailed {
+        "a report file could not be written".to_string()
+    } else if doc.interrupted || matches!(judge, Judge::Expectations { interrupted: true }) {
+        let stopped = doc
+            .runs
+            .iter()
+            .filter(|r| {
+                r.error.as_ref().is_some_and(|e| e.kind == callwall_results::RunErrorKind::Interrupted)
+            })
+            .count();
+        format!("INTERRUPTED: {stopped} run(s) did not finish; these results are not a pass")
+    } else if code == 2 {
+        "a run failed for input or environment (fix the job, not the transport)".to_string()
+    } else if code == 1 {
+        "some expectation NOT met".to_string()
+    } else if flaky > 0 {
+        "every expectation met, some only on a retry".to_string()
+    } else {
+        "every expectation met".to_string()
+    };
+    format!("exit {code}: {why}{flaky_words}")
 }
 
 #[cfg(test)]

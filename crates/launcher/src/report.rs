@@ -29,6 +29,10 @@ pub struct DiffArgs {
     /// Print the difference as JSON (for machines) instead of lines of text.
     #[arg(long)]
     pub json: bool,
+    /// Calls (and workloads) in OLD but not in NEW are not a regression (by default they are:
+    /// lost coverage exits 1).
+    #[arg(long)]
+    pub allow_removed: bool,
 }
 
 /// `callwall report`: the table, then every requested file; 0 when every file was written,
@@ -45,7 +49,8 @@ pub fn report(args: ReportArgs) -> ExitCode {
     output::exit_code(&doc, written, Judge::FilesOnly)
 }
 
-/// `callwall diff`: 1 when some call's verdict got worse, 0 otherwise, 2 on bad input.
+/// `callwall diff`: 1 when some call's verdict got worse or a call was removed (unless
+/// `--allow-removed`), 0 otherwise, 2 on bad input.
 pub fn diff(args: DiffArgs) -> ExitCode {
     let (old, new) = match (output::load(&args.old), output::load(&args.new)) {
         (Ok(o), Ok(n)) => (o, n),
@@ -56,7 +61,10 @@ pub fn diff(args: DiffArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let d = callwall_report::diff(&old, &new);
+    let mut d = callwall_report::diff(&old, &new);
+    if !args.allow_removed {
+        d.count_removed_as_worse();
+    }
     if args.json {
         match serde_json::to_string_pretty(&d) {
             Ok(s) => println!("{s}"),

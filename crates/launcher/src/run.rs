@@ -81,7 +81,15 @@ pub fn run(args: RunArgs, transports: Transports) -> ExitCode {
 
 fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<CommandError>> {
     let one = |e: CommandError| vec![e];
-    callwall_netns::sandbox::check_environment().map_err(|e| one(e.into()))?;
+    let privilege = callwall_netns::sandbox::check_environment().map_err(|e| one(e.into()))?;
+    crate::preflight::capabilities(privilege).map_err(one)?;
+    // Every report file can be written: found now, not after the whole run.
+    crate::preflight::output_paths(
+        crate::output::Format::ALL
+            .into_iter()
+            .filter_map(|f| opts.output.path(f).map(|p| (f.flag(), p))),
+        &opts.out,
+    )?;
     // The censor reads CALLWALL_CENSOR_BRIDGE inside the sandbox; a bad value stops here.
     callwall_harness::roles::bridge_options_from_env().map_err(|e| one(e.into()))?;
     let files =
@@ -135,6 +143,7 @@ fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<Co
         audio,
     };
     let shard = opts.shard.map(|s| (s.index, s.count));
+    let fingerprint = fingerprint(&opts, &scenarios, &base);
     let named = crate::suite::plan_runs(&scenarios, &transports(), &base, opts.repeat, shard);
     let started = Instant::now();
     let runs = crate::suite::run_plans(
@@ -152,10 +161,55 @@ fn run_checked(opts: RunArgs, transports: Transports) -> Result<ExitCode, Vec<Co
     Ok(crate::suite::finish(
         runs,
         &opts.output,
-        opts.repeat,
-        shard,
-        started,
-        &out_root,
-        cancel.load(Ordering::SeqCst),
+        crate::suite::Finish {
+            repeat: opts.repeat,
+            shard,
+            started,
+            out_root: &out_root,
+            interrupted: cancel.load(Ordering::SeqCst),
+            fingerprint,
+        },
     ))
+}
+
+/// What this run measures (see [`callwall_results::Fingerprint`]): the build, the options that
+/// change results, each scenario's name and file hash, the shard count.
+fn fingerprint(
+    opts: &RunArgs,
+    scenarios: &[callwall_scenario::Scenario],
+    base: &PlanOptions,
+) -> callwall_results::Fingerprint {
+    use sha2::Digest as _;
+    let mut prints: Vec<callwall_results::ScenarioPrint> = scenarios
+        .iter()
+        .map(|s| {
+            // The file was read and validated a moment ago; an unreadable one hashes as empty.
+            let bytes = std::fs::read(&s.path).unwrap_or_default();
+            let hash = sha2::Sha256::digest(&bytes);
+            callwall_results::ScenarioPrint {
+                name: s.name.clone(),
+                sha256: hash.iter().map(|b| format!("{b:02x}")).collect(),
+            }
+        })
+        .collect();
+    prints.sort();
+    let mut transports = opts.transport.clone();
+    transports.sort();
+    transports.dedup();
+    callwall_results::Fingerprint {
+        commit: crate::COMMIT.to_string(),
+        options: callwall_results::RunOptions {
+            seed: opts.seed,
+            repeat: opts.repeat,
+            retries: opts.retries,
+            transports,
+            filter: opts.filter.clone(),
+            audio: base.audio.as_ref().map(|a| {
+                a.clip.as_ref().map_or("bundled".to_string(), |c| c.display().to_string())
+            }),
+            pcap: opts.pcap,
+        },
+        scenarios: prints,
+        shards: opts.shard.map_or(1, |s| s.count),
+    }
 }

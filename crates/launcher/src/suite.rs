@@ -122,6 +122,17 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
     });
     progress.done();
     let mut runs = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Runs stopped or never started because of an interruption are there too, as `interrupted`
+    // run errors: every output lists them and none reads as a pass.
+    for (k, (_, _, plan)) in jobs.iter().enumerate() {
+        if !runs.iter().any(|(i, _)| *i == k) {
+            let e = callwall_results::RunError::new(
+                callwall_results::RunErrorKind::Interrupted,
+                "interrupted (SIGINT or SIGTERM) before this run finished",
+            );
+            runs.push((k, plan.failed(e)));
+        }
+    }
     runs.sort_by_key(|(k, _)| *k);
     runs.into_iter().map(|(_, r)| r).collect()
 }
@@ -156,35 +167,42 @@ pub fn plan_runs(
     jobs.into_iter().map(|(i, rep, plan)| (scenarios[i].name.clone(), rep, plan)).collect()
 }
 
+/// What [`finish`] needs besides the runs.
+pub struct Finish<'a> {
+    pub repeat: u32,
+    pub shard: Option<(u32, u32)>,
+    pub started: std::time::Instant,
+    pub out_root: &'a Path,
+    /// A signal stopped the run before every planned run finished.
+    pub interrupted: bool,
+    pub fingerprint: callwall_results::Fingerprint,
+}
+
 /// The end of `callwall run`: the results document from `runs`, the table (and the agreement
 /// over repeats) on stdout, every requested file, the summary line; the exit code as
 /// [`Judge::Expectations`] says.
-pub fn finish(
-    runs: Vec<RunResult>,
-    output: &OutputArgs,
-    repeat: u32,
-    shard: Option<(u32, u32)>,
-    started: std::time::Instant,
-    out_root: &Path,
-    interrupted: bool,
-) -> std::process::ExitCode {
+pub fn finish(runs: Vec<RunResult>, output: &OutputArgs, f: Finish<'_>) -> std::process::ExitCode {
+    let Finish { repeat, shard, started, out_root, interrupted, fingerprint } = f;
     let doc = Results {
         schema_version: SCHEMA_VERSION,
-        callwall_version: env!("CARGO_PKG_VERSION").to_string(),
+        callwall_version: crate::VERSION.to_string(),
         runs,
         shard: shard.map(|(index, count)| callwall_results::ShardInfo { index, count }),
+        fingerprint: Some(fingerprint),
+        interrupted,
     };
     print!("{}", callwall_report::table(&doc, output.color()));
     if repeat > 1 {
         print!("{}", callwall_report::agreement(&doc));
     }
     let written = output.write_files(&doc);
+    let judge = Judge::Expectations { interrupted };
     eprintln!(
-        "{} run(s) in {:.1}s; output in {}{}",
+        "{} run(s) in {:.1}s; output in {}; {}",
         doc.runs.len(),
         started.elapsed().as_secs_f64(),
         out_root.display(),
-        if interrupted { " (interrupted: partial results)" } else { "" }
+        crate::output::verdict_line(&doc, written, judge)
     );
-    crate::output::exit_code(&doc, written, Judge::Expectations { interrupted })
+    crate::output::exit_code(&doc, written, judge)
 }

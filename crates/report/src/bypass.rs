@@ -373,7 +373,7 @@ mod tests {
             schema_version: callwall_results::SCHEMA_VERSION,
             callwall_version: "t".into(),
             runs: vec![crate::html::tests::run("cn-gfw-quic-sni", vec![blocked, split, plain])],
-            shard: None,
+            ..Default::default()
         };
         d.runs.push(crate::html::tests::run(
             "baseline",

@@ -130,6 +130,14 @@ pub fn diff(old: &Results, new: &Results) -> Diff {
 }
 
 impl Diff {
+    /// Counts calls (and workloads) present in the old document and missing from the new one
+    /// as worse: lost coverage is a regression unless the caller says removals are expected
+    /// (`callwall diff --allow-removed`).
+    pub fn count_removed_as_worse(&mut self) {
+        self.regressed |= !self.removed.is_empty()
+            || self.workloads.iter().any(|w| w.old.is_some() && w.new.is_none());
+    }
+
     /// The difference as lines for a terminal or a CI log.
     pub fn to_text(&self) -> String {
         let mut o = String::new();
@@ -213,6 +221,20 @@ mod tests {
         assert!(d.regressed, "{d:?}");
         assert_eq!(d.changed[0].new, Verdict::Error);
         assert!(d.removed.is_empty());
+    }
+
+    #[test]
+    fn a_removed_call_is_worse_only_when_counted() {
+        let old = doc(vec![run("s", vec![call("a", Verdict::Connected), call("b", Verdict::Blocked)])]);
+        let new = doc(vec![run("s", vec![call("a", Verdict::Connected)])]);
+        let mut d = diff(&old, &new);
+        assert!(!d.regressed, "without counting, removal is informational");
+        d.count_removed_as_worse();
+        assert!(d.regressed);
+        assert!(d.to_text().contains("removed s/b: was blocked") && d.to_text().contains("REGRESSION"));
+        let mut same = diff(&old, &old.clone());
+        same.count_removed_as_worse();
+        assert!(!same.regressed);
     }
 
     #[test]

@@ -345,7 +345,8 @@ mod tests {
             "{x}"
         );
         assert!(x.contains("<system-err>callee&#39;s stderr ends:\nTraceback &lt;boom&gt; &amp; ]]&gt;</system-err>")
-            || x.contains("<system-err>callee's stderr ends:\nTraceback &lt;boom&gt; &amp; ]]&gt;</system-err>"), "{x}");
+            || x.contains("<system-err>callee's stderr ends:\nTraceback &lt;boom&gt; &amp; ]]&gt;</system-err>")
+            || x.contains("<system-err>callee&apos;s stderr ends:\nTraceback &lt;boom&gt; &amp; ]]&gt;</system-err>"), "{x}");
         // Properties come first in the test case, before failure and system-out.
         let props = x.find("<properties>").unwrap();
         assert!(props < x.find("<failure").unwrap() && props < x.find("<system-out>").unwrap());

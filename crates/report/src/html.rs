@@ -132,6 +132,7 @@ fn summary(o: &mut String, doc: &Results) {
         *counts.entry(c.verdict).or_default() += 1;
     }
     let _ = write!(o, "<header>\n<h1>callwall report</h1>\n<p class=\"lead\">Voice calls placed through a network with a censor in the middle: which calls got through, and how good they sounded.</p>\n");
+    crate::flaky::html_doc(o, doc);
     let status = if doc.runs.is_empty() {
         "<div class=\"status empty\">This results file has no runs: nothing was tested.</div>"
             .to_string()
@@ -330,6 +331,7 @@ fn run_section(o: &mut String, ri: usize, r: &RunResult) {
             escape(e)
         );
     }
+    crate::flaky::html_run(o, r);
     crate::stats::html_run(o, r);
     if !r.censor.rules.is_empty() {
         o.push_str("<h3>What the censor did</h3>\n<table class=\"rules\"><thead><tr><th>rule (in order)</th><th>action</th><th>what it is for</th><th>packets</th><th>connections</th><th>dropped</th><th>delayed</th><th>injected</th></tr></thead><tbody>\n");
@@ -914,6 +916,8 @@ pub(crate) mod tests {
             distributions: Vec::new(),
             retries: 0,
             workloads: Vec::new(),
+            attempts: Vec::new(),
+            flaky: false,
         }
     }
 
@@ -922,7 +926,7 @@ pub(crate) mod tests {
             schema_version: callwall_results::SCHEMA_VERSION,
             callwall_version: "0.1.0".into(),
             runs,
-            shard: None,
+            ..Default::default()
         }
     }
 

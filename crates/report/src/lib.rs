@@ -30,12 +30,9 @@
 //! binary does those).
 //!
 //! Libraries we considered (issue 10, item 7) and kept ours for, for now:
-//! - `quick-junit` (the JUnit writer of cargo-nextest) for [`junit`]: ours is one short pure
-//!   function over [`Results`] with escaping shared with the HTML page, and the attributes CI
-//!   dashboards read; quick-junit brings an XML writer, a time library and UUIDs with it.
-//!   Adopt it when runs report retries (`--retries`): its `flakyFailure`/`rerunFailure`
-//!   elements are the JUnit way to show a flaky call, and writing those by hand is where a
-//!   small writer stops being the better one.
+//! - `quick-junit` (the JUnit model and writer of cargo-nextest) writes [`junit`] since runs
+//!   report every attempt (issue 23): its `flakyFailure`/`rerunFailure` elements, each with
+//!   the `stackTrace` Surefire's schema requires, are where a hand-written writer went wrong.
 //! - `comfy-table` / `tabled` for [`table`]: our cells are short ASCII (names, verdicts,
 //!   milliseconds) coloured by verdict, and the table is a pure `String` (tested as text); the
 //!   libraries' strengths (wrapping, Unicode width, borders, terminal-width detection) are

@@ -43,5 +43,6 @@ pub fn markdown(doc: &Results) -> String {
     o.push_str(&crate::activities::markdown(doc));
     o.push_str(&crate::external::markdown_section(doc));
     o.push_str(&crate::bypass::markdown_section(doc));
+    o.push_str(&crate::flaky::markdown_section(doc));
     o
 }

@@ -1,8 +1,62 @@
 //! Folding the attempts of a re-run scenario (`callwall run --retries N`) into one result: the
 //! last attempt's verdicts stand, each call keeps its earlier attempts, and a call whose verdict
-//! changed between attempts is marked flaky. Pure; the CLI calls it.
+//! changed between attempts is marked flaky. The run keeps every earlier attempt's failures of
+//! every kind ([`RunAttempt`]: its run error, the calls, workloads and distributions that
+//! missed, and why), and is flaky when something that missed earlier met its expectation in
+//! the last attempt. Pure; the CLI calls it.
 
-use crate::{Attempt, RunResult};
+use crate::{Attempt, Miss, MissKind, RunAttempt, RunResult};
+
+/// Every failure of one attempt: its run error and each call, workload and distribution that
+/// missed, with why.
+pub fn attempt_of(r: &RunResult) -> RunAttempt {
+    let words = |e: &crate::ExpectedVerdicts| {
+        e.iter().map(|v| v.as_str().to_string()).collect::<Vec<_>>().join("|")
+    };
+    let mut missed = Vec::new();
+    for c in r.calls.iter().filter(|c| !c.met) {
+        missed.push(Miss {
+            kind: MissKind::Call,
+            name: c.name.clone(),
+            expected: words(&c.expected),
+            got: c.verdict.as_str().to_string(),
+            reason: match &c.rule {
+                Some(rule) => format!("deciding rule: {rule}; {}", c.reason),
+                None => c.reason.to_string(),
+            },
+        });
+    }
+    for w in r.workloads.iter().filter(|w| !w.met) {
+        missed.push(Miss {
+            kind: MissKind::Workload,
+            name: w.name.clone(),
+            expected: w.expected.iter().map(|o| o.to_string()).collect::<Vec<_>>().join("|"),
+            got: w.outcome.to_string(),
+            reason: w.reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+        });
+    }
+    for d in r.distributions.iter().filter(|d| !d.met) {
+        missed.push(Miss {
+            kind: MissKind::Distribution,
+            name: d.call.clone(),
+            expected: d.expected_text(),
+            got: d.counts_text(),
+            reason: d.missed.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("; "),
+        });
+    }
+    RunAttempt { error: r.error.clone(), missed }
+}
+
+/// Whether `kind` `name` missed in some earlier attempt of `r` (and so, if it meets now, is
+/// flaky).
+pub fn missed_before(r: &RunResult, kind: MissKind, name: &str) -> bool {
+    r.attempts.iter().any(|a| a.missed.iter().any(|m| m.kind == kind && m.name == name))
+}
+
+/// Whether the run itself failed (a run error) in some earlier attempt.
+pub fn errored_before(r: &RunResult) -> bool {
+    r.attempts.iter().any(|a| a.error.is_some())
+}
 
 /// The result of a run attempted `earlier.len() + 1` times: `last` with every call's earlier
 /// attempts (matched by call name; a call missing from an attempt, e.g. one whose run failed to
@@ -22,6 +76,15 @@ pub fn fold_attempts(earlier: &[RunResult], mut last: RunResult) -> RunResult {
             .collect();
         c.flaky = c.attempts.iter().any(|a| a.verdict != c.verdict);
     }
+    last.attempts = earlier.iter().map(attempt_of).collect();
+    let recovered = (errored_before(&last) && last.error.is_none())
+        || last.calls.iter().any(|c| c.met && missed_before(&last, MissKind::Call, &c.name))
+        || last.workloads.iter().any(|w| w.met && missed_before(&last, MissKind::Workload, &w.name))
+        || last
+            .distributions
+            .iter()
+            .any(|d| d.met && missed_before(&last, MissKind::Distribution, &d.call));
+    last.flaky = last.calls.iter().any(|c| c.flaky) || recovered;
     last
 }
 

@@ -51,7 +51,7 @@ pub use workload::{
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The top-level JSON document of `callwall run --json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Results {
     pub schema_version: u32,
     pub callwall_version: String,
@@ -60,6 +60,64 @@ pub struct Results {
     /// `callwall merge` checks that every shard is present once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// What decides whether two documents measured the same thing (build, options, scenario
+    /// files, shard matrix): `callwall merge` joins only documents with equal fingerprints.
+    /// Absent in documents written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Set when the run was stopped (SIGINT, SIGTERM) before every planned run finished: the
+    /// runs that did not finish are `interrupted` run errors, and nothing here is a pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// What a results document measured: the same fingerprint means the same build, the same
+/// options that change results, the same scenario files and the same shard matrix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The build: `git describe --always --tags` of the checkout callwall was built from
+    /// (`unknown` when it was not built from a git checkout).
+    pub commit: String,
+    /// The options of `callwall run` that change results.
+    pub options: RunOptions,
+    /// Every scenario of the matrix (after `--filter` and `--transport`), by name, with a
+    /// hash of its file's content; sorted by name.
+    pub scenarios: Vec<ScenarioPrint>,
+    /// How many shards the matrix was cut into (1 without `--shard`).
+    pub shards: u32,
+}
+
+/// The options of `callwall run` that change results (a fingerprint part).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// `--seed`, when given (each scenario's own seed otherwise).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// `--repeat`.
+    #[serde(default)]
+    pub repeat: u32,
+    /// `--retries`.
+    #[serde(default)]
+    pub retries: u32,
+    /// `--transport`, sorted (empty: every transport).
+    #[serde(default)]
+    pub transports: Vec<String>,
+    /// `--filter`.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// `--audio`: `bundled`, the WAV file given, or absent without `--audio`.
+    #[serde(default)]
+    pub audio: Option<String>,
+    /// `--pcap`.
+    #[serde(default)]
+    pub pcap: bool,
+}
+
+/// One scenario of a fingerprint: its name and the SHA-256 of its file (hex).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScenarioPrint {
+    pub name: String,
+    pub sha256: String,
 }
 
 /// Which slice of a matrix a results document holds (1-based `index` of `count`).
@@ -103,6 +161,60 @@ pub struct RunResult {
     /// scenario has no workloads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadResult>,
+    /// The earlier attempts of a run `--retries` re-ran, oldest first: each one's run error
+    /// and every call, workload and distribution that missed in it, with why. Empty when the
+    /// run was not retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<RunAttempt>,
+    /// Set by `--retries` when something that missed in an earlier attempt (a call, a
+    /// workload, a distribution, the run itself) met its expectation in the last one: the run
+    /// passed only on a retry, or part of it did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
+}
+
+/// One earlier attempt of a run that `--retries` re-ran: what failed in it and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunAttempt {
+    /// The attempt's run error (setup, timeout, ...), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// Every call, workload and distribution that missed its expectation in this attempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<Miss>,
+}
+
+/// Something that missed its expectation in an attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Miss {
+    pub kind: MissKind,
+    /// The call's, workload's or statistical call's name.
+    pub name: String,
+    /// What was expected, in words (`connected|degraded`, `ok`, `blocked 5-55%`).
+    pub expected: String,
+    /// What it got (a verdict, an outcome, the verdicts' counts).
+    pub got: String,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// What kind of thing missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissKind {
+    Call,
+    Workload,
+    Distribution,
+}
+
+impl MissKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissKind::Call => "call",
+            MissKind::Workload => "workload",
+            MissKind::Distribution => "distribution",
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -81,8 +81,8 @@ pub struct ExternalCallSpec<'a> {
     pub seed: u64,
     pub connect_timeout: Duration,
     pub duration: Duration,
-    /// `CALLWALL_MEDIA_PORT`: the scenario's port plus the call copy's index, so protocols
-    /// that bind every address (WireGuard) never collide in a namespace.
+    /// `CALLWALL_MEDIA_PORT`: the scenario's `media_port` exactly as written, or the port the
+    /// scenario check gave this copy (`ExternalPeers::media_ports`).
     pub media_port: u16,
     /// The run's output directory, if any.
     pub out: Option<&'a Path>,

@@ -393,7 +393,11 @@ fn place_calls(
                     seed,
                     connect_timeout: call.connect_timeout.as_std(),
                     duration: call.duration.as_std(),
-                    media_port: peers.media_port.wrapping_add(copy as u16),
+                    media_port: peers
+                        .media_ports
+                        .get(k as usize)
+                        .copied()
+                        .unwrap_or(callwall_scenario::external::DEFAULT_MEDIA_PORT),
                     out: out.dir,
                     root: &root,
                     relay: ext_relay.as_ref(),

@@ -15,6 +15,8 @@ use callwall_transport::{RelayInfo, Role, VoiceModel};
 /// (exit code [`EXIT_BAD_CONTRACT`]).
 pub const CONTRACT_VERSION: u32 = 1;
 
+/// Every variable of the contract starts with this; no other variable with it reaches a peer.
+pub const ENV_PREFIX: &str = "CALLWALL_";
 pub const ENV_CONTRACT: &str = "CALLWALL_CONTRACT";
 pub const ENV_ROLE: &str = "CALLWALL_ROLE";
 pub const ENV_CALL_ID: &str = "CALLWALL_CALL_ID";

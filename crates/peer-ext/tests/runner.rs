@@ -138,7 +138,7 @@ fn children_left_behind_by_a_peer_that_exited_are_dead_when_its_exit_is_seen() {
         "orphan",
         &format!(
             "sleep {token} & setsid sleep {token} & sleep 0.2; \
-             [ \"$(pgrep -fc 'sleep {token}')\" = 2 ] || exit 5; exit 0"
+             [ \"$(pgrep -xfc 'sleep {token}')\" = 2 ] || exit 5; exit 0"
         ),
         Duration::from_secs(10),
     );

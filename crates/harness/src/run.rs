@@ -383,7 +383,9 @@ fn place_calls(
             if let Some(peers) = &call.peer {
                 let spec = crate::external::ExternalCallSpec {
                     name: &name,
-                    call_id,
+                    // The contract's CALLWALL_CALL_ID: the call's name in results (unique in
+                    // the run; `name#k` for copy k of a call placed several times).
+                    call_id: name.clone(),
                     peers,
                     caller_host: &call.caller,
                     callee_host: &call.callee,

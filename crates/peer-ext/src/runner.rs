@@ -271,6 +271,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
         Err(e) => {
             return Err(ReportError {
                 line: 0,
+                lines_read: 0,
                 field: None,
                 message: format!("cannot read {}: {e}", path.display()),
             })
@@ -282,6 +283,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
     if let Err(e) = limited.read_to_string(&mut text) {
         return Err(ReportError {
             line: 0,
+            lines_read: 0,
             field: None,
             message: format!("cannot read {} as UTF-8 text: {e}", path.display()),
         });
@@ -289,6 +291,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
     if text.len() as u64 > max_bytes {
         return Err(ReportError {
             line: 0,
+            lines_read: 0,
             field: None,
             message: format!("{} is larger than {max_bytes} bytes", path.display()),
         });

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+CONTRACT = 2  # the version of docs/peers.md this file speaks
 EXIT_OK = 0
 EXIT_BAD_CONTRACT = 2
 EXIT_NOT_CONNECTED = 3
@@ -47,8 +48,8 @@ class Contract:
             except ValueError:
                 raise ContractError(f"{k}={v!r} is not an integer")
 
-        if integer("CALLWALL_CONTRACT") != 1:
-            raise ContractError(f"CALLWALL_CONTRACT={env['CALLWALL_CONTRACT']} is not 1, the version this peer speaks")
+        if integer("CALLWALL_CONTRACT") != CONTRACT:
+            raise ContractError(f"CALLWALL_CONTRACT={env['CALLWALL_CONTRACT']} is not {CONTRACT}, the version this peer speaks")
         self.role = req("CALLWALL_ROLE")
         if self.role not in ("caller", "callee"):
             raise ContractError(f"CALLWALL_ROLE={self.role!r} is neither caller nor callee")
@@ -117,6 +118,10 @@ class Report:
 
     def error(self, message):
         self.write({"event": "error", "message": str(message)})
+
+    def failed(self, stage, reason):
+        """A stage of the call (`signalling` or `media`) failed: say so, with the reason."""
+        self.write({"event": "failed", "stage": stage, "reason": str(reason)})
 
     def close(self):
         self.f.close()
@@ -239,6 +244,28 @@ def stop_process(proc, grace=5.0):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class SignallingFailed(Exception):
+    """The signal server could not be reached."""
+
+
+async def connect_signal(c, timeout):
+    """Connects to the signal server from the peer's own address, retrying until `timeout`;
+    raises SignallingFailed when it cannot."""
+    try:
+        return await Signal(c.signal, c.local_ip).connect(timeout)
+    except (OSError, asyncio.TimeoutError) as e:
+        host, port = c.signal
+        raise SignallingFailed(
+            f"cannot reach the signal server {host}:{port} within {timeout:.1f} s ({type(e).__name__}: {e})"
+        ) from e
+
+
+def signalling_failed(report, why):
+    """Reports a call whose signalling failed: a `failed` line, then as `not_connected`."""
+    report.failed("signalling", why)
+    return not_connected(report, why)
 
 
 def not_connected(report, why):

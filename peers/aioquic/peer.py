@@ -90,7 +90,10 @@ async def call(c, report):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + c.connect_timeout
     left = lambda: max(deadline - loop.time(), 0.05)  # noqa: E731
-    sig = await cw.Signal(c.signal, c.local_ip).connect(c.connect_timeout)
+    try:
+        sig = await cw.connect_signal(c, c.connect_timeout)
+    except cw.SignallingFailed as e:
+        return cw.signalling_failed(report, e)
     server = None
     try:
         if c.role == "callee":

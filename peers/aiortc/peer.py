@@ -137,7 +137,10 @@ async def call(c, report, relay, force):
             opened.set()
         dc.on("open", opened.set)
 
-    sig = await cw.Signal(c.signal, c.local_ip).connect(c.connect_timeout)
+    try:
+        sig = await cw.connect_signal(c, c.connect_timeout)
+    except cw.SignallingFailed as e:
+        return cw.signalling_failed(report, e)
     deadline = asyncio.get_running_loop().time() + c.connect_timeout
     left = lambda: max(deadline - asyncio.get_running_loop().time(), 0.05)  # noqa: E731
     try:

@@ -72,7 +72,10 @@ async def call(c, report, ifname):
     with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(priv + "\n")
     pub = sh("wg", "pubkey", input=priv + "\n")
-    sig = await cw.Signal(c.signal, c.local_ip).connect(c.connect_timeout)
+    try:
+        sig = await cw.connect_signal(c, c.connect_timeout)
+    except cw.SignallingFailed as e:
+        return cw.signalling_failed(report, e)
     try:
         await sig.put(c.key(f"{c.role}-pubkey"), pub)
         peer_pub = await sig.get(c.key(f"{other}-pubkey"), left())

@@ -40,7 +40,9 @@ use callwall_transport::voice::VoiceModel;
 use callwall_transport::{Role, Verdict};
 
 use crate::result::{CallCpu, CallMetrics, CallResult, ExternalCall, ExternalPeerResult};
-use callwall_results::external::{ExternalNetwork, ExternalReportSummary, NetworkDirectionResult};
+use callwall_results::external::{
+    ExternalFailure, ExternalNetwork, ExternalReportSummary, NetworkDirectionResult,
+};
 
 /// Slack past a peer's own deadline (start + connect timeout + duration + drain) before it is
 /// killed as hung.
@@ -81,8 +83,8 @@ pub struct ExternalCallSpec<'a> {
     pub seed: u64,
     pub connect_timeout: Duration,
     pub duration: Duration,
-    /// `CALLWALL_MEDIA_PORT`: the scenario's port plus the call copy's index, so protocols
-    /// that bind every address (WireGuard) never collide in a namespace.
+    /// `CALLWALL_MEDIA_PORT`: the scenario's `media_port` exactly as written, or the port the
+    /// scenario check gave this copy (`ExternalPeers::media_ports`).
     pub media_port: u16,
     /// The run's output directory, if any.
     pub out: Option<&'a Path>,
@@ -299,6 +301,7 @@ impl ExternalFinished {
         match &run.report {
             Err(e) => Some(ExternalReportSummary {
                 file,
+                lines: e.lines_read,
                 error: Some(e.to_string()),
                 ..Default::default()
             }),
@@ -313,6 +316,10 @@ impl ExternalFinished {
                     .map(|c| c.saturating_sub(self.start_unix_ns) as f64 / 1e6),
                 path: r.path.clone(),
                 error: None,
+                failed: r.failed.as_ref().map(|(stage, reason)| ExternalFailure {
+                    stage: stage.as_str().to_string(),
+                    reason: reason.clone(),
+                }),
             }),
         }
     }
@@ -363,6 +370,17 @@ impl NetworkView {
         let first = start_unix_ns.saturating_sub(self.t0_unix_ns) / BIN_NS;
         let mut up: Vec<Bin> = Vec::new();
         let mut down: Vec<Bin> = Vec::new();
+        let (mut signal_up, mut signal_down) = (Bin::default(), Bin::default());
+        for p in self.bins.iter().filter(|p| p.inside == caller && self.ignore.contains(&p.outside))
+        {
+            for (src, dst) in [(&p.up, &mut signal_up), (&p.down, &mut signal_down)] {
+                for b in src {
+                    dst.forwarded_packets += u64::from(b.forwarded_packets);
+                    dst.forwarded_bytes += u64::from(b.forwarded_bytes);
+                    dst.dropped_packets += u64::from(b.dropped_packets);
+                }
+            }
+        }
         for p in
             self.bins.iter().filter(|p| p.inside == caller && !self.ignore.contains(&p.outside))
         {
@@ -387,6 +405,8 @@ impl NetworkView {
             down,
             connected_unix_ns: None,
             duration,
+            signal_up,
+            signal_down,
         })
     }
 }
@@ -544,6 +564,10 @@ mod tests {
         assert_eq!(o.up[2].dropped_packets, 2);
         let down: Vec<u64> = o.down.iter().map(|b| b.forwarded_packets).collect();
         assert_eq!(down, [3, 3, 3, 3]);
+        // The signalling pair is summed apart, every bin of it.
+        assert_eq!(o.signal_up.forwarded_packets, 1000);
+        assert_eq!(o.signal_up.dropped_packets, 10);
+        assert_eq!(o.signal_down.forwarded_packets, 6);
         // Bins before the call's start are not the call's.
         let late = view.observation(caller, t0 + 2_300_000_000, Duration::from_secs(4)).unwrap();
         assert_eq!(late.up.iter().map(|b| b.forwarded_packets).collect::<Vec<_>>(), [9, 5]);

@@ -383,7 +383,9 @@ fn place_calls(
             if let Some(peers) = &call.peer {
                 let spec = crate::external::ExternalCallSpec {
                     name: &name,
-                    call_id,
+                    // The contract's CALLWALL_CALL_ID: the call's name in results (unique in
+                    // the run; `name#k` for copy k of a call placed several times).
+                    call_id: name.clone(),
                     peers,
                     caller_host: &call.caller,
                     callee_host: &call.callee,
@@ -393,7 +395,11 @@ fn place_calls(
                     seed,
                     connect_timeout: call.connect_timeout.as_std(),
                     duration: call.duration.as_std(),
-                    media_port: peers.media_port.wrapping_add(copy as u16),
+                    media_port: peers
+                        .media_ports
+                        .get(k as usize)
+                        .copied()
+                        .unwrap_or(callwall_scenario::external::DEFAULT_MEDIA_PORT),
                     out: out.dir,
                     root: &root,
                     relay: ext_relay.as_ref(),

@@ -13,8 +13,10 @@ use callwall_transport::{RelayInfo, Role, VoiceModel};
 
 /// The contract's version, in [`ENV_CONTRACT`]. A peer may refuse a version it does not know
 /// (exit code [`EXIT_BAD_CONTRACT`]).
-pub const CONTRACT_VERSION: u32 = 1;
+pub const CONTRACT_VERSION: u32 = 2;
 
+/// Every variable of the contract starts with this; no other variable with it reaches a peer.
+pub const ENV_PREFIX: &str = "CALLWALL_";
 pub const ENV_CONTRACT: &str = "CALLWALL_CONTRACT";
 pub const ENV_ROLE: &str = "CALLWALL_ROLE";
 pub const ENV_CALL_ID: &str = "CALLWALL_CALL_ID";

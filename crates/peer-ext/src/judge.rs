@@ -32,6 +32,7 @@ use callwall_results::{judge, Cause, Direction, Problem};
 use callwall_transport::{metrics, CallMetrics, Role, Thresholds, Verdict, VoiceModel};
 use serde::Serialize;
 
+use crate::report::{ExternalReport, Stage};
 use crate::runner::PeerOutcome;
 
 /// The note every network-judged result carries.
@@ -62,6 +63,81 @@ pub struct NetworkObservation {
     pub connected_unix_ns: Option<u64>,
     /// How long the peers were told to talk.
     pub duration: Duration,
+    /// The caller's packets to the signal server (every bin of the pair, from before the
+    /// call's start too), summed: not media, but what says whether signalling got through.
+    pub signal_up: Bin,
+    /// The signal server's packets to the caller, summed.
+    pub signal_down: Bin,
+}
+
+/// How far a peer's claim of received frames may exceed what the censor forwarded toward it
+/// before the report is taken to contradict the network (see [`cross_check`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CrossCheck {
+    /// The claimed bytes (frames × frame size) may be up to this many times the IP bytes the
+    /// censor forwarded toward the peer. Default 2.
+    pub factor: u64,
+    /// Plus this many frames' worth. Default 25 (half a second of 20 ms frames).
+    pub slack_frames: u64,
+}
+
+impl Default for CrossCheck {
+    fn default() -> Self {
+        CrossCheck { factor: 2, slack_frames: 25 }
+    }
+}
+
+/// Checks each reporting peer's received frames against the censor's view: a frame the peer
+/// received crossed the censor toward it (the caller's frames came `down`, the callee's `up`,
+/// directly or through the relay), in at least `frame_bytes` IP bytes (the frame is carried
+/// whole; encryption makes it incompressible). A claim of more than `factor` × the forwarded
+/// bytes plus `slack_frames` frames is a contradiction: `Err` names the peer and the figures.
+/// Peers that reported no frames are not checked. Pure.
+pub fn cross_check(
+    caller: &ExternalReport,
+    callee: &ExternalReport,
+    obs: &NetworkObservation,
+    frame_bytes: u64,
+    cc: &CrossCheck,
+) -> Result<(), String> {
+    let toward = |bins: &[Bin]| bins.iter().map(|b| b.forwarded_bytes).sum::<u64>();
+    let mut out = Vec::new();
+    for (name, r, forwarded, dir) in [
+        ("caller", caller, toward(&obs.down), "callee to caller"),
+        ("callee", callee, toward(&obs.up), "caller to callee"),
+    ] {
+        if !r.reports_frames() {
+            continue;
+        }
+        let frames = r.arrivals.len() as u64;
+        let claimed = frames.saturating_mul(frame_bytes);
+        let allowed = forwarded
+            .saturating_mul(cc.factor)
+            .saturating_add(cc.slack_frames.saturating_mul(frame_bytes));
+        if claimed > allowed {
+            out.push(format!(
+                "the {name} reports {frames} frames received ({claimed} bytes), but the censor \
+                 forwarded {forwarded} bytes {dir} (at most {allowed} allowed)"
+            ));
+        }
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("report contradicts the network: {}", out.join("; ")))
+    }
+}
+
+/// The censor dropped signalling of the call: its description, for `no-signalling`.
+fn signalling_dropped(obs: &NetworkObservation) -> Option<String> {
+    let dropped = obs.signal_up.dropped_packets + obs.signal_down.dropped_packets;
+    (dropped > 0).then(|| {
+        format!(
+            "the censor dropped {dropped} packets between the caller and the signal server \
+             ({} up and {} down forwarded)",
+            obs.signal_up.forwarded_packets, obs.signal_down.forwarded_packets
+        )
+    })
 }
 
 /// The limits that are particular to judging from the network.
@@ -301,7 +377,12 @@ pub fn judge_external(
     else {
         return error(Cause::Text { text: "unreachable: both peers ran".into() });
     };
-    if a.reports_frames() && b.reports_frames() {
+    if let Some(obs) = network {
+        if let Err(e) = cross_check(a, b, obs, facts.voice.frame_bytes.max(callwall_transport::voice::HEADER_BYTES) as u64, &CrossCheck::default()) {
+            return error(Cause::Text { text: e });
+        }
+    }
+    let j = if a.reports_frames() && b.reports_frames() {
         let ra = a.to_peer_report(
             Role::Caller,
             facts.transport,
@@ -317,36 +398,60 @@ pub fn judge_external(
             facts.drain,
         );
         let m = metrics::analyze(&ra, &rb, th);
-        return ExternalJudgement {
+        ExternalJudgement {
             verdict: m.verdict,
             reason: m.reason.clone(),
             note: None,
             metrics: Some(m),
             network: None,
+        }
+    } else {
+        let Some(obs) = network else {
+            return error(Cause::NoFramesNoView);
         };
-    }
-    let Some(obs) = network else {
-        return error(Cause::NoFramesNoView);
+        let mut obs = obs.clone();
+        obs.connected_unix_ns = [a.connected_unix_ns, b.connected_unix_ns, obs.connected_unix_ns]
+            .into_iter()
+            .flatten()
+            .min();
+        let j = judge_from_network(&obs, th, nth);
+        ExternalJudgement {
+            verdict: j.verdict,
+            reason: j.reason.clone(),
+            note: Some(NETWORK_NOTE),
+            metrics: None,
+            network: Some(j),
+        }
     };
-    let mut obs = obs.clone();
-    obs.connected_unix_ns = [a.connected_unix_ns, b.connected_unix_ns, obs.connected_unix_ns]
+    if j.verdict != Verdict::Blocked {
+        return j;
+    }
+    // No media: was it the signalling that failed? A peer's `failed` line says so, or the
+    // censor's drops of the call's signalling do.
+    let mut failures: Vec<String> = [("caller", a), ("callee", b)]
         .into_iter()
-        .flatten()
-        .min();
-    let j = judge_from_network(&obs, th, nth);
+        .filter_map(|(n, r)| match &r.failed {
+            Some((Stage::Signalling, why)) => Some(format!("{n}: {why}")),
+            _ => None,
+        })
+        .collect();
+    if let Some(d) = network.and_then(signalling_dropped) {
+        failures.push(d);
+    }
+    if failures.is_empty() {
+        return j;
+    }
     ExternalJudgement {
-        verdict: j.verdict,
-        reason: j.reason.clone(),
-        note: Some(NETWORK_NOTE),
-        metrics: None,
-        network: Some(j),
+        verdict: Verdict::NoSignalling,
+        reason: Cause::NoSignalling { failures },
+        ..j
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{ExternalReport, SentTotals};
+    use crate::report::SentTotals;
 
     const T0: u64 = 1_700_000_000_000_000_000;
     const BIN: Duration = Duration::from_millis(100);
@@ -373,6 +478,8 @@ mod tests {
             down,
             connected_unix_ns: None,
             duration: Duration::from_secs(8),
+            signal_up: Bin::default(),
+            signal_down: Bin::default(),
         }
     }
 
@@ -558,12 +665,23 @@ mod tests {
             &ran(r(100)),
             &ran(ExternalReport::default()),
             &facts(),
+            Some(&obs(voice(0.5, 8.5), voice(0.5, 8.5))),
+            &Thresholds::default(),
+            &NetworkThresholds::default(),
+        );
+        assert_eq!(j.verdict, Verdict::Connected, "{}", j.reason);
+        assert_eq!(j.note, Some(NETWORK_NOTE));
+        // The caller claims 100 frames the censor never forwarded toward it: an error.
+        let j = judge_external(
+            &ran(r(100)),
+            &ran(ExternalReport::default()),
+            &facts(),
             Some(&obs(voice(0.5, 8.5), vec![Bin::default(); 100])),
             &Thresholds::default(),
             &NetworkThresholds::default(),
         );
-        assert_eq!(j.verdict, Verdict::Blocked, "{}", j.reason);
-        assert_eq!(j.note, Some(NETWORK_NOTE));
+        assert_eq!(j.verdict, Verdict::Error, "{}", j.reason);
+        assert!(j.reason.to_string().starts_with("report contradicts the network: the caller reports 100 frames"), "{}", j.reason);
         // And without a censor view that is an error, not a guess.
         let j = judge_external(
             &ran(ExternalReport::default()),
@@ -574,5 +692,85 @@ mod tests {
             &NetworkThresholds::default(),
         );
         assert_eq!(j.verdict, Verdict::Error);
+    }
+
+    fn frames(n: u32) -> ExternalReport {
+        ExternalReport {
+            sent: Some(SentTotals { frames: u64::from(n), start_unix_ns: T0, end_unix_ns: T0 }),
+            arrivals: (0..n)
+                .map(|s| callwall_transport::Arrival {
+                    seq: s,
+                    sent_unix_ns: T0,
+                    recv_unix_ns: T0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_cross_check_allows_bundling_and_slack_but_not_invention() {
+        let cc = CrossCheck::default();
+        // 8 s of voice each way: 400 frames of 80 bytes in 400 packets of 120 IP bytes.
+        let o = obs(voice(0.5, 8.5), voice(0.5, 8.5));
+        assert_eq!(cross_check(&frames(400), &frames(400), &o, 80, &cc), Ok(()));
+        // A transport that bundled four frames per packet still forwards every frame's bytes.
+        let bundled: Vec<Bin> = voice(0.5, 8.5)
+            .into_iter()
+            .map(|b| Bin { forwarded_packets: b.forwarded_packets / 4, ..b })
+            .collect();
+        let o = obs(bundled.clone(), bundled);
+        assert_eq!(cross_check(&frames(400), &frames(400), &o, 80, &cc), Ok(()));
+        // Nothing forwarded: up to the slack (25 frames) passes, more does not.
+        let none = obs(vec![], vec![]);
+        assert_eq!(cross_check(&frames(25), &ExternalReport::default(), &none, 80, &cc), Ok(()));
+        let e = cross_check(&ExternalReport::default(), &frames(26), &none, 80, &cc).unwrap_err();
+        assert!(e.contains("the callee reports 26 frames") && e.contains("caller to callee"), "{e}");
+        // Twice what was forwarded is the limit (a transport may carry frames compactly).
+        let o = obs(vec![Bin { forwarded_packets: 1, forwarded_bytes: 8000, dropped_packets: 0 }], vec![]);
+        assert_eq!(cross_check(&ExternalReport::default(), &frames(225), &o, 80, &cc), Ok(()));
+        assert!(cross_check(&ExternalReport::default(), &frames(226), &o, 80, &cc).is_err());
+    }
+
+    #[test]
+    fn no_media_with_signalling_dropped_or_reported_failed_is_no_signalling() {
+        let judge = |a: ExternalReport, o: NetworkObservation| {
+            judge_external(
+                &ran(a),
+                &ran(ExternalReport::default()),
+                &facts(),
+                Some(&o),
+                &Thresholds::default(),
+                &NetworkThresholds::default(),
+            )
+        };
+        let empty = || obs(vec![Bin::default(); 100], vec![Bin::default(); 100]);
+        // No media, signalling untouched: blocked.
+        assert_eq!(judge(ExternalReport::default(), empty()).verdict, Verdict::Blocked);
+        // No media, the censor dropped the caller's signalling: no-signalling.
+        let mut o = empty();
+        o.signal_up = Bin { forwarded_packets: 0, forwarded_bytes: 0, dropped_packets: 6 };
+        let j = judge(ExternalReport::default(), o.clone());
+        assert_eq!(j.verdict, Verdict::NoSignalling, "{}", j.reason);
+        assert!(j.reason.to_string().contains("dropped 6 packets"), "{}", j.reason);
+        assert_eq!(j.note, Some(NETWORK_NOTE));
+        // Media flowed: signalling drops (a retry that got through) change nothing.
+        o.up = voice(0.5, 8.5);
+        o.down = voice(0.5, 8.5);
+        assert_eq!(judge(ExternalReport::default(), o).verdict, Verdict::Connected);
+        // A peer's `failed` line for signalling: no-signalling with its reason.
+        let said = ExternalReport {
+            failed: Some((Stage::Signalling, "signal server unreachable".into())),
+            ..Default::default()
+        };
+        let j = judge(said, empty());
+        assert_eq!(j.verdict, Verdict::NoSignalling, "{}", j.reason);
+        assert!(j.reason.to_string().contains("caller: signal server unreachable"), "{}", j.reason);
+        // A media failure stays blocked.
+        let said = ExternalReport {
+            failed: Some((Stage::Media, "ice failed".into())),
+            ..Default::default()
+        };
+        assert_eq!(judge(said, empty()).verdict, Verdict::Blocked);
     }
 }

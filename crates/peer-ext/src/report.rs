@@ -9,6 +9,7 @@
 //! {"event":"sent","frames":500,"start_ns":…,"end_ns":…}           the sender stopped: totals
 //! {"event":"done","t_ns":…}                                       the receiver stopped listening
 //! {"event":"error","message":"…"}                                 the peer itself failed
+//! {"event":"failed","stage":"signalling","reason":"…"}            a stage of the call failed
 //! ```
 //!
 //! A frame line may also say `"event":"frame"`. Times are UNIX nanoseconds on the shared
@@ -40,8 +41,28 @@ pub struct ExternalReport {
     pub arrivals: Vec<Arrival>,
     /// `error.message` lines, joined.
     pub error: Option<String>,
+    /// The first `failed` line: which stage of the call failed, and why.
+    pub failed: Option<(Stage, String)>,
     /// Non-blank lines read.
     pub lines: u64,
+}
+
+/// A stage of a call a peer may say failed (`failed.stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Meeting the other peer through the signal server.
+    Signalling,
+    /// Setting up or keeping the media path.
+    Media,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Signalling => "signalling",
+            Stage::Media => "media",
+        }
+    }
 }
 
 /// The `sent` line.
@@ -97,19 +118,29 @@ impl ExternalReport {
 pub struct ReportError {
     /// 1-based line number.
     pub line: usize,
+    /// Non-blank lines read before the malformed one.
+    pub lines_read: u64,
     /// The field at fault, when one is.
     pub field: Option<String>,
     pub message: String,
 }
 
 fn err(line: usize, field: Option<&str>, message: impl Into<String>) -> ReportError {
-    ReportError { line, field: field.map(str::to_string), message: message.into() }
+    ReportError { line, lines_read: 0, field: field.map(str::to_string), message: message.into() }
 }
 
-const EVENTS: &str = "hello, connected, frame, sent, done, error";
+const EVENTS: &str = "hello, connected, frame, sent, done, error, failed";
 
 /// Parses a whole report. See the module doc for the format.
 pub fn parse_report(text: &str) -> Result<ExternalReport, ReportError> {
+    let mut read = 0u64;
+    parse_lines(text, &mut read).map_err(|mut e| {
+        e.lines_read = read;
+        e
+    })
+}
+
+fn parse_lines(text: &str, read: &mut u64) -> Result<ExternalReport, ReportError> {
     let mut out = ExternalReport::default();
     let mut errors = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -118,6 +149,7 @@ pub fn parse_report(text: &str) -> Result<ExternalReport, ReportError> {
         if raw.is_empty() {
             continue;
         }
+        *read = out.lines;
         out.lines += 1;
         let value: Value = serde_json::from_str(raw)
             .map_err(|e| err(line, None, format!("not a JSON object: {e}")))?;
@@ -183,6 +215,27 @@ pub fn parse_report(text: &str) -> Result<ExternalReport, ReportError> {
                     .opt_str("message")?
                     .ok_or_else(|| err(line, Some("message"), "is missing; say what went wrong"))?;
                 errors.push(m);
+            }
+            "failed" => {
+                f.only(&["event", "stage", "reason"])?;
+                let stage = match f.opt_str("stage")?.as_deref() {
+                    Some("signalling") => Stage::Signalling,
+                    Some("media") => Stage::Media,
+                    Some(other) => {
+                        return Err(err(
+                            line,
+                            Some("stage"),
+                            format!("unknown stage {other:?}; use signalling or media"),
+                        ))
+                    }
+                    None => return Err(err(line, Some("stage"), "is missing")),
+                };
+                let reason = f
+                    .opt_str("reason")?
+                    .ok_or_else(|| err(line, Some("reason"), "is missing; say what failed"))?;
+                if out.failed.is_none() {
+                    out.failed = Some((stage, reason));
+                }
             }
             other => {
                 return Err(err(
@@ -345,6 +398,35 @@ mod tests {
         let two = "{\"event\":\"sent\",\"frames\":1,\"start_ns\":1,\"end_ns\":2}\n";
         let e = parse_report(&two.repeat(2)).unwrap_err();
         assert_eq!(e.line, 2);
+        assert_eq!(e.lines_read, 1);
+    }
+
+    #[test]
+    fn a_parse_error_counts_the_lines_read_before_it() {
+        let mut text = good(200, |_| false);
+        text += "\n{\"seq\":1,\"sent_ns\":2}\n";
+        let e = parse_report(&text).unwrap_err();
+        assert_eq!(e.lines_read, 204, "{e}");
+        assert_eq!(e.line, 206, "{e}");
+    }
+
+    #[test]
+    fn a_failed_line_names_the_stage_and_the_reason() {
+        let r = parse_report(
+            "{\"event\":\"failed\",\"stage\":\"signalling\",\"reason\":\"connect timed out\"}\n\
+             {\"event\":\"failed\",\"stage\":\"media\",\"reason\":\"later\"}",
+        )
+        .unwrap();
+        assert_eq!(r.failed, Some((Stage::Signalling, "connect timed out".into())));
+        assert!(r.error.is_none() && !r.reports_frames());
+        for (bad, field) in [
+            ("{\"event\":\"failed\",\"stage\":\"ice\",\"reason\":\"x\"}", "stage"),
+            ("{\"event\":\"failed\",\"reason\":\"x\"}", "stage"),
+            ("{\"event\":\"failed\",\"stage\":\"media\"}", "reason"),
+        ] {
+            let e = parse_report(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! tail, the report read back.
 //!
 //! [`spawn_peer`] takes a [`Command`] the caller prepared (the harness's comes from
-//! `callwall_netns::Network::command`, which enters the host's namespace), adds the contract's
-//! environment, a process group of its own and a parent-death signal, sends stdout to
+//! `callwall_netns::Network::command`, which enters the host's namespace), gives it exactly the
+//! contract's environment (every other `CALLWALL_*` variable removed), a PID namespace, a
+//! process group and parent-death signals (see `sys`), sends stdout to
 //! `stdout.log` and stderr to `stderr.log` in the peer's log directory (keeping the last bytes
 //! in memory), and starts it. [`RunningPeer::wait`] blocks until the peer exits or its deadline
-//! passes; then, and in every case after the peer exits, it kills the peer's whole process
-//! group, so nothing the peer started outlives it.
+//! passes; the peer runs as PID 2 of a PID namespace of its own whose PID 1 exits with it, so
+//! the kernel kills everything the peer started (a `setsid` child included) by the time its
+//! exit is seen; at the deadline the runner kills the group, which takes the namespace down.
 
 use std::io::Read;
 use std::path::Path;
@@ -148,8 +150,22 @@ pub fn spawn_peer(
     std::fs::create_dir_all(&ctx.log_dir)
         .map_err(|source| RunError::LogDir { path: ctx.log_dir.display().to_string(), source })?;
     let stdout = log_file(&ctx.log_dir, "stdout.log")?;
-    cmd.envs(ctx.env()).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
-    sys::pre_exec_own_group_and_pdeathsig(&mut cmd);
+    // Exactly the contract's variables: no other CALLWALL_* reaches the peer, whether the
+    // harness inherited it or the command was given it.
+    let env = ctx.env();
+    let stray: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .chain(cmd.get_envs().map(|(k, _)| k.to_os_string()))
+        .filter(|k| {
+            k.to_str().is_some_and(|k| k.starts_with(crate::contract::ENV_PREFIX))
+                && !env.keys().any(|e| std::ffi::OsStr::new(e) == k.as_os_str())
+        })
+        .collect();
+    for k in stray {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
+    sys::pre_exec_contained(&mut cmd);
     let mut child =
         cmd.spawn().map_err(|source| RunError::Spawn { program: program.clone(), source })?;
     let started = Instant::now();
@@ -255,6 +271,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
         Err(e) => {
             return Err(ReportError {
                 line: 0,
+                lines_read: 0,
                 field: None,
                 message: format!("cannot read {}: {e}", path.display()),
             })
@@ -266,6 +283,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
     if let Err(e) = limited.read_to_string(&mut text) {
         return Err(ReportError {
             line: 0,
+            lines_read: 0,
             field: None,
             message: format!("cannot read {} as UTF-8 text: {e}", path.display()),
         });
@@ -273,6 +291,7 @@ pub fn read_report(path: &Path, max_bytes: u64) -> Result<ExternalReport, Report
     if text.len() as u64 > max_bytes {
         return Err(ReportError {
             line: 0,
+            lines_read: 0,
             field: None,
             message: format!("{} is larger than {max_bytes} bytes", path.display()),
         });

@@ -38,7 +38,8 @@ fn context(name: &str) -> ExternalPeerContext {
 fn run_sh(name: &str, script: &str, timeout: Duration) -> (PeerRun, ExternalPeerContext) {
     let ctx = context(name);
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", script]);
+    // A variable of the harness's own that the contract does not define: never reaches a peer.
+    cmd.args(["-c", script]).env("CALLWALL_OUTER_NETNS_INODE", "12345");
     let limits = RunLimits { timeout, stderr_tail: 64, max_report_bytes: 1 << 20 };
     let run = spawn_peer(cmd, &ctx, limits).expect("spawn").wait();
     (run, ctx)
@@ -115,45 +116,64 @@ fn a_crash_is_an_error_with_the_stderr_tail() {
 
 #[test]
 fn a_hang_is_killed_at_the_deadline_with_everything_it_started() {
-    let (run, ctx) = run_sh(
+    let token = unique_sleep("hang");
+    let (run, _) = run_sh(
         "hang",
-        "sleep 30 & echo $! > \"$CALLWALL_LOG_DIR/child\"; echo 'waiting forever' >&2; wait",
+        &format!("sleep {token} & setsid sleep {token} & echo 'waiting forever' >&2; wait"),
         Duration::from_millis(500),
     );
     assert!(matches!(run.exit, PeerExit::TimedOut(_)), "{:?}", run.exit);
     assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
     let e = failure(&run);
     assert!(e.contains("hung") && e.contains("waiting forever"), "{e}");
-    let child: i32 =
-        std::fs::read_to_string(ctx.log_dir.join("child")).unwrap().trim().parse().unwrap();
-    assert!(gone(child), "the peer's child {child} outlived it");
+    assert_eq!(alive_with(&token), Vec::<i32>::new(), "the peer's children outlived it");
 }
 
+/// A peer that exits leaves nothing: its child in its group, and a `setsid` child that left
+/// the group (the PID namespace takes it), are dead by the time `wait` returns.
 #[test]
-fn a_child_left_behind_by_a_peer_that_exited_is_killed() {
-    let (run, ctx) = run_sh(
+fn children_left_behind_by_a_peer_that_exited_are_dead_when_its_exit_is_seen() {
+    let token = unique_sleep("orphan");
+    let (run, _) = run_sh(
         "orphan",
-        "sleep 30 & echo $! > \"$CALLWALL_LOG_DIR/child\"; exit 0",
+        &format!(
+            "sleep {token} & setsid sleep {token} & sleep 0.2; \
+             [ \"$(pgrep -xfc 'sleep {token}')\" = 2 ] || exit 5; exit 0"
+        ),
         Duration::from_secs(10),
     );
+    // Exit 5 would say the two children were not both running before the peer exited.
     assert_eq!(run.exit, PeerExit::Code(0));
-    let child: i32 =
-        std::fs::read_to_string(ctx.log_dir.join("child")).unwrap().trim().parse().unwrap();
-    assert!(gone(child), "the peer's child {child} outlived it");
+    assert_eq!(alive_with(&token), Vec::<i32>::new(), "the peer's children outlived it");
+    // The peer's own exit code and signal come through the namespace's init unchanged.
+    let (run, _) = run_sh("exit7", "exit 7", Duration::from_secs(10));
+    assert_eq!(run.exit, PeerExit::Code(7));
+    let (run, _) = run_sh("pid", "[ $$ -ne 1 ] && exit 0; exit 9", Duration::from_secs(10));
+    assert_eq!(run.exit, PeerExit::Code(0), "the peer is not its namespace's PID 1");
 }
 
-/// The process is gone or a zombie waiting for its (new) parent to reap it.
-fn gone(pid: i32) -> bool {
-    for _ in 0..100 {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(s) if s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) => {
-                return true
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+/// A `sleep` argument no other process has: `1000.<pid><n>`.
+fn unique_sleep(tag: &str) -> String {
+    let n: u32 = tag.bytes().map(u32::from).sum();
+    format!("1000.{}{n}", std::process::id())
+}
+
+/// Processes (not zombies) whose command line contains `token`, seen from this namespace.
+fn alive_with(token: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !String::from_utf8_lossy(&cmd).contains(token) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+        if !zombie {
+            out.push(pid);
         }
     }
-    false
+    out
 }
 
 #[test]

@@ -44,9 +44,21 @@ pub struct ExternalReportSummary {
     /// `connected.path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The parse error of a malformed report (line and field).
+    /// The parse error of a malformed report (line and field); `lines` then counts the
+    /// lines read before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The peer's `failed` line: which stage of the call failed, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<ExternalFailure>,
+}
+
+/// A stage of a call a peer said failed (`{"event":"failed",...}` in its report).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExternalFailure {
+    /// `signalling` or `media`.
+    pub stage: String,
+    pub reason: String,
 }
 
 /// One direction of an external call as the censor saw it (judged from the network).

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 pub const TRANSPORT: &str = "external";
 /// Its one "strategy" (the peers choose their own path).
 pub const STRATEGY: &str = "external";
-/// `CALLWALL_MEDIA_PORT` when the scenario does not set one.
+/// The first `CALLWALL_MEDIA_PORT` given to copies of calls that do not set `media_port`
+/// (each such copy gets the next port no other copy of the run uses).
 pub const DEFAULT_MEDIA_PORT: u16 = 40000;
 /// Time from spawning the peers to the call's start when the scenario does not set `lead`:
 /// the reference peers start in under a second (Python with aiortc/aioquic), a browser needs
@@ -45,7 +46,14 @@ pub struct ExternalPeers {
     /// Program and arguments of the caller's side.
     pub caller: Vec<String>,
     pub callee: Vec<String>,
-    pub media_port: u16,
+    /// `media_port` as written: every copy of the call gets exactly this port. `None`: each
+    /// copy gets a port of its own ([`assign_media_ports`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_port: Option<u16>,
+    /// `CALLWALL_MEDIA_PORT` of each copy of the call, in placement order (filled in when the
+    /// scenario is checked, by [`assign_media_ports`]).
+    #[serde(default)]
+    pub media_ports: Vec<u16>,
     /// Time from spawning the two commands to the call's start (`CALLWALL_START_UNIX_NS`).
     pub lead: std::time::Duration,
     /// `relay = true`: the run starts its TURN relay (the topology must have a `relay` host)
@@ -98,8 +106,7 @@ pub(crate) fn validate(
             return Err((k, "an argument contains a NUL byte".into()));
         }
     }
-    let media_port = p.media_port.unwrap_or(DEFAULT_MEDIA_PORT);
-    if media_port == 0 {
+    if p.media_port == Some(0) {
         return Err(("peer.media_port", "use a port from 1 to 65535".into()));
     }
     let lead = p.lead.map_or(DEFAULT_LEAD, |d| d.as_std());
@@ -109,10 +116,83 @@ pub(crate) fn validate(
     Ok(Some(ExternalPeers {
         caller: p.caller.clone(),
         callee: p.callee.clone(),
-        media_port,
+        media_port: p.media_port,
+        media_ports: Vec::new(),
         lead,
         relay: p.relay,
     }))
+}
+
+/// One external call as the port check sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortClaim<'a> {
+    pub name: &'a str,
+    /// The caller's and the callee's host.
+    pub hosts: [&'a str; 2],
+    /// `media_port` as written.
+    pub written: Option<u16>,
+    /// Copies placed at once (`count` × `repeat`).
+    pub copies: u32,
+}
+
+/// The `CALLWALL_MEDIA_PORT` of every copy of every external call of a scenario (they all run
+/// at once), or `Err((index of the call at fault, message))` when two copies would share a
+/// port on a host: a written port is handed to every copy exactly as written, so a written
+/// port on a call of several copies, or the same written port on two calls with a host in
+/// common, collides (peers that bind every address, like wireguard-go, would fail to bind).
+/// Copies of calls without `media_port` get ports from [`DEFAULT_MEDIA_PORT`] up, skipping
+/// every written port and every port already given. Pure.
+pub fn assign_media_ports(claims: &[PortClaim<'_>]) -> Result<Vec<Vec<u16>>, (usize, String)> {
+    for (i, c) in claims.iter().enumerate() {
+        let Some(port) = c.written else { continue };
+        if c.copies > 1 {
+            return Err((
+                i,
+                format!(
+                    "port {port} is handed to every copy as written, and the {} copies of call \
+                     {:?} run at once on the same hosts: remove media_port (each copy then gets \
+                     a port of its own) or place one copy",
+                    c.copies, c.name
+                ),
+            ));
+        }
+        if let Some(o) = claims[..i].iter().find(|o| {
+            o.written == Some(port) && o.hosts.iter().any(|h| c.hosts.contains(h))
+        }) {
+            let host = o.hosts.iter().find(|h| c.hosts.contains(h)).copied().unwrap_or("?");
+            return Err((
+                i,
+                format!(
+                    "call {:?} also uses media_port {port} on host {host:?} at the same time; \
+                     give each call its own port",
+                    o.name
+                ),
+            ));
+        }
+    }
+    let written: std::collections::BTreeSet<u16> =
+        claims.iter().filter_map(|c| c.written).collect();
+    let mut given = std::collections::BTreeSet::new();
+    let mut next = DEFAULT_MEDIA_PORT;
+    let mut out = Vec::with_capacity(claims.len());
+    for (i, c) in claims.iter().enumerate() {
+        if let Some(p) = c.written {
+            out.push(vec![p; c.copies as usize]);
+            continue;
+        }
+        let mut ports = Vec::with_capacity(c.copies as usize);
+        for _ in 0..c.copies {
+            while written.contains(&next) || given.contains(&next) {
+                next = next.checked_add(1).ok_or_else(|| {
+                    (i, format!("no free media port left above {DEFAULT_MEDIA_PORT}"))
+                })?;
+            }
+            given.insert(next);
+            ports.push(next);
+        }
+        out.push(ports);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -145,7 +225,8 @@ mod tests {
         );
         let p = c.peer.as_ref().unwrap();
         assert_eq!(p.caller, ["python3", "p.py", "--offer"]);
-        assert_eq!(p.media_port, super::DEFAULT_MEDIA_PORT);
+        assert_eq!(p.media_port, None);
+        assert_eq!(p.media_ports, [super::DEFAULT_MEDIA_PORT]);
         assert!(!p.relay);
         let sc = load(
             "name = \"x\"\n[[calls]]\nname = \"ext\"\nexpect = \"connected\"\n[calls.peer]\n\
@@ -175,5 +256,66 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn media_ports_are_as_written_and_unwritten_ones_are_distinct() {
+        let call = |name: &str, port: &str, extra: &str| {
+            format!(
+                "[[calls]]\nname = \"{name}\"\nexpect = \"connected\"\n{extra}[calls.peer]\n\
+                 caller = [\"a\"]\ncallee = [\"b\"]\n{port}"
+            )
+        };
+        let sc = load(&format!(
+            "name = \"x\"\n{}{}{}",
+            call("a", "", "count = 2\n"),
+            call("b", "media_port = 40001\n", ""),
+            call("c", "media_port = 3478\n", "")
+        ))
+        .unwrap();
+        let ports: Vec<Vec<u16>> =
+            sc.calls.iter().map(|c| c.peer.as_ref().unwrap().media_ports.clone()).collect();
+        // Written ports exactly; unwritten copies skip them.
+        assert_eq!(ports, [vec![40000, 40002], vec![40001], vec![3478]]);
+        assert_eq!(sc.calls[2].peer.as_ref().unwrap().media_port, Some(3478));
+    }
+
+    #[test]
+    fn colliding_media_ports_name_line_and_key() {
+        let text = "name = \"x\"\n\
+            [[calls]]\nname = \"a\"\nexpect = \"connected\"\n[calls.peer]\ncaller = [\"a\"]\n\
+            callee = [\"b\"]\nmedia_port = 3478\n\
+            [[calls]]\nname = \"b\"\nexpect = \"connected\"\n[calls.peer]\ncaller = [\"a\"]\n\
+            callee = [\"b\"]\nmedia_port = 3478\n";
+        let e = load(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("calls[1].peer.media_port"), "{e}");
+        assert_eq!(e.line, Some(15), "{e}");
+        assert!(e.message.contains("\"a\"") && e.message.contains("3478"), "{e}");
+        let text = "name = \"x\"\n[[calls]]\nname = \"a\"\nexpect = \"connected\"\ncount = 2\n\
+            [calls.peer]\ncaller = [\"a\"]\ncallee = [\"b\"]\nmedia_port = 3478\n";
+        let e = load(text).unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("calls[0].peer.media_port"), Some(9)), "{e}");
+        assert!(e.message.contains("2 copies"), "{e}");
+    }
+
+    #[test]
+    fn the_port_check_is_pure_and_looks_at_hosts() {
+        use super::{assign_media_ports, PortClaim};
+        let c = |name, hosts, written| PortClaim { name, hosts, written, copies: 1 };
+        // Same port, no host in common: no collision.
+        let p = assign_media_ports(&[
+            c("a", ["h1", "h2"], Some(5000)),
+            c("b", ["h3", "h4"], Some(5000)),
+        ])
+        .unwrap();
+        assert_eq!(p, [vec![5000], vec![5000]]);
+        // A host in common (one's caller is the other's callee): collision on the later.
+        let e = assign_media_ports(&[
+            c("a", ["h1", "h2"], Some(5000)),
+            c("b", ["h2", "h4"], Some(5000)),
+        ])
+        .unwrap_err();
+        assert_eq!(e.0, 1);
+        assert!(e.1.contains("h2"), "{}", e.1);
     }
 }

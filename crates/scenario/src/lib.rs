@@ -613,6 +613,42 @@ impl Scenario {
             let line = raw.calls.get(i).map(|sc| key_line_in(text, sc.span(), k));
             err(line, Some(&format!("calls[{i}].{k}")), m)
         })?;
+        // External calls' media ports: as written, and no two copies sharing one on a host.
+        let ext: Vec<usize> = (0..calls.len()).filter(|&i| calls[i].peer.is_some()).collect();
+        let claims: Vec<external::PortClaim<'_>> = ext
+            .iter()
+            .map(|&i| {
+                let c = &calls[i];
+                external::PortClaim {
+                    name: &c.name,
+                    hosts: [&c.caller, &c.callee],
+                    written: c.peer.as_ref().and_then(|p| p.media_port),
+                    copies: c.placements(),
+                }
+            })
+            .collect();
+        let ports = external::assign_media_ports(&claims).map_err(|(k, m)| {
+            let line = calls[ext[k]].line;
+            let raw_index = raw.calls.iter().position(|sc| line_of(text, sc.span().start) == line);
+            // `media_port` may sit in the call's `[calls.peer]` subtable, past its span.
+            let key_line = text
+                .lines()
+                .enumerate()
+                .skip(line)
+                .take_while(|(_, l)| !l.trim_start().starts_with("[[calls"))
+                .find(|(_, l)| {
+                    l.split_once('=').is_some_and(|(k, _)| k.trim() == "media_port")
+                        || l.contains("media_port =")
+                })
+                .map_or(line, |(n, _)| n + 1);
+            let key = format!("calls[{}].peer.media_port", raw_index.unwrap_or(ext[k]));
+            err(Some(key_line), Some(&key), m)
+        })?;
+        for (&i, p) in ext.iter().zip(ports) {
+            if let Some(peer) = calls[i].peer.as_mut() {
+                peer.media_ports = p;
+            }
+        }
         // Workloads and the DNS zone.
         let raw_workloads: Vec<workload::raw::Workload> =
             raw.workloads.iter().map(|w| w.get_ref().clone()).collect();

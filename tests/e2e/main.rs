@@ -12,6 +12,7 @@ mod foundation;
 mod hygiene;
 mod input;
 mod library;
+mod machine;
 mod offline;
 mod reliability;
 mod report;

@@ -488,6 +488,8 @@ pub fn call_result(
         external: Some(v.external),
         bypass: None,
         audio: None,
+        machine: None,
+        inconclusive: false,
     }
 }
 

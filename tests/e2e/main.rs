@@ -13,6 +13,7 @@ mod foundation;
 mod hygiene;
 mod input;
 mod library;
+mod machine;
 mod offline;
 mod reliability;
 mod report;

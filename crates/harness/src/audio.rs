@@ -145,15 +145,21 @@ pub fn run_peer_audio(
     transports: &[&dyn VoiceTransport],
     cpu_ms: impl Fn() -> f64,
 ) -> PeerReport {
+    // The machine's stalls over the peer's whole life (setup included), beside its figures.
+    let watch = crate::stall::StallWatch::start();
+    let ended = |r: &mut PeerReport| {
+        r.cpu_ms = Some(cpu_ms());
+        r.stalls = watch.snapshot();
+    };
     let Some(a) = &spec.audio else {
         let mut r = rt.block_on(run_peer(spec, transports));
-        r.cpu_ms = Some(cpu_ms());
+        ended(&mut r);
         return r;
     };
     match PeerAudio::new(a, spec.voice.frame_bytes) {
         Ok(mut audio) => {
             let mut r = rt.block_on(run_peer_with(spec, transports, &mut audio));
-            r.cpu_ms = Some(cpu_ms());
+            ended(&mut r);
             // The report without audio first: if scoring does not finish before the harness's
             // deadline, the call is still judged (the harness reads the last report line).
             if let Ok(line) = serde_json::to_string(&r) {
@@ -167,7 +173,7 @@ pub fn run_peer_audio(
         }
         Err(e) => {
             let mut r = rt.block_on(run_peer(spec, transports));
-            r.cpu_ms = Some(cpu_ms());
+            ended(&mut r);
             r.error = Some(format!("audio: {e}"));
             r
         }

@@ -509,6 +509,8 @@ pub fn call_result(
         bypass: None,
         audio: None,
         app: call.app.clone(),
+        machine: None,
+        inconclusive: false,
     }
 }
 

@@ -12,6 +12,7 @@ use callwall_transport::peer::PeerReport;
 use callwall_transport::Verdict;
 
 use crate::external::NetworkView;
+use crate::result::machine::{self, MachineLoad, Process};
 use crate::result::{CallCpu, CallResult, CensorResult};
 
 /// What the calls left when they ended (the run's wait phase): what is judged.
@@ -102,7 +103,35 @@ fn builtin(
         bypass: None,
         audio: crate::audio::join(caller, callee),
         app: call.app.clone(),
+        machine: machine_load(caller, callee, censor, start_at),
+        inconclusive: false,
     }
+}
+
+/// What the machine did to a built-in call: its peers' stalls over their life, the censor's
+/// during the call (from the common start to the last peer's end), the run's kernel drops.
+fn machine_load(
+    caller: &PeerReport,
+    callee: &PeerReport,
+    censor: &CensorResult,
+    start_at: u64,
+) -> Option<MachineLoad> {
+    let longest = |p: &PeerReport| p.stalls.iter().map(|s| s.ms).max();
+    let end_ns = [caller, callee]
+        .iter()
+        .map(|p| p.media_end_unix_ns.max(p.recv_end_unix_ns).max(p.dial_start_unix_ns))
+        .max()
+        .unwrap_or(start_at)
+        .max(start_at);
+    let censor_ms = machine::longest_in(&censor.stalls, start_at / 1_000_000, end_ns / 1_000_000);
+    MachineLoad::of(
+        [
+            (Process::Caller, longest(caller)),
+            (Process::Callee, longest(callee)),
+            (Process::Censor, censor_ms),
+        ],
+        censor.bridge.kernel_drops.iter().sum(),
+    )
 }
 
 /// CPU each peer used, and as a share of one core over its life: from the call's start to the

@@ -39,6 +39,7 @@ pub mod result {
 }
 pub mod roles;
 pub mod run;
+pub mod stall;
 pub mod workloads;
 
 pub use plan::{PlanOptions, RunPlan};

@@ -188,6 +188,7 @@ impl RunPlan {
             artifacts: Artifacts::default(),
             distributions: Vec::new(),
             retries: 0,
+            replaced: false,
             workloads: Vec::new(),
             attempts: Vec::new(),
             flaky: false,

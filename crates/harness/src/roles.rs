@@ -67,6 +67,9 @@ pub struct CensorOutput {
     /// Per-call bins of the watched addresses (`CensorConfig::watch`).
     #[serde(default)]
     pub call_bins: Vec<callwall_censor::engine::PairBins>,
+    /// When the censor process was not scheduled (see [`callwall_results::machine`]).
+    #[serde(default)]
+    pub stalls: Vec<callwall_results::machine::Stall>,
 }
 
 impl CensorConfig {
@@ -81,6 +84,7 @@ impl CensorConfig {
 
 /// Runs the censor bridge until stdin closes. Must run inside the censor host's namespace.
 pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
+    let watch = crate::stall::StallWatch::start();
     let policy = cfg.compiled_policy()?;
     let mut engine = Engine::new(policy, cfg.seed);
     engine.watch_calls(cfg.watch.iter().copied());
@@ -123,6 +127,7 @@ pub fn censor_main(cfg: CensorConfig) -> Result<(), HarnessError> {
         bridge: bridge.stats.clone(),
         io: bridge.io.clone(),
         call_bins: engine.call_bins(),
+        stalls: watch.stop(),
     };
     let line = serde_json::to_string(&out).map_err(|e| HarnessError::Setup(e.to_string()))?;
     println!("{line}");

@@ -280,6 +280,7 @@ impl Censor {
             )));
         };
         let mut result = CensorResult::from((o.report, o.bridge));
+        result.stalls = o.stalls;
         if let Some(path) = dir.map(|d| d.join("decisions.jsonl")) {
             result.events = notable_events(&path);
             result.control = crate::control::read_changes(&path);

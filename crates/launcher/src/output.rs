@@ -156,7 +156,8 @@ fn write_file(path: &Path, what: &'static str, text: &str) -> Result<(), OutputE
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Judge {
     /// `run` and `merge`: 2 when a file could not be written or a run failed for input or
-    /// environment; 0 when every expectation was met and nothing interrupted the runs; else 1.
+    /// environment; 0 when every expectation was met and nothing interrupted the runs; 3 when
+    /// every expectation was met but for inconclusive calls (the machine to blame); else 1.
     Expectations { interrupted: bool },
     /// `report` (re-rendering a saved document): 2 when a file could not be written, else 0.
     FilesOnly,
@@ -180,7 +181,14 @@ pub fn exit_status(doc: &Results, written: Written, judge: Judge) -> u8 {
             if worst_error == Some(2) {
                 2
             } else if doc.runs.iter().all(RunResult::passed) && !interrupted && !doc.interrupted {
-                0
+                // Inconclusive calls (the machine to blame twice) are neither a pass nor a
+                // regression: their own code, so CI can re-run the job elsewhere.
+                let inconclusive = doc.runs.iter().flat_map(|r| &r.calls).any(|c| c.inconclusive);
+                if inconclusive {
+                    3
+                } else {
+                    0
+                }
             } else {
                 1
             }
@@ -258,6 +266,32 @@ mod tests {
         // Re-rendering judges the files only.
         assert_eq!(exit_status(&env, Written::All, Judge::FilesOnly), 0);
         assert_eq!(exit_status(&env, Written::SomeFailed, Judge::FilesOnly), 2);
+    }
+
+    fn call(name: &str, met: bool, inconclusive: bool) -> callwall_results::CallResult {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "transport": "noise", "strategy": "udp", "requested": ["udp"],
+            "verdict": "blocked", "expected": ["connected"], "met": met,
+            "setup_ms": null, "loss_pct": 0.0, "jitter_ms": 0.0, "one_way_delay_ms": 0.0,
+            "longest_gap_ms": 0.0, "mos": 1.0, "reason": {"cause": "text", "text": "r"},
+            "caller_addr": "10.1.0.128", "metrics": callwall_results::CallMetrics::default(),
+            "machine": {"stall_ms": 400, "process": "censor", "kernel_drops": 0},
+            "inconclusive": inconclusive,
+        }))
+        .expect("a call")
+    }
+
+    #[test]
+    fn inconclusive_calls_exit_3_unless_something_else_failed() {
+        let judge = Judge::Expectations { interrupted: false };
+        let mut d = doc(&[None]);
+        d.runs[0].calls.push(call("stalled", false, true));
+        assert_eq!(exit_status(&d, Written::All, judge), 3);
+        d.runs[0].calls.push(call("missed", false, false));
+        assert_eq!(exit_status(&d, Written::All, judge), 1);
+        let mut env = doc(&[Some(RunErrorKind::Environment)]);
+        env.runs[0].calls.push(call("stalled", false, true));
+        assert_eq!(exit_status(&env, Written::All, judge), 2);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use callwall_harness::RunPlan;
-use callwall_results::{Results, RunResult, SCHEMA_VERSION};
+use callwall_results::{machine, Results, RunResult, SCHEMA_VERSION};
 
 use crate::launch::{launch_with, LaunchOptions};
 use crate::output::{Judge, OutputArgs};
@@ -95,26 +95,41 @@ pub fn run_plans(jobs: &[(String, u32, RunPlan)], opts: SuiteOptions) -> Vec<Run
                     }
                 };
                 let Some(mut r) = attempt(&lo) else { break };
-                // --retries: re-run a run that missed, each attempt in its own directory.
-                let mut earlier = Vec::new();
-                while !r.passed()
-                    && earlier.len() < retries as usize
-                    && !cancel.load(Ordering::SeqCst)
-                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
-                {
-                    let dir = out_root.join(format!("{dir_name}.retry{}", earlier.len() + 1));
+                // Each later attempt in its own directory, `<run>.<suffix>`.
+                let again_in = |suffix: String| {
+                    let dir = out_root.join(format!("{dir_name}.{suffix}"));
                     let _ = std::fs::remove_dir_all(&dir);
                     let _ = std::fs::create_dir_all(&dir);
-                    let again = LaunchOptions {
+                    LaunchOptions {
                         exe: lo.exe.clone(),
                         run: RunPlan { out_dir: Some(dir), ..lo.run.clone() },
                         cancel: lo.cancel.clone(),
                         log_filter: lo.log_filter.clone(),
-                    };
-                    let Some(next) = attempt(&again) else { break };
+                    }
+                };
+                let mut earlier = Vec::new();
+                // A miss the machine may have caused (a stalled process, kernel drops) is
+                // re-placed once, whatever `--retries` says (callwall_results::machine).
+                let mut replaced = false;
+                if machine::suspect(&r) && !cancel.load(Ordering::SeqCst) {
+                    let Some(next) = attempt(&again_in("replaced".into())) else { break };
+                    earlier.push(std::mem::replace(&mut r, next));
+                    replaced = true;
+                }
+                // --retries: re-run a run that missed.
+                while !r.passed()
+                    && earlier.len() < retries as usize + usize::from(replaced)
+                    && !cancel.load(Ordering::SeqCst)
+                    && r.error.as_ref().is_none_or(|e| e.kind.exit_code() != 2)
+                {
+                    let n = earlier.len() + 1 - usize::from(replaced);
+                    let Some(next) = attempt(&again_in(format!("retry{n}"))) else { break };
                     earlier.push(std::mem::replace(&mut r, next));
                 }
-                let r = callwall_results::flaky::fold_attempts(&earlier, r);
+                let mut r = callwall_results::flaky::fold_attempts(&earlier, r);
+                if replaced {
+                    machine::settle(&mut r);
+                }
                 progress.finish(name, &r);
                 results.lock().unwrap_or_else(|p| p.into_inner()).push((k, r));
             });

@@ -398,6 +398,7 @@ fn call_section(
         escape(&c.reason.to_string())
     );
     crate::flaky::html_call(o, c);
+    crate::machine::html_call(o, c);
     let _ = writeln!(
         o,
         "<p class=\"expect {}\">Expected: {} — {}</p>",
@@ -915,6 +916,7 @@ pub(crate) mod tests {
             artifacts: Artifacts::default(),
             distributions: Vec::new(),
             retries: 0,
+            replaced: false,
             workloads: Vec::new(),
             attempts: Vec::new(),
             flaky: false,

@@ -100,6 +100,18 @@ fn suite(r: &RunResult) -> TestSuite {
             )
         });
         case.status = status(now, "verdict", earlier_misses(&r.attempts, MissKind::Call, &c.name));
+        // Missed twice with the machine to blame: neither a pass nor a regression.
+        if c.inconclusive {
+            let why = c.machine.map(|m| m.to_string()).unwrap_or_default();
+            case.status = TestCaseStatus::Skipped {
+                message: Some(
+                    format!("inconclusive: got {} twice; {why}", c.verdict.as_str()).into(),
+                ),
+                // Surefire's and Jenkins' `skipped` carries a message only.
+                ty: None,
+                description: None,
+            };
+        }
         out.add_test_case(case);
     }
     for d in &r.distributions {

@@ -50,6 +50,7 @@ pub mod html;
 pub mod ice;
 pub mod junit;
 pub mod load;
+pub mod machine;
 pub mod markdown;
 pub mod stats;
 pub mod table;

@@ -21,12 +21,13 @@ pub fn markdown(doc: &Results) -> String {
         for c in &r.calls {
             let _ = writeln!(
                 o,
-                "| {} | {}/{} | {}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {}/{} | {}{}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
                 r.scenario,
                 c.transport,
                 c.strategy,
                 c.verdict.as_str(),
                 crate::flaky::mark(c),
+                crate::machine::mark(c),
                 if c.met { "" } else { "**not met:** " },
                 crate::one_of(&c.expected, " or "),
                 opt_ms(c.setup_ms),
@@ -39,6 +40,7 @@ pub fn markdown(doc: &Results) -> String {
         }
     }
     o.push_str(&crate::stats::markdown_section(doc));
+    o.push_str(&crate::machine::markdown_section(doc));
     o.push_str(&crate::audio::markdown_section(doc));
     o.push_str(&crate::activities::markdown(doc));
     o.push_str(&crate::external::markdown_section(doc));

@@ -62,7 +62,12 @@ pub fn table(doc: &Results, color: bool) -> String {
                 } else {
                     format!("{} ({}/{})", c.name, c.transport, c.strategy)
                 },
-                format!("{}{}", verdict_str(c.verdict), crate::flaky::mark(c)),
+                format!(
+                    "{}{}{}",
+                    verdict_str(c.verdict),
+                    crate::flaky::mark(c),
+                    crate::machine::mark(c)
+                ),
                 format!("{}{}", if c.met { "" } else { "!" }, crate::one_of(&c.expected, "|")),
                 opt_ms(c.setup_ms),
                 format!("{:.1}", c.loss_pct),
@@ -120,21 +125,26 @@ pub fn table(doc: &Results, color: bool) -> String {
     let unmet: usize = doc
         .runs
         .iter()
-        .map(|r| r.calls.iter().filter(|c| !c.met).count() + usize::from(r.error.is_some()))
+        .map(|r| {
+            r.calls.iter().filter(|c| !c.met && !c.inconclusive).count()
+                + usize::from(r.error.is_some())
+        })
         .sum::<usize>()
         + crate::stats::missed(doc);
     out.push_str(&crate::stats::table_section(doc));
     out.push_str(&crate::flaky::table_section(doc));
+    out.push_str(&crate::machine::table_section(doc));
     out.push_str(&crate::bypass::table_section(doc));
     out.push_str(&crate::audio::table_section(doc));
     let _ = writeln!(
         out,
         "\n{calls} call(s) in {} run(s): {}",
         doc.runs.len(),
-        if unmet == 0 {
-            "every expectation met".to_string()
-        } else {
-            format!("{unmet} expectation(s) NOT met (marked !)")
+        match (unmet, crate::machine::inconclusive(doc)) {
+            (0, 0) => "every expectation met".to_string(),
+            (0, n) => format!("{n} inconclusive (the machine, not the network), the rest met"),
+            (u, 0) => format!("{u} expectation(s) NOT met (marked !)"),
+            (u, n) => format!("{u} expectation(s) NOT met (marked !), {n} inconclusive"),
         }
     );
     out.push_str(&crate::activities::text(doc));

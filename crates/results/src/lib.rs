@@ -20,6 +20,7 @@ pub mod external;
 pub mod flaky;
 pub mod ice;
 pub mod judge;
+pub mod machine;
 pub mod metrics;
 pub mod stats;
 pub mod workload;
@@ -157,6 +158,11 @@ pub struct RunResult {
     /// How many times `--retries` re-ran this scenario after a miss (0: this is the first run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// The run was placed a second time, whatever `--retries` said, because a call missed
+    /// with the machine to blame (see [`machine`]); the first placing is in the calls'
+    /// `attempts`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaced: bool,
     /// The activities beside the calls (messages, voice notes, web, video); empty when the
     /// scenario has no workloads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -222,11 +228,12 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl RunResult {
-    /// True when every call and every workload got one of its expected outcomes, every
-    /// statistical call's distribution met its shares, and the run had no error.
+    /// True when every call and every workload got one of its expected outcomes (or, for a
+    /// call, was [`CallResult::inconclusive`]), every statistical call's distribution met its
+    /// shares, and the run had no error.
     pub fn passed(&self) -> bool {
         self.error.is_none()
-            && self.calls.iter().all(|c| c.met)
+            && self.calls.iter().all(|c| c.met || c.inconclusive)
             && self.distributions.iter().all(|d| d.met)
             && self.workloads.iter().all(|w| w.met)
     }
@@ -249,6 +256,9 @@ pub struct CensorResult {
     /// also lines with `"flow":"control"` in the decision log.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub control: Vec<ControlEvent>,
+    /// When the censor process was not scheduled (see [`machine`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalls: Vec<machine::Stall>,
 }
 
 /// Most censor events kept in the results.
@@ -263,6 +273,7 @@ impl From<(CensorReport, BridgeStats)> for CensorResult {
             by_inside: r.by_inside,
             events: Vec::new(),
             control: Vec::new(),
+            stalls: Vec::new(),
         }
     }
 }
@@ -402,6 +413,15 @@ pub struct CallResult {
     /// The app profile the call stands for (the scenario's `app =`, e.g. `whatsapp-like`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
+    /// Set when the machine stalled this call's processes or the censor lost frames in the
+    /// kernel (see [`machine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<machine::MachineLoad>,
+    /// The call missed its expectation twice (placed, then re-placed once), each time with
+    /// [`CallResult::machine`] to blame: it says nothing about the transport or the censor
+    /// (`met` stays false; the run does not fail for it; JUnit `skipped`, exit code 3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
 
 /// One earlier attempt of a call whose run `--retries` re-ran.

@@ -135,6 +135,10 @@ pub struct PeerReport {
     /// CPU time the peer process used (user + system), in milliseconds, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ms: Option<f64>,
+    /// When this peer process was not scheduled (see [`callwall_results::machine`]): filled
+    /// by the process running the peer, empty when it kept no watch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stalls: Vec<callwall_results::machine::Stall>,
     /// What the ICE agent of the strategy that carried media did (webrtc `ice`, i.e. `auto`):
     /// candidates gathered, pairs checked, the nominated pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +186,7 @@ impl PeerReport {
             error: None,
             signalling_failure: None,
             cpu_ms: None,
+            stalls: Vec::new(),
             ice: None,
             audio: None,
         }

@@ -132,7 +132,8 @@ pub enum Outcome {
     Freeze,
     /// Dropped by random or burst loss.
     Loss,
-    /// Dropped by the token-bucket policer.
+    /// Met the token-bucket policer without its tokens: held for them (the one packet per flow
+    /// direction the policer queues, verdict delay) or dropped.
     Police,
     /// Held and released later.
     Delay,

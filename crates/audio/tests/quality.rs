@@ -119,3 +119,54 @@ async fn drive_with_carries_opus_through_a_lossy_link() {
     let q = AudioQuality::of(&got).unwrap();
     assert!(q.pesq_mos_lqo > 1.0 && q.pesq_mos_lqo < 4.7, "{}", q.pesq_mos_lqo);
 }
+
+/// The E-model (from the network figures) and PESQ (from the audio) agree in direction: as
+/// the effective loss rises (half the frames that are not played never arrive, half arrive
+/// after the playout deadline), neither score rises and both end far below where they began.
+/// The frames dropped at each step include those of the step before (one draw per frame).
+#[test]
+fn e_model_and_pesq_both_fall_as_effective_loss_rises() {
+    use callwall_transport::metrics::emodel;
+    let frames = (bundled_speech().samples.len() / 960) as u32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let draw: Vec<f64> = (0..frames).map(|_| rng.gen::<f64>()).collect();
+    let deadline = DEFAULT_PLAYOUT_DELAY.as_nanos() as u64;
+    let mut last: Option<(f64, f64)> = None;
+    let mut first = None;
+    for p in [0.0, 0.05, 0.2, 0.5] {
+        let mut tx = CallAudio::new(bundled_speech(), 80).unwrap();
+        let mut rx = CallAudio::new(bundled_speech(), 80).unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..frames {
+            buf.clear();
+            tx.payload(seq, &mut buf);
+            let d = draw[seq as usize];
+            let t = 1_000_000_000 + u64::from(seq) * 20_000_000;
+            let delay = match d < p {
+                true if d < p / 2.0 => continue,  // lost
+                true => 3_000_000 + deadline + 1, // late
+                false => 3_000_000,
+            };
+            rx.received(&Arrival { seq, sent_unix_ns: t, recv_unix_ns: t + delay }, &buf);
+        }
+        let r = rx.finish(u64::from(frames), DEFAULT_PLAYOUT_DELAY).unwrap();
+        let effective = 100.0 * (1.0 - r.stats.played as f64 / r.stats.frames as f64);
+        let pesq = f64::from(AudioQuality::of(&r).unwrap().pesq_mos_lqo);
+        let e = emodel::mos_from_r(emodel::r_factor(&emodel::Input {
+            mouth_to_ear_ms: emodel::mouth_to_ear_ms(3.0, 0.0),
+            loss_pct: effective,
+            burst_ratio: 1.0,
+            codec: emodel::Codec::default(),
+        }));
+        eprintln!("effective loss {effective:.1} %: E-model {e:.2}, PESQ {pesq:.2}");
+        if let Some((le, lp)) = last {
+            assert!(e <= le, "E-model rose from {le} to {e} at {effective} % loss");
+            // PESQ repeats to within about 0.1 on similar audio.
+            assert!(pesq <= lp + 0.1, "PESQ rose from {lp} to {pesq} at {effective} % loss");
+        }
+        first.get_or_insert((e, pesq));
+        last = Some((e, pesq));
+    }
+    let ((e0, p0), (e1, p1)) = (first.unwrap(), last.unwrap());
+    assert!(e1 < e0 - 1.5 && p1 < p0 - 1.5, "E-model {e0} -> {e1}, PESQ {p0} -> {p1}");
+}

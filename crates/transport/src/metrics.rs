@@ -979,6 +979,54 @@ mod tests {
         assert!(m.up.mos < 1.5, "{}", m.up.mos);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// More frames lost or late never raises the E-model MOS and never lowers the loss
+        /// shown: a call whose frames `extra` also loses (half on the network, half late) is
+        /// never rated better than the call without them.
+        #[test]
+        fn more_loss_or_lateness_never_raises_the_mos(
+            base in proptest::collection::vec(0u8..100, 250),
+            extra in proptest::collection::vec(0u8..100, 250),
+            p_base in 0u8..30,
+            p_extra in 0u8..40,
+        ) {
+            let deadline = crate::voice::PLAYOUT_DEADLINE.as_nanos() as u64;
+            // None: lost; Some(d): arrives after d ns.
+            let fate = |seq: u32, with_extra: bool| -> Option<u64> {
+                let i = seq as usize % 250;
+                if base[i] < p_base {
+                    return None;
+                }
+                if with_extra && extra[i] < p_extra {
+                    return if extra[i] % 2 == 0 { None } else { Some(20_000_000 + deadline + 1) };
+                }
+                Some(20_000_000)
+            };
+            let run = |with_extra: bool| {
+                let mut a = peer(Role::Caller, 5);
+                let mut b = peer(Role::Callee, 5);
+                let iv = 20_000_000;
+                for seq in 0..a.frames_sent as u32 {
+                    let sent = a.media_start_unix_ns + u64::from(seq) * iv;
+                    if let Some(d) = fate(seq, with_extra) {
+                        b.arrivals.push(Arrival { seq, sent_unix_ns: sent, recv_unix_ns: sent + d });
+                    }
+                }
+                b.arrivals.sort_by_key(|a| a.recv_unix_ns);
+                deliver(&b.clone(), &mut a, 20, |_| false);
+                analyze(&a, &b, &Thresholds::default())
+            };
+            let (less, more) = (run(false), run(true));
+            proptest::prop_assert!(more.up.loss_pct >= less.up.loss_pct);
+            proptest::prop_assert!(
+                more.up.mos <= less.up.mos + 1e-9,
+                "mos {} with more loss > {} without", more.up.mos, less.up.mos
+            );
+            proptest::prop_assert!(more.up.verdict >= less.up.verdict);
+        }
+    }
+
     #[test]
     fn receiver_that_stopped_early_is_not_charged() {
         // The callee stops listening 1 s before the caller stops talking (and has no drain):

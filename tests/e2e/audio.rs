@@ -13,8 +13,8 @@
 //! censor's, keyed by seed and flow). Measured over four runs here, on a 2-core machine with a
 //! load average of 15 to 40 from other builds: clean 3.84, 3.84, 3.42, 3.83; lossy 1.44, 1.33,
 //! 1.36, and the gap never fell below 2.0. The clean figure is the one that moves: under heavy
-//! CPU load some frames reach the receiver more than the 200 ms playout deadline after they
-//! were sent and are concealed like lost ones (the 3.42 run's counts were not kept; a clean call
+//! CPU load some frames reach the receiver more than the 200 ms playout deadline past the
+//! path's base delay (`voice::PLAYOUT_DEADLINE`) and are concealed like lost ones (the 3.42 run's counts were not kept; a clean call
 //! run by hand at a load average of 37 had 2 % and 10 % of its frames late). A margin of
 //! 1.0 leaves room for that: for the gap to close to 1.0, the clean call would have to lose
 //! about 5 % of its frames to lateness, or the lossy one's 10 % (binomial over 900 frames per

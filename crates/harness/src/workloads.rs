@@ -122,7 +122,7 @@ pub fn start_servers(
     // One server per (host, port), naming every host name served there.
     let mut groups: BTreeMap<(String, u16), (ServerRole, Vec<String>)> = BTreeMap::new();
     for w in &sc.workloads {
-        let role = ServerRole::serving(w.kind());
+        let role = ServerRole::serving(&w.params);
         let e = groups.entry((w.server.clone(), w.port)).or_insert((role, Vec::new()));
         if e.0 != role {
             return Err(setup(format!(

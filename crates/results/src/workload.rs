@@ -42,6 +42,16 @@ impl WorkloadKind {
             WorkloadKind::Video => "video",
         }
     }
+
+    /// The activity a report's "what still works" matrix shows for the kind, in words.
+    pub fn activity(self) -> &'static str {
+        match self {
+            WorkloadKind::Message => "message",
+            WorkloadKind::VoiceNote => "voice note",
+            WorkloadKind::Web => "web",
+            WorkloadKind::Video => "video",
+        }
+    }
 }
 
 impl fmt::Display for WorkloadKind {
@@ -215,6 +225,118 @@ pub struct VideoFigures {
     pub keeps_up: bool,
 }
 
+/// A figure as a number: booleans as 0/1, unknown values left out.
+fn b(x: bool) -> Option<f64> {
+    Some(if x { 1.0 } else { 0.0 })
+}
+
+impl MessageFigures {
+    /// Every figure by name (see [`Figures::pairs`]).
+    pub fn pairs(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("sent_up", Some(f64::from(self.sent_up))),
+            ("delivered_up", Some(f64::from(self.delivered_up))),
+            ("sent_down", Some(f64::from(self.sent_down))),
+            ("delivered_down", Some(f64::from(self.delivered_down))),
+            ("latency_p50_ms", self.latency_p50_ms),
+            ("latency_p95_ms", self.latency_p95_ms),
+            ("connect_ms", self.connect_ms),
+            ("delivered_pct", Some(self.delivered_pct())),
+        ]
+    }
+
+    /// The figures that matter, as a table shows them (`100% delivered, p50 1.2 ms, ...`).
+    pub fn line(&self) -> Vec<String> {
+        let mut parts = vec![format!("{:.0}% delivered", self.delivered_pct())];
+        if let Some(l) = self.latency_p50_ms {
+            parts.push(format!("p50 {l:.1} ms"));
+        }
+        if let Some(l) = self.latency_p95_ms {
+            parts.push(format!("p95 {l:.1} ms"));
+        }
+        parts
+    }
+}
+
+impl VoiceNoteFigures {
+    /// Every figure by name (see [`Figures::pairs`]).
+    pub fn pairs(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("bytes", Some(self.bytes as f64)),
+            ("uploaded", b(self.uploaded)),
+            ("downloaded", b(self.downloaded)),
+            ("intact", b(self.intact)),
+            ("upload_ms", self.upload_ms),
+            ("download_ms", self.download_ms),
+            ("goodput_kbit", self.goodput_kbit),
+        ]
+    }
+
+    /// The figures that matter, as a table shows them.
+    pub fn line(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(u) = self.upload_ms {
+            parts.push(format!("up {u:.0} ms"));
+        }
+        if let Some(d) = self.download_ms {
+            parts.push(format!("down {d:.0} ms"));
+        }
+        if let Some(g) = self.goodput_kbit {
+            parts.push(format!("{g:.0} kbit/s"));
+        }
+        parts
+    }
+}
+
+impl WebFigures {
+    /// Every figure by name (see [`Figures::pairs`]).
+    pub fn pairs(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("page_ok", b(self.page_ok)),
+            ("objects", Some(f64::from(self.objects))),
+            ("objects_ok", Some(f64::from(self.objects_ok))),
+            ("failed_objects", Some(f64::from(self.failed_objects))),
+            ("complete_ms", self.complete_ms),
+            ("bytes", Some(self.bytes as f64)),
+        ]
+    }
+
+    /// The figures that matter, as a table shows them.
+    pub fn line(&self) -> Vec<String> {
+        let mut parts = vec![format!("{}/{} objects", self.objects_ok, self.objects)];
+        if let Some(c) = self.complete_ms {
+            parts.push(format!("{c:.0} ms"));
+        }
+        parts
+    }
+}
+
+impl VideoFigures {
+    /// Every figure by name (see [`Figures::pairs`]).
+    pub fn pairs(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("target_kbit", Some(self.target_kbit)),
+            ("chunks", Some(f64::from(self.chunks))),
+            ("chunks_ok", Some(f64::from(self.chunks_ok))),
+            ("throughput_kbit", self.throughput_kbit),
+            ("startup_ms", self.startup_ms),
+            ("stalls", Some(f64::from(self.stalls))),
+            ("stall_ms", Some(self.stall_ms)),
+            ("keeps_up", b(self.keeps_up)),
+        ]
+    }
+
+    /// The figures that matter, as a table shows them.
+    pub fn line(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        if let Some(t) = self.throughput_kbit {
+            parts.push(format!("{t:.0} kbit/s"));
+        }
+        parts.push(format!("{} stalls", self.stalls));
+        parts
+    }
+}
+
 /// One kind's figures, tagged with the kind (`{"kind": "message", "sent_up": 20, ...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -233,6 +355,30 @@ impl Figures {
             Figures::Web(_) => WorkloadKind::Web,
             Figures::Video(_) => WorkloadKind::Video,
         }
+    }
+
+    /// Every figure by name, in name order, booleans as 0/1 and unknown values left out (the
+    /// JUnit output lists them).
+    pub fn pairs(&self) -> Vec<(&'static str, f64)> {
+        let mut v = match self {
+            Figures::Message(f) => f.pairs(),
+            Figures::VoiceNote(f) => f.pairs(),
+            Figures::Web(f) => f.pairs(),
+            Figures::Video(f) => f.pairs(),
+        };
+        v.sort_by_key(|p| p.0);
+        v.into_iter().filter_map(|(k, x)| x.map(|x| (k, x))).collect()
+    }
+
+    /// One short line of the figures that matter for the kind (`3/12 objects, 840 ms`).
+    pub fn line(&self) -> String {
+        match self {
+            Figures::Message(f) => f.line(),
+            Figures::VoiceNote(f) => f.line(),
+            Figures::Web(f) => f.line(),
+            Figures::Video(f) => f.line(),
+        }
+        .join(", ")
     }
 }
 

@@ -115,10 +115,10 @@ pub(crate) async fn serve(tcp: TcpListener, identity: &Identity) -> Result<(), W
 }
 
 /// The chat client.
-pub struct MessageClient(pub MessageParams);
+pub struct Client(pub MessageParams);
 
 #[async_trait]
-impl Workload for MessageClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Message
     }

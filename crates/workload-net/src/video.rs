@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The video client.
-pub struct VideoClient(pub VideoParams);
+pub struct Client(pub VideoParams);
 
 /// What the player saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +42,7 @@ pub fn playback(arrivals_ms: &[f64], chunk_ms: f64) -> Option<Playback> {
 }
 
 #[async_trait]
-impl Workload for VideoClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Video
     }

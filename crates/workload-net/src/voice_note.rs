@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The voice-note client.
-pub struct VoiceNoteClient(pub VoiceNoteParams);
+pub struct Client(pub VoiceNoteParams);
 
 /// A recording of `size` bytes that is not all one value (so a truncated or shifted download
 /// does not compare equal).
@@ -29,7 +29,7 @@ pub fn recording(size: u64, seed: u64) -> Bytes {
 }
 
 #[async_trait]
-impl Workload for VoiceNoteClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::VoiceNote
     }

@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The web client.
-pub struct WebClient(pub WebParams);
+pub struct Client(pub WebParams);
 
 /// The path of tile `i` of a map view around Krasnodar at zoom 13.
 pub fn tile_path(i: u32, bytes: u64) -> String {
@@ -18,7 +18,7 @@ pub fn tile_path(i: u32, bytes: u64) -> String {
 }
 
 #[async_trait]
-impl Workload for WebClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Web
     }

@@ -52,7 +52,7 @@ fn of_outcome(o: WorkloadOutcome) -> Works {
     match o {
         WorkloadOutcome::Ok => Works::Works,
         WorkloadOutcome::Degraded => Works::Degraded,
-        WorkloadOutcome::Failed => Works::Broken,
+        WorkloadOutcome::Failed | WorkloadOutcome::Error => Works::Broken,
     }
 }
 

@@ -11,7 +11,7 @@
 //! port = 443                    # optional; default 443
 //! start = "1s"                  # optional; offset from the start of the calls
 //! timeout = "30s"               # optional; the most the workload may take
-//! expect = "ok"                 # ok | degraded | failed, or a list of them
+//! expect = "ok"                 # ok | degraded | failed | error, or a list of them
 //! count = 20                    # message: messages each way
 //! size = "200B"                 # message: bytes per message
 //! interval = "500ms"            # message: time between messages
@@ -319,7 +319,7 @@ pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Worklo
         if w.expect.0.is_empty() {
             return Err(bad(
                 "expect",
-                "empty list of expected verdicts; use ok, degraded or failed".into(),
+                "empty list of expected verdicts; use ok, degraded, failed or error".into(),
             ));
         }
         out.push(Workload {
@@ -565,7 +565,7 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
 
         let (line, key, msg) = fails(&w("").replace("\"ok\"", "\"fine\""));
         assert_eq!((line, key.as_str()), (10, "workloads[0].expect"), "{msg}");
-        assert!(msg.contains("use ok, degraded or failed"), "{msg}");
+        assert!(msg.contains("use ok, degraded, failed or error"), "{msg}");
 
         let (line, key, msg) = fails(&w("").replace("app = \"wa\"\n", ""));
         assert_eq!((line, key.as_str()), (5, "workloads[0]"), "{msg}");

@@ -36,7 +36,14 @@ impl Workload for Client {
 
     async fn run(&self, t: &Target) -> Measured {
         let mut f = VoiceNoteFigures { bytes: self.0.size(), ..Default::default() };
+        let started = std::time::Instant::now();
         let error = send_note(&self.0, t, &mut f).await.err();
+        let arrived = u64::from(f.uploaded) * f.bytes + u64::from(f.downloaded) * f.bytes;
+        if arrived > 0 {
+            f.bytes_arrived = Some(arrived);
+            let secs = started.elapsed().as_secs_f64();
+            f.rate_kbit = (secs > 0.0).then(|| arrived as f64 * 8.0 / secs / 1000.0);
+        }
         Measured { figures: Figures::VoiceNote(f), error }
     }
 }

@@ -80,8 +80,12 @@ impl Workload for Client {
         if let Some(c) = client {
             c.close();
         }
+        let elapsed = started.elapsed();
         if f.page_ok && f.objects_ok == p.objects {
-            f.complete_ms = Some(ms(started.elapsed()));
+            f.complete_ms = Some(ms(elapsed));
+        }
+        if f.bytes > 0 && elapsed.as_secs_f64() > 0.0 {
+            f.rate_kbit = Some(f.bytes as f64 * 8.0 / elapsed.as_secs_f64() / 1000.0);
         }
         Measured { figures: Figures::Web(f), error: first_error }
     }

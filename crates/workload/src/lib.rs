@@ -104,6 +104,7 @@ mod tests {
                 delivered_down: 2,
                 latency_p50_ms: Some(1.5),
                 latency_p95_ms: Some(3.0),
+                latency_max_ms: Some(3.5),
                 connect_ms: Some(4.0),
             }),
             elapsed_ms: 1000.0,

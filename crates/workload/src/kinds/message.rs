@@ -79,6 +79,7 @@ mod tests {
             delivered_down: down,
             latency_p50_ms: p95.map(|x| x / 2.0),
             latency_p95_ms: p95,
+            latency_max_ms: p95,
             connect_ms: Some(5.0),
         }
     }

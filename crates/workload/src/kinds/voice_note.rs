@@ -92,10 +92,22 @@ mod tests {
             intact,
             upload_ms: Some(up),
             download_ms: Some(down),
-            goodput_kbit: None,
+            ..Default::default()
         };
         assert_eq!(p.judge(&f(true, 50.0, 50.0)), Outcome::Ok);
         assert_eq!(p.judge(&f(true, 5000.0, 50.0)), Outcome::Degraded);
         assert_eq!(p.judge(&f(false, 50.0, 50.0)), Outcome::Failed);
+        // Through a 48 kbit/s throttle the 90 kB note takes 15 s each way: longer than any
+        // one request used to be allowed (10 s), but it arrived whole: slow, not failed.
+        assert_eq!(p.judge(&f(true, 15_000.0, 15_000.0)), Outcome::Degraded);
+        // Up but never down: failed, with what arrived still reported by the client.
+        let half = VoiceNoteFigures {
+            uploaded: true,
+            upload_ms: Some(15_000.0),
+            bytes_arrived: Some(90_000),
+            rate_kbit: Some(48.0),
+            ..f(false, 0.0, 0.0)
+        };
+        assert_eq!(p.judge(&VoiceNoteFigures { downloaded: false, ..half }), Outcome::Failed);
     }
 }

@@ -84,6 +84,8 @@ impl Service {
         self.finish(deadline)
     }
 
+    /// Waits for the process to end (killing it at `deadline`): what it printed, and how it
+    /// ended (its exit status, or [`KILLED_AT_DEADLINE`]).
     pub fn finish(mut self, deadline: Instant) -> (Option<String>, String) {
         loop {
             match self.child.try_wait() {
@@ -109,12 +111,15 @@ impl Service {
                             self.name
                         );
                     }
-                    return (out, "killed at its deadline".into());
+                    return (out, KILLED_AT_DEADLINE.into());
                 }
             }
         }
     }
 }
+
+/// How [`Service::finish`] says it killed a process still running at its deadline.
+pub const KILLED_AT_DEADLINE: &str = "killed at its deadline";
 
 /// A file-name-safe form of a call name.
 pub fn sanitize(s: &str) -> String {

@@ -34,7 +34,7 @@ use callwall_workload::WorkloadReport;
 use callwall_workload_net::{dns::Zone, ClientSpec, RunCa, ServerConfig, ServerRole, DNS_PORT};
 
 use crate::plan::CLIENT_GRACE;
-use crate::process::{sanitize, Service};
+use crate::process::{sanitize, Service, KILLED_AT_DEADLINE};
 use crate::result::WorkloadResult;
 use crate::HarnessError;
 
@@ -122,7 +122,7 @@ pub fn start_servers(
     // One server per (host, port), naming every host name served there.
     let mut groups: BTreeMap<(String, u16), (ServerRole, Vec<String>)> = BTreeMap::new();
     for w in &sc.workloads {
-        let role = ServerRole::serving(w.kind());
+        let role = ServerRole::serving(&w.params);
         let e = groups.entry((w.server.clone(), w.port)).or_insert((role, Vec::new()));
         if e.0 != role {
             return Err(setup(format!(
@@ -214,32 +214,45 @@ pub fn start_clients(
 
 /// Waits for every client and judges its report against the scenario's expectation.
 pub fn collect(sc: &Scenario, clients: Vec<Client>) -> Vec<WorkloadResult> {
+    collect_from(&sc.workloads, clients)
+}
+
+/// [`collect`] over the scenario's workloads: a client whose last line is a report gets the
+/// report's outcome; one that crashed (exit status, signal, no parsable report) or hung past
+/// its deadline is `error`, a failure of the testbed that never meets `failed`.
+fn collect_from(workloads: &[Workload], clients: Vec<Client>) -> Vec<WorkloadResult> {
     clients
         .into_iter()
         .map(|c| {
-            let w = &sc.workloads[c.index];
+            let w = &workloads[c.index];
             let (out, status) = c.service.finish(c.deadline);
             let last = out
                 .as_deref()
                 .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string));
             match last.as_deref().map(serde_json::from_str::<WorkloadReport>) {
                 Some(Ok(r)) => result_of(w, &r),
-                _ => WorkloadResult {
-                    name: w.name.clone(),
-                    kind: w.kind(),
-                    app: w.app.clone(),
-                    host_name: w.host_name.clone(),
-                    proto: w.params.proto(),
-                    outcome: callwall_workload::Outcome::Failed,
-                    expected: w.expect.iter().copied().collect(),
-                    met: w.expect.contains(&callwall_workload::Outcome::Failed),
-                    figures: None,
-                    reason: Some(WorkloadCause::NoReport {
-                        status,
-                        log: format!("workload.{}.log", sanitize(&w.name)),
-                    }),
-                    elapsed_ms: 0.0,
-                },
+                _ => {
+                    let log = format!("workload.{}.log", sanitize(&w.name));
+                    let reason = if status == KILLED_AT_DEADLINE {
+                        WorkloadCause::Hung { log }
+                    } else {
+                        WorkloadCause::NoReport { status, log }
+                    };
+                    let outcome = callwall_workload::Outcome::Error;
+                    WorkloadResult {
+                        name: w.name.clone(),
+                        kind: w.kind(),
+                        app: w.app.clone(),
+                        host_name: w.host_name.clone(),
+                        proto: w.params.proto(),
+                        outcome,
+                        expected: w.expect.iter().copied().collect(),
+                        met: w.expect.contains(&outcome),
+                        figures: None,
+                        reason: Some(reason),
+                        elapsed_ms: 0.0,
+                    }
+                }
             }
         })
         .collect()
@@ -275,5 +288,66 @@ pub fn result_of(w: &Workload, r: &WorkloadReport) -> WorkloadResult {
         figures: Some(r.figures.clone()),
         reason,
         elapsed_ms: r.elapsed_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callwall_workload::{Outcome, Params};
+
+    fn workload(name: &str) -> Workload {
+        Workload {
+            name: name.into(),
+            app: "wa".into(),
+            params: Params::default_for(callwall_workload::Kind::Message),
+            client: "caller".into(),
+            server: "msg".into(),
+            host_name: "web.whatsapp.net".into(),
+            port: 443,
+            start: callwall_units::Duration::ZERO,
+            timeout: callwall_units::Duration::from_secs(1),
+            expect: vec![Outcome::Failed],
+        }
+    }
+
+    /// A real process in place of the workload client: `sh -c script`.
+    fn client(index: usize, script: &str, budget: Duration) -> Client {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        let service = Service::spawn("test client", cmd, None, false).expect("spawn sh");
+        Client { index, service, deadline: Instant::now() + budget }
+    }
+
+    #[test]
+    fn a_crashed_or_hung_client_is_an_error_that_never_meets_failed() {
+        let ws = [workload("crashed"), workload("garbled"), workload("hung")];
+        let clients = vec![
+            // Killed by a signal before printing anything, as a crash would.
+            client(0, "kill -SEGV $$", Duration::from_secs(20)),
+            // Exits 0 with a last line that is no report.
+            client(1, "echo 'thread main panicked'", Duration::from_secs(20)),
+            // Still running at its deadline.
+            client(2, "exec sleep 30", Duration::from_millis(300)),
+        ];
+        let r = collect_from(&ws, clients);
+        for w in &r {
+            assert_eq!(w.outcome, Outcome::Error, "{}", w.name);
+            assert!(!w.met, "{}: error must not meet expect = failed", w.name);
+            assert!(w.figures.is_none());
+        }
+        match &r[0].reason {
+            Some(WorkloadCause::NoReport { status, .. }) => {
+                assert!(status.contains("signal: 11"), "{status}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&r[1].reason, Some(WorkloadCause::NoReport { .. })), "{:?}", r[1]);
+        assert_eq!(
+            r[2].reason,
+            Some(WorkloadCause::Hung { log: "workload.hung.log".into() }),
+            "{:?}",
+            r[2]
+        );
     }
 }

@@ -14,16 +14,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use callwall_results::workload::{
-    MessageFigures, VideoFigures, VoiceNoteFigures, WebFigures, WorkloadKind, WorkloadOutcome,
-};
+use callwall_results::workload::{WorkloadKind, WorkloadOutcome};
 use callwall_results::{Figures, Results, RunResult, Verdict, WorkloadResult};
 use serde::Serialize;
 
 use crate::html::escape;
 
-/// The matrix's rows, in this order.
-pub const ACTIVITIES: [&str; 5] = ["call", "message", "voice note", "web", "video"];
+/// The matrix's rows, in this order: calls, then each workload kind's activity.
+pub fn activities() -> impl Iterator<Item = &'static str> {
+    std::iter::once("call").chain(WorkloadKind::ALL.into_iter().map(WorkloadKind::activity))
+}
 
 /// How well an activity worked in a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -56,109 +56,24 @@ fn of_outcome(o: WorkloadOutcome) -> Works {
     match o {
         WorkloadOutcome::Ok => Works::Works,
         WorkloadOutcome::Degraded => Works::Degraded,
-        WorkloadOutcome::Failed => Works::Broken,
+        WorkloadOutcome::Failed | WorkloadOutcome::Error => Works::Broken,
     }
 }
 
 /// The matrix's activity for a kind: `message`, `voice note`, `web`, `video`.
 pub fn activity(kind: WorkloadKind) -> &'static str {
-    match kind {
-        WorkloadKind::Message => "message",
-        WorkloadKind::VoiceNote => "voice note",
-        WorkloadKind::Web => "web",
-        WorkloadKind::Video => "video",
-    }
+    kind.activity()
 }
 
 /// The figures of a kind by name, in name order, booleans as 0/1 and unknown values left out
 /// (the JUnit output lists them).
 pub fn figure_pairs(f: &Figures) -> Vec<(&'static str, f64)> {
-    let b = |x: bool| if x { 1.0 } else { 0.0 };
-    let mut v: Vec<(&'static str, Option<f64>)> = match f {
-        Figures::Message(m) => vec![
-            ("sent_up", Some(f64::from(m.sent_up))),
-            ("delivered_up", Some(f64::from(m.delivered_up))),
-            ("sent_down", Some(f64::from(m.sent_down))),
-            ("delivered_down", Some(f64::from(m.delivered_down))),
-            ("latency_p50_ms", m.latency_p50_ms),
-            ("latency_p95_ms", m.latency_p95_ms),
-            ("connect_ms", m.connect_ms),
-            ("delivered_pct", Some(m.delivered_pct())),
-        ],
-        Figures::VoiceNote(n) => vec![
-            ("bytes", Some(n.bytes as f64)),
-            ("uploaded", Some(b(n.uploaded))),
-            ("downloaded", Some(b(n.downloaded))),
-            ("intact", Some(b(n.intact))),
-            ("upload_ms", n.upload_ms),
-            ("download_ms", n.download_ms),
-            ("goodput_kbit", n.goodput_kbit),
-        ],
-        Figures::Web(w) => vec![
-            ("page_ok", Some(b(w.page_ok))),
-            ("objects", Some(f64::from(w.objects))),
-            ("objects_ok", Some(f64::from(w.objects_ok))),
-            ("failed_objects", Some(f64::from(w.failed_objects))),
-            ("complete_ms", w.complete_ms),
-            ("bytes", Some(w.bytes as f64)),
-        ],
-        Figures::Video(d) => vec![
-            ("target_kbit", Some(d.target_kbit)),
-            ("chunks", Some(f64::from(d.chunks))),
-            ("chunks_ok", Some(f64::from(d.chunks_ok))),
-            ("throughput_kbit", d.throughput_kbit),
-            ("startup_ms", d.startup_ms),
-            ("stalls", Some(f64::from(d.stalls))),
-            ("stall_ms", Some(d.stall_ms)),
-            ("keeps_up", Some(b(d.keeps_up))),
-        ],
-    };
-    v.sort_by_key(|p| p.0);
-    v.into_iter().filter_map(|(k, x)| x.map(|x| (k, x))).collect()
+    f.pairs()
 }
 
 /// One short line of the figures that matter for the kind.
 pub fn summary(w: &WorkloadResult) -> String {
-    let mut parts = Vec::new();
-    match &w.figures {
-        Some(Figures::Message(m)) => {
-            let MessageFigures { latency_p50_ms, latency_p95_ms, .. } = m;
-            parts.push(format!("{:.0}% delivered", m.delivered_pct()));
-            if let Some(l) = latency_p50_ms {
-                parts.push(format!("p50 {l:.1} ms"));
-            }
-            if let Some(l) = latency_p95_ms {
-                parts.push(format!("p95 {l:.1} ms"));
-            }
-        }
-        Some(Figures::VoiceNote(VoiceNoteFigures {
-            upload_ms, download_ms, goodput_kbit, ..
-        })) => {
-            if let Some(u) = upload_ms {
-                parts.push(format!("up {u:.0} ms"));
-            }
-            if let Some(d) = download_ms {
-                parts.push(format!("down {d:.0} ms"));
-            }
-            if let Some(g) = goodput_kbit {
-                parts.push(format!("{g:.0} kbit/s"));
-            }
-        }
-        Some(Figures::Web(WebFigures { objects, objects_ok, complete_ms, .. })) => {
-            parts.push(format!("{objects_ok}/{objects} objects"));
-            if let Some(c) = complete_ms {
-                parts.push(format!("{c:.0} ms"));
-            }
-        }
-        Some(Figures::Video(VideoFigures { throughput_kbit, stalls, .. })) => {
-            if let Some(t) = throughput_kbit {
-                parts.push(format!("{t:.0} kbit/s"));
-            }
-            parts.push(format!("{stalls} stalls"));
-        }
-        None => {}
-    }
-    parts.join(", ")
+    w.figures.as_ref().map(Figures::line).unwrap_or_default()
 }
 
 fn reason(w: &WorkloadResult) -> String {
@@ -209,7 +124,7 @@ pub struct Matrix {
     pub scenario: String,
     /// Apps (see [`app_column`]) first, then the transports of calls without an app.
     pub columns: Vec<String>,
-    /// One row per activity present, in [`ACTIVITIES`] order; `None` where nothing ran.
+    /// One row per activity present, in [`activities`] order; `None` where nothing ran.
     pub rows: Vec<(String, Vec<Option<Cell>>)>,
 }
 
@@ -258,11 +173,10 @@ pub fn matrix(r: &RunResult) -> Option<Matrix> {
             w.met,
         ));
     }
-    let rows = ACTIVITIES
-        .iter()
-        .filter(|a| cells.keys().any(|(x, _)| x == *a))
+    let rows = activities()
+        .filter(|a| cells.keys().any(|(x, _)| x == a))
         .map(|a| {
-            let row = columns.iter().map(|c| cells.get(&(*a, c.clone())).cloned()).collect();
+            let row = columns.iter().map(|c| cells.get(&(a, c.clone())).cloned()).collect();
             (a.to_string(), row)
         })
         .collect();

@@ -11,7 +11,7 @@
 //! port = 443                    # optional; default 443
 //! start = "1s"                  # optional; offset from the start of the calls
 //! timeout = "30s"               # optional; the most the workload may take
-//! expect = "ok"                 # ok | degraded | failed, or a list of them
+//! expect = "ok"                 # ok | degraded | failed | error, or a list of them
 //! count = 20                    # message: messages each way
 //! size = "200B"                 # message: bytes per message
 //! interval = "500ms"            # message: time between messages
@@ -33,8 +33,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use callwall_netns::topology::Topology;
-use callwall_units::{Bytes, Duration, Rate};
-use callwall_workload::{HttpProto, Kind, Outcome, Params};
+use callwall_units::Duration;
+use callwall_workload::{Kind, Outcome, Params};
 use serde::{Deserialize, Serialize};
 
 /// Limits on workloads per scenario and on their timing.
@@ -53,9 +53,17 @@ pub mod defaults {
 pub mod raw {
     use super::*;
 
+    /// A `[[workloads]]` table as written. [`super::validate`] parses the keys every kind
+    /// takes through [`Common`] and the rest through the kind's parameter type in
+    /// `callwall_workload::kinds`, so each error names its key.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(transparent)]
+    pub struct Workload(pub toml::Table);
+
+    /// The keys every workload kind takes.
     #[derive(Debug, Clone, Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Workload {
+    pub struct Common {
         #[serde(default)]
         pub name: Option<String>,
         pub kind: String,
@@ -71,34 +79,6 @@ pub mod raw {
         #[serde(default)]
         pub timeout: Option<Duration>,
         pub expect: OutcomeSpec,
-        // message
-        #[serde(default)]
-        pub count: Option<u32>,
-        #[serde(default)]
-        pub size: Option<Bytes>,
-        #[serde(default)]
-        pub interval: Option<Duration>,
-        // voice-note
-        #[serde(default)]
-        pub length: Option<Duration>,
-        // voice-note, video
-        #[serde(default)]
-        pub bitrate: Option<Rate>,
-        // web
-        #[serde(default)]
-        pub page_size: Option<Bytes>,
-        #[serde(default)]
-        pub objects: Option<u32>,
-        #[serde(default)]
-        pub object_size: Option<Bytes>,
-        // web, video
-        #[serde(default)]
-        pub proto: Option<HttpProto>,
-        // video
-        #[serde(default)]
-        pub duration: Option<Duration>,
-        #[serde(default)]
-        pub chunk: Option<Duration>,
     }
 
     /// One outcome or a list of acceptable ones.
@@ -198,6 +178,63 @@ pub fn valid_host_name(s: &str) -> bool {
         })
 }
 
+/// The keys every kind takes; an error names the key whose value was refused (`None` when a
+/// required key is missing: the message names it).
+fn parse_common(keys: toml::Table) -> Result<raw::Common, (Option<String>, String)> {
+    let parse = |t: &toml::Table| raw::Common::deserialize(toml::Value::Table(t.clone()));
+    parse(&keys).map_err(|e| {
+        // The culprit is the key whose removal leaves the table acceptable, or only missing
+        // that key; a missing key is named by the message.
+        if e.message().starts_with("missing field") {
+            return (None, e.message().to_string());
+        }
+        let culprit = keys.keys().find(|k| {
+            let mut rest = keys.clone();
+            rest.remove(*k);
+            match parse(&rest) {
+                Ok(_) => true,
+                Err(e) => e.to_string().contains(&format!("missing field `{k}`")),
+            }
+        });
+        (culprit.cloned(), e.message().to_string())
+    })
+}
+
+/// A kind's parameters from its keys, through the kind's own serde type: a key of another kind
+/// or of none, or a value of the wrong type, is an error naming the key.
+fn kind_params(kind: Kind, keys: &toml::Table) -> Result<Params, (String, String)> {
+    let accepted = Params::keys(kind);
+    for k in keys.keys() {
+        if accepted.contains(k) {
+            continue;
+        }
+        let owners: Vec<&str> = Kind::ALL
+            .into_iter()
+            .filter(|o| Params::keys(*o).contains(k))
+            .map(Kind::as_str)
+            .collect();
+        let message = if owners.is_empty() {
+            let common = callwall_censor::policy::raw::keys_of::<raw::Common>();
+            format!(
+                "unknown workload key; use one of {}, or for kind {kind}: {}",
+                common.join(", "),
+                accepted.join(", ")
+            )
+        } else {
+            format!("`{k}` does not apply to kind {kind}; it is for {}", owners.join(", "))
+        };
+        return Err((k.clone(), message));
+    }
+    Params::from_keys(kind, toml::Value::Table(keys.clone())).map_err(|e| {
+        // Name the key whose value the kind's type refused.
+        let culprit = keys.iter().find(|(k, v)| {
+            let one: toml::Table = [((*k).clone(), (*v).clone())].into_iter().collect();
+            Params::from_keys(kind, toml::Value::Table(one)).is_err()
+        });
+        (culprit.map_or_else(|| "kind".to_string(), |(k, _)| k.clone()), e.to_string())
+    })
+}
+
 /// Validates the raw workloads against the topology.
 pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Workload>, Invalid> {
     if raw.len() > MAX_WORKLOADS {
@@ -208,66 +245,24 @@ pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Worklo
         });
     }
     let mut out: Vec<Workload> = Vec::new();
-    for (i, w) in raw.iter().enumerate() {
+    for (i, entry) in raw.iter().enumerate() {
         let bad = |k: &str, message: String| Invalid {
             index: Some(i),
             key: format!("workloads[{i}].{k}"),
             message,
         };
+        let common_keys = callwall_censor::policy::raw::keys_of::<raw::Common>();
+        let (common, kind_keys): (toml::Table, toml::Table) =
+            entry.0.clone().into_iter().partition(|(k, _)| common_keys.contains(&k.as_str()));
+        let w = &parse_common(common).map_err(|(k, m)| match k {
+            Some(k) => bad(&k, m),
+            None => Invalid { index: Some(i), key: format!("workloads[{i}]"), message: m },
+        })?;
         let kind: Kind = w
             .kind
             .parse()
             .map_err(|m: callwall_workload::UnknownKind| bad("kind", m.to_string()))?;
-        // Keys of other kinds are mistakes, not silently ignored.
-        let given: [(&str, bool, &[Kind]); 11] = [
-            ("count", w.count.is_some(), &[Kind::Message]),
-            ("size", w.size.is_some(), &[Kind::Message]),
-            ("interval", w.interval.is_some(), &[Kind::Message]),
-            ("length", w.length.is_some(), &[Kind::VoiceNote]),
-            ("bitrate", w.bitrate.is_some(), &[Kind::VoiceNote, Kind::Video]),
-            ("page_size", w.page_size.is_some(), &[Kind::Web]),
-            ("objects", w.objects.is_some(), &[Kind::Web]),
-            ("object_size", w.object_size.is_some(), &[Kind::Web]),
-            ("proto", w.proto.is_some(), &[Kind::Web, Kind::Video]),
-            ("duration", w.duration.is_some(), &[Kind::Video]),
-            ("chunk", w.chunk.is_some(), &[Kind::Video]),
-        ];
-        for (k, set, kinds) in given {
-            if set && !kinds.contains(&kind) {
-                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                return Err(bad(
-                    k,
-                    format!("`{k}` does not apply to kind {kind}; it is for {}", names.join(", ")),
-                ));
-            }
-        }
-        let params = match Params::default_for(kind) {
-            Params::Message(mut p) => {
-                p.count = w.count.unwrap_or(p.count);
-                p.size = w.size.unwrap_or(p.size);
-                p.interval = w.interval.unwrap_or(p.interval);
-                Params::Message(p)
-            }
-            Params::VoiceNote(mut p) => {
-                p.length = w.length.unwrap_or(p.length);
-                p.bitrate = w.bitrate.unwrap_or(p.bitrate);
-                Params::VoiceNote(p)
-            }
-            Params::Web(mut p) => {
-                p.page_size = w.page_size.unwrap_or(p.page_size);
-                p.objects = w.objects.unwrap_or(p.objects);
-                p.object_size = w.object_size.unwrap_or(p.object_size);
-                p.proto = w.proto.unwrap_or(p.proto);
-                Params::Web(p)
-            }
-            Params::Video(mut p) => {
-                p.bitrate = w.bitrate.unwrap_or(p.bitrate);
-                p.duration = w.duration.unwrap_or(p.duration);
-                p.chunk = w.chunk.unwrap_or(p.chunk);
-                p.proto = w.proto.unwrap_or(p.proto);
-                Params::Video(p)
-            }
-        };
+        let params = kind_params(kind, &kind_keys).map_err(|(k, m)| bad(&k, m))?;
         params.validate().map_err(|e| bad(e.key, e.message))?;
         let client = w.client.clone().unwrap_or_else(|| defaults::CLIENT.into());
         for (k, h) in [("client", &client), ("server", &w.server)] {
@@ -324,7 +319,7 @@ pub fn validate(raw: &[raw::Workload], topology: &Topology) -> Result<Vec<Worklo
         if w.expect.0.is_empty() {
             return Err(bad(
                 "expect",
-                "empty list of expected verdicts; use ok, degraded or failed".into(),
+                "empty list of expected verdicts; use ok, degraded, failed or error".into(),
             ));
         }
         out.push(Workload {
@@ -408,6 +403,8 @@ mod tests {
 
     use super::*;
     use crate::{Catalog, Scenario, ScenarioError};
+    use callwall_units::Bytes;
+    use callwall_workload::HttpProto;
 
     fn netns_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../netns")
@@ -557,10 +554,22 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
         assert!(msg.contains("does not apply to kind message"), "{msg}");
 
         let (line, key, msg) = fails(&w("cuont = 3\n"));
-        assert_eq!((line, key.as_str()), (11, "cuont"), "{msg}");
+        assert_eq!((line, key.as_str()), (11, "workloads[0].cuont"), "{msg}");
+        assert!(msg.contains("unknown workload key") && msg.contains("count"), "{msg}");
+
+        let (line, key, msg) = fails(&w("count = \"many\"\n"));
+        assert_eq!((line, key.as_str()), (11, "workloads[0].count"), "{msg}");
+
+        let (line, key, msg) = fails(&w("port = \"abc\"\n"));
+        assert_eq!((line, key.as_str()), (11, "workloads[0].port"), "{msg}");
 
         let (line, key, msg) = fails(&w("").replace("\"ok\"", "\"fine\""));
-        assert_eq!((line, key.as_str()), (10, "expect"), "{msg}");
+        assert_eq!((line, key.as_str()), (10, "workloads[0].expect"), "{msg}");
+        assert!(msg.contains("use ok, degraded, failed or error"), "{msg}");
+
+        let (line, key, msg) = fails(&w("").replace("app = \"wa\"\n", ""));
+        assert_eq!((line, key.as_str()), (5, "workloads[0]"), "{msg}");
+        assert!(msg.contains("missing field `app`"), "{msg}");
 
         let (line, key, msg) = fails(&w("").replace("web.whatsapp.net", "bad name!"));
         assert_eq!((line, key.as_str()), (9, "workloads[0].host_name"), "{msg}");
@@ -582,6 +591,6 @@ forge = { "web.whatsapp.net" = "10.66.0.1" }
         let (_, key, _) = fails(&format!("{base}chunk = \"20s\"\nduration = \"5s\"\n"));
         assert_eq!(key, "workloads[0].chunk");
         let (_, key, _) = fails(&format!("{base}proto = \"gopher\"\n"));
-        assert_eq!(key, "proto");
+        assert_eq!(key, "workloads[0].proto");
     }
 }

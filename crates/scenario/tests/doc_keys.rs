@@ -5,11 +5,12 @@
 //! so a key added to a struct and not to the doc fails here. The `peer` table of a call is
 //! documented in `docs/peers.md` and not checked here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use callwall_censor::policy::raw::{self, keys_of};
 use callwall_scenario::{raw as scenario, workload::raw as workload};
+use callwall_workload::{Kind, Params};
 
 fn doc() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scenarios.md");
@@ -150,8 +151,59 @@ fn every_call_key_is_documented() {
 
 #[test]
 fn every_workload_key_is_documented() {
-    assert_mentioned("## Workloads", "[[workloads]]", keys_of::<workload::Workload>());
+    assert_mentioned("## Workloads", "[[workloads]]", keys_of::<workload::Common>());
     assert_mentioned("## Workloads", "[dns]", keys_of::<workload::Dns>());
+}
+
+/// The kinds table of the Workloads section: its rows' kinds and, per kind, the keys its
+/// "keys" cell lists (the backticked names before each `(`).
+fn kind_rows() -> BTreeMap<String, BTreeSet<String>> {
+    let text = section(&doc(), "## Workloads", true);
+    let mut rows = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').collect();
+        let (Some(kind), Some(keys)) = (cells.get(1), cells.get(3)) else { continue };
+        let kind = kind.trim().trim_matches('`').to_string();
+        let listed = keys
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .filter(|k| !matches!(*k, "https" | "h3"))
+            .map(str::to_string)
+            .collect();
+        rows.insert(kind, listed);
+    }
+    rows
+}
+
+#[test]
+fn every_kind_and_its_keys_are_documented_both_ways() {
+    // The keys come from each kind's parameter type (`callwall_workload::kinds`), the types
+    // scenario files are parsed through.
+    let rows = kind_rows();
+    let mut problems = Vec::new();
+    for kind in Kind::ALL {
+        let code: BTreeSet<String> = Params::keys(kind).into_iter().collect();
+        let Some(listed) = rows.get(kind.as_str()) else {
+            problems
+                .push(format!("kind `{kind}` has no row in the kinds table of docs/scenarios.md"));
+            continue;
+        };
+        for k in code.difference(listed) {
+            problems.push(format!("kind `{kind}` accepts `{k}`, which its row does not list"));
+        }
+        for k in listed.difference(&code) {
+            problems
+                .push(format!("the row of kind `{kind}` lists `{k}`, which it does not accept"));
+        }
+    }
+    for kind in rows.keys() {
+        if kind.parse::<Kind>().is_err() {
+            problems.push(format!("the kinds table lists `{kind}`, which is no workload kind"));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
 
 #[test]
@@ -163,9 +215,11 @@ fn the_key_lists_come_from_the_structs() {
         keys_of::<raw::Policy>(),
         keys_of::<scenario::Scenario>(),
         keys_of::<scenario::Call>(),
-        keys_of::<workload::Workload>(),
+        keys_of::<workload::Common>(),
     ] {
         assert!(keys.len() >= 5, "{keys:?}");
     }
     assert!(table_keys(&section(&doc(), "### Matches", false)).len() >= 5);
+    assert_eq!(kind_rows().len(), Kind::ALL.len());
+    assert!(kind_rows().values().all(|keys| !keys.is_empty()));
 }

@@ -115,10 +115,10 @@ pub(crate) async fn serve(tcp: TcpListener, identity: &Identity) -> Result<(), W
 }
 
 /// The chat client.
-pub struct MessageClient(pub MessageParams);
+pub struct Client(pub MessageParams);
 
 #[async_trait]
-impl Workload for MessageClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Message
     }
@@ -252,6 +252,7 @@ async fn chat(p: &MessageParams, t: &Target, f: &mut MessageFigures) -> Result<(
     f.delivered_down = got.len() as u32;
     f.latency_p50_ms = percentile(&latencies, 50.0);
     f.latency_p95_ms = percentile(&latencies, 95.0);
+    f.latency_max_ms = percentile(&latencies, 100.0);
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_millis(500), writer).await;
     error.map_or(Ok(()), Err)

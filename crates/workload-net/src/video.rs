@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The video client.
-pub struct VideoClient(pub VideoParams);
+pub struct Client(pub VideoParams);
 
 /// What the player saw.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,8 +41,27 @@ pub fn playback(arrivals_ms: &[f64], chunk_ms: f64) -> Option<Playback> {
     Some(Playback { startup_ms: first, stalls, stall_ms })
 }
 
+/// Fills the player's figures from the chunks' arrival times; `window_ms` is how long the
+/// viewer waited in all. A video that never started is one stall as long as the window.
+pub fn player_figures(f: &mut VideoFigures, arrivals_ms: &[f64], chunk_ms: f64, window_ms: f64) {
+    f.chunks_ok = arrivals_ms.len() as u32;
+    match playback(arrivals_ms, chunk_ms) {
+        Some(pb) => {
+            f.startup_ms = Some(pb.startup_ms);
+            f.stalls = pb.stalls;
+            f.stall_ms = pb.stall_ms;
+        }
+        None => {
+            f.startup_ms = None;
+            f.stalls = 1;
+            f.stall_ms = window_ms;
+        }
+    }
+    f.keeps_up = f.chunks_ok == f.chunks && f.stalls == 0;
+}
+
 #[async_trait]
-impl Workload for VideoClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Video
     }
@@ -86,19 +105,16 @@ impl Workload for VideoClient {
                     }
                 }
                 let secs = receiving.elapsed().as_secs_f64();
+                if bytes > 0 {
+                    f.bytes_arrived = Some(bytes);
+                }
                 if bytes > 0 && secs > 0.0 {
                     f.throughput_kbit = Some(bytes as f64 * 8.0 / secs / 1000.0);
                 }
                 c.close();
             }
         }
-        f.chunks_ok = arrivals.len() as u32;
-        if let Some(pb) = playback(&arrivals, p.chunk.as_secs_f64() * 1000.0) {
-            f.startup_ms = Some(pb.startup_ms);
-            f.stalls = pb.stalls;
-            f.stall_ms = pb.stall_ms;
-        }
-        f.keeps_up = f.chunks_ok == f.chunks && f.stalls == 0;
+        player_figures(&mut f, &arrivals, p.chunk.as_secs_f64() * 1000.0, ms(started.elapsed()));
         Measured { figures: Figures::Video(f), error }
     }
 }
@@ -106,6 +122,17 @@ impl Workload for VideoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_video_that_never_started_stalled_the_whole_window() {
+        let mut f = VideoFigures { chunks: 5, ..Default::default() };
+        player_figures(&mut f, &[], 2000.0, 30_000.0);
+        assert_eq!((f.chunks_ok, f.stalls, f.stall_ms, f.startup_ms), (0, 1, 30_000.0, None));
+        assert!(!f.keeps_up);
+        let mut f = VideoFigures { chunks: 2, ..Default::default() };
+        player_figures(&mut f, &[100.0, 150.0], 2000.0, 300.0);
+        assert_eq!((f.stalls, f.stall_ms, f.keeps_up), (0, 0.0, true));
+    }
 
     #[test]
     fn the_player_counts_stalls() {

@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The voice-note client.
-pub struct VoiceNoteClient(pub VoiceNoteParams);
+pub struct Client(pub VoiceNoteParams);
 
 /// A recording of `size` bytes that is not all one value (so a truncated or shifted download
 /// does not compare equal).
@@ -29,14 +29,21 @@ pub fn recording(size: u64, seed: u64) -> Bytes {
 }
 
 #[async_trait]
-impl Workload for VoiceNoteClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::VoiceNote
     }
 
     async fn run(&self, t: &Target) -> Measured {
         let mut f = VoiceNoteFigures { bytes: self.0.size(), ..Default::default() };
+        let started = std::time::Instant::now();
         let error = send_note(&self.0, t, &mut f).await.err();
+        let arrived = u64::from(f.uploaded) * f.bytes + u64::from(f.downloaded) * f.bytes;
+        if arrived > 0 {
+            f.bytes_arrived = Some(arrived);
+            let secs = started.elapsed().as_secs_f64();
+            f.rate_kbit = (secs > 0.0).then(|| arrived as f64 * 8.0 / secs / 1000.0);
+        }
         Measured { figures: Figures::VoiceNote(f), error }
     }
 }

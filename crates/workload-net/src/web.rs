@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::{ms, Measured, Target, Workload, WorkloadError};
 
 /// The web client.
-pub struct WebClient(pub WebParams);
+pub struct Client(pub WebParams);
 
 /// The path of tile `i` of a map view around Krasnodar at zoom 13.
 pub fn tile_path(i: u32, bytes: u64) -> String {
@@ -18,7 +18,7 @@ pub fn tile_path(i: u32, bytes: u64) -> String {
 }
 
 #[async_trait]
-impl Workload for WebClient {
+impl Workload for Client {
     fn kind(&self) -> Kind {
         Kind::Web
     }
@@ -80,8 +80,12 @@ impl Workload for WebClient {
         if let Some(c) = client {
             c.close();
         }
+        let elapsed = started.elapsed();
         if f.page_ok && f.objects_ok == p.objects {
-            f.complete_ms = Some(ms(started.elapsed()));
+            f.complete_ms = Some(ms(elapsed));
+        }
+        if f.bytes > 0 && elapsed.as_secs_f64() > 0.0 {
+            f.rate_kbit = Some(f.bytes as f64 * 8.0 / elapsed.as_secs_f64() / 1000.0);
         }
         Measured { figures: Figures::Web(f), error: first_error }
     }

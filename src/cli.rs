@@ -17,9 +17,10 @@ use callwall_harness::entry;
 /// calls over WebRTC, QUIC and Noise transports, and reports per call: connected, degraded,
 /// blocked or cut, with quality figures and the censor rule responsible.
 ///
-/// Exit codes: 0 every expectation met, 1 some not met, 2 bad input or environment.
+/// Exit codes: 0 every expectation met (a pass on a retry is 0, marked flaky), 1 some not met
+/// or the run was interrupted, 2 bad input or environment (found before anything starts).
 #[derive(Parser, Debug)]
-#[command(name = "callwall", version, about, long_about, max_term_width = 100)]
+#[command(name = "callwall", version = callwall_launcher::VERSION, about, long_about, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,5 +1,7 @@
 //! Bad input gets exit code 2 and a message naming file, line and key; nothing is created.
 
+use std::process::Command;
+
 use crate::common::*;
 
 fn check(file: &str) -> (i32, String) {
@@ -83,4 +85,70 @@ fn run_with_a_bad_scenario_changes_nothing() {
         "a rejected run must not create its output directory"
     );
     assert_eq!(before, host_network_state());
+}
+
+/// Environment and setup problems of the CI job exit 2 before anything starts, saying what to
+/// fix: a capability dropped, a report path that cannot be written, two scenarios of one name.
+#[test]
+fn setup_problems_exit_2_before_anything_starts() {
+    let tmp = TempDir::new("preflight");
+    let out_dir = tmp.path().join("out");
+    // An output file whose directory does not exist: refused at once, nothing created.
+    let o = callwall()
+        .args(["run", "scenarios/udp-blackout.toml", "--transport", "noise"])
+        .arg("--out")
+        .arg(&out_dir)
+        .args(["--json", "/nonexistent/dir/x.json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--json /nonexistent/dir/x.json") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "nothing may start before the output paths are checked");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("udp-blackout"), "no run, no table");
+
+    // Two files with one scenario name: `check` and `run` refuse them, naming both files.
+    let dup = tmp.path().join("dup");
+    std::fs::create_dir_all(&dup).unwrap();
+    for f in ["a.toml", "b.toml"] {
+        std::fs::copy(repo().join("scenarios/udp-blackout.toml"), dup.join(f)).unwrap();
+    }
+    for cmd in ["check", "run"] {
+        let mut c = callwall();
+        c.arg(cmd).arg(&dup);
+        if cmd == "run" {
+            c.arg("--out").arg(&out_dir);
+        }
+        let o = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("scenario name \"udp-blackout\" is used by both")
+                && stderr.contains("a.toml")
+                && stderr.contains("b.toml"),
+            "{cmd}: {stderr}"
+        );
+    }
+    assert!(!out_dir.exists());
+
+    // Without CAP_NET_RAW (dropped from the bounding set, so root's exec does not get it):
+    // exit 2 naming it, where the run used to fail its censor and exit 1.
+    {
+        let o = Command::new("setpriv")
+            .args(["--bounding-set", "-net_raw"])
+            .arg(env!("CARGO_BIN_EXE_callwall"))
+            .args(["run", "scenarios/udp-blackout.toml", "--transport", "noise"])
+            .arg("--out")
+            .arg(&out_dir)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("missing capabilities CAP_NET_RAW"), "{stderr}");
+        assert!(!out_dir.exists());
+    }
 }

@@ -95,21 +95,7 @@ fn report_renders_in_a_browser_and_junit_validates() {
     assert!(std::fs::read_to_string(&md).unwrap().contains("| udp-blackout |"));
 
     // JUnit: valid for the schema CI systems read.
-    let lint = Command::new("xmllint")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(repo().join("tests/data/junit.xsd"))
-        .arg(&junit)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run xmllint ({e}); install the Debian package libxml2-utils (make deps)")
-        });
-    assert!(
-        lint.status.success(),
-        "JUnit does not validate:\n{}\n{}",
-        text(&lint),
-        std::fs::read_to_string(&junit).unwrap()
-    );
+    xmllint_valid(&junit);
 
     // The page in a browser: the rendered DOM.
     let url = format!("file://{}", html.canonicalize().unwrap().display());
@@ -170,6 +156,76 @@ fn report_renders_in_a_browser_and_junit_validates() {
     let improved = callwall().arg("diff").arg(&results).arg(&old).output().unwrap();
     assert_eq!(improved.status.code(), Some(0), "{}", text(&improved));
     assert!(String::from_utf8_lossy(&improved.stdout).contains("better"), "{}", text(&improved));
+
+    // A call that disappeared is lost coverage: worse (exit 1) unless --allow-removed.
+    let mut fewer = v.clone();
+    fewer["runs"][0]["calls"] = serde_json::json!([]);
+    let new = tmp.path().join("fewer.json");
+    std::fs::write(&new, fewer.to_string()).unwrap();
+    let removed = callwall().arg("diff").arg(&results).arg(&new).output().unwrap();
+    assert_eq!(removed.status.code(), Some(1), "{}", text(&removed));
+    assert!(
+        String::from_utf8_lossy(&removed.stdout).contains("removed udp-blackout/"),
+        "{}",
+        text(&removed)
+    );
+    let allowed =
+        callwall().arg("diff").arg(&results).arg(&new).arg("--allow-removed").output().unwrap();
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+
+    // The same run, as if it had passed only on its second attempt after a setup timeout
+    // and a missed call: JUnit marks both flaky (Surefire's flakyError and flakyFailure, each
+    // with a stack trace) and validates; the table says it.
+    let mut flaky = v.clone();
+    let call = flaky["runs"][0]["calls"][0]["name"].clone();
+    flaky["runs"][0]["retries"] = 2.into();
+    flaky["runs"][0]["flaky"] = true.into();
+    flaky["runs"][0]["attempts"] = serde_json::json!([
+        { "error": { "kind": "timeout", "message": "timed out after 40s" } },
+        { "missed": [ { "kind": "call", "name": call, "expected": "blocked",
+                        "got": "connected", "reason": "media flowed" } ] }
+    ]);
+    let flaky_json = tmp.path().join("flaky.json");
+    std::fs::write(&flaky_json, flaky.to_string()).unwrap();
+    let flaky_junit = tmp.path().join("flaky.xml");
+    let out = callwall()
+        .arg("report")
+        .arg(&flaky_json)
+        .arg("--junit")
+        .arg(&flaky_junit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("passed on a retry (FLAKY)"),
+        "{}",
+        text(&out)
+    );
+    let x = std::fs::read_to_string(&flaky_junit).unwrap();
+    assert!(x.contains("<flakyError message=\"timed out after 40s\" type=\"run-error\">"), "{x}");
+    assert!(x.contains("<flakyFailure message=\"expected blocked, got connected; media flowed\" type=\"call\">"), "{x}");
+    assert_eq!(x.matches("<stackTrace>").count(), 2, "{x}");
+    xmllint_valid(&flaky_junit);
+}
+
+/// Asserts `junit` validates against `tests/data/junit.xsd` (Ant's format with Surefire's
+/// re-run elements) with xmllint.
+pub fn xmllint_valid(junit: &Path) {
+    let lint = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(repo().join("tests/data/junit.xsd"))
+        .arg(junit)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run xmllint ({e}); install the Debian package libxml2-utils (make deps)")
+        });
+    assert!(
+        lint.status.success(),
+        "JUnit does not validate:\n{}\n{}",
+        text(&lint),
+        std::fs::read_to_string(junit).unwrap()
+    );
 }
 
 #[test]

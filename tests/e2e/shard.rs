@@ -129,4 +129,121 @@ fn retries_rerun_a_missed_scenario_and_record_every_attempt() {
     let x = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(x.matches("<rerunFailure ").count(), 2, "{x}");
     assert_eq!(x.matches("<failure ").count(), 1, "{x}");
+    assert_eq!(x.matches("<stackTrace>").count(), 2, "every rerun has its stack trace: {x}");
+    crate::report::xmllint_valid(&junit);
+    // Every attempt's failures are kept on the run too, with what, expected, got and why.
+    let attempts = run["attempts"].as_array().expect("run attempts");
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0]["missed"][0]["kind"], "call");
+    assert_eq!(attempts[0]["missed"][0]["got"], "connected");
+    assert!(run.get("flaky").is_none(), "missed every time: not flaky");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exit 1: some expectation NOT met"));
+}
+
+/// Two 2-second scenarios, one per shard of 2 (equal estimates: the first name goes to shard 1).
+fn two_scenarios(dir: &std::path::Path) -> Vec<String> {
+    ["alpha", "beta"]
+        .iter()
+        .map(|n| {
+            let p = dir.join(format!("{n}.toml"));
+            std::fs::write(
+                &p,
+                format!("name = \"{n}\"\ntopology = \"censored-call\"\n[[calls]]\ntransport = \"noise\"\nstrategy = \"udp\"\nduration = \"2s\"\nexpect = \"connected\"\n"),
+            )
+            .unwrap();
+            p.to_string_lossy().to_string()
+        })
+        .collect()
+}
+
+fn shard_cmd(
+    files: &[String],
+    dir: &std::path::Path,
+    k: u32,
+    tag: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut c = callwall();
+    c.arg("run")
+        .args(files)
+        .args(["--topology-dir", "netns", "--shard", &format!("{k}/2")])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.join(format!("out-{tag}")))
+        .arg("--json")
+        .arg(dir.join(format!("{tag}.json")));
+    c
+}
+
+#[test]
+fn interrupted_and_mismatched_shards_are_refused_by_merge() {
+    let tmp = TempDir::new("guarded-merge");
+    let files = two_scenarios(tmp.path());
+    // Shard 1, stopped by SIGTERM as soon as its run starts: not green, and says so.
+    let mut child = shard_cmd(&files, tmp.path(), 1, "stopped", &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        assert!(n > 0, "the shard ended before its run started: {seen}");
+        seen.push_str(&line);
+        if line.contains("start") && line.contains("alpha") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let mut table = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut table).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}{rest}");
+    assert!(rest.contains("INTERRUPTED") && !rest.contains("every expectation met"), "{rest}");
+    assert!(table.contains("INTERRUPTED") && !table.contains("every expectation met"), "{table}");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("stopped.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["interrupted"], true, "{v}");
+    assert_eq!(v["runs"][0]["scenario"], "alpha");
+    assert_eq!(v["runs"][0]["error"]["kind"], "interrupted", "{v}");
+
+    // Shard 2 runs through; shard 1 again with another seed.
+    for (k, tag, extra) in [(2, "second", &[][..]), (1, "seeded", &["--seed", "9"][..])] {
+        let o = shard_cmd(&files, tmp.path(), k, tag, extra).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{tag}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let merge = |a: &str, b: &str| {
+        callwall()
+            .arg("merge")
+            .arg(tmp.path().join(format!("{a}.json")))
+            .arg(tmp.path().join(format!("{b}.json")))
+            .arg("--json")
+            .arg(tmp.path().join("merged.json"))
+            .output()
+            .unwrap()
+    };
+    let o = merge("stopped", "second");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("stopped.json is from an interrupted run"), "{e}");
+    let o = merge("seeded", "second");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("measured different things (--seed 9 vs per scenario)"), "{e}");
+    assert!(!tmp.path().join("merged.json").exists(), "a refused merge writes nothing");
+    // The fingerprint names the commit, the options and each scenario file's hash.
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("seeded.json")).unwrap())
+            .unwrap();
+    let f = &v["fingerprint"];
+    assert_eq!(f["options"]["seed"], 9);
+    assert_eq!(f["shards"], 2);
+    assert_eq!(f["scenarios"].as_array().map(Vec::len), Some(2));
+    assert_eq!(f["scenarios"][0]["sha256"].as_str().map(str::len), Some(64));
+    assert!(v["callwall_version"].as_str().unwrap().contains(f["commit"].as_str().unwrap()));
 }

@@ -40,7 +40,9 @@ pub enum MergeError {
     DuplicateRun { scenario: String, repeat: u32, other: String, file: String },
     #[error("{file} is from an interrupted run (SIGINT or SIGTERM): its runs did not all finish; run that shard again")]
     Interrupted { file: String },
-    #[error("{file} has no fingerprint but {other} has one: merge files written by the same callwall")]
+    #[error(
+        "{file} has no fingerprint but {other} has one: merge files written by the same callwall"
+    )]
     MissingFingerprint { file: String, other: String },
     #[error("{file} and {first} measured different things ({differs}): run every shard from the same commit with the same scenario files and options")]
     Fingerprint { file: String, first: String, differs: String },
@@ -88,7 +90,8 @@ pub fn differences(a: &Fingerprint, b: &Fingerprint) -> String {
         d.push(format!("--pcap {} vs {}", x.pcap, y.pcap));
     }
     if a.scenarios != b.scenarios {
-        let names = |f: &Fingerprint| f.scenarios.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        let names =
+            |f: &Fingerprint| f.scenarios.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         if names(a) == names(b) {
             let changed: Vec<&str> = a
                 .scenarios
@@ -298,7 +301,10 @@ mod tests {
             options: callwall_results::RunOptions { seed, repeat: 1, ..Default::default() },
             scenarios: names
                 .iter()
-                .map(|n| callwall_results::ScenarioPrint { name: n.to_string(), sha256: "00".into() })
+                .map(|n| callwall_results::ScenarioPrint {
+                    name: n.to_string(),
+                    sha256: "00".into(),
+                })
                 .collect(),
             shards,
         }
@@ -314,15 +320,16 @@ mod tests {
     #[test]
     fn refuses_interrupted_mismatched_and_incomplete_shards() {
         let f = print(&["a", "b", "c"], Some(1), 2);
-        let ok = merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), shard(&["b"], 2, &f))])
-            .unwrap();
+        let ok =
+            merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), shard(&["b"], 2, &f))])
+                .unwrap();
         assert_eq!(ok.runs.len(), 3);
         assert_eq!(ok.fingerprint.as_ref().map(|f| f.shards), Some(1));
 
         let mut stopped = shard(&["b"], 2, &f);
         stopped.interrupted = true;
-        let e = merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), stopped)])
-            .unwrap_err();
+        let e =
+            merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), stopped)]).unwrap_err();
         assert_eq!(e, MergeError::Interrupted { file: "2".into() });
         assert!(e.to_string().contains("interrupted"), "{e}");
 
@@ -335,19 +342,20 @@ mod tests {
         assert!(e.to_string().contains("--seed 1 vs 2"), "{e}");
 
         let fewer = print(&["a", "b"], Some(1), 2);
-        let e = merge(&[("1".into(), shard(&["a"], 1, &fewer)), ("2".into(), shard(&["b"], 2, &f))])
-            .unwrap_err();
+        let e =
+            merge(&[("1".into(), shard(&["a"], 1, &fewer)), ("2".into(), shard(&["b"], 2, &f))])
+                .unwrap_err();
         assert!(e.to_string().contains("scenario set [a, b] vs [a, b, c]"), "{e}");
 
         let mut edited = f.clone();
         edited.scenarios[2].sha256 = "11".into();
         edited.commit = "def".into();
-        let e = merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), shard(&["b"], 2, &edited))])
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("commit abc vs def; scenario file content of c"),
-            "{e}"
-        );
+        let e = merge(&[
+            ("1".into(), shard(&["a", "c"], 1, &f)),
+            ("2".into(), shard(&["b"], 2, &edited)),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("commit abc vs def; scenario file content of c"), "{e}");
 
         // A shard that lost a run (every shard present, a scenario missing).
         let e = merge(&[("1".into(), shard(&["a"], 1, &f)), ("2".into(), shard(&["b"], 2, &f))])
@@ -355,8 +363,11 @@ mod tests {
         assert_eq!(e, MergeError::Incomplete { missing: vec![("c".into(), 0)] });
         assert!(e.to_string().contains("c (repeat 1)"), "{e}");
 
-        let e = merge(&[("1".into(), shard(&["a", "c"], 1, &f)), ("2".into(), doc(&[("b", 0)], Some((2, 2))))])
-            .unwrap_err();
+        let e = merge(&[
+            ("1".into(), shard(&["a", "c"], 1, &f)),
+            ("2".into(), doc(&[("b", 0)], Some((2, 2)))),
+        ])
+        .unwrap_err();
         assert!(matches!(e, MergeError::MissingFingerprint { .. }), "{e:?}");
     }
 

@@ -213,7 +213,9 @@ pub fn verdict_line(doc: &Results, written: Written, judge: Judge) -> String {
             .runs
             .iter()
             .filter(|r| {
-                r.error.as_ref().is_some_and(|e| e.kind == callwall_results::RunErrorKind::Interrupted)
+                r.error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == callwall_results::RunErrorKind::Interrupted)
             })
             .count();
         format!("INTERRUPTED: {stopped} run(s) did not finish; these results are not a pass")
@@ -249,7 +251,12 @@ mod tests {
                 r
             })
             .collect();
-        Results { schema_version: SCHEMA_VERSION, callwall_version: "0".into(), runs, shard: None }
+        Results {
+            schema_version: SCHEMA_VERSION,
+            callwall_version: "0".into(),
+            runs,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -263,6 +270,20 @@ mod tests {
         assert_eq!(exit_status(&timeout, Written::All, judge), 1);
         let env = doc(&[Some(RunErrorKind::Timeout), Some(RunErrorKind::Environment)]);
         assert_eq!(exit_status(&env, Written::All, judge), 2);
+        // A document that says it was interrupted is never a pass, merged or not.
+        let mut stopped = doc(&[None]);
+        stopped.interrupted = true;
+        assert_eq!(exit_status(&stopped, Written::All, judge), 1);
+        assert!(verdict_line(&stopped, Written::All, judge).starts_with("exit 1: INTERRUPTED"));
+        let mut flaky = doc(&[None]);
+        flaky.runs[0].flaky = true;
+        assert_eq!(exit_status(&flaky, Written::All, judge), 0, "a pass on a retry is a pass");
+        let line = verdict_line(&flaky, Written::All, judge);
+        assert!(
+            line.contains("exit 0: every expectation met, some only on a retry")
+                && line.contains("1 run(s) FLAKY"),
+            "{line}"
+        );
         // Re-rendering judges the files only.
         assert_eq!(exit_status(&env, Written::All, Judge::FilesOnly), 0);
         assert_eq!(exit_status(&env, Written::SomeFailed, Judge::FilesOnly), 2);

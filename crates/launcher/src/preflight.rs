@@ -139,9 +139,8 @@ mod tests {
         let under_out = out.join("sub/j.xml");
         assert!(output_paths([("--json", ok.as_path()), ("--junit", &under_out)], &out).is_ok());
         let missing = dir.join("nope/r.json");
-        let errs =
-            output_paths([("--json", missing.as_path()), ("--html", dir.as_path())], &out)
-                .unwrap_err();
+        let errs = output_paths([("--json", missing.as_path()), ("--html", dir.as_path())], &out)
+            .unwrap_err();
         assert_eq!(errs.len(), 2);
         let text = errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
         assert!(text.contains("--json") && text.contains("does not exist"), "{text}");

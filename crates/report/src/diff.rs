@@ -225,13 +225,16 @@ mod tests {
 
     #[test]
     fn a_removed_call_is_worse_only_when_counted() {
-        let old = doc(vec![run("s", vec![call("a", Verdict::Connected), call("b", Verdict::Blocked)])]);
+        let old =
+            doc(vec![run("s", vec![call("a", Verdict::Connected), call("b", Verdict::Blocked)])]);
         let new = doc(vec![run("s", vec![call("a", Verdict::Connected)])]);
         let mut d = diff(&old, &new);
         assert!(!d.regressed, "without counting, removal is informational");
         d.count_removed_as_worse();
         assert!(d.regressed);
-        assert!(d.to_text().contains("removed s/b: was blocked") && d.to_text().contains("REGRESSION"));
+        assert!(
+            d.to_text().contains("removed s/b: was blocked") && d.to_text().contains("REGRESSION")
+        );
         let mut same = diff(&old, &old.clone());
         same.count_removed_as_worse();
         assert!(!same.regressed);

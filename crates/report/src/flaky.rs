@@ -234,7 +234,10 @@ mod tests {
             "{t}"
         );
         let md = crate::markdown(&d);
-        assert!(md.contains("connected (flaky)") && md.contains("passed on a retry (FLAKY)"), "{md}");
+        assert!(
+            md.contains("connected (flaky)") && md.contains("passed on a retry (FLAKY)"),
+            "{md}"
+        );
         let j = crate::junit(&d);
         assert!(j.contains("<flakyFailure message=\"expected connected, got blocked; deciding rule: drop-udp; no media\" type=\"call\">"), "{j}");
         assert!(j.contains("<stackTrace>attempt 1 of 2: call noise-udp missed"), "{j}");
@@ -270,7 +273,10 @@ mod tests {
         let j = crate::junit(&d);
         // The setup case passed on the last attempt: a flakyError per failed attempt.
         assert!(j.contains("<testcase name=\"setup\""), "{j}");
-        assert!(j.contains("<flakyError message=\"timed out after 40s\" type=\"run-error\">"), "{j}");
+        assert!(
+            j.contains("<flakyError message=\"timed out after 40s\" type=\"run-error\">"),
+            "{j}"
+        );
         assert!(!j.contains("<error") && !j.contains("<failure"), "{j}");
     }
 
@@ -289,7 +295,10 @@ mod tests {
                 };
                 for r in runs {
                     reruns += 1;
-                    assert!(r.message.is_some() && r.ty.is_some() && r.stack_trace.is_some(), "{r:?}");
+                    assert!(
+                        r.message.is_some() && r.ty.is_some() && r.stack_trace.is_some(),
+                        "{r:?}"
+                    );
                 }
             }
             assert!(reruns >= 1);
@@ -299,13 +308,16 @@ mod tests {
     /// Every case validates against the project's XSD with xmllint (libxml2-utils).
     #[test]
     fn junit_validates_against_the_schema_in_every_case() {
-        let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/junit.xsd");
+        let xsd =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/junit.xsd");
         let dir = std::env::temp_dir().join(format!("callwall-junit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut interrupted = doc(vec![run("baseline", vec![call("a", Verdict::Connected)])]);
         interrupted.interrupted = true;
         let plain = doc(vec![run("baseline", vec![call("a", Verdict::Connected)])]);
-        for (i, d) in [retried(true), retried(false), recovered_run(), interrupted, plain].iter().enumerate() {
+        for (i, d) in
+            [retried(true), retried(false), recovered_run(), interrupted, plain].iter().enumerate()
+        {
             let f = dir.join(format!("{i}.xml"));
             std::fs::write(&f, crate::junit(d)).unwrap();
             let out = std::process::Command::new("xmllint")

@@ -41,7 +41,9 @@ pub fn junit(doc: &Results) -> String {
     if doc.interrupted {
         let mut s = TestSuite::new("callwall");
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-        status.set_message("interrupted (SIGINT or SIGTERM): not every run finished").set_type("interrupted");
+        status
+            .set_message("interrupted (SIGINT or SIGTERM): not every run finished")
+            .set_type("interrupted");
         let mut case = TestCase::new("interrupted", status);
         case.set_classname("callwall");
         s.add_test_case(case);
@@ -77,14 +79,18 @@ fn suite(r: &RunResult) -> TestSuite {
     // The fragment's cases are, in order: `setup` (a run error), the calls, the distributions,
     // the workloads.
     if let Some(e) = &r.error {
-        let mut case = cases.next().unwrap_or_else(|| TestCase::new("setup", TestCaseStatus::success()));
+        let mut case =
+            cases.next().unwrap_or_else(|| TestCase::new("setup", TestCaseStatus::success()));
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
         status.set_message(e.message.as_str()).set_type("run-error");
         status.add_reruns(earlier_errors(&r.attempts));
         case.status = status;
         out.add_test_case(case);
     } else if crate::flaky::errored_before(r) {
-        let mut case = TestCase::new("setup", TestCaseStatus::Success { flaky_runs: earlier_errors(&r.attempts) });
+        let mut case = TestCase::new(
+            "setup",
+            TestCaseStatus::Success { flaky_runs: earlier_errors(&r.attempts) },
+        );
         case.set_classname(name.as_str());
         out.add_test_case(case);
     }
@@ -125,8 +131,11 @@ fn suite(r: &RunResult) -> TestSuite {
                 missed.join(", ")
             )
         });
-        case.status =
-            status(now, "distribution", earlier_misses(&r.attempts, MissKind::Distribution, &d.call));
+        case.status = status(
+            now,
+            "distribution",
+            earlier_misses(&r.attempts, MissKind::Distribution, &d.call),
+        );
         out.add_test_case(case);
     }
     for w in &r.workloads {
@@ -139,7 +148,8 @@ fn suite(r: &RunResult) -> TestSuite {
                 w.reason.as_ref().map(|r| r.to_string()).unwrap_or_default()
             )
         });
-        case.status = status(now, "workload", earlier_misses(&r.attempts, MissKind::Workload, &w.name));
+        case.status =
+            status(now, "workload", earlier_misses(&r.attempts, MissKind::Workload, &w.name));
         out.add_test_case(case);
     }
     // Anything a part added beyond these keeps the status it was written with.
@@ -219,7 +229,8 @@ fn fragment(r: &RunResult, name: &str) -> String {
     crate::audio::junit_properties(&mut o, &r.calls);
     let secs = r.wall_ms as f64 / 1000.0;
     if r.error.is_some() {
-        let _ = writeln!(o, "    <testcase classname=\"{name}\" name=\"setup\" time=\"{secs:.3}\"/>");
+        let _ =
+            writeln!(o, "    <testcase classname=\"{name}\" name=\"setup\" time=\"{secs:.3}\"/>");
     }
     for c in &r.calls {
         let _ = writeln!(

@@ -79,7 +79,10 @@ pub fn fold_attempts(earlier: &[RunResult], mut last: RunResult) -> RunResult {
     last.attempts = earlier.iter().map(attempt_of).collect();
     let recovered = (errored_before(&last) && last.error.is_none())
         || last.calls.iter().any(|c| c.met && missed_before(&last, MissKind::Call, &c.name))
-        || last.workloads.iter().any(|w| w.met && missed_before(&last, MissKind::Workload, &w.name))
+        || last
+            .workloads
+            .iter()
+            .any(|w| w.met && missed_before(&last, MissKind::Workload, &w.name))
         || last
             .distributions
             .iter()
@@ -132,6 +135,31 @@ mod tests {
         );
         assert_eq!((r.retries, r.calls[0].attempts.len(), r.calls[0].flaky), (2, 2, false));
         assert!(!r.passed());
+    }
+
+    #[test]
+    fn every_kind_of_failure_keeps_its_attempts() {
+        use crate::{RunError, RunErrorKind};
+        use Verdict::*;
+        // A timed-out attempt, then a passing one: the run is flaky, the error kept.
+        let mut timed_out = run(&[]);
+        timed_out.error = Some(RunError::new(RunErrorKind::Timeout, "timed out after 40s"));
+        let r = fold_attempts(std::slice::from_ref(&timed_out), run(&[("a", Connected)]));
+        assert!(r.passed() && r.flaky, "{r:?}");
+        assert_eq!(r.attempts.len(), 1);
+        assert_eq!(r.attempts[0].error.as_ref().map(|e| e.kind), Some(RunErrorKind::Timeout));
+        assert!(errored_before(&r));
+        // A missed call is recorded with what, expected, got and why.
+        let r = fold_attempts(&[run(&[("a", Blocked)])], run(&[("a", Connected)]));
+        let m = &r.attempts[0].missed[0];
+        assert_eq!(
+            (m.kind, m.name.as_str(), m.expected.as_str(), m.got.as_str()),
+            (MissKind::Call, "a", "connected", "blocked")
+        );
+        assert!(missed_before(&r, MissKind::Call, "a") && r.flaky);
+        // Missed every time: kept, but not flaky.
+        let r = fold_attempts(&[run(&[("a", Blocked)])], run(&[("a", Blocked)]));
+        assert!(!r.flaky && !r.passed() && r.attempts[0].missed.len() == 1);
     }
 
     #[test]

@@ -157,7 +157,8 @@ fn peer_errors(c: &serde_json::Value) -> String {
 fn contract_v2_liar_forking_peer_dropped_signalling_ports_and_environment() {
     let tmp = TempDir::new("ext-v2");
     let path = tmp.path().join("ext-v2.toml");
-    let aioquic = |flag: &str| format!(r#"[".venv/bin/python3", "peers/aioquic/peer.py", "{flag}"]"#);
+    let aioquic =
+        |flag: &str| format!(r#"[".venv/bin/python3", "peers/aioquic/peer.py", "{flag}"]"#);
     let sh = |script: &str| format!(r#"["sh", "tests/data/peers/{script}"]"#);
     std::fs::write(
         &path,
@@ -224,9 +225,10 @@ peer = {{ caller = {port}, callee = {port}, lead = "1s", media_port = 3478 }}
         .arg(&json)
         .output()
         .unwrap();
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|_| {
-        panic!("no JSON\n{}", String::from_utf8_lossy(&out.stderr))
-    }))
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(&json)
+            .unwrap_or_else(|_| panic!("no JSON\n{}", String::from_utf8_lossy(&out.stderr))),
+    )
     .unwrap();
     let d = || dump(&out, &v);
     let logs = out_dir.join("ext-v2");

@@ -30,6 +30,18 @@ INNER = {"caller": "10.201.0.1", "callee": "10.201.0.2"}
 VOICE_PORT = 50000
 
 
+def pin_source(c):
+    """wireguard-go listens on every address, so the kernel would pick the host's first address
+    as the tunnel's source; a route to the other peer with `src CALLWALL_LOCAL_IP` makes the
+    packets carry the call's own address (the censor attributes them to the call by it)."""
+    words = sh("ip", "route", "get", c.peer_ip).split()
+    route = ["ip", "route", "replace", c.peer_ip]
+    for k in ("via", "dev"):
+        if k in words:
+            route += [k, words[words.index(k) + 1]]
+    sh(*route, "src", c.local_ip)
+
+
 def sh(*args, input=None):
     r = subprocess.run(args, input=input, capture_output=True, text=True)
     if r.returncode != 0:
@@ -95,6 +107,7 @@ async def call(c, report, ifname):
         peer = ["peer", peer_pub, "allowed-ips", f"{INNER[other]}/32"]
         if c.role == "caller":
             peer += ["endpoint", f"{c.peer_ip}:{c.media_port}"]
+        pin_source(c)
         sh("wg", "set", ifname, "private-key", key_file, "listen-port", str(c.media_port), *peer)
         sh("ip", "address", "add", f"{INNER[c.role]}/24", "dev", ifname)
         sh("ip", "link", "set", ifname, "up")

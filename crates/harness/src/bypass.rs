@@ -45,7 +45,7 @@ pub fn annotate(
             name: r.name.clone(),
             verdict: r.verdict,
             setup_ms: r.setup_ms,
-            mos: r.mos,
+            mos: r.mos.unwrap_or(0.0),
             wire: wire_totals(censor, r.caller_addr),
         })
         .collect();
@@ -75,7 +75,7 @@ pub fn annotate(
                             setup_ms: r.setup_ms.zip(s.setup_ms).map(|(a, b)| a - b),
                             bytes: w.bytes as i64 - rw.bytes as i64,
                             packets: w.packets as i64 - rw.packets as i64,
-                            mos: r.mos - s.mos,
+                            mos: r.mos.unwrap_or(0.0) - s.mos,
                         })
                     }
                     _ => note = Some("the censor did not account for one of the calls".into()),

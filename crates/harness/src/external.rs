@@ -224,6 +224,8 @@ pub struct ExternalVerdict {
     pub reason: callwall_results::Cause,
     pub metrics: CallMetrics,
     pub external: ExternalCall,
+    /// Whether the figures come from both peers' frames (else there is no MOS, jitter, delay).
+    pub has_frames: bool,
 }
 
 impl ExternalFinished {
@@ -286,6 +288,7 @@ impl ExternalFinished {
         ExternalVerdict {
             verdict: j.verdict,
             reason: j.reason.clone(),
+            has_frames: j.metrics.is_some(),
             metrics,
             external: ExternalCall {
                 caller: side("caller", &self.caller_cmd, &self.caller, &a),
@@ -493,10 +496,12 @@ pub fn call_result(
         met: call.expect.contains(&v.verdict),
         setup_ms: m.setup_ms,
         loss_pct: m.loss_pct,
-        jitter_ms: m.jitter_ms,
-        one_way_delay_ms: m.one_way_delay_ms,
+        // Judged from the network (or a failed peer): the censor cannot tell MOS, jitter or
+        // delay, so there are none (null in JSON, `-` in tables), never a made-up 0.
+        jitter_ms: v.has_frames.then_some(m.jitter_ms),
+        one_way_delay_ms: v.has_frames.then_some(m.one_way_delay_ms),
         longest_gap_ms: m.longest_gap_ms,
-        mos: m.mos,
+        mos: v.has_frames.then_some(m.mos),
         rule,
         reason,
         caller_addr,

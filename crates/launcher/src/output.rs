@@ -223,6 +223,10 @@ pub fn verdict_line(doc: &Results, written: Written, judge: Judge) -> String {
         "a run failed for input or environment (fix the job, not the transport)".to_string()
     } else if code == 1 {
         "some expectation NOT met".to_string()
+    } else if code == 3 {
+        "INCONCLUSIVE: some call missed twice with the machine to blame (re-run on a quieter \
+         machine); every other expectation met"
+            .to_string()
     } else if flaky > 0 {
         "every expectation met, some only on a retry".to_string()
     } else {
@@ -308,6 +312,7 @@ mod tests {
         let mut d = doc(&[None]);
         d.runs[0].calls.push(call("stalled", false, true));
         assert_eq!(exit_status(&d, Written::All, judge), 3);
+        assert!(verdict_line(&d, Written::All, judge).starts_with("exit 3: INCONCLUSIVE"));
         d.runs[0].calls.push(call("missed", false, false));
         assert_eq!(exit_status(&d, Written::All, judge), 1);
         let mut env = doc(&[Some(RunErrorKind::Environment)]);

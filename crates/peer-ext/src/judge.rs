@@ -378,7 +378,13 @@ pub fn judge_external(
         return error(Cause::Text { text: "unreachable: both peers ran".into() });
     };
     if let Some(obs) = network {
-        if let Err(e) = cross_check(a, b, obs, facts.voice.frame_bytes.max(callwall_transport::voice::HEADER_BYTES) as u64, &CrossCheck::default()) {
+        if let Err(e) = cross_check(
+            a,
+            b,
+            obs,
+            facts.voice.frame_bytes.max(callwall_transport::voice::HEADER_BYTES) as u64,
+            &CrossCheck::default(),
+        ) {
             return error(Cause::Text { text: e });
         }
     }
@@ -681,7 +687,13 @@ mod tests {
             &NetworkThresholds::default(),
         );
         assert_eq!(j.verdict, Verdict::Error, "{}", j.reason);
-        assert!(j.reason.to_string().starts_with("report contradicts the network: the caller reports 100 frames"), "{}", j.reason);
+        assert!(
+            j.reason
+                .to_string()
+                .starts_with("report contradicts the network: the caller reports 100 frames"),
+            "{}",
+            j.reason
+        );
         // And without a censor view that is an error, not a guess.
         let j = judge_external(
             &ran(ExternalReport::default()),
@@ -698,11 +710,7 @@ mod tests {
         ExternalReport {
             sent: Some(SentTotals { frames: u64::from(n), start_unix_ns: T0, end_unix_ns: T0 }),
             arrivals: (0..n)
-                .map(|s| callwall_transport::Arrival {
-                    seq: s,
-                    sent_unix_ns: T0,
-                    recv_unix_ns: T0,
-                })
+                .map(|s| callwall_transport::Arrival { seq: s, sent_unix_ns: T0, recv_unix_ns: T0 })
                 .collect(),
             ..Default::default()
         }
@@ -725,9 +733,15 @@ mod tests {
         let none = obs(vec![], vec![]);
         assert_eq!(cross_check(&frames(25), &ExternalReport::default(), &none, 80, &cc), Ok(()));
         let e = cross_check(&ExternalReport::default(), &frames(26), &none, 80, &cc).unwrap_err();
-        assert!(e.contains("the callee reports 26 frames") && e.contains("caller to callee"), "{e}");
+        assert!(
+            e.contains("the callee reports 26 frames") && e.contains("caller to callee"),
+            "{e}"
+        );
         // Twice what was forwarded is the limit (a transport may carry frames compactly).
-        let o = obs(vec![Bin { forwarded_packets: 1, forwarded_bytes: 8000, dropped_packets: 0 }], vec![]);
+        let o = obs(
+            vec![Bin { forwarded_packets: 1, forwarded_bytes: 8000, dropped_packets: 0 }],
+            vec![],
+        );
         assert_eq!(cross_check(&ExternalReport::default(), &frames(225), &o, 80, &cc), Ok(()));
         assert!(cross_check(&ExternalReport::default(), &frames(226), &o, 80, &cc).is_err());
     }

@@ -30,8 +30,8 @@ mod sys;
 
 pub use contract::{ContractError, ExternalPeerContext, RelayEnv};
 pub use judge::{
-    cross_check, judge_external, judge_from_network, Bin, CrossCheck, CallFacts, ExternalJudgement, NetworkDirection,
-    NetworkJudgement, NetworkObservation, NetworkThresholds, NETWORK_NOTE,
+    cross_check, judge_external, judge_from_network, Bin, CallFacts, CrossCheck, ExternalJudgement,
+    NetworkDirection, NetworkJudgement, NetworkObservation, NetworkThresholds, NETWORK_NOTE,
 };
 pub use report::{parse_report, ExternalReport, ReportError, SentTotals, Stage};
 pub use runner::{spawn_peer, PeerExit, PeerOutcome, PeerRun, RunError, RunLimits, RunningPeer};

@@ -16,8 +16,8 @@ fn two(v: Option<f64>) -> String {
 /// after a slash: `4.38/3.86`.
 pub fn mos_cell(c: &CallResult) -> String {
     match &c.audio {
-        Some(a) => format!("{:.2}/{}", c.mos, two(a.mos_lqo())),
-        None => format!("{:.2}", c.mos),
+        Some(a) => format!("{}/{}", two(c.mos), two(a.mos_lqo())),
+        None => two(c.mos),
     }
 }
 
@@ -110,10 +110,10 @@ pub fn markdown_section(doc: &Results) -> String {
             };
             let _ = writeln!(
                 o,
-                "| {} | {} | {:.2} | {} | {} | {} / {} |",
+                "| {} | {} | {} | {} | {} | {} / {} |",
                 r.scenario,
                 c.name,
-                c.mos,
+                two(c.mos),
                 lqo(a.up.as_ref()),
                 lqo(a.down.as_ref()),
                 played(&a.up),
@@ -195,7 +195,7 @@ pub fn junit_properties(o: &mut String, calls: &[CallResult]) {
             format!("audio.{}.mos_lqo_down", c.name),
             two(a.down.as_ref().and_then(|d| d.mos_lqo)),
         );
-        prop(format!("audio.{}.emodel_mos", c.name), format!("{:.2}", c.mos));
+        prop(format!("audio.{}.emodel_mos", c.name), two(c.mos));
     }
     let _ = writeln!(o, "    </properties>");
 }

@@ -30,7 +30,7 @@ pub fn judged_from_words(e: &ExternalCall) -> &'static str {
 pub fn report_words(r: Option<&ExternalReportSummary>) -> String {
     let Some(r) = r else { return "no report".into() };
     if let Some(e) = &r.error {
-        return format!("malformed report: {e}");
+        return format!("malformed report ({} lines read before the error): {e}", r.lines);
     }
     let mut s = format!("{} lines, {} frames received", r.lines, r.frames_received);
     match r.frames_sent {
@@ -44,6 +44,9 @@ pub fn report_words(r: Option<&ExternalReportSummary>) -> String {
     }
     if let Some(p) = &r.path {
         let _ = write!(s, " ({p})");
+    }
+    if let Some(f) = &r.failed {
+        let _ = write!(s, "; {} failed: {}", f.stage, f.reason);
     }
     s
 }
@@ -273,6 +276,7 @@ mod tests {
                     connected_ms: Some(310.0),
                     path: Some("ice host".into()),
                     error: None,
+                    failed: None,
                 }),
             },
             callee: ExternalPeerResult {
@@ -351,5 +355,31 @@ mod tests {
         let props = x.find("<properties>").unwrap();
         assert!(props < x.find("<failure").unwrap() && props < x.find("<system-out>").unwrap());
         assert!(x.find("</system-out>").unwrap() < x.find("<system-err>").unwrap());
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_report_shows_the_lines_read_before_it_and_a_failed_stage_its_reason() {
+        let r = ExternalReportSummary {
+            lines: 204,
+            error: Some("report line 206, field \"recv_ns\": is missing".into()),
+            ..Default::default()
+        };
+        let w = report_words(Some(&r));
+        assert!(w.contains("204 lines read before the error") && w.contains("line 206"), "{w}");
+        let r = ExternalReportSummary {
+            lines: 3,
+            frames_sent: Some(0),
+            failed: Some(callwall_results::external::ExternalFailure {
+                stage: "signalling".into(),
+                reason: "no answer".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(report_words(Some(&r)).ends_with("; signalling failed: no answer"));
     }
 }

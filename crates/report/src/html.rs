@@ -291,9 +291,9 @@ fn tooltip(c: &CallResult) -> String {
     let _ = write!(
         t,
         "\nMOS {} · loss {} % · delay {} ms · setup {}",
-        num(c.mos, 2),
+        c.mos.map_or_else(|| "–".to_string(), |x| num(x, 2)),
         num(c.loss_pct, 1),
-        num(c.one_way_delay_ms, 1),
+        c.one_way_delay_ms.map_or_else(|| "–".to_string(), |x| num(x, 1)),
         opt_ms(c.setup_ms)
     );
     if let Some(rule) = &c.rule {

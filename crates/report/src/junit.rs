@@ -244,14 +244,14 @@ fn fragment(r: &RunResult, name: &str) -> String {
             o,
             "      <system-out>{}</system-out>",
             xml_escape(&format!(
-                "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={:.2} one_way_delay_ms={:.2} longest_gap_ms={:.0} mos={:.2}{} seed={}",
+                "verdict={} setup_ms={} loss_pct={:.2} jitter_ms={} one_way_delay_ms={} longest_gap_ms={:.0} mos={}{} seed={}",
                 c.verdict.as_str(),
                 opt_ms(c.setup_ms),
                 c.loss_pct,
-                c.jitter_ms,
-                c.one_way_delay_ms,
+                crate::opt_num(c.jitter_ms, 2),
+                crate::opt_num(c.one_way_delay_ms, 2),
                 c.longest_gap_ms,
-                c.mos,
+                crate::opt_num(c.mos, 2),
                 crate::audio::junit_keys(c),
                 r.seed
             ))

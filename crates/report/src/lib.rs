@@ -75,6 +75,11 @@ pub(crate) fn one_of<T: Ord + Copy + std::fmt::Display>(
     e.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(sep)
 }
 
+/// A figure with `prec` decimals, `-` when the call has none (judged from the network).
+pub(crate) fn opt_num(v: Option<f64>, prec: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.prec$}"))
+}
+
 /// Milliseconds without decimals, `-` when unknown.
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x:.0}"))

@@ -21,7 +21,7 @@ pub fn markdown(doc: &Results) -> String {
         for c in &r.calls {
             let _ = writeln!(
                 o,
-                "| {} | {}/{} | {}{}{} | {}{} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {}/{} | {}{}{} | {}{} | {} | {:.1} | {} | {} | {} | {} |",
                 r.scenario,
                 c.transport,
                 c.strategy,
@@ -32,8 +32,8 @@ pub fn markdown(doc: &Results) -> String {
                 crate::one_of(&c.expected, " or "),
                 opt_ms(c.setup_ms),
                 c.loss_pct,
-                c.jitter_ms,
-                c.one_way_delay_ms,
+                crate::opt_num(c.jitter_ms, 1),
+                crate::opt_num(c.one_way_delay_ms, 1),
                 crate::audio::mos_cell(c),
                 c.rule.as_deref().unwrap_or("-")
             );

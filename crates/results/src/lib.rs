@@ -373,10 +373,14 @@ pub struct CallResult {
     pub met: bool,
     pub setup_ms: Option<f64>,
     pub loss_pct: f64,
-    pub jitter_ms: f64,
-    pub one_way_delay_ms: f64,
+    /// `None` (JSON `null`, `-` in tables) when the call has no such figure: judged from the
+    /// network (an external call whose peers reported no frames), the censor cannot tell.
+    pub jitter_ms: Option<f64>,
+    /// `None` as `jitter_ms`.
+    pub one_way_delay_ms: Option<f64>,
     pub longest_gap_ms: f64,
-    pub mos: f64,
+    /// `None` as `jitter_ms`.
+    pub mos: Option<f64>,
     /// The censor rule that hit this call's packets hardest, if any did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,

@@ -156,9 +156,10 @@ pub fn assign_media_ports(claims: &[PortClaim<'_>]) -> Result<Vec<Vec<u16>>, (us
                 ),
             ));
         }
-        if let Some(o) = claims[..i].iter().find(|o| {
-            o.written == Some(port) && o.hosts.iter().any(|h| c.hosts.contains(h))
-        }) {
+        if let Some(o) = claims[..i]
+            .iter()
+            .find(|o| o.written == Some(port) && o.hosts.iter().any(|h| c.hosts.contains(h)))
+        {
             let host = o.hosts.iter().find(|h| c.hosts.contains(h)).copied().unwrap_or("?");
             return Err((
                 i,

@@ -66,6 +66,10 @@ pub fn markdown_section(doc: &Results) -> String {
 pub fn html_call(o: &mut String, c: &CallResult) {
     if let Some(m) = c.machine {
         let head = if c.inconclusive { "Inconclusive:" } else { "Machine:" };
-        let _ = writeln!(o, "<p class=\"reason\"><strong>{head}</strong> {}</p>", escape(&m.to_string()));
+        let _ = writeln!(
+            o,
+            "<p class=\"reason\"><strong>{head}</strong> {}</p>",
+            escape(&m.to_string())
+        );
     }
 }

@@ -233,7 +233,8 @@ mod tests {
         assert_eq!(MachineLoad::of(none, 0), None);
         let l = MachineLoad::of(none, 3).expect("kernel drops are load");
         assert_eq!(l.process, Some(Process::Caller));
-        let censor = [(Process::Caller, Some(120)), (Process::Callee, None), (Process::Censor, Some(400))];
+        let censor =
+            [(Process::Caller, Some(120)), (Process::Callee, None), (Process::Censor, Some(400))];
         let l = MachineLoad::of(censor, 0).expect("a 400 ms stall is load");
         assert_eq!((l.process, l.stall_ms), (Some(Process::Censor), 400));
         assert_eq!(

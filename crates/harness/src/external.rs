@@ -354,6 +354,9 @@ pub struct NetworkView {
     pub bins: Vec<PairBins>,
     /// Outside addresses whose traffic is not the call's media (the signal server).
     pub ignore: Vec<IpAddr>,
+    /// For a call alone on its caller host in the run: its caller address and the host's own
+    /// addresses, whose traffic is the call's too ([`lone_call_hosts`]).
+    pub aliases: Vec<(IpAddr, Vec<IpAddr>)>,
 }
 
 impl NetworkView {
@@ -370,12 +373,14 @@ impl NetworkView {
         if !self.watched.contains(&caller) {
             return None;
         }
+        let also: &[IpAddr] =
+            self.aliases.iter().find(|(c, _)| *c == caller).map_or(&[], |(_, a)| a.as_slice());
+        let mine = |a: IpAddr| a == caller || also.contains(&a);
         let first = start_unix_ns.saturating_sub(self.t0_unix_ns) / BIN_NS;
         let mut up: Vec<Bin> = Vec::new();
         let mut down: Vec<Bin> = Vec::new();
         let (mut signal_up, mut signal_down) = (Bin::default(), Bin::default());
-        for p in self.bins.iter().filter(|p| p.inside == caller && self.ignore.contains(&p.outside))
-        {
+        for p in self.bins.iter().filter(|p| mine(p.inside) && self.ignore.contains(&p.outside)) {
             for (src, dst) in [(&p.up, &mut signal_up), (&p.down, &mut signal_down)] {
                 for b in src {
                     dst.forwarded_packets += u64::from(b.forwarded_packets);
@@ -384,9 +389,7 @@ impl NetworkView {
                 }
             }
         }
-        for p in
-            self.bins.iter().filter(|p| p.inside == caller && !self.ignore.contains(&p.outside))
-        {
+        for p in self.bins.iter().filter(|p| mine(p.inside) && !self.ignore.contains(&p.outside)) {
             for (src, dst) in [(&p.up, &mut up), (&p.down, &mut down)] {
                 for (i, b) in src.iter().enumerate() {
                     let abs = p.first_bin + i as u64;
@@ -428,6 +431,40 @@ pub fn watched_callers(
             if call.peer.is_some() {
                 if let Some(ip) = call_ip(topology, &call.caller, copy) {
                     out.push(ip);
+                }
+            }
+            copy += 1;
+        }
+    }
+    for (_, own) in lone_call_hosts(topology, calls) {
+        out.extend(own.into_iter().filter(|a| !out.contains(a)).collect::<Vec<_>>());
+    }
+    out
+}
+
+/// The external calls that are alone on their caller host in the run (one placement, no other
+/// call from that host): each call's caller address and the host's own interface addresses.
+/// A peer that cannot choose its source address (a browser binds its ICE host candidates to
+/// the interface's first address, not to `CALLWALL_LOCAL_IP`) sends from those; when no other
+/// call shares the host, that traffic can only be this call's, so the censor watches those
+/// addresses too and counts them as the call's.
+pub fn lone_call_hosts(
+    topology: &callwall_netns::topology::Topology,
+    calls: &[&callwall_scenario::Call],
+) -> Vec<(IpAddr, Vec<IpAddr>)> {
+    let mut per_host: std::collections::HashMap<&str, u32> = Default::default();
+    for call in calls {
+        *per_host.entry(call.caller.as_str()).or_default() += call.placements();
+    }
+    let mut out = Vec::new();
+    let mut copy = 0u32;
+    for call in calls {
+        for _ in 0..call.placements() {
+            if call.peer.is_some() && per_host.get(call.caller.as_str()) == Some(&1) {
+                let host = topology.host(&call.caller);
+                if let (Some(ip), Some(spec)) = (call_ip(topology, &call.caller, copy), host) {
+                    let own = spec.interfaces.iter().flat_map(|i| &i.addrs).map(|c| c.addr);
+                    out.push((ip, own.collect()));
                 }
             }
             copy += 1;
@@ -560,6 +597,7 @@ mod tests {
                 PairBins { inside: ip("10.1.0.131"), ..pair("10.2.0.131", 20, bins(5, 50)) },
             ],
             ignore: vec![ip("10.4.0.2")],
+            aliases: Vec::new(),
         };
         // The call starts 2.05 s after t0: its bins start at bin 20.
         let o = view.observation(caller, t0 + 2_050_000_000, Duration::from_secs(4)).unwrap();
@@ -580,5 +618,18 @@ mod tests {
         assert_eq!(late.up.iter().map(|b| b.forwarded_packets).collect::<Vec<_>>(), [9, 5]);
         // A caller the censor did not watch has no observation (the judge says error).
         assert!(view.observation(ip("10.1.0.200"), t0, Duration::from_secs(4)).is_none());
+        // A call alone on its host: the host's own address counts as the call's (a browser
+        // sends from it), another host address does not.
+        let host = ip("10.1.0.2");
+        let lone = NetworkView {
+            aliases: vec![(caller, vec![host])],
+            bins: vec![PairBins { inside: host, ..pair("10.2.0.2", 20, bins(5, 7)) }],
+            ..view
+        };
+        let o = lone.observation(caller, t0 + 2_050_000_000, Duration::from_secs(4)).unwrap();
+        assert_eq!(o.up.iter().map(|b| b.forwarded_packets).sum::<u64>(), 35);
+        let other = NetworkView { aliases: Vec::new(), ..lone };
+        let o = other.observation(caller, t0 + 2_050_000_000, Duration::from_secs(4)).unwrap();
+        assert!(o.up.is_empty());
     }
 }

@@ -124,6 +124,7 @@ fn run_scenario(plan: &RunPlan, exe: &Path) -> Result<RunResult, HarnessError> {
             None => Vec::new(),
         },
         bins: bins.unwrap_or_default(),
+        aliases: crate::external::lone_call_hosts(&plan.scenario.topology, &calls),
     };
     services.stop(stop_deadline, &mut out.artifacts);
 
